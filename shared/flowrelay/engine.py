@@ -65,7 +65,9 @@ def run_flow(flow: Flow, parameters: Mapping[str, Any], executor: Executor | Non
     values = resolve_parameters(flow, parameters)
     executor = executor or flow.executor or LocalExecutor()
     if flow.on_execute is not None:
-        provider_kwargs = dict(executor.cluster_kwargs) if isinstance(executor, DaskExecutor) else {}
+        provider_kwargs = (
+            dict(executor.cluster_kwargs) if isinstance(executor, DaskExecutor) else {}
+        )
         flow.on_execute(values, provider_kwargs)
         if isinstance(executor, DaskExecutor):
             executor = executor.with_cluster_kwargs(provider_kwargs)
@@ -99,7 +101,9 @@ def _submit_all(
         slug = flow.slug(task)
         context = {"task_name": slug, "resources": task.dask_resources}
         if not mapped_constants and not any(edge.mapped for edge in edges):
-            upstream = [(edge.key, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges]
+            upstream = [
+                (edge.key, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges
+            ]
             futures[task] = executor.submit(
                 run_task, task, slug, upstream, constants, extra_context=context
             )
@@ -208,7 +212,9 @@ def run_task(
     else:
         final = _run_with_retries(task, slug, inputs)
     if task_log.isEnabledFor(logging.INFO):
-        task_log.info("Task %r: %s%s", slug, final.name, f": {final.message}" if final.message else "")
+        task_log.info(
+            "Task %r: %s%s", slug, final.name, f": {final.message}" if final.message else ""
+        )
     return final
 
 
@@ -238,7 +244,11 @@ def _run_with_retries(task: Task, slug: str, inputs: dict[str, Any]) -> State:
         delay = task.retry_delay.total_seconds()
         task_log.warning(
             "Task %r attempt %d of %d failed (%s); retrying in %gs",
-            slug, attempt, task.max_retries + 1, failure.message, delay,
+            slug,
+            attempt,
+            task.max_retries + 1,
+            failure.message,
+            delay,
         )
         time.sleep(delay)
         attempt += 1
@@ -286,7 +296,9 @@ def collect_mapped(slug: str, children: list[State]) -> State:
 def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
     """The flow-run state: Success when every reference task succeeded, else Failed with a
     message naming the task(s) where the failure started."""
-    unsuccessful = [task for task in flow.reference_tasks() if not task_states[task].is_successful()]
+    unsuccessful = [
+        task for task in flow.reference_tasks() if not task_states[task].is_successful()
+    ]
     if not unsuccessful:
         return Success("All reference tasks succeeded.", result=task_states)
     causes = [

@@ -163,13 +163,14 @@ class Flow:
         """Wire ``task`` in one call: ordering-only upstreams, downstreams and keyword inputs."""
         self.add_task(task)
         for upstream in upstream_tasks or ():
-            self.add_edge(self._task_for(upstream), task, mapped=mapped)
+            self.add_edge(self.task_for(upstream), task, mapped=mapped)
         for downstream in downstream_tasks or ():
             self.add_edge(task, downstream)
         for key, value in (keyword_tasks or {}).items():
             task._bind_input(self, key, value, mapped)
 
-    def _task_for(self, value: Any) -> Task:
+    def task_for(self, value: Any) -> Task:
+        """The task producing ``value`` (a task, or a collection of tasks); TypeError otherwise."""
         upstream = as_task(value, self)
         if upstream is None:
             raise TypeError(f"Flow {self.name!r}: {value!r} is not a task")
@@ -224,8 +225,7 @@ class Flow:
         return [
             task
             for task in self._tasks
-            if (name is None or name in (task.name, self._slugs[task]))
-            and wanted_tags <= task.tags
+            if (name is None or name in (task.name, self._slugs[task])) and wanted_tags <= task.tags
         ]
 
     def root_tasks(self) -> set[Task]:

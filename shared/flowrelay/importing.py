@@ -47,5 +47,7 @@ def import_object(path: str) -> Any:
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ImportStringError(f"module {module_name!r} has no attribute {attribute!r}") from None
+            raise ImportStringError(
+                f"module {module_name!r} has no attribute {attribute!r}"
+            ) from None
     return target

@@ -37,7 +37,7 @@ def active_flow() -> Flow | None:
     return _active_flow.get()
 
 
-class unmapped:  # noqa: N801 - the seed API spells it in lower case
+class unmapped:
     """Marks an argument of ``task.map`` that every mapped child receives whole."""
 
     __slots__ = ("value",)
@@ -79,7 +79,9 @@ class Task:
     ) -> None:
         self.name = name or type(self).__name__
         if not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"Task {self.name!r}: max_retries must be an int >= 0, got {max_retries!r}")
+            raise ValueError(
+                f"Task {self.name!r}: max_retries must be an int >= 0, got {max_retries!r}"
+            )
         self.max_retries = max_retries
         self.retry_delay = _as_timedelta(retry_delay, "retry_delay", self.name)
         if max_retries > 0 and self.retry_delay is None:
@@ -169,7 +171,7 @@ class Task:
             else:
                 self._bind_input(flow, key, value, mapped)
         for upstream in upstream_tasks or ():
-            flow.add_edge(as_task(upstream, flow), self)
+            flow.add_edge(flow.task_for(upstream), self)
         return self
 
     def _bind_input(self, flow: Flow, key: str, value: Any, mapped: bool) -> None:
@@ -186,7 +188,7 @@ class Task:
     ) -> Task:
         """Make ``task`` run before this one (and feed it as ``key`` when given)."""
         flow = _require_flow(flow, self, "set_upstream")
-        flow.add_edge(as_task(task, flow), self, key=key, mapped=mapped)
+        flow.add_edge(flow.task_for(task), self, key=key, mapped=mapped)
         return self
 
     def set_downstream(
@@ -278,7 +280,9 @@ def task(
 ) -> TaskDecorator[Any]: ...
 
 
-def task(fn: Callable[..., Any] | None = None, /, **settings: Any) -> FunctionTask | TaskDecorator[Any]:
+def task(
+    fn: Callable[..., Any] | None = None, /, **settings: Any
+) -> FunctionTask | TaskDecorator[Any]:
     """Turn a function into a task; use bare (``@task``) or with settings (``@task(name=...)``).
 
     >>> @task(max_retries=3, retry_delay=timedelta(seconds=1))
@@ -317,7 +321,8 @@ def as_task(value: Any, flow: Flow) -> Task | None:
 
 
 def _require_flow(flow: Flow | None, task: Task, action: str) -> Flow:
-    flow = flow or active_flow()
+    if flow is None:  # not `flow or ...`: a Flow with no tasks yet is falsy (len 0)
+        flow = active_flow()
     if flow is None:
         raise ValueError(
             f"Task {task.name!r}: {action} needs a flow: call it inside `with Flow(...)` "
@@ -349,4 +354,3 @@ def _parse_dask_resources(tags: Iterable[str], task_name: str) -> dict[str, floa
                 f"Task {task_name!r}: tag {tag!r} is not of the form dask-resource:KEY=NUM"
             ) from None
     return resources
-

@@ -52,7 +52,9 @@ class LocalDaskExecutor(Executor):
         self.scheduler = _SCHEDULERS[scheduler]
         num_workers = kwargs.pop("num_workers", None)
         if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
-            raise ValueError(f"LocalDaskExecutor: num_workers must be an int >= 1, got {num_workers!r}")
+            raise ValueError(
+                f"LocalDaskExecutor: num_workers must be an int >= 1, got {num_workers!r}"
+            )
         self.num_workers: int | None = num_workers
         self.dask_config: dict[str, Any] = kwargs
         self._pool: Any = None
@@ -95,7 +97,7 @@ class LocalDaskExecutor(Executor):
     ) -> Any:
         delayed_fn = self._delayed_functions.get(fn)
         if delayed_fn is None:
-            from dask import delayed
+            from dask.delayed import delayed
 
             delayed_fn = self._delayed_functions[fn] = delayed(fn, pure=False)
         name = (extra_context or {}).get("task_name", "task")
@@ -111,10 +113,11 @@ class LocalDaskExecutor(Executor):
         """Compute ``futures`` together with everything submitted and not yet computed, so a
         task is never computed twice when the engine waits more than once in a run."""
         import dask
+        from dask.base import compute
 
         pending, self._pending = self._pending, []
         with dask.config.set(self.dask_config):
-            computed, computed_pending = dask.compute(
+            computed, computed_pending = compute(
                 self._swap_resolved(futures),
                 pending,
                 scheduler=self.scheduler,
@@ -169,12 +172,21 @@ class DaskExecutor(Executor):
                 "DaskExecutor: give either address (an existing scheduler) or "
                 "cluster_class/cluster_kwargs/adapt_kwargs (a temporary cluster), not both"
             )
-        if cluster_class is not None and not isinstance(cluster_class, str) and not callable(cluster_class):
-            raise TypeError(f"DaskExecutor: cluster_class must be a class or an import string, got {cluster_class!r}")
+        if (
+            cluster_class is not None
+            and not isinstance(cluster_class, str)
+            and not callable(cluster_class)
+        ):
+            raise TypeError(
+                "DaskExecutor: cluster_class must be a class or an import string, "
+                f"got {cluster_class!r}"
+            )
         self.address = address
         self.cluster_class = cluster_class
         self.cluster_kwargs: dict[str, Any] = dict(cluster_kwargs or {})
-        self.adapt_kwargs: dict[str, Any] | None = dict(adapt_kwargs) if adapt_kwargs is not None else None
+        self.adapt_kwargs: dict[str, Any] | None = (
+            dict(adapt_kwargs) if adapt_kwargs is not None else None
+        )
         self.client_kwargs: dict[str, Any] = dict(client_kwargs or {})
         self.debug = bool(debug)
         self.client: Any = None
@@ -193,7 +205,7 @@ class DaskExecutor(Executor):
         if self.cluster_class is None:
             from distributed import LocalCluster
 
-            return LocalCluster  # type: ignore[no-any-return]
+            return LocalCluster
         if isinstance(self.cluster_class, str):
             return import_object(self.cluster_class)  # type: ignore[no-any-return]
         return self.cluster_class
@@ -209,15 +221,24 @@ class DaskExecutor(Executor):
                 cluster_class = self.resolve_cluster_class()
                 kwargs = dict(self.cluster_kwargs)
                 if isinstance(cluster_class, type) and issubclass(cluster_class, LocalCluster):
-                    kwargs.setdefault("silence_logs", logging.INFO if self.debug else logging.WARNING)
-                    kwargs.setdefault("dashboard_address", None)
-                log.info("Creating a temporary %s for this run", getattr(cluster_class, "__name__", cluster_class))
+                    kwargs.setdefault(
+                        "silence_logs", logging.INFO if self.debug else logging.WARNING
+                    )
+                    # The scheduler always serves HTTP (health, metrics, the dashboard when
+                    # bokeh is installed); keep it on loopback and off the shared default port.
+                    kwargs.setdefault("dashboard_address", "127.0.0.1:0")
+                log.info(
+                    "Creating a temporary %s for this run",
+                    getattr(cluster_class, "__name__", cluster_class),
+                )
                 self.cluster = target = cluster_class(**kwargs)
                 stack.callback(self._close_cluster)
                 if self.adapt_kwargs is not None:
                     self.cluster.adapt(**self.adapt_kwargs)
             self.client = stack.enter_context(Client(target, **self.client_kwargs))
             stack.callback(self._forget_client)
+            if self.client.dashboard_link:
+                log.info("Dask dashboard: %s", self.client.dashboard_link)
             yield
 
     def _close_cluster(self) -> None:
@@ -274,5 +295,6 @@ class DaskExecutor(Executor):
                 )
 
     def __repr__(self) -> str:
-        where = self.address or getattr(self.cluster_class, "__name__", self.cluster_class) or "LocalCluster"
+        cluster = self.cluster_class
+        where = self.address or getattr(cluster, "__name__", None) or cluster or "LocalCluster"
         return f"<DaskExecutor {where}>"

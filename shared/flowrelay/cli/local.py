@@ -1,0 +1,120 @@
+"""Commands that run flows in this process: ``run-local``, ``demo``, ``schema``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from flowrelay.cli import output
+from flowrelay.engine import ParameterError
+from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.interrupts import Terminated, raise_on_sigterm
+from flowrelay.storage import FlowLoadError, Local
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {
+    "local": LocalExecutor,
+    "threads": lambda: LocalDaskExecutor(scheduler="threads"),
+    "processes": lambda: LocalDaskExecutor(scheduler="processes"),
+    "dask": DaskExecutor,
+}
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("n=3", "name=ada")`` -> ``{"n": 3, "name": "ada"}``; values are JSON when they parse
+    as JSON, else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+def fail_usage(message: str) -> None:
+    output.stderr.print(f"[red]error:[/] {message}", markup=True)
+    sys.exit(2)
+
+
+@click.command("run-local")
+@click.argument("location", metavar="FILE[:ATTR]")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter value (JSON or text); repeatable.",
+)
+@click.option(
+    "--executor", "-e", type=click.Choice(sorted(EXECUTORS)), help="Override the flow's executor."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No live task lines on stderr.")
+def run_local(
+    location: str, params: tuple[str, ...], executor: str | None, as_json: bool, quiet: bool
+) -> None:
+    """Run the flow in FILE (the attribute ATTR, or its only Flow) here and now.
+
+    \b
+    Exit code 0 when the run succeeds, 1 when it fails, 2 when the flow cannot be loaded or the
+    parameters do not fit it.
+
+    \b
+    Example:
+      flowrelay run-local flows/etl.py:flow --param rows=100 --executor threads
+    """
+    parameters = parse_params(params)
+    try:
+        flow = Local(location).load()
+    except FlowLoadError as exc:
+        fail_usage(str(exc))
+        return
+    chosen: Executor | None = EXECUTORS[executor]() if executor else None
+    try:
+        with raise_on_sigterm(), output.live_task_lines(enabled=not quiet and not as_json):
+            state = flow.run(parameters=parameters, executor=chosen)
+    except ParameterError as exc:
+        fail_usage(str(exc))
+        return
+    except (KeyboardInterrupt, Terminated) as exc:
+        output.stderr.print(
+            f"[yellow]interrupted:[/] flow {flow.name!r} stopped ({exc or 'SIGINT'})"
+        )
+        sys.exit(getattr(exc, "exit_code", 130))
+    if as_json:
+        click.echo(output.run_as_json(flow, state))
+    else:
+        output.print_run(flow, state)
+    sys.exit(0 if state.is_successful() else 1)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+def demo(as_json: bool) -> None:
+    """Run the example flows and show how each ends (exit 0 when all end as designed)."""
+    from flowrelay.demo import run_demo
+
+    with raise_on_sigterm():
+        sys.exit(run_demo(as_json=as_json))
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["run-config", "storage"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of run configs or storage."""
+    if kind == "run-config":
+        from flowrelay.run_configs import run_config_json_schema
+
+        click.echo(json.dumps(run_config_json_schema(), indent=2))
+    else:
+        from flowrelay.storage import storage_json_schema
+
+        click.echo(json.dumps(storage_json_schema(), indent=2))

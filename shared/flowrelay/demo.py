@@ -73,7 +73,8 @@ def run_demo(as_json: bool = False) -> int:
                 f"[bold]{number}. {run.title}[/]  ({run.flow_path} on {run.executor!r})"
             )
         started = time.perf_counter()
-        state = flow.run(parameters=run.parameters, executor=run.executor)
+        with output.task_prints_to_stderr(enabled=as_json):
+            state = flow.run(parameters=run.parameters, executor=run.executor)
         seconds = time.perf_counter() - started
         as_designed = state.is_successful() == run.expect_success
         outcomes.append(

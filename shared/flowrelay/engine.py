@@ -301,11 +301,7 @@ def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
     ]
     if not unsuccessful:
         return Success("All reference tasks succeeded.", result=task_states)
-    causes = [
-        task
-        for task in flow.sorted_tasks()
-        if task_states[task].is_failed() and not isinstance(task_states[task], TriggerFailed)
-    ]
+    causes = [task for task in flow.sorted_tasks() if _failed_here(task_states[task])]
     if not causes:
         names = ", ".join(repr(flow.slug(task)) for task in unsuccessful)
         return Failed(f"Reference tasks did not succeed: {names}", result=task_states)
@@ -315,6 +311,14 @@ def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
         others = ", ".join(repr(flow.slug(task)) for task in causes[1:])
         message += f" (also failed: {others})"
     return Failed(message, result=task_states)
+
+
+def _failed_here(state: State) -> bool:
+    """Whether a failure started in this task rather than upstream of it (for a mapped task:
+    in one of its children, not only in children that did not run)."""
+    if not state.is_failed() or isinstance(state, TriggerFailed):
+        return False
+    return state.map_states is None or any(_failed_here(child) for child in state.map_states)
 
 
 def _trigger_failed(upstream_slugs: list[str]) -> TriggerFailed:

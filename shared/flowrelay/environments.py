@@ -49,6 +49,7 @@ _RUN_TASK_ARGS = frozenset(
         "cluster", "count", "group", "networkConfiguration", "overrides", "placementConstraints",
         "placementStrategy", "platformVersion", "propagateTags", "referenceId", "startedBy",
         "tags", "enableECSManagedTags", "capacityProviderStrategy", "enableExecuteCommand",
+        "taskDefinition", "clientToken", "volumeConfigurations",
     }
 )  # fmt: skip
 
@@ -270,7 +271,8 @@ class DaskCloudProviderEnvironment(Environment):
 
     def translate(self) -> Translation:
         cluster_kwargs = dict(self.provider_kwargs)
-        client_kwargs = dict(self.executor_kwargs.pop("client_kwargs", None) or {})
+        executor_kwargs = dict(self.executor_kwargs)
+        client_kwargs = dict(executor_kwargs.pop("client_kwargs", None) or {})
         if self.security is not None:
             cluster_kwargs["security"] = self.security
             client_kwargs["security"] = self.security
@@ -284,7 +286,7 @@ class DaskCloudProviderEnvironment(Environment):
             cluster_kwargs=cluster_kwargs,
             adapt_kwargs=adapt_kwargs,
             client_kwargs=client_kwargs,
-            **self.executor_kwargs,
+            **executor_kwargs,
         )
         return self._translation(
             ECSRun(labels=self._labels()), executor, on_execute=self.on_execute

@@ -125,13 +125,7 @@ class Flow:
     ) -> Edge:
         """Make ``upstream`` run before ``downstream`` and, with ``key``, feed it that input."""
         if key is not None:
-            taken = key in self.constants.get(downstream, {}) or any(
-                edge.key == key for edge in self._edges_to.get(downstream, ())
-            )
-            if taken:
-                raise ValueError(
-                    f"Flow {self.name!r}: task {downstream.name!r} already has an input {key!r}"
-                )
+            self._check_input_free(downstream, key)
         if upstream is downstream or self._reaches(downstream, upstream):
             raise ValueError(
                 f"Flow {self.name!r}: an edge {upstream.name!r} -> {downstream.name!r} would make "
@@ -147,10 +141,18 @@ class Flow:
 
     def add_constant(self, task: Task, key: str, value: Any, mapped: bool = False) -> None:
         """Feed ``task`` the plain value ``value`` as input ``key`` (mapped: one item per child)."""
+        self._check_input_free(task, key)
         self.add_task(task)
         self.constants.setdefault(task, {})[key] = value
         if mapped:
             self.mapped_constants.setdefault(task, set()).add(key)
+
+    def _check_input_free(self, task: Task, key: str) -> None:
+        taken = key in self.constants.get(task, {}) or any(
+            edge.key == key for edge in self._edges_to.get(task, ())
+        )
+        if taken:
+            raise ValueError(f"Flow {self.name!r}: task {task.name!r} already has an input {key!r}")
 
     def set_dependencies(
         self,

@@ -17,7 +17,15 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _ENV_NAME = re.compile(r"^[^=\x00]+$")
 _K8S_CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)m?$")
@@ -27,6 +35,7 @@ _ECS_MEMORY = re.compile(r"^(\d+|\d+(\.\d+)?\s*gb)$", re.IGNORECASE)
 _TASK_DEFINITION_ARN = re.compile(
     r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:\d+)?$"
 )
+_LEADING_NUMBER = re.compile(r"\d*\.?\d+")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -75,6 +84,17 @@ class _RunConfigBase(BaseModel):
                     raise ValueError(f"each label must be a non-empty string, got {label!r}")
             return list(dict.fromkeys(labels))
         return labels
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pydantic applies an assignment before the model validators run: undo it when they
+        # reject it, so a failed assignment leaves the config as it was.
+        saved_dict, saved_fields_set = self.__dict__, set(self.model_fields_set)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            object.__setattr__(self, "__dict__", saved_dict)
+            object.__setattr__(self, "__pydantic_fields_set__", saved_fields_set)
+            raise
 
     def fits(self, target_kind: str) -> bool:
         """Whether a launch target of ``target_kind`` (ecs, kubernetes, local, ...) can run it."""
@@ -220,7 +240,7 @@ class ECSRun(_RunConfigBase):
     @field_validator("task_definition_arn")
     @classmethod
     def _check_task_definition_arn(cls, value: str | None) -> str | None:
-        if value is not None and not _TASK_DEFINITION_ARN.match(value):
+        if value is not None and not _TASK_DEFINITION_ARN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a task definition ARN "
                 f"(arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY[:REVISION])"
@@ -230,7 +250,7 @@ class ECSRun(_RunConfigBase):
     @field_validator("task_role_arn", "execution_role_arn")
     @classmethod
     def _check_role_arn(cls, value: str | None, info: Any) -> str | None:
-        if value is not None and not _ROLE_ARN.match(value):
+        if value is not None and not _ROLE_ARN.fullmatch(value):
             raise ValueError(
                 f"{info.field_name} {value!r} is not an IAM role ARN "
                 "(arn:aws:iam::ACCOUNT:role/NAME)"
@@ -288,7 +308,8 @@ def _quantity(value: Any, pattern: re.Pattern[str], field: str, expected: str) -
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
-    if (isinstance(value, (int, float)) and value <= 0) or not pattern.match(text):
+    amount = _LEADING_NUMBER.match(text)
+    if not pattern.match(text) or amount is None or float(amount.group()) <= 0:
         raise ValueError(f"{field} {value!r} is not {expected}")
     return text
 

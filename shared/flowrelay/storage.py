@@ -121,6 +121,10 @@ class Module(_StorageBase):
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise FlowLoadError(f"cannot import {module_name!r}: {exc}") from exc
+        except Exception as exc:  # a SyntaxError or any error raised by the module's code
+            raise FlowLoadError(
+                f"{module_name}: raised {type(exc).__name__} while importing: {exc}"
+            ) from exc
         return _flow_in(module, attr or None, module_name)
 
 
@@ -159,7 +163,11 @@ class S3(_StorageBase):
     @field_validator("bucket")
     @classmethod
     def _check_bucket(cls, bucket: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]+[a-z0-9]", bucket):
+        if (
+            not re.fullmatch(r"[a-z0-9][a-z0-9.-]+[a-z0-9]", bucket)
+            or ".." in bucket
+            or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket)
+        ):
             raise ValueError(f"{bucket!r} is not an S3 bucket name")
         return bucket
 

@@ -79,7 +79,11 @@ def run_local(
         return
     chosen: Executor | None = EXECUTORS[executor]() if executor else None
     try:
-        with raise_on_sigterm(), output.live_task_lines(enabled=not quiet and not as_json):
+        with (
+            raise_on_sigterm(),
+            output.live_task_lines(enabled=not quiet and not as_json),
+            output.task_prints_to_stderr(enabled=as_json),
+        ):
             state = flow.run(parameters=parameters, executor=chosen)
     except ParameterError as exc:
         fail_usage(str(exc))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 from rich.console import Console
@@ -51,6 +52,16 @@ def live_task_lines(enabled: bool = True) -> Iterator[None]:
         logger.removeHandler(handler)
         logger.setLevel(saved_level)
         logger.propagate = saved_propagate
+
+
+@contextmanager
+def task_prints_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """Keep stdout for our JSON: what tasks print goes to stderr while ``enabled``."""
+    if not enabled:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield
 
 
 def short(value: Any, width: int = 60) -> str:

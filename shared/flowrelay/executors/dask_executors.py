@@ -71,9 +71,16 @@ class LocalDaskExecutor(Executor):
         if self.scheduler == "threads":
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="flowrelay-task")
         elif self.scheduler == "processes":
+            import dask
             from dask.multiprocessing import get_context
 
-            self._pool = ProcessPoolExecutor(workers, mp_context=get_context())
+            # Worker processes do not inherit the dask config set around compute(): set it there.
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=get_context(),
+                initializer=dask.config.set,
+                initargs=(self.dask_config,),
+            )
         completed = False
         try:
             yield
@@ -232,7 +239,7 @@ class DaskExecutor(Executor):
                     getattr(cluster_class, "__name__", cluster_class),
                 )
                 self.cluster = target = cluster_class(**kwargs)
-                stack.callback(self._close_cluster)
+                stack.push(self._close_cluster)
                 if self.adapt_kwargs is not None:
                     self.cluster.adapt(**self.adapt_kwargs)
             self.client = stack.enter_context(Client(target, **self.client_kwargs))
@@ -241,11 +248,14 @@ class DaskExecutor(Executor):
                 log.info("Dask dashboard: %s", self.client.dashboard_link)
             yield
 
-    def _close_cluster(self) -> None:
+    def _close_cluster(self, exc_type: type[BaseException] | None, *_: object) -> None:
         cluster, self.cluster = self.cluster, None
-        if cluster is not None:
-            log.info("Closing the temporary Dask cluster")
-            cluster.close()
+        if cluster is None:
+            return
+        if exc_type is not None:
+            _close_in_process_workers_now(cluster)
+        log.info("Closing the temporary Dask cluster")
+        cluster.close()
 
     def _forget_client(self) -> None:
         self.client = None
@@ -298,3 +308,17 @@ class DaskExecutor(Executor):
         cluster = self.cluster_class
         where = self.address or getattr(cluster, "__name__", None) or cluster or "LocalCluster"
         return f"<DaskExecutor {where}>"
+
+
+def _close_in_process_workers_now(cluster: Any) -> None:
+    """Close the workers that run in this process (``LocalCluster(processes=False)``) without
+    waiting for the tasks still running in their threads: a thread cannot be stopped, and
+    ``cluster.close()`` would otherwise hold an interrupted run up until they end (or time out).
+    The abandoned threads are daemons and die with the process."""
+    from distributed import Worker
+
+    for worker in list(getattr(cluster, "workers", {}).values()):
+        if isinstance(worker, Worker):
+            cluster.sync(
+                worker.close, executor_wait=False, nanny=False, reason="flow-run-interrupted"
+            )

@@ -1,0 +1,38 @@
+"""Published JSON Schemas of flowrelay's models, generated from the pydantic models.
+
+``python -m flowrelay.schemas`` (``make schemas``) rewrites the files; a test fails when a file
+differs from its model, so the published schema cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+
+
+def generators() -> dict[str, Callable[[], dict[str, Any]]]:
+    """File name -> function producing that schema."""
+    from flowrelay.run_configs import run_config_json_schema
+    from flowrelay.storage import storage_json_schema
+
+    return {
+        "run-config.schema.json": run_config_json_schema,
+        "storage.schema.json": storage_json_schema,
+    }
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write_all() -> list[Path]:
+    written = []
+    for name, generate in generators().items():
+        path = HERE / name
+        path.write_text(render(generate()))
+        written.append(path)
+    return written

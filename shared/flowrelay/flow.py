@@ -74,6 +74,7 @@ class Flow:
         self._tasks: dict[Task, None] = {}
         self._slugs: dict[Task, str] = {}
         self._slugs_taken: set[str] = set()
+        self._slug_numbers: dict[str, int] = {}
         self._edges: list[Edge] = []
         self._edges_to: dict[Task, list[Edge]] = {}
         self._edges_from: dict[Task, list[Edge]] = {}
@@ -112,10 +113,14 @@ class Flow:
             if clash is not None:
                 raise ValueError(f"Flow {self.name!r} already has a parameter named {task.name!r}")
         self._tasks[task] = None
-        slug, number = task.name, 1
+        # Continue numbering from the last number used for this name: building a flow stays
+        # linear when one task is called thousands of times.
+        number = self._slug_numbers.get(task.name, 1)
+        slug = task.name if number == 1 else f"{task.name}-{number}"
         while slug in self._slugs_taken:
             number += 1
             slug = f"{task.name}-{number}"
+        self._slug_numbers[task.name] = number + 1
         self._slugs[task] = slug
         self._slugs_taken.add(slug)
         return task

@@ -88,7 +88,7 @@ class _RunConfigBase(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         # pydantic applies an assignment before the model validators run: undo it when they
         # reject it, so a failed assignment leaves the config as it was.
-        saved_dict, saved_fields_set = self.__dict__, set(self.model_fields_set)
+        saved_dict, saved_fields_set = dict(self.__dict__), set(self.model_fields_set)
         try:
             super().__setattr__(name, value)
         except ValidationError:

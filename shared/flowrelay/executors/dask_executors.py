@@ -12,6 +12,8 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from flowrelay.executors.base import Executor
@@ -58,9 +60,8 @@ class LocalDaskExecutor(Executor):
         self.num_workers: int | None = num_workers
         self.dask_config: dict[str, Any] = kwargs
         self._pool: Any = None
-        self._pending: list[Any] = []
-        self._resolved: dict[Any, Any] = {}
-        self._delayed_functions: dict[Callable[..., Any], Any] = {}
+        self._graph: dict[str, Any] = {}
+        self._results: dict[str, Any] = {}
         self._keys = itertools.count()
 
     @contextmanager
@@ -87,7 +88,7 @@ class LocalDaskExecutor(Executor):
             completed = True
         finally:
             pool, self._pool = self._pool, None
-            self._pending, self._resolved, self._delayed_functions = [], {}, {}
+            self._graph, self._results = {}, {}
             if pool is not None:
                 if not completed and isinstance(pool, ProcessPoolExecutor):
                     # Interrupted: do not wait for long tasks in child processes to finish.
@@ -102,54 +103,115 @@ class LocalDaskExecutor(Executor):
         extra_context: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        delayed_fn = self._delayed_functions.get(fn)
-        if delayed_fn is None:
-            from dask.delayed import delayed
-
-            delayed_fn = self._delayed_functions[fn] = delayed(fn, pure=False)
+        """Add one call to the run's graph; returns a ``PendingResult`` naming it."""
         name = (extra_context or {}).get("task_name", "task")
-        lazy = delayed_fn(
-            *self._swap_resolved(args),
-            dask_key_name=f"{name}-{next(self._keys)}",
-            **self._swap_resolved(kwargs),
-        )
-        self._pending.append(lazy)
-        return lazy
+        key = f"{name}-{next(self._keys)}"
+        dependencies: list[str] = []
+        args_template = _template(args, self._results, dependencies)
+        kwargs_template = _template(kwargs, self._results, dependencies)
+        call = partial(_call_filled, fn, args_template, kwargs_template)
+        self._graph[key] = (call, *dependencies)
+        return PendingResult(key)
 
     def wait(self, futures: T) -> T:
-        """Compute ``futures`` together with everything submitted and not yet computed, so a
-        task is never computed twice when the engine waits more than once in a run."""
-        import dask
-        from dask.base import compute
+        """Compute everything submitted and not computed yet (in one pass of the scheduler, so a
+        task never runs twice when the engine waits more than once), then return ``futures``
+        with each ``PendingResult`` replaced by its value."""
+        if self._graph:
+            import dask
 
-        pending, self._pending = self._pending, []
-        with dask.config.set(self.dask_config):
-            computed, computed_pending = compute(
-                self._swap_resolved(futures),
-                pending,
-                scheduler=self.scheduler,
-                pool=self._pool,
-                optimize_graph=False,
-            )
-        for lazy, value in zip(pending, computed_pending, strict=True):
-            self._resolved[lazy.key] = value
-        return computed  # type: ignore[no-any-return]
+            graph, self._graph = self._graph, {}
+            keys = list(graph)
+            with dask.config.set(self.dask_config):
+                values = self._get(graph, keys)
+            self._results.update(zip(keys, values, strict=True))
+        return _template(futures, self._results, [])  # type: ignore[no-any-return]
 
-    def _swap_resolved(self, value: Any) -> Any:
-        """``value`` with every already computed lazy result replaced by its value."""
-        if not self._resolved:
-            return value
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._swap_resolved(item) for item in value)
-        if isinstance(value, dict):
-            return {key: self._swap_resolved(item) for key, item in value.items()}
-        key = getattr(value, "key", None)
-        if key is not None and key in self._resolved and hasattr(value, "dask"):
-            return self._resolved[key]
-        return value
+    def _get(self, graph: dict[str, Any], keys: list[str]) -> Any:
+        if self.scheduler == "threads":
+            from dask.threaded import get as threaded_get
+
+            return threaded_get(graph, keys, pool=self._pool)
+        if self.scheduler == "processes":
+            from dask.multiprocessing import get as process_get
+
+            # chunksize 1: dask otherwise sends up to 6 ready tasks to one worker process as a
+            # batch, which runs them one after another (e.g. the children of a map).
+            return process_get(graph, keys, pool=self._pool, chunksize=1)
+        from dask.local import get_sync
+
+        return get_sync(graph, keys)
 
     def __repr__(self) -> str:
         return f"<LocalDaskExecutor scheduler={self.scheduler!r}>"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResult:
+    """What ``LocalDaskExecutor.submit`` returns: the key of a call in the run's graph."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Dependency:
+    """In an argument template: the value of the call's ``index``-th dependency."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Filled:
+    """In an argument template: a list, tuple or dict that holds dependencies somewhere inside."""
+
+    kind: type
+    items: list[Any]
+
+
+def _template(value: Any, results: Mapping[str, Any], dependencies: list[str]) -> Any:
+    """``value`` with each computed ``PendingResult`` replaced by its value and each pending one
+    by a ``_Dependency`` (its key appended to ``dependencies``).
+
+    Only plain lists, tuples and dicts are searched (that is where the engine puts results);
+    containers with nothing to replace are returned as they are, so constants are not copied.
+    """
+    kind = type(value)
+    if kind is PendingResult:
+        if value.key in results:
+            return results[value.key]
+        dependencies.append(value.key)
+        return _Dependency(len(dependencies) - 1)
+    if kind is list or kind is tuple:
+        old_items = value
+        new_items = [_template(item, results, dependencies) for item in value]
+    elif kind is dict:
+        old_items = list(value.values())
+        new_items = [_template(item, results, dependencies) for item in old_items]
+    else:
+        return value
+    if any(type(item) is _Dependency or type(item) is _Filled for item in new_items):
+        return _Filled(
+            kind, list(zip(value, new_items, strict=True)) if kind is dict else new_items
+        )
+    if all(new is old for new, old in zip(new_items, old_items, strict=True)):
+        return value
+    return dict(zip(value, new_items, strict=True)) if kind is dict else kind(new_items)
+
+
+def _fill(template: Any, values: tuple[Any, ...]) -> Any:
+    kind = type(template)
+    if kind is _Dependency:
+        return values[template.index]
+    if kind is _Filled:
+        if template.kind is dict:
+            return {key: _fill(item, values) for key, item in template.items}
+        return template.kind([_fill(item, values) for item in template.items])
+    return template
+
+
+def _call_filled(fn: Callable[..., Any], args: Any, kwargs: Any, *values: Any) -> Any:
+    """Run ``fn`` with its templates filled from the computed dependency ``values``."""
+    return fn(*_fill(args, values), **_fill(kwargs, values))
 
 
 class DaskExecutor(Executor):
@@ -319,6 +381,9 @@ def _close_in_process_workers_now(cluster: Any) -> None:
 
     for worker in list(getattr(cluster, "workers", {}).values()):
         if isinstance(worker, Worker):
-            cluster.sync(
-                worker.close, executor_wait=False, nanny=False, reason="flow-run-interrupted"
-            )
+            try:
+                cluster.sync(
+                    worker.close, executor_wait=False, nanny=False, reason="flow-run-interrupted"
+                )
+            except Exception:  # cluster.close() below still runs
+                log.warning("Could not close Dask worker %s early", worker.name, exc_info=True)

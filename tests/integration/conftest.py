@@ -1,0 +1,57 @@
+"""Integration fixtures: a moto server over real HTTP on loopback (never real AWS).
+
+``moto_server`` starts one server for the session; ``aws_env`` points every boto3 client of one
+test at it (endpoint, fake credentials, region) and restores the environment afterwards, so tests
+that do not ask for it see the environment unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Settings that could send boto3 somewhere other than the moto server, or to real credentials.
+_AWS_SETTINGS_TO_CLEAR = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 with an ephemeral port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server for this test; returns the endpoint URL."""
+    for name in _AWS_SETTINGS_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    absent = str(tmp_path / "no-aws-config")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", absent)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", absent)
+    return moto_server

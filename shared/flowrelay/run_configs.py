@@ -21,11 +21,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from flowrelay.modeling import ModelUnion
 
 _ENV_NAME = re.compile(r"^[^=\x00]+$")
 _K8S_CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)m?$")
@@ -279,7 +280,9 @@ RUN_CONFIG_TYPES: tuple[type[_RunConfigBase], ...] = (
     KubernetesRun,
     ECSRun,
 )
-_adapter: TypeAdapter[RunConfig] = TypeAdapter(RunConfig)
+_RUN_CONFIGS: ModelUnion[RunConfig] = ModelUnion(
+    RunConfig, title="RunConfig", schema_id="https://flowrelay.dev/schemas/run-config.json"
+)
 
 
 def parse_run_config(data: str | bytes | dict[str, Any]) -> RunConfig:
@@ -287,17 +290,12 @@ def parse_run_config(data: str | bytes | dict[str, Any]) -> RunConfig:
 
     Raises ``pydantic.ValidationError`` naming the bad field.
     """
-    if isinstance(data, (str, bytes)):
-        return _adapter.validate_json(data)
-    return _adapter.validate_python(data)
+    return _RUN_CONFIGS.parse(data)
 
 
 def run_config_json_schema() -> dict[str, Any]:
     """The JSON Schema of every run config type (discriminated by ``type``)."""
-    schema = _adapter.json_schema()
-    schema["$id"] = "https://flowrelay.dev/schemas/run-config.json"
-    schema["title"] = "RunConfig"
-    return schema
+    return _RUN_CONFIGS.json_schema()
 
 
 def _quantity(value: Any, pattern: re.Pattern[str], field: str, expected: str) -> Any:

@@ -24,7 +24,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowrelay.modeling import ModelUnion
 
 if TYPE_CHECKING:
     from flowrelay.flow import Flow
@@ -110,6 +112,7 @@ class Module(_StorageBase):
     type: Literal["Module"] = "Module"
     path: str = Field(min_length=1, description="'package.module' or 'package.module:attribute'")
 
+    # Defined on each class: the pydantic mypy plugin gives every model its own __init__.
     def __init__(self, path: str | None = None, /, **data: Any) -> None:
         if path is not None:
             data["path"] = path
@@ -210,18 +213,14 @@ def _s3_client() -> Any:
 
 
 Storage = Annotated[Module | Local | S3, Field(discriminator="type")]
-_adapter: TypeAdapter[Storage] = TypeAdapter(Storage)
+_STORAGE: ModelUnion[Storage] = ModelUnion(Storage, title="Storage")
 
 
 def parse_storage(data: str | bytes | dict[str, Any]) -> Storage:
     """A storage from its JSON text or dict."""
-    if isinstance(data, (str, bytes)):
-        return _adapter.validate_json(data)
-    return _adapter.validate_python(data)
+    return _STORAGE.parse(data)
 
 
 def storage_json_schema() -> dict[str, Any]:
     """The JSON Schema of every storage type (discriminated by ``type``)."""
-    schema = _adapter.json_schema()
-    schema["title"] = "Storage"
-    return schema
+    return _STORAGE.json_schema()

@@ -16,13 +16,18 @@ HERE = Path(__file__).parent
 
 def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     """File name -> function producing that schema."""
+    from flowrelay.events import DETAIL_MODELS
     from flowrelay.run_configs import run_config_json_schema
     from flowrelay.storage import storage_json_schema
 
-    return {
+    generated: dict[str, Callable[[], dict[str, Any]]] = {
         "run-config.schema.json": run_config_json_schema,
         "storage.schema.json": storage_json_schema,
     }
+    for model in DETAIL_MODELS.values():
+        name = model.DETAIL_TYPE.lower().replace(" ", "-")  # type: ignore[attr-defined]
+        generated[f"event-{name}.schema.json"] = model.model_json_schema
+    return generated
 
 
 def render(schema: dict[str, Any]) -> str:

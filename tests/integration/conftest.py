@@ -55,3 +55,37 @@ def aws_env(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("AWS_CONFIG_FILE", absent)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", absent)
     return moto_server
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_table(aws_env: str) -> Iterator[str]:
+    """A fresh DynamoDB table in moto, created from template.yaml's ``Table`` resource (the one
+    definition of it); yields its name and deletes it afterwards."""
+    import uuid
+
+    import boto3
+
+    from flowrelay.template import load_template, resource_properties
+
+    properties = resource_properties(load_template(ROOT / "template.yaml"), "Table")
+    client = boto3.client("dynamodb")
+    name = f"flowrelay-test-{uuid.uuid4().hex[:8]}"
+    client.create_table(
+        TableName=name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+    )
+    ttl = properties["TimeToLiveSpecification"]
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
+    )
+    try:
+        yield name
+    finally:
+        client.delete_table(TableName=name)

@@ -1,0 +1,412 @@
+"""The single DynamoDB table: flow runs and their state history (flows and targets follow).
+
+Keys follow the access patterns (the table is defined in template.yaml):
+
+- run: ``pk = RUN#<id>``, ``sk = RUN``; index ``by-flow``: ``FLOW#<name>`` / ``<created>#<id>``
+  (a flow's runs, newest first); sparse index ``active``, present only while the run is not
+  final: ``ACTIVE#<state>`` / ``<entered state at>#<id>`` (what the monitor reads).
+- history: ``pk = RUN#<id>``, ``sk = HIST#<version>``: one per applied transition, removed by TTL
+  (``expires_at``) after ``HISTORY_RETENTION``.
+
+Every change of state is one ``TransactWriteItems``: the run update, conditional on the version it
+was decided from, and the history item. A duplicate or late event either fails the transition
+table (``flowrelay.run_states``) and writes nothing, or loses the race on the version and is
+decided again against the newer state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flowrelay.run_states import Decision, RunState, Source, decide
+
+HISTORY_RETENTION = timedelta(days=90)
+_RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
+_MAX_RACES = 5
+
+
+def run_id_for(idempotency_key: str) -> str:
+    """The run id a request with this idempotency key always gets: the same key can create only
+    one run, with no extra item or lookup.
+
+    >>> run_id_for("nightly-2026-11-23") == run_id_for("nightly-2026-11-23")
+    True
+    """
+    return str(uuid.uuid5(_RUN_ID_NAMESPACE, idempotency_key))
+
+
+class FlowRun(BaseModel):
+    """A flow run as the control plane records it."""
+
+    run_id: str
+    flow_name: str
+    flow_version: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    labels: list[str] = Field(default_factory=list)
+    run_config: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    state: RunState = RunState.PENDING
+    message: str | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    state_entered_at: datetime
+    heartbeat_at: datetime | None = None
+    target: str | None = None
+    infrastructure: dict[str, Any] = Field(default_factory=dict)
+    ecs_version: int | None = None
+
+
+class HistoryEntry(BaseModel):
+    """One applied transition."""
+
+    version: int
+    state: RunState
+    previous: RunState | None
+    source: Source
+    message: str | None = None
+    at: datetime
+    event_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransitionResult(BaseModel):
+    applied: bool
+    run: FlowRun | None
+    reason: str
+
+
+class RunNotFoundError(LookupError):
+    """No run with that id."""
+
+
+class RunStore:
+    """Runs in the flowrelay table. ``client`` is a boto3 DynamoDB client.
+
+    >>> store = RunStore(boto3.client("dynamodb"), table_name)        # doctest: +SKIP
+    >>> run, created = store.create_run(run_id_for("k"), "etl")        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        flow_name: str,
+        *,
+        flow_version: int | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        labels: list[str] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        state: RunState = RunState.PENDING,
+        message: str | None = None,
+        source: Source = Source.DISPATCHER,
+    ) -> tuple[FlowRun, bool]:
+        """Create the run unless it exists; returns it and whether this call created it.
+
+        Safe to call any number of times with the same ``run_id``: exactly one call creates.
+        """
+        now = self.clock()
+        run = FlowRun(
+            run_id=run_id,
+            flow_name=flow_name,
+            flow_version=flow_version,
+            parameters=dict(parameters or {}),
+            labels=list(labels or []),
+            run_config=dict(run_config) if run_config is not None else None,
+            idempotency_key=idempotency_key,
+            state=state,
+            message=message,
+            created_at=now,
+            updated_at=now,
+            state_entered_at=now,
+        )
+        history = HistoryEntry(
+            version=1, state=state, previous=None, source=source, message=message, at=now
+        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": _run_item(run),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": self._history_item(run_id, history),
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            if not _condition_failed(exc):
+                raise
+            existing = self.get_run(run_id)
+            if existing is None:  # pragma: no cover - a run is never deleted
+                raise
+            return existing, False
+        return run, True
+
+    def get_run(self, run_id: str) -> FlowRun | None:
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _run_from_item(item) if item else None
+
+    def transition(
+        self,
+        run_id: str,
+        proposed: RunState,
+        source: Source,
+        *,
+        message: str | None = None,
+        event_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        infrastructure: Mapping[str, Any] | None = None,
+        target: str | None = None,
+        ecs_version: int | None = None,
+    ) -> TransitionResult:
+        """Propose a new state for a run; it applies if the transition table allows it.
+
+        ``infrastructure`` and ``target`` are recorded with the change (e.g. the ECS task ARN
+        with Submitted). ``ecs_version`` is the ECS event's ``detail.version``: an event older
+        than one already applied is ignored.
+        """
+        for _ in range(_MAX_RACES):
+            run = self.get_run(run_id)
+            if run is None:
+                raise RunNotFoundError(f"no flow run {run_id!r}")
+            if (
+                ecs_version is not None
+                and run.ecs_version is not None
+                and ecs_version <= run.ecs_version
+            ):
+                return TransitionResult(
+                    applied=False,
+                    run=run,
+                    reason=f"ECS event version {ecs_version} is not newer than {run.ecs_version}",
+                )
+            decision = decide(run.state, proposed, source)
+            if not decision.applies:
+                return TransitionResult(applied=False, run=run, reason=decision.reason)
+            updated = self._apply(
+                run,
+                decision,
+                source,
+                message,
+                event_id,
+                details,
+                infrastructure,
+                target,
+                ecs_version,
+            )
+            if updated is not None:
+                return TransitionResult(applied=True, run=updated, reason=decision.reason)
+        raise RuntimeError(f"flow run {run_id!r}: {_MAX_RACES} concurrent changes in a row")
+
+    def _apply(
+        self,
+        run: FlowRun,
+        decision: Decision,
+        source: Source,
+        message: str | None,
+        event_id: str | None,
+        details: Mapping[str, Any] | None,
+        infrastructure: Mapping[str, Any] | None,
+        target: str | None,
+        ecs_version: int | None,
+    ) -> FlowRun | None:
+        """Write one decided transition; None when another writer changed the run first."""
+        now = self.clock()
+        new_state = decision.state
+        updated = run.model_copy(
+            update={
+                "state": new_state,
+                "message": message,
+                "version": run.version + 1,
+                "updated_at": now,
+                "state_entered_at": now,
+                "infrastructure": {**run.infrastructure, **(infrastructure or {})},
+                "target": target or run.target,
+                "ecs_version": ecs_version if ecs_version is not None else run.ecs_version,
+            }
+        )
+        history = HistoryEntry(
+            version=updated.version,
+            state=new_state,
+            previous=run.state,
+            source=source,
+            message=message,
+            at=now,
+            event_id=event_id,
+            details=dict(details or {}),
+        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Update": _transition_update(self.table_name, run.version, updated)},
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": self._history_item(run.run_id, history),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return updated
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Record that the run's runner is alive; False when the run is final or unknown."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+                UpdateExpression="SET heartbeat_at = :now",
+                ConditionExpression="attribute_exists(active_pk)",
+                ExpressionAttributeValues={":now": {"S": self.clock().isoformat()}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def history(self, run_id: str) -> list[HistoryEntry]:
+        """Every applied transition of a run, oldest first."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":prefix": {"S": "HIST#"}},
+            ConsistentRead=True,
+        )
+        return [HistoryEntry.model_validate_json(item["entry"]["S"]) for item in items]
+
+    def runs_of_flow(self, flow_name: str, limit: int = 50) -> list[FlowRun]:
+        """The flow's runs, newest first."""
+        items = self._query(
+            IndexName="by-flow",
+            KeyConditionExpression="flow_pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"FLOW#{flow_name}"}},
+            ScanIndexForward=False,
+            limit=limit,
+        )
+        return [_run_from_item(item) for item in items]
+
+    def active_runs(self, state: RunState, entered_before: datetime | None = None) -> list[FlowRun]:
+        """Runs in ``state`` (not final), longest in it first; optionally only those that entered
+        it before ``entered_before``. Reads the sparse index, never the table."""
+        if state.is_final:
+            raise ValueError(f"{state} is final: final runs are not in the active index")
+        condition = "active_pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": f"ACTIVE#{state}"}}
+        if entered_before is not None:
+            condition += " AND active_sk < :before"
+            values[":before"] = {"S": entered_before.isoformat()}
+        items = self._query(
+            IndexName="active", KeyConditionExpression=condition, ExpressionAttributeValues=values
+        )
+        return [_run_from_item(item) for item in items]
+
+    def _query(self, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **query):
+            items.extend(page.get("Items", []))
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+        return items
+
+    def _history_item(self, run_id: str, entry: HistoryEntry) -> dict[str, Any]:
+        expires = int((entry.at + HISTORY_RETENTION).timestamp())
+        return {
+            "pk": {"S": f"RUN#{run_id}"},
+            "sk": {"S": f"HIST#{entry.version:08d}"},
+            "entry": {"S": entry.model_dump_json()},
+            "expires_at": {"N": str(expires)},
+        }
+
+
+def _run_item(run: FlowRun) -> dict[str, Any]:
+    """The run as a DynamoDB item: key and index attributes, plus the whole run as JSON (numbers
+    in parameters stay exact; DynamoDB would need Decimals for them)."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"RUN#{run.run_id}"},
+        "sk": {"S": "RUN"},
+        "run": {"S": run.model_dump_json()},
+        "version": {"N": str(run.version)},
+        "state": {"S": str(run.state)},
+        "flow_pk": {"S": f"FLOW#{run.flow_name}"},
+        "flow_sk": {"S": f"{run.created_at.isoformat()}#{run.run_id}"},
+    }
+    if run.state.is_active:
+        item["active_pk"] = {"S": f"ACTIVE#{run.state}"}
+        item["active_sk"] = {"S": f"{run.state_entered_at.isoformat()}#{run.run_id}"}
+    if run.heartbeat_at is not None:
+        item["heartbeat_at"] = {"S": run.heartbeat_at.isoformat()}
+    return item
+
+
+def _transition_update(table_name: str, expected_version: int, run: FlowRun) -> dict[str, Any]:
+    """An update of the run's attributes (not a whole-item put: ``heartbeat_at`` is written on
+    its own and must survive), conditional on the version the change was decided from."""
+    item = _run_item(run)
+    names = {"#run": "run", "#version": "version", "#state": "state"}
+    values = {
+        ":run": item["run"],
+        ":version": item["version"],
+        ":state": item["state"],
+        ":expected": {"N": str(expected_version)},
+    }
+    expression = "SET #run = :run, #version = :version, #state = :state"
+    if run.state.is_active:
+        expression += ", active_pk = :active_pk, active_sk = :active_sk"
+        values[":active_pk"] = item["active_pk"]
+        values[":active_sk"] = item["active_sk"]
+    else:
+        expression += " REMOVE active_pk, active_sk"
+    return {
+        "TableName": table_name,
+        "Key": {"pk": item["pk"], "sk": item["sk"]},
+        "UpdateExpression": expression,
+        "ConditionExpression": "#version = :expected",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _run_from_item(item: Mapping[str, Any]) -> FlowRun:
+    run = FlowRun.model_validate_json(item["run"]["S"])
+    heartbeat = item.get("heartbeat_at")
+    if heartbeat is not None:
+        run.heartbeat_at = datetime.fromisoformat(heartbeat["S"])
+    return run
+
+
+def _condition_failed(exc: Any) -> bool:
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

@@ -1,0 +1,243 @@
+"""The run store against DynamoDB (moto server over HTTP): exactly-once creation, conditional
+transitions, history, the sparse active index, and order-independence of state events."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from flowrelay.run_states import RunState, Source
+from flowrelay.store import RunNotFoundError, RunStore, run_id_for
+from tests.unit.test_run_states import SCENARIOS
+
+S, R = RunState, Source
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(run_table: str, clock: Clock) -> RunStore:
+    return RunStore(boto3.client("dynamodb"), run_table, clock=clock)
+
+
+@pytest.fixture
+def write_transactions(store: RunStore) -> Iterator[list[str]]:
+    """Counts TransactWriteItems calls made by the store's client."""
+    calls: list[str] = []
+
+    def count(**_: object) -> None:
+        calls.append("TransactWriteItems")
+
+    store.client.meta.events.register("before-call.dynamodb.TransactWriteItems", count)
+    yield calls
+    store.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", count)
+
+
+def test_the_same_request_five_times_creates_one_run(store: RunStore) -> None:
+    run_id = run_id_for("nightly-2026-11-23")
+    outcomes = [
+        store.create_run(
+            run_id, "etl", parameters={"rows": 10.5}, idempotency_key="nightly-2026-11-23"
+        )
+        for _ in range(5)
+    ]
+    assert [created for _, created in outcomes] == [True, False, False, False, False]
+    assert {run.run_id for run, _ in outcomes} == {run_id}
+    assert store.get_run(run_id).parameters == {"rows": 10.5}  # type: ignore[union-attr]
+    assert len(store.history(run_id)) == 1
+
+
+def test_concurrent_creations_of_one_run_create_it_once(store: RunStore) -> None:
+    created: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def create() -> None:
+        barrier.wait()
+        created.append(store.create_run("run-race", "etl")[1])
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(created) == [False] * 7 + [True]
+
+
+def test_a_run_through_its_life(
+    store: RunStore, clock: Clock, write_transactions: list[str]
+) -> None:
+    store.create_run("r1", "etl", labels=["prod"], run_config={"type": "ECSRun"})
+    clock.advance(1)
+    submitted = store.transition(
+        "r1", S.SUBMITTED, R.DISPATCHER, infrastructure={"task_arn": "arn:task/1"}, target="fargate"
+    )
+    assert submitted.applied
+    clock.advance(1)
+    store.transition("r1", S.RUNNING, R.RUNNER)
+    clock.advance(5)
+    done = store.transition("r1", S.SUCCESS, R.RUNNER, message="All reference tasks succeeded.")
+    run = done.run
+    assert run is not None
+    assert run.state is S.SUCCESS
+    assert run.version == 4
+    assert run.infrastructure == {"task_arn": "arn:task/1"}
+    assert run.target == "fargate"
+    history = store.history("r1")
+    assert [(entry.previous, entry.state) for entry in history] == [
+        (None, S.PENDING),
+        (S.PENDING, S.SUBMITTED),
+        (S.SUBMITTED, S.RUNNING),
+        (S.RUNNING, S.SUCCESS),
+    ]
+    assert history[-1].message == "All reference tasks succeeded."
+    assert [entry.at for entry in history] == sorted(entry.at for entry in history)
+    assert len(write_transactions) == 4  # one per applied transition, creation included
+    assert store.active_runs(S.RUNNING) == []
+
+
+def test_refused_transitions_write_nothing(store: RunStore, write_transactions: list[str]) -> None:
+    store.create_run("r2", "etl")
+    store.transition("r2", S.RUNNING, R.RUNNER)
+    writes = len(write_transactions)
+    late = store.transition("r2", S.SUBMITTED, R.DISPATCHER)
+    duplicate = store.transition("r2", S.RUNNING, R.RUNNER)
+    assert not late.applied
+    assert late.reason == "Running may not become Submitted"
+    assert not duplicate.applied
+    assert len(write_transactions) == writes
+    assert store.get_run("r2").state is S.RUNNING  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_ordering_and_duplication_of_state_events_ends_the_same(
+    store: RunStore, name: str
+) -> None:
+    events, expected = SCENARIOS[name]
+    for number, ordering in enumerate(itertools.permutations(events)):
+        run_id = f"{name.replace(' ', '-')}-{number}"
+        store.create_run(run_id, "etl")
+        for state, source in [*ordering, *ordering[:2]]:  # and some redelivered
+            store.transition(run_id, state, source)
+        run = store.get_run(run_id)
+        assert run is not None
+        assert run.state is expected, ordering
+        versions = [entry.version for entry in store.history(run_id)]
+        assert versions == list(range(1, len(versions) + 1))
+
+
+def test_an_older_ecs_event_never_overrides_a_newer_one(store: RunStore) -> None:
+    store.create_run("r3", "etl")
+    store.transition("r3", S.SUBMITTED, R.DISPATCHER)
+    stopped = store.transition(
+        "r3", S.CRASHED, R.INFRASTRUCTURE, ecs_version=4, message="Essential container exited"
+    )
+    assert stopped.applied
+    older = store.transition("r3", S.QUEUED, R.INFRASTRUCTURE, ecs_version=2)
+    assert not older.applied
+    assert older.reason == "ECS event version 2 is not newer than 4"
+    assert store.get_run("r3").state is S.CRASHED  # type: ignore[union-attr]
+
+
+def test_heartbeats_survive_transitions_and_stop_at_the_end(store: RunStore, clock: Clock) -> None:
+    store.create_run("r4", "etl")
+    store.transition("r4", S.RUNNING, R.RUNNER)
+    clock.advance(30)
+    assert store.heartbeat("r4")
+    beat = clock.now
+    clock.advance(1)
+    store.transition("r4", S.CANCELLING, R.USER)
+    assert store.get_run("r4").heartbeat_at == beat  # type: ignore[union-attr]
+    store.transition("r4", S.CRASHED, R.INFRASTRUCTURE)
+    assert store.get_run("r4").state is S.CANCELLED  # type: ignore[union-attr]
+    assert not store.heartbeat("r4")
+    assert not store.heartbeat("no-such-run")
+
+
+def test_active_runs_by_state_and_age(store: RunStore, clock: Clock) -> None:
+    for number in range(3):
+        store.create_run(f"old-{number}", "etl")
+        store.transition(f"old-{number}", S.SUBMITTED, R.DISPATCHER)
+        clock.advance(60)
+    cutoff = clock.now
+    clock.advance(60)
+    store.create_run("new", "etl")
+    store.transition("new", S.SUBMITTED, R.DISPATCHER)
+    store.create_run("done", "etl")
+    store.transition("done", S.FAILED, R.DISPATCHER)
+    submitted = store.active_runs(S.SUBMITTED)
+    assert [run.run_id for run in submitted] == ["old-0", "old-1", "old-2", "new"]
+    assert [run.run_id for run in store.active_runs(S.SUBMITTED, entered_before=cutoff)] == [
+        "old-0",
+        "old-1",
+        "old-2",
+    ]
+    assert store.active_runs(S.PENDING) == []
+    with pytest.raises(ValueError, match="final"):
+        store.active_runs(S.FAILED)
+
+
+def test_runs_of_a_flow_newest_first(store: RunStore, clock: Clock) -> None:
+    for number in range(4):
+        store.create_run(f"f-{number}", "report")
+        clock.advance(1)
+    store.create_run("other", "etl")
+    assert [run.run_id for run in store.runs_of_flow("report")] == ["f-3", "f-2", "f-1", "f-0"]
+    assert [run.run_id for run in store.runs_of_flow("report", limit=2)] == ["f-3", "f-2"]
+
+
+def test_concurrent_transitions_stay_consistent(store: RunStore) -> None:
+    store.create_run("r5", "etl")
+    barrier = threading.Barrier(4)
+    proposals = [
+        (S.SUBMITTED, R.DISPATCHER),
+        (S.RUNNING, R.RUNNER),
+        (S.SUCCESS, R.RUNNER),
+        (S.CRASHED, R.INFRASTRUCTURE),
+    ]
+
+    def propose(state: RunState, source: Source) -> None:
+        barrier.wait()
+        store.transition("r5", state, source)
+
+    threads = [threading.Thread(target=propose, args=proposal) for proposal in proposals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = store.history("r5")
+    assert [entry.version for entry in history] == list(range(1, len(history) + 1))
+    for before, after in itertools.pairwise(history):
+        assert after.previous is before.state
+    assert store.get_run("r5").state is S.SUCCESS  # type: ignore[union-attr]
+
+
+def test_an_unknown_run_is_a_clear_error(store: RunStore) -> None:
+    with pytest.raises(RunNotFoundError, match="no flow run 'ghost'"):
+        store.transition("ghost", S.RUNNING, R.RUNNER)
+    assert store.get_run("ghost") is None
+
+
+def test_idempotency_keys_map_to_stable_distinct_run_ids() -> None:
+    assert run_id_for("a") == run_id_for("a")
+    assert run_id_for("a") != run_id_for("b")

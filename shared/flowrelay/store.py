@@ -23,7 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from flowrelay.registry import FlowRegistration
 from flowrelay.run_states import Decision, RunState, Source, decide
+from flowrelay.targets import Target
 
 HISTORY_RETENTION = timedelta(days=90)
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
@@ -331,6 +333,109 @@ class RunStore:
             IndexName="active", KeyConditionExpression=condition, ExpressionAttributeValues=values
         )
         return [_run_from_item(item) for item in items]
+
+    # --- flows ---------------------------------------------------------------------------------
+
+    def register_flow(self, registration: FlowRegistration) -> tuple[FlowRegistration, bool]:
+        """Store a new version of a flow, or return the latest when its content is unchanged.
+        Returns the registration (with its version) and whether a new version was made."""
+        registration = registration.with_content_hash()
+        for _ in range(_MAX_RACES):
+            latest = self.get_flow(registration.name)
+            if latest is not None and latest.content_hash == registration.content_hash:
+                return latest, False
+            version = (latest.version if latest else 0) + 1
+            stored = registration.model_copy(
+                update={"version": version, "registered_at": self.clock()}
+            )
+            body = {"S": stored.model_dump_json()}
+            pointer_condition = (
+                "attribute_not_exists(pk)" if latest is None else "latest_version = :previous"
+            )
+            pointer: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"FLOW#{registration.name}"},
+                    "sk": {"S": "LATEST"},
+                    "latest_version": {"N": str(version)},
+                    "registration": body,
+                },
+                "ConditionExpression": pointer_condition,
+            }
+            if latest is not None:
+                pointer["ExpressionAttributeValues"] = {":previous": {"N": str(latest.version)}}
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Put": pointer},
+                        {
+                            "Put": {
+                                "TableName": self.table_name,
+                                "Item": {
+                                    "pk": {"S": f"FLOW#{registration.name}"},
+                                    "sk": {"S": f"VERSION#{version:08d}"},
+                                    "registration": body,
+                                },
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                    ]
+                )
+            except self.client.exceptions.TransactionCanceledException as exc:
+                if _condition_failed(exc):
+                    continue
+                raise
+            return stored, True
+        raise RuntimeError(f"flow {registration.name!r}: {_MAX_RACES} concurrent registrations")
+
+    def get_flow(self, name: str, version: int | None = None) -> FlowRegistration | None:
+        """A registered flow: the given version, or the latest."""
+        sk = "LATEST" if version is None else f"VERSION#{version:08d}"
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"FLOW#{name}"}, "sk": {"S": sk}},
+            ConsistentRead=True,
+        ).get("Item")
+        return FlowRegistration.model_validate_json(item["registration"]["S"]) if item else None
+
+    # --- targets -------------------------------------------------------------------------------
+
+    def put_target(self, target: Target) -> None:
+        """Create or replace a launch target."""
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "pk": {"S": "TARGET"},
+                "sk": {"S": target.name},
+                "target": {"S": target.model_dump_json()},
+            },
+        )
+
+    def get_target(self, name: str) -> Target | None:
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": "TARGET"}, "sk": {"S": name}},
+            ConsistentRead=True,
+        ).get("Item")
+        return Target.model_validate_json(item["target"]["S"]) if item else None
+
+    def list_targets(self) -> list[Target]:
+        """Every launch target, by name."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "TARGET"}},
+            ConsistentRead=True,
+        )
+        return [Target.model_validate_json(item["target"]["S"]) for item in items]
+
+    def delete_target(self, name: str) -> bool:
+        """Remove a target; False when there was none."""
+        response = self.client.delete_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": "TARGET"}, "sk": {"S": name}},
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in response
 
     def _query(self, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -19,7 +19,8 @@ class Publisher:
     """Puts events on one bus. ``PutEvents`` can fail per entry while the call succeeds, so
     failed entries are retried (with backoff) and a final failure raises ``PublishError``.
 
-    >>> Publisher(boto3.client("events"), "flowrelay").publish(FlowRunRequested(flow="etl"))  # doctest: +SKIP
+    >>> publisher = Publisher(boto3.client("events"), "flowrelay")  # doctest: +SKIP
+    >>> publisher.publish(FlowRunRequested(flow="etl"))  # doctest: +SKIP
     """
 
     def __init__(self, client: Any, bus_name: str) -> None:

@@ -18,8 +18,8 @@ demo: $(INSTALLED)
 	$(BIN)/flowrelay demo
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check shared tests benchmarks
-	$(BIN)/ruff format --check shared tests benchmarks
+	$(BIN)/ruff check shared functions tests benchmarks
+	$(BIN)/ruff format --check shared functions tests benchmarks
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy

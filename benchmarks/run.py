@@ -40,6 +40,7 @@ from benchmarks.report import (
 from benchmarks.timing import Samples, measure, measure_pair
 from benchmarks.workloads import BuiltFlow
 from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.executors.dask_executors import pin_inproc_host
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TASKS = 1_000
@@ -278,23 +279,12 @@ def sync_chain_reference(results: Results, repeats: int) -> Row:
     )
 
 
-def _pin_inproc_host() -> None:
-    """``distributed`` names in-process addresses after the host's outward IP address, which it
-    finds with a UDP ``connect`` to 8.8.8.8 (no packet is sent). Name them after 127.0.0.1
-    instead, so the benchmark does not even look up a route to a public address."""
-    from distributed.comm import inproc
-
-    manager: Any = inproc.global_manager
-    if getattr(manager, "_ip", "unknown") is None:
-        manager._ip = "127.0.0.1"
-
-
 @contextmanager
 def local_cluster() -> Iterator[str]:
     """One in-process LocalCluster for the whole run; yields its scheduler address."""
     from distributed import LocalCluster
 
-    _pin_inproc_host()
+    pin_inproc_host()
     with LocalCluster(**CLUSTER_OPTIONS, **LOOPBACK_HTTP_OPTIONS) as cluster:
         address = str(cluster.scheduler_address)
         if not address.startswith(("inproc://127.0.0.1/", "tcp://127.0.0.1:")):

@@ -40,21 +40,29 @@ class TaskTimeoutError(Exception):
     """One attempt of a task ran longer than its timeout."""
 
 
+def check_parameters(
+    flow_name: str, required: Mapping[str, bool], given: Mapping[str, Any]
+) -> None:
+    """Raise ParameterError when ``given`` names a parameter the flow does not declare, or leaves
+    out a required one. ``required`` maps each declared parameter to whether it is required."""
+    unexpected = sorted(set(given) - set(required))
+    if unexpected:
+        raise ParameterError(
+            f"Flow {flow_name!r} has no parameter {', '.join(map(repr, unexpected))}; "
+            f"its parameters are: {', '.join(sorted(required)) or 'none'}"
+        )
+    missing = sorted(name for name, needed in required.items() if needed and name not in given)
+    if missing:
+        raise ParameterError(
+            f"Flow {flow_name!r} needs a value for required parameter "
+            f"{', '.join(map(repr, missing))}"
+        )
+
+
 def resolve_parameters(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every parameter's value for a run: given ones, else defaults. Raises ParameterError."""
     declared = {parameter.name: parameter for parameter in flow.parameters()}
-    unexpected = sorted(set(given) - set(declared))
-    if unexpected:
-        raise ParameterError(
-            f"Flow {flow.name!r} has no parameter {', '.join(map(repr, unexpected))}; "
-            f"its parameters are: {', '.join(sorted(declared)) or 'none'}"
-        )
-    missing = sorted(name for name, p in declared.items() if p.required and name not in given)
-    if missing:
-        raise ParameterError(
-            f"Flow {flow.name!r} needs a value for required parameter "
-            f"{', '.join(map(repr, missing))}"
-        )
+    check_parameters(flow.name, {name: p.required for name, p in declared.items()}, given)
     return {name: given.get(name, parameter.default) for name, parameter in declared.items()}
 
 
@@ -301,7 +309,7 @@ def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
     ]
     if not unsuccessful:
         return Success("All reference tasks succeeded.", result=task_states)
-    causes = [task for task in flow.sorted_tasks() if _failed_here(task_states[task])]
+    causes = failure_causes(flow, task_states)
     if not causes:
         names = ", ".join(repr(flow.slug(task)) for task in unsuccessful)
         return Failed(f"Reference tasks did not succeed: {names}", result=task_states)
@@ -311,6 +319,16 @@ def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
         others = ", ".join(repr(flow.slug(task)) for task in causes[1:])
         message += f" (also failed: {others})"
     return Failed(message, result=task_states)
+
+
+def failure_causes(flow: Flow, task_states: Mapping[Task, State]) -> list[Task]:
+    """The tasks where a failure started (not those skipped because an upstream failed), in run
+    order: what a person looking at a failed run wants to open first."""
+    return [
+        task
+        for task in flow.sorted_tasks()
+        if task in task_states and _failed_here(task_states[task])
+    ]
 
 
 def _failed_here(state: State) -> bool:

@@ -23,9 +23,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flowrelay.modeling import Model
 from flowrelay.run_configs import RunConfig
 from flowrelay.run_states import RunState, Source
 
@@ -44,7 +44,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class FlowrelayEvent(BaseModel):
+class FlowrelayEvent(Model):
     """Base of the events flowrelay publishes on its bus."""
 
     model_config = ConfigDict(extra="forbid")
@@ -121,7 +121,7 @@ class TaskRunStateChanged(FlowrelayEvent):
     message: str | None = Field(default=None, max_length=8192)
 
 
-class EcsContainer(BaseModel):
+class EcsContainer(Model):
     model_config = ConfigDict(extra="ignore")
 
     name: str | None = None
@@ -130,7 +130,7 @@ class EcsContainer(BaseModel):
     reason: str | None = None
 
 
-class EcsTaskStateChange(BaseModel):
+class EcsTaskStateChange(Model):
     """The ``detail`` of an ``aws.ecs`` "ECS Task State Change" event (the fields we use)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -156,12 +156,24 @@ class EcsTaskStateChange(BaseModel):
         return None
 
 
-class Envelope(EventBridgeModel):
-    """An EventBridge event. ``account`` is optional: EventBridge-to-SQS delivery in moto (the
-    dev stack) leaves it out."""
+class Envelope(Model):
+    """An EventBridge event. Our own model rather than powertools' ``EventBridgeModel``:
+    importing that loads every AWS event model powertools ships (over 100 ms of cold start,
+    measured in BENCHMARKS.md). ``account`` is optional: EventBridge-to-SQS delivery in moto
+    (the dev stack) leaves it out."""
 
-    account: str | None = None  # type: ignore[assignment]
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    id: str
+    source: str
+    account: str | None = None
+    time: datetime
+    region: str
+    resources: list[str] = Field(default_factory=list)
+    detail_type: str = Field(alias="detail-type")
     detail: dict[str, Any]
+    replay_name: str | None = Field(default=None, alias="replay-name")
 
 
 DETAIL_MODELS: dict[tuple[str, str], type[BaseModel]] = {
@@ -176,7 +188,7 @@ DETAIL_MODELS: dict[tuple[str, str], type[BaseModel]] = {
 DETAIL_MODELS[(ECS_SOURCE, EcsTaskStateChange.DETAIL_TYPE)] = EcsTaskStateChange
 
 
-class ParsedEvent(BaseModel):
+class ParsedEvent(Model):
     envelope: Envelope
     detail: Any
 

@@ -3,11 +3,19 @@ and later the event schemas)."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 T = TypeVar("T")
+
+
+class Model(BaseModel):
+    """Base of flowrelay's models. Validators are built on first use, not at import: a Lambda
+    function imports many models and uses a few, and cold start is paid per import."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class ModelUnion(Generic[T]):
@@ -19,9 +27,14 @@ class ModelUnion(Generic[T]):
     """
 
     def __init__(self, union: Any, title: str, schema_id: str | None = None) -> None:
-        self.adapter: TypeAdapter[T] = TypeAdapter(union)
+        self.union = union
         self.title = title
         self.schema_id = schema_id
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[T]:
+        """Built on first use (see ``Model``)."""
+        return TypeAdapter(self.union)
 
     def parse(self, data: str | bytes | dict[str, Any]) -> T:
         """The model that ``data`` describes; ``pydantic.ValidationError`` names a bad field."""

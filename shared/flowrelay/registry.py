@@ -13,9 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from flowrelay.executors.spec import ExecutorSpec, executor_spec
+from flowrelay.modeling import Model
 from flowrelay.run_configs import RunConfig
 from flowrelay.storage import Local, Storage
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from flowrelay.flow import Flow
 
 
-class ParameterSpec(BaseModel):
+class ParameterSpec(Model):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -31,7 +32,7 @@ class ParameterSpec(BaseModel):
     required: bool = False
 
 
-class FlowRegistration(BaseModel):
+class FlowRegistration(Model):
     """One version of a registered flow."""
 
     model_config = ConfigDict(extra="forbid")

@@ -18,7 +18,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from flowrelay.modeling import ModelUnion
+from flowrelay.modeling import Model, ModelUnion
 
 _ENV_NAME = re.compile(r"^[^=\x00]+$")
 _K8S_CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)m?$")
@@ -40,7 +39,7 @@ _LEADING_NUMBER = re.compile(r"\d*\.?\d+")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
-class _RunConfigBase(BaseModel):
+class _RunConfigBase(Model):
     """Fields every run config has: environment variables for the run and labels."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

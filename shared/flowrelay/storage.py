@@ -24,9 +24,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from flowrelay.modeling import ModelUnion
+from flowrelay.modeling import Model, ModelUnion
 
 if TYPE_CHECKING:
     from flowrelay.flow import Flow
@@ -98,7 +98,7 @@ def _flow_in(module: ModuleType, attr: str | None, where: str) -> Flow:
     return next(iter(flows.values()))
 
 
-class _StorageBase(BaseModel):
+class _StorageBase(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def load(self) -> Flow:

@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flowrelay.modeling import Model
 from flowrelay.registry import FlowRegistration
 from flowrelay.run_states import Decision, RunState, Source, decide
 from flowrelay.targets import Target
@@ -42,7 +43,7 @@ def run_id_for(idempotency_key: str) -> str:
     return str(uuid.uuid5(_RUN_ID_NAMESPACE, idempotency_key))
 
 
-class FlowRun(BaseModel):
+class FlowRun(Model):
     """A flow run as the control plane records it."""
 
     run_id: str
@@ -64,7 +65,7 @@ class FlowRun(BaseModel):
     ecs_version: int | None = None
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(Model):
     """One applied transition."""
 
     version: int
@@ -77,7 +78,7 @@ class HistoryEntry(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class TransitionResult(BaseModel):
+class TransitionResult(Model):
     applied: bool
     run: FlowRun | None
     reason: str
@@ -284,6 +285,68 @@ class RunStore:
                 return None
             raise
         return updated
+
+    def claim_launch(self, run_id: str, attempt: int, lease: timedelta) -> bool:
+        """Claim the right to launch a run that is waiting to be launched, for ``lease``.
+
+        Only one dispatcher holds the claim at a time, so two deliveries of the same request
+        cannot both launch. A claim whose lease ran out (its dispatcher died mid-launch) can be
+        taken over; the launch then reuses the attempt's ``clientToken``, so AWS returns the task
+        the first dispatcher may already have started instead of starting another.
+        """
+        now = self.clock()
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+                UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
+                ConditionExpression=(
+                    "#state IN (:pending, :scheduled) "
+                    "AND (attribute_not_exists(claim_until) OR claim_until < :now)"
+                ),
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":until": {"S": (now + lease).isoformat()},
+                    ":attempt": {"N": str(attempt)},
+                    ":now": {"S": now.isoformat()},
+                    ":pending": {"S": str(RunState.PENDING)},
+                    ":scheduled": {"S": str(RunState.SCHEDULED)},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def note_pending(self, run_id: str, message: str) -> bool:
+        """Say why a waiting run is still waiting (no change of state, no history item).
+        False when the run changed meanwhile; the newer state wins."""
+        run = self.get_run(run_id)
+        if run is None or run.state is not RunState.PENDING:
+            return False
+        noted = run.model_copy(update={"message": message, "updated_at": self.clock()})
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+                UpdateExpression="SET #run = :run",
+                ConditionExpression="#version = :version",
+                ExpressionAttributeNames={"#run": "run", "#version": "version"},
+                ExpressionAttributeValues={
+                    ":run": {"S": noted.model_dump_json()},
+                    ":version": {"N": str(run.version)},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_launch(self, run_id: str) -> None:
+        """Give up a launch claim (the launch did not happen), so a retry can claim at once."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+            UpdateExpression="REMOVE claim_until, claim_attempt",
+        )
 
     def heartbeat(self, run_id: str) -> bool:
         """Record that the run's runner is alive; False when the run is final or unknown."""

@@ -16,12 +16,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowrelay.labels import match_labels
+from flowrelay.modeling import Model
 from flowrelay.run_configs import RunConfig
 
 TargetKind = Literal["ecs", "kubernetes", "local"]
 
 
-class EcsSettings(BaseModel):
+class EcsSettings(Model):
     """Where and how an ECS target starts tasks; a run's ECSRun fields are merged over these."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +48,7 @@ class EcsSettings(BaseModel):
         return self
 
 
-class LocalSettings(BaseModel):
+class LocalSettings(Model):
     """A local target: runs as processes on the machine hosting the dev stack."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,7 +56,7 @@ class LocalSettings(BaseModel):
     working_dir: str | None = None
 
 
-class KubernetesSettings(BaseModel):
+class KubernetesSettings(Model):
     model_config = ConfigDict(extra="forbid")
 
     namespace: str = "default"
@@ -72,7 +73,7 @@ _SETTINGS: dict[str, type[BaseModel]] = {
 }
 
 
-class Target(BaseModel):
+class Target(Model):
     """A named launch target."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,7 +99,7 @@ class Target(BaseModel):
         return _SETTINGS[self.kind].model_validate(self.settings)
 
 
-class TargetChoice(BaseModel):
+class TargetChoice(Model):
     target: Target | None
     reason: str
 

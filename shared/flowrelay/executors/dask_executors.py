@@ -146,6 +146,20 @@ class LocalDaskExecutor(Executor):
         return f"<LocalDaskExecutor scheduler={self.scheduler!r}>"
 
 
+def pin_inproc_host() -> None:
+    """Name in-process Dask addresses after 127.0.0.1.
+
+    distributed names them after the machine's outward IP address, which it finds with a UDP
+    ``connect`` to a public address (no packet is sent, but the lookup itself and the links it
+    logs point off the machine). Setting the name first avoids both.
+    """
+    from distributed.comm import inproc
+
+    manager: Any = inproc.global_manager
+    if getattr(manager, "_ip", "unknown") is None:
+        manager._ip = "127.0.0.1"
+
+
 @dataclass(frozen=True, slots=True)
 class PendingResult:
     """What ``LocalDaskExecutor.submit`` returns: the key of a call in the run's graph."""
@@ -296,6 +310,8 @@ class DaskExecutor(Executor):
                     # The scheduler always serves HTTP (health, metrics, the dashboard when
                     # bokeh is installed); keep it on loopback and off the shared default port.
                     kwargs.setdefault("dashboard_address", "127.0.0.1:0")
+                    kwargs.setdefault("worker_dashboard_address", "127.0.0.1:0")
+                    pin_inproc_host()
                 log.info(
                     "Creating a temporary %s for this run",
                     getattr(cluster_class, "__name__", cluster_class),

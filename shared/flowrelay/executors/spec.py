@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from flowrelay.executors.base import Executor
 from flowrelay.executors.dask_executors import DaskExecutor, LocalDaskExecutor
 from flowrelay.executors.local import LocalExecutor
+from flowrelay.modeling import Model
 
 
-class ExecutorSpec(BaseModel):
+class ExecutorSpec(Model):
     """An executor's class and constructor arguments (JSON-safe)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -1,0 +1,170 @@
+"""record_state: runner, monitor and ECS events applied to runs in the table (moto server)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import boto3
+import pytest
+
+from flowrelay.events import parse_event
+from flowrelay.record import StateRecorder
+from flowrelay.run_states import RunState
+from flowrelay.store import RunStore
+
+S = RunState
+
+
+@pytest.fixture
+def store(run_table: str) -> RunStore:
+    return RunStore(boto3.client("dynamodb"), run_table)
+
+
+def bus_event(
+    detail_type: str, detail: dict[str, Any], source: str = "flowrelay"
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "e",
+        "detail-type": detail_type,
+        "source": source,
+        "time": "2026-11-23T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def runner(run_id: str, state: str, message: str | None = None, **extra: Any) -> dict[str, Any]:
+    return bus_event(
+        "Flow Run State Changed",
+        {"flow_run_id": run_id, "state": state, "source": "runner", "message": message, **extra},
+    )
+
+
+def ecs(run_id: str, status: str, version: int, **extra: Any) -> dict[str, Any]:
+    detail = {
+        "taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/flowrelay/{run_id}",
+        "lastStatus": status,
+        "group": f"flowrelay:{run_id}",
+        "version": version,
+        **extra,
+    }
+    return bus_event("ECS Task State Change", detail, source="aws.ecs")
+
+
+def apply(recorder: StateRecorder, *events: dict[str, Any]) -> None:
+    for event in events:
+        recorder.handle(parse_event(event))
+
+
+def test_a_task_that_failed_to_start_with_no_containers_is_crashed(store: RunStore) -> None:
+    store.create_run("r1", "etl", state=S.SUBMITTED)
+    recorder = StateRecorder(store)
+    apply(
+        recorder,
+        ecs(
+            "r1",
+            "STOPPED",
+            3,
+            stopCode="TaskFailedToStart",
+            stoppedReason="ResourceInitializationError: unable to pull secrets",
+            containers=[],
+        ),
+    )
+    run = store.get_run("r1")
+    assert run is not None
+    assert run.state is S.CRASHED
+    assert run.message == (
+        "ECS task stopped (TaskFailedToStart): ResourceInitializationError: unable to pull "
+        "secrets; no container ran"
+    )
+    assert store.history("r1")[-1].details["stop_code"] == "TaskFailedToStart"
+
+
+def test_a_missing_exit_code_is_never_success(store: RunStore) -> None:
+    store.create_run("r2", "etl", state=S.RUNNING)
+    apply(
+        StateRecorder(store),
+        ecs(
+            "r2",
+            "STOPPED",
+            5,
+            stopCode="EssentialContainerExited",
+            containers=[{"name": "flow", "lastStatus": "STOPPED"}],
+        ),
+    )
+    run = store.get_run("r2")
+    assert run.state is S.CRASHED  # type: ignore[union-attr]
+    assert "container 'flow' has no exit code" in run.message  # type: ignore[union-attr,operator]
+
+
+def test_exit_codes_and_reasons_are_in_the_message(store: RunStore) -> None:
+    store.create_run("r3", "etl", state=S.RUNNING)
+    apply(
+        StateRecorder(store),
+        ecs(
+            "r3",
+            "STOPPED",
+            6,
+            stopCode="EssentialContainerExited",
+            stoppedReason="Essential container in task exited",
+            containers=[
+                {
+                    "name": "flow",
+                    "exitCode": 137,
+                    "reason": "OutOfMemoryError: Container killed due to memory usage",
+                }
+            ],
+        ),
+    )
+    assert store.get_run("r3").message == (  # type: ignore[union-attr]
+        "ECS task stopped (EssentialContainerExited): Essential container in task exited; "
+        "container 'flow' exited with code 137 "
+        "(OutOfMemoryError: Container killed due to memory usage)"
+    )
+
+
+def test_every_ordering_of_a_successful_runs_events_ends_success(store: RunStore) -> None:
+    recorder = StateRecorder(store)
+    for number, ordering in enumerate(
+        itertools.permutations(["pending", "runner-running", "success", "stopped"])
+    ):
+        run_id = f"order-{number}"
+        store.create_run(run_id, "etl", state=S.SUBMITTED)
+        events = {
+            "pending": ecs(run_id, "PENDING", 2),
+            "runner-running": runner(run_id, "Running"),
+            "success": runner(run_id, "Success", "All reference tasks succeeded."),
+            "stopped": ecs(
+                run_id,
+                "STOPPED",
+                4,
+                stopCode="EssentialContainerExited",
+                containers=[{"name": "flow", "exitCode": 0}],
+            ),
+        }
+        apply(recorder, *(events[name] for name in ordering), events[ordering[0]])
+        run = store.get_run(run_id)
+        assert run is not None
+        assert run.state is S.SUCCESS, ordering
+        assert run.message == "All reference tasks succeeded."
+
+
+def test_heartbeats_update_the_run_without_a_transition(store: RunStore) -> None:
+    store.create_run("r4", "etl", state=S.RUNNING)
+    outcome = StateRecorder(store).handle(parse_event(runner("r4", "Running", heartbeat=True)))
+    assert outcome.applied
+    assert outcome.reason == "heartbeat"
+    run = store.get_run("r4")
+    assert run.heartbeat_at is not None  # type: ignore[union-attr]
+    assert len(store.history("r4")) == 1
+
+
+def test_tasks_flowrelay_did_not_start_are_ignored(store: RunStore) -> None:
+    event = ecs("x", "STOPPED", 1)
+    event["detail"]["group"] = "service:web"
+    outcome = StateRecorder(store).handle(parse_event(event))
+    assert not outcome.applied
+    assert "is not flowrelay's" in outcome.reason

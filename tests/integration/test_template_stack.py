@@ -1,0 +1,198 @@
+"""template.yaml, translated by aws-sam-translator, created as a stack in moto server (as the
+embedded dev stack does), and events routed through its rules into its queues."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrelay.events import (
+    ECS_GROUP_PREFIX,
+    FlowRunCancelRequested,
+    FlowRunRequested,
+    FlowRunStateChanged,
+    parse_event,
+)
+from flowrelay.run_states import RunState, Source
+from flowrelay.template import function_event_sources, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+# moto's CloudFormation skips resource types it does not implement (QueuePolicy, Alarm), with a
+# warning from the server thread.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse", "ignore:No Moto CloudFormation")
+
+
+class StubManagedPolicyLoader:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+def dev_stack_template(bucket: str, key: str, bus_name: str) -> dict[str, Any]:
+    """The template as moto can run it: code from S3, no Lambda pollers or schedule targets
+    (moto would run those in Docker; the dev stack calls the functions itself)."""
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    sam = yaml_parse(TEMPLATE.read_text())
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            properties["ContentUri"] = f"s3://{bucket}/{key}"
+        if resource["Type"] == "AWS::Serverless::Function":
+            properties["CodeUri"] = f"s3://{bucket}/{key}"
+            events = properties.get("Events", {})
+            for name, event in list(events.items()):
+                if event["Type"] == "SQS":
+                    event["Properties"]["Enabled"] = False
+                elif event["Type"] == "Schedule":
+                    del events[name]
+    translated: dict[str, Any] = transform(sam, {"BusName": bus_name}, StubManagedPolicyLoader())
+    return translated
+
+
+@pytest.fixture
+def stack(aws_env: str) -> Iterator[dict[str, str]]:
+    """A stack made from template.yaml in moto; yields its outputs."""
+    import boto3
+
+    suffix = uuid.uuid4().hex[:8]
+    name, bus, bucket = f"flowrelay-{suffix}", f"flowrelay-{suffix}", f"artifacts-{suffix}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="code.zip", Body=placeholder_zip())
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(dev_stack_template(bucket, "code.zip", bus)),
+        Parameters=[{"ParameterKey": "BusName", "ParameterValue": bus}],
+        Capabilities=CAPABILITIES,
+    )
+    (described,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]}
+    try:
+        yield outputs
+    finally:
+        cloudformation.delete_stack(StackName=name)
+
+
+def queue_url(sqs: Any, output_url: str) -> str:
+    """moto's outputs name queues by their AWS URL; ask for the endpoint's own."""
+    return str(sqs.get_queue_url(QueueName=output_url.rsplit("/", 1)[1])["QueueUrl"])
+
+
+def receive_all(sqs: Any, url: str, expected: int) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while len(bodies) < expected and time.monotonic() < deadline:
+        response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in response.get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_the_stack_is_created_with_every_output(stack: dict[str, str]) -> None:
+    import boto3
+
+    template = load_template(TEMPLATE)
+    assert set(stack) == set(template["Outputs"])
+    assert all(value and not value.startswith("<") for value in stack.values()), stack
+    assert stack["BusArn"].endswith(f":event-bus/{stack['BusName']}")
+    assert stack["ClusterArn"].endswith(f":cluster/{stack['ClusterName']}")
+
+    lambda_ = boto3.client("lambda")
+    for source in [s for sources in function_event_sources(template).values() for s in sources]:
+        if source.kind != "sqs":
+            continue
+        function = stack[f"{source.function}FunctionName"]
+        (mapping,) = lambda_.list_event_source_mappings(FunctionName=function)[
+            "EventSourceMappings"
+        ]
+        assert mapping["BatchSize"] == source.batch_size
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["EventSourceArn"].endswith(
+            queue_url(boto3.client("sqs"), stack[f"{source.queue}Url"]).rsplit("/", 1)[1]
+        )
+
+    logs = boto3.client("logs")
+    (group,) = logs.describe_log_groups(logGroupNamePrefix=stack["LogGroupName"])["logGroups"]
+    assert group["retentionInDays"] == 30
+
+
+def test_events_reach_the_queues_their_rules_name(stack: dict[str, str]) -> None:
+    import boto3
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    bus = stack["BusName"]
+    run_id = uuid.uuid4().hex
+    entries = [
+        FlowRunRequested(flow="etl", flow_run_id=run_id).entry(bus),
+        FlowRunStateChanged(flow_run_id=run_id, state=RunState.RUNNING, source=Source.RUNNER).entry(
+            bus
+        ),
+        FlowRunCancelRequested(flow_run_id=run_id, reason="test").entry(bus),
+    ]
+    ecs_change = {
+        "taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/c/{run_id}",
+        "lastStatus": "STOPPED",
+        "version": 3,
+    }
+    # ECS publishes on the default bus; only flowrelay's tasks (by group) are routed.
+    for group in (ECS_GROUP_PREFIX + run_id, "family:someone-else"):
+        entries.append(
+            {
+                "Source": "aws.ecs",
+                "DetailType": "ECS Task State Change",
+                "Detail": json.dumps({**ecs_change, "group": group}),
+            }
+        )
+    response = events.put_events(Entries=entries)
+    assert response["FailedEntryCount"] == 0
+
+    received = {
+        output: receive_all(sqs, queue_url(sqs, stack[output]), expected)
+        for output, expected in (
+            ("DispatchQueueUrl", 1),
+            ("StateQueueUrl", 2),
+            ("CancelQueueUrl", 1),
+        )
+    }
+    kinds = {
+        output: sorted(type(parse_event(body).detail).__name__ for body in bodies)
+        for output, bodies in received.items()
+    }
+    assert kinds == {
+        "DispatchQueueUrl": ["FlowRunRequested"],
+        "StateQueueUrl": ["EcsTaskStateChange", "FlowRunStateChanged"],
+        "CancelQueueUrl": ["FlowRunCancelRequested"],
+    }
+    ecs_events = [
+        parse_event(body).detail
+        for body in received["StateQueueUrl"]
+        if body["source"] == "aws.ecs"
+    ]
+    assert [event.flow_run_id for event in ecs_events] == [run_id]
+    for output in ("DispatchDLQUrl", "StateDLQUrl", "CancelDLQUrl", "DeliveryDLQUrl"):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url(sqs, stack[output]), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == "0", output

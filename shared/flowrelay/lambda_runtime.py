@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from flowrelay.aws import Settings, client
 from flowrelay.batch import process_sqs_batch
-from flowrelay.dispatch import Dispatcher, Launcher
 from flowrelay.events import RUN_ID_PATTERN, EventError, ParsedEvent, parse_event
 from flowrelay.record import StateRecorder
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import RunStore
+
+if TYPE_CHECKING:
+    from flowrelay.dispatch import Dispatcher, Launcher
 
 logger = Logger(service="flowrelay")
 
@@ -36,6 +38,9 @@ def store() -> RunStore:
 
 @cache
 def dispatcher() -> Dispatcher:
+    # Imported here: only the dispatch function launches, the others need not load it.
+    from flowrelay.dispatch import Dispatcher
+
     return Dispatcher(store(), launchers())
 
 

@@ -1,8 +1,10 @@
-"""``flowrelay demo``: the example flows, run here on each kind of executor.
+"""``flowrelay demo``: the whole system on this machine, and the example flows on each executor.
 
-This is the foundation's demo: it shows the flow SDK working on every executor, a failure that
-names its cause, and retries. The control-plane demo (dev stack, events, DynamoDB) replaces it
-when that lands.
+``run_control_plane_demo`` starts the embedded dev stack (moto for AWS, the Lambda functions
+in-process, ECS tasks as local processes), registers the example flows and a launch target,
+requests runs through the bus exactly as a user would, and prints each run's state timeline from
+DynamoDB. ``run_demo`` (``flowrelay demo --local``) runs the example flows in this process on
+every executor.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from rich.markup import escape
 
 from flowrelay.cli import output
 from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
@@ -100,3 +105,167 @@ def run_demo(as_json: bool = False) -> int:
             "demo runs ended as designed.[/]"
         )
     return 0 if all_good else 1
+
+
+@dataclass
+class ControlPlaneRun:
+    """One run the control-plane demo requests, and how it should end."""
+
+    title: str
+    flow: str
+    expected: str
+    labels: list[str] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+
+
+def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int:
+    """Run the demo on a fresh dev stack; 0 when every run ended as designed."""
+    import uuid
+
+    import boto3
+
+    from flowrelay.devstack import DevStack
+    from flowrelay.events import FlowRunRequested
+    from flowrelay.publish import Publisher
+    from flowrelay.registry import registration_for
+    from flowrelay.store import RunStore
+    from flowrelay.targets import Target
+
+    def say(line: str) -> None:
+        if not as_json:
+            output.stderr.print(line, markup=False, highlight=False)
+
+    runs = [
+        ControlPlaneRun("A run that succeeds", "hello", "Success", parameters={"name": "demo"}),
+        ControlPlaneRun("A run that fails, naming the failing task", "failing", "Failed"),
+        ControlPlaneRun(
+            "A run that waits for a 'gpu' target, then runs when one is added",
+            "etl",
+            "Success",
+            labels=["gpu"],
+            parameters={"rows": 5},
+        ),
+    ]
+    with DevStack(schedule_seconds=2.0, log=lambda line: say(f"  [stack] {line}")) as stack:
+        environment = stack.environment()
+        session = boto3.session.Session(
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            region_name=environment["AWS_DEFAULT_REGION"],
+        )
+        endpoint = environment["AWS_ENDPOINT_URL"]
+        store = RunStore(
+            session.client("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"]
+        )
+        publisher = Publisher(
+            session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
+        )
+        for name in ("hello", "failing", "etl"):
+            flow = Module(f"flowrelay.examples.{name}:flow").load()
+            registration, _ = store.register_flow(
+                registration_for(flow, storage=Module(f"flowrelay.examples.{name}:flow"))
+            )
+            say(f"registered {registration.name} version {registration.version}")
+        store.put_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
+        say("target 'fargate' (ecs, no labels) is ready")
+        for run in runs:
+            run.run_id = str(uuid.uuid4())
+            publisher.publish(
+                FlowRunRequested(
+                    flow=run.flow,
+                    parameters=run.parameters,
+                    labels=run.labels,
+                    flow_run_id=run.run_id,
+                    requested_by="demo",
+                )
+            )
+            say(f"requested {run.flow} as run {run.run_id}")
+        gpu_run = runs[2]
+        _wait(
+            lambda: _message(store, gpu_run.run_id).startswith("waiting for a launch target"),
+            timeout,
+        )
+        say(f"run {gpu_run.run_id} waits: {_message(store, gpu_run.run_id)}")
+        store.put_target(
+            Target(
+                name="gpu-fargate", kind="ecs", labels=["gpu"], settings=stack.ecs_target_settings()
+            )
+        )
+        say("target 'gpu-fargate' (ecs, labels: gpu) added")
+        _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
+        outcomes = [_timeline(store, run) for run in runs]
+        stack.wait_idle(timeout=15)  # let the last task processes exit and report
+    ok = all(outcome["as_designed"] for outcome in outcomes)
+    if as_json:
+        print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str))
+    else:
+        for outcome in outcomes:
+            _print_timeline(outcome)
+        verdict = sum(1 for outcome in outcomes if outcome["as_designed"])
+        output.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
+    return 0 if ok else 1
+
+
+_FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
+
+
+def _state(store: Any, run_id: str) -> str:
+    run = store.get_run(run_id)
+    return str(run.state) if run else "unknown"
+
+
+def _message(store: Any, run_id: str) -> str:
+    run = store.get_run(run_id)
+    return (run.message or "") if run else ""
+
+
+def _wait(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the demo waited {timeout:g}s and gave up")
+        time.sleep(0.25)
+
+
+def _timeline(store: Any, run: ControlPlaneRun) -> dict[str, Any]:
+    record = store.get_run(run.run_id)
+    history = store.history(run.run_id)
+    return {
+        "title": run.title,
+        "flow": run.flow,
+        "run_id": run.run_id,
+        "state": str(record.state),
+        "message": record.message,
+        "target": record.target,
+        "task_arn": record.infrastructure.get("task_arn"),
+        "as_designed": str(record.state) == run.expected,
+        "history": [
+            {
+                "at": entry.at.isoformat(),
+                "state": str(entry.state),
+                "source": str(entry.source),
+                "message": entry.message,
+            }
+            for entry in history
+        ],
+    }
+
+
+def _print_timeline(outcome: dict[str, Any]) -> None:
+    output.stdout.rule(
+        f"[bold]{outcome['title']}[/]  ({outcome['flow']}, run {outcome['run_id'][:8]})"
+    )
+    start = None
+    for entry in outcome["history"]:
+        at = datetime.fromisoformat(entry["at"])
+        start = start or at
+        style = output.STYLES.get(entry["state"], "white")
+        output.stdout.print(
+            f"  +{(at - start).total_seconds():6.2f}s  [{style}]{entry['state']:<10}[/] "
+            f"{entry['source']:<14} {escape(entry['message'] or '')}",
+            markup=True,
+            highlight=False,
+        )
+    verdict = "[green]as designed[/]" if outcome["as_designed"] else "[red]NOT as designed[/]"
+    output.stdout.print(f"  target: {outcome['target']}  task: {outcome['task_arn']}  {verdict}\n")

@@ -1,19 +1,19 @@
-"""template.yaml, translated by aws-sam-translator, created as a stack in moto server (as the
-embedded dev stack does), and events routed through its rules into its queues."""
+"""template.yaml, translated by aws-sam-translator, created as a stack in moto server (by the
+embedded dev stack's own code, flowrelay.devstack.deploy), and events routed through its rules
+into its queues."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flowrelay.devstack.deploy import create_stack
 from flowrelay.events import (
     ECS_GROUP_PREFIX,
     FlowRunCancelRequested,
@@ -26,68 +26,28 @@ from flowrelay.template import function_event_sources, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 # moto's CloudFormation skips resource types it does not implement (QueuePolicy, Alarm), with a
 # warning from the server thread.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse", "ignore:No Moto CloudFormation")
 
 
-class StubManagedPolicyLoader:
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def placeholder_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
-    return buffer.getvalue()
-
-
-def dev_stack_template(bucket: str, key: str, bus_name: str) -> dict[str, Any]:
-    """The template as moto can run it: code from S3, no Lambda pollers or schedule targets
-    (moto would run those in Docker; the dev stack calls the functions itself)."""
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    sam = yaml_parse(TEMPLATE.read_text())
-    for resource in sam["Resources"].values():
-        properties = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            properties["ContentUri"] = f"s3://{bucket}/{key}"
-        if resource["Type"] == "AWS::Serverless::Function":
-            properties["CodeUri"] = f"s3://{bucket}/{key}"
-            events = properties.get("Events", {})
-            for name, event in list(events.items()):
-                if event["Type"] == "SQS":
-                    event["Properties"]["Enabled"] = False
-                elif event["Type"] == "Schedule":
-                    del events[name]
-    translated: dict[str, Any] = transform(sam, {"BusName": bus_name}, StubManagedPolicyLoader())
-    return translated
-
-
 @pytest.fixture
 def stack(aws_env: str) -> Iterator[dict[str, str]]:
-    """A stack made from template.yaml in moto; yields its outputs."""
+    """A stack made from template.yaml in moto, as the dev stack makes it; yields its outputs."""
     import boto3
 
     suffix = uuid.uuid4().hex[:8]
-    name, bus, bucket = f"flowrelay-{suffix}", f"flowrelay-{suffix}", f"artifacts-{suffix}"
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="code.zip", Body=placeholder_zip())
+    name, bus = f"flowrelay-{suffix}", f"flowrelay-{suffix}"
     cloudformation = boto3.client("cloudformation")
-    cloudformation.create_stack(
-        StackName=name,
-        TemplateBody=json.dumps(dev_stack_template(bucket, "code.zip", bus)),
-        Parameters=[{"ParameterKey": "BusName", "ParameterValue": bus}],
-        Capabilities=CAPABILITIES,
+    outputs = create_stack(
+        TEMPLATE,
+        name,
+        s3=boto3.client("s3"),
+        cloudformation=cloudformation,
+        parameters={"BusName": bus},
+        bucket=f"artifacts-{suffix}",
     )
-    (described,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]}
     try:
         yield outputs
     finally:

@@ -144,7 +144,7 @@ def test_schema_prints_json_schema_for_every_run_config() -> None:
 
 @pytest.mark.slow
 def test_demo_runs_every_example_as_designed() -> None:
-    code, out, _ = invoke("demo", "--json")
+    code, out, _ = invoke("demo", "--local", "--json")
     assert code == 0
     outcome = json.loads(out)
     assert outcome["ok"] is True

@@ -11,18 +11,32 @@ import sys
 import click
 
 from flowrelay import __version__
+from flowrelay.cli.control import COMMANDS as CONTROL_COMMANDS
+from flowrelay.cli.dev import dev
 from flowrelay.cli.local import demo, run_local, schema
+from flowrelay.cli.settings import STACK_META_KEY
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flowrelay")
-def cli() -> None:
+@click.option(
+    "--stack",
+    metavar="NAME",
+    help="The deployed stack to use (its TableName/BusName outputs). Default: "
+    "FLOWRELAY_TABLE_NAME and FLOWRELAY_BUS_NAME if set, else the stack FLOWRELAY_STACK.",
+)
+@click.pass_context
+def cli(ctx: click.Context, stack: str | None) -> None:
     """flowrelay: Python workflow runs on AWS with no always-on agent."""
+    ctx.meta[STACK_META_KEY] = stack
 
 
 cli.add_command(run_local)
 cli.add_command(demo)
 cli.add_command(schema)
+cli.add_command(dev)
+for _command in CONTROL_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -39,8 +39,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def fail_usage(message: str) -> None:
-    output.stderr.print(f"[red]error:[/] {message}", markup=True)
-    sys.exit(2)
+    output.fail(message, 2)
 
 
 @click.command("run-local")
@@ -102,12 +101,21 @@ def run_local(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
-def demo(as_json: bool) -> None:
-    """Run the example flows and show how each ends (exit 0 when all end as designed)."""
-    from flowrelay.demo import run_demo
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Run the example flows in this process on every executor instead (no dev stack).",
+)
+def demo(as_json: bool, local: bool) -> None:
+    """See the whole system work on this machine: start the dev stack, register the example
+    flows and a target, request runs through the bus, print each run's state timeline, stop.
+
+    Exit 0 when every run ended as designed (one of them fails on purpose).
+    """
+    from flowrelay.demo import run_control_plane_demo, run_demo
 
     with raise_on_sigterm():
-        sys.exit(run_demo(as_json=as_json))
+        sys.exit(run_demo(as_json=as_json) if local else run_control_plane_demo(as_json=as_json))
 
 
 @click.command()

@@ -7,9 +7,10 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flowrelay.flow import Flow
@@ -62,6 +63,13 @@ def task_prints_to_stderr(enabled: bool = True) -> Iterator[None]:
         return
     with redirect_stdout(sys.stderr):
         yield
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Every CLI error ends here: one line on stderr (escaped, so a ``[...]`` in the message is
+    shown rather than read as markup) and the exit code (2 usage/config, 1 failed/not found)."""
+    stderr.print(f"[red]error:[/] {escape(message)}")
+    sys.exit(code)
 
 
 def short(value: Any, width: int = 60) -> str:

@@ -1,0 +1,114 @@
+"""``flowrelay dev up``: the embedded dev stack in the foreground (ARCHITECTURE.md section 8)."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from flowrelay.devstack import DevStack
+
+
+@click.group()
+def dev() -> None:
+    """The embedded dev stack: AWS (moto) on loopback, no account and no Docker needed."""
+
+
+@dev.command("up")
+@click.option("--port", type=int, default=0, show_default="a free port", help="moto's port.")
+@click.option(
+    "--schedule-seconds",
+    type=float,
+    default=None,
+    help="Run scheduled functions (the monitor) this often instead of the template's rate.",
+)
+@click.option(
+    "--template",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The SAM template. Default: ./template.yaml, else flowrelay's own.",
+)
+@click.option("--stack-name", default="flowrelay-dev", show_default=True)
+@click.option(
+    "--target/--no-target",
+    default=True,
+    show_default=True,
+    help="Create the launch target 'dev' (ECS on the dev stack, no labels) so runs go somewhere.",
+)
+def up(
+    port: int, schedule_seconds: float | None, template: Path | None, stack_name: str, target: bool
+) -> None:
+    """Start the dev stack and keep it running until Ctrl-C (or SIGTERM), then stop it cleanly.
+
+    Prints the ``export`` line that points other shells (the flowrelay CLI, your scripts) at it.
+
+    \b
+    Example, in a second shell after pasting the export line:
+      flowrelay register shared/flowrelay/examples/hello.py
+      flowrelay run hello --param name=you --watch
+    """
+    try:
+        from flowrelay.devstack import DevStack
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the dev stack needs the devstack extra (pip install 'flowrelay[devstack]'): {exc}"
+        ) from exc
+
+    def say(line: str) -> None:
+        click.echo(f"{datetime.now():%H:%M:%S} {line}", err=True)
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stack = DevStack(
+        template, port=port, stack_name=stack_name, schedule_seconds=schedule_seconds, log=say
+    )
+    try:
+        stack.start()
+        if target:
+            _create_dev_target(stack)
+            say("launch target 'dev' created (kind ecs, no labels): runs without labels go there")
+        exports = " ".join(
+            f"{name}={shlex.quote(value)}" for name, value in stack.environment().items()
+        )
+        click.echo("# In another shell, use the dev stack with:")
+        click.echo(f"export {exports}")
+        sys.stdout.flush()
+        say("dev stack running; Ctrl-C to stop")
+        while not stopping.wait(0.5):
+            pass
+        say("stopping")
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("dev stack stopped")
+
+
+def _create_dev_target(stack: DevStack) -> None:
+    import boto3
+
+    from flowrelay.store import RunStore
+    from flowrelay.targets import Target
+
+    environment = stack.environment()
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=environment["AWS_DEFAULT_REGION"],
+    )
+    store = RunStore(dynamodb, stack.outputs["TableName"])
+    store.put_target(Target(name="dev", kind="ecs", settings=stack.ecs_target_settings()))

@@ -1,0 +1,112 @@
+"""Which flowrelay stack the CLI talks to: the table and bus names, and AWS clients.
+
+The same commands work against the embedded dev stack and a deployed one, so the names come from
+wherever the user already has them:
+
+1. ``--stack NAME`` on the command line: the stack's ``TableName`` / ``BusName`` outputs (a name
+   typed now wins over names exported earlier in the shell, so ``--stack prod`` never silently
+   talks to the dev stack);
+2. ``FLOWRELAY_TABLE_NAME`` and ``FLOWRELAY_BUS_NAME`` (what ``flowrelay dev up`` prints and the
+   Lambda functions read);
+3. ``FLOWRELAY_STACK``: that stack's outputs.
+
+A name set in the environment overrides the same output of a stack found through
+``FLOWRELAY_STACK``, so one of them can be pointed elsewhere while debugging.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from flowrelay.aws import RETRIES
+
+NO_STACK = (
+    "no flowrelay stack: set FLOWRELAY_STACK (or --stack) to your stack's name, or run "
+    "`flowrelay dev up` and use the export line it prints"
+)
+_ENV_NAMES = {"table_name": "FLOWRELAY_TABLE_NAME", "bus_name": "FLOWRELAY_BUS_NAME"}
+_OUTPUTS = {"table_name": "TableName", "bus_name": "BusName"}
+#: Where ``--stack`` is kept between the group and its commands (``Context.meta`` is shared by
+#: the whole context tree and namespaced, so other commands' ``obj`` is left alone).
+STACK_META_KEY = "flowrelay.stack"
+
+
+class ConfigError(Exception):
+    """The CLI cannot tell which stack to use, or the stack lacks what it needs (exit 2)."""
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """The resources one command works with, and the stack outputs when a stack was read (the
+    ``invoke`` command fills in the functions' other environment variables from them)."""
+
+    table_name: str
+    bus_name: str
+    stack: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def aws_client(service: str) -> Any:
+    """A fresh boto3 client (not ``flowrelay.aws.client``'s per-process cache: a test or a
+    long-lived caller may change the endpoint or credentials between commands)."""
+    import boto3
+    from botocore.config import Config
+
+    make: Any = boto3.client
+    return make(service, config=Config(retries=RETRIES))
+
+
+def stack_outputs(stack: str, cloudformation: Any = None) -> dict[str, str]:
+    """The outputs of a CloudFormation stack; ``ConfigError`` naming the stack if it is not
+    there."""
+    from botocore.exceptions import ClientError
+
+    client = cloudformation or aws_client("cloudformation")
+    try:
+        stacks = client.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        region = client.meta.region_name
+        raise ConfigError(f"cannot read stack {stack!r} (region {region}): {message}") from None
+    if not stacks:
+        raise ConfigError(f"no stack {stack!r}")
+    return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
+
+
+def resolve(stack_option: str | None = None, env: dict[str, str] | None = None) -> StackNames:
+    """The table and bus to use (see the module docstring for the order); ``ConfigError`` with
+    the fix when there is no way to tell."""
+    environ = dict(os.environ if env is None else env)
+    from_env = {key: environ.get(name) or None for key, name in _ENV_NAMES.items()}
+    stack = stack_option or None
+    if stack is None:
+        if all(from_env.values()):
+            return StackNames(
+                table_name=str(from_env["table_name"]), bus_name=str(from_env["bus_name"])
+            )
+        stack = environ.get("FLOWRELAY_STACK") or None
+        if stack is None:
+            missing = [_ENV_NAMES[key] for key, value in from_env.items() if not value]
+            if len(missing) == 1:
+                raise ConfigError(f"{missing[0]} is not set: {NO_STACK}")
+            raise ConfigError(NO_STACK)
+    outputs = stack_outputs(stack)
+    names: dict[str, str] = {}
+    for key, output in _OUTPUTS.items():
+        value = outputs.get(output)
+        if stack_option is None and from_env[key]:
+            value = from_env[key]
+        if not value:
+            raise ConfigError(f"stack {stack!r} has no {output} output: is it a flowrelay stack?")
+        names[key] = value
+    return StackNames(stack=stack, outputs=outputs, **names)
+
+
+def current(ctx: click.Context | None = None) -> StackNames:
+    """The names for the running command, from its ``--stack`` and the environment."""
+    context = ctx or click.get_current_context()
+    return resolve(context.meta.get(STACK_META_KEY))

@@ -1,0 +1,404 @@
+"""ECS tasks started in moto, executed as local processes.
+
+moto records RunTask but runs nothing and emits no events. This executor watches the stack's
+clusters; for each new task it runs the task's container command with the container's
+environment (task definition, then RunTask's container overrides) as a local process, and puts
+the "ECS Task State Change" events AWS would put on the default bus: RUNNING when it starts,
+STOPPED when it ends. A task its process outlives (StopTask by the monitor or a cancel) gets
+SIGTERM, then SIGKILL after a grace period, and is reported STOPPED with stopCode UserInitiated.
+
+moto ignores RunTask's ``clientToken``. AWS returns the first task for a repeated token, so a task
+that repeats a (run id, attempt) pair this executor already ran is stopped in moto without being
+run and without events (on AWS it would not exist).
+
+Each task's output goes to ``<log dir>/<task id>.log`` and, when the container logs with awslogs,
+to that log group and stream in moto after the process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from flowrelay.launchers.ecs import CONTAINER_NAME, RUN_ID_TAG
+
+ECS_DETAIL_TYPE = "ECS Task State Change"
+EXITED_REASON = "Essential container in task exited"
+_INHERITED_AWS_SETTINGS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+@dataclass
+class TaskProcess:
+    """One executed task."""
+
+    task: dict[str, Any]
+    container: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+    run_id: str | None
+    log_group: str | None = None
+    log_stream: str | None = None
+    version: int = 1
+    stop_reason: str | None = None
+    """Set when someone else stopped the task in moto: the process is being terminated."""
+    term_sent_at: float | None = None
+    killed: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def arn(self) -> str:
+        return str(self.task["taskArn"])
+
+
+def resolve_command(command: list[str]) -> list[str]:
+    """The container command with its program found locally: next to this Python (the venv's
+    bin, where ``flowrelay-runner`` is installed), else on PATH."""
+    if not command:
+        raise ValueError("the container has no command to run")
+    program = command[0]
+    if os.path.isabs(program):
+        return list(command)
+    beside = Path(sys.executable).parent / program
+    if beside.exists():
+        return [str(beside), *command[1:]]
+    found = shutil.which(program)
+    if found is None:
+        raise FileNotFoundError(f"{program!r} is neither next to {sys.executable} nor on PATH")
+    return [found, *command[1:]]
+
+
+def child_environment(stack_env: Mapping[str, str], task_env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without settings that could point boto3 elsewhere, then the
+    dev stack's settings, then the task's own variables."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _INHERITED_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
+    }
+    env.update(stack_env)
+    env.update(task_env)
+    return env
+
+
+class EcsExecutor(threading.Thread):
+    """Runs the tasks of ``clusters`` in moto as local processes (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        ecs: Any,
+        events: Any,
+        logs: Any,
+        clusters: list[str],
+        stack_env: Callable[[], dict[str, str]],
+        log_dir: Path,
+        stopping: threading.Event,
+        say: Callable[[str], None],
+        poll_seconds: float = 0.2,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        super().__init__(name="devstack-ecs", daemon=True)
+        self.ecs = ecs
+        self.events = events
+        self.logs = logs
+        self.clusters = clusters
+        self.stack_env = stack_env
+        self.log_dir = log_dir
+        self.stopping = stopping
+        self.say = say
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        self.running: dict[str, TaskProcess] = {}
+        self.seen: set[str] = set()
+        self.executed: dict[tuple[str, str], str] = {}  # (run id, attempt) -> task ARN
+        self.started_pids: list[int] = []
+        self.duplicates: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # keep going: one bad task must not stop the stack
+                if self.stopping.is_set():
+                    break
+                self.say(f"ecs: error: {exc!r}")
+            self.stopping.wait(self.poll_seconds)
+        self.shutdown()
+
+    def step(self) -> None:
+        for cluster in self.clusters:
+            arns = self.ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING").get("taskArns", [])
+            new = [arn for arn in arns if arn not in self.seen]
+            for start in range(0, len(new), 100):
+                described = self.ecs.describe_tasks(
+                    cluster=cluster, tasks=new[start : start + 100], include=["TAGS"]
+                )
+                for task in described.get("tasks", []):
+                    self.seen.add(task["taskArn"])
+                    self._start(task)
+        self._check_stopped_by_others()
+        self._reap()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self.running)
+
+    # --- starting ----------------------------------------------------------------------------
+
+    def _start(self, task: dict[str, Any]) -> None:
+        arn = task["taskArn"]
+        definition = self.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
+            "taskDefinition"
+        ]
+        overrides = {
+            item.get("name"): item
+            for item in (task.get("overrides") or {}).get("containerOverrides", [])
+        }
+        containers = definition.get("containerDefinitions", [])
+        container = next(
+            (c for c in containers if c.get("name") == CONTAINER_NAME),
+            next((c for c in containers if c.get("name") in overrides), containers[0]),
+        )
+        override = overrides.get(container["name"], {})
+        env = {item["name"]: item["value"] for item in container.get("environment", [])}
+        env.update({item["name"]: item["value"] for item in override.get("environment", [])})
+        run_id = _tag(task, RUN_ID_TAG) or _run_of_group(task.get("group"))
+        key = (run_id or arn, env.get("FLOWRELAY_ATTEMPT", ""))
+        if run_id is not None and key in self.executed:
+            self.ecs.stop_task(
+                cluster=task["clusterArn"],
+                task=arn,
+                reason=f"dev stack: same run and attempt as {self.executed[key]} (clientToken)",
+            )
+            self.duplicates.append(arn)
+            self.say(f"task ignored: run {run_id} attempt {key[1]} already has a task")
+            return
+        self.executed[key] = arn
+        task_id = arn.rsplit("/", 1)[-1]
+        log_path = self.log_dir / f"{task_id}.log"
+        log_file = log_path.open("wb")
+        try:
+            command = resolve_command(override.get("command") or container.get("command") or [])
+            process = subprocess.Popen(
+                command,
+                env=child_environment(self.stack_env(), env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the dev stack, which stops it
+            )
+        except (OSError, ValueError) as exc:
+            log_file.close()
+            self.say(f"task failed to start: run {run_id} ({exc})")
+            self.ecs.stop_task(cluster=task["clusterArn"], task=arn, reason=str(exc)[:255])
+            self._put(task, "STOPPED", 2, stop_code="TaskFailedToStart", reason=str(exc))
+            return
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+        handle = TaskProcess(
+            task=task,
+            container=container["name"],
+            process=process,
+            log_path=log_path,
+            log_file=log_file,
+            run_id=run_id,
+            log_group=group,
+            log_stream=f"{prefix}/{container['name']}/{task_id}" if group and prefix else None,
+        )
+        with self._lock:
+            self.running[arn] = handle
+            self.started_pids.append(process.pid)
+        self.say(f"task started: run {run_id} pid {process.pid} (log {log_path})")
+        self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
+
+    # --- stopping ----------------------------------------------------------------------------
+
+    def _check_stopped_by_others(self) -> None:
+        by_cluster: dict[str, list[TaskProcess]] = {}
+        with self._lock:
+            for handle in self.running.values():
+                if handle.stop_reason is None:
+                    by_cluster.setdefault(handle.task["clusterArn"], []).append(handle)
+        for cluster, handles in by_cluster.items():
+            described = self.ecs.describe_tasks(cluster=cluster, tasks=[h.arn for h in handles])
+            status = {task["taskArn"]: task for task in described.get("tasks", [])}
+            for handle in handles:
+                task = status.get(handle.arn, {})
+                if task.get("desiredStatus") == "STOPPED" or task.get("lastStatus") == "STOPPED":
+                    handle.stop_reason = task.get("stoppedReason") or "Task stopped by user"
+                    self.say(f"task stopped in ECS: run {handle.run_id} ({handle.stop_reason})")
+                    self._terminate(handle)
+
+    def _terminate(self, handle: TaskProcess) -> None:
+        if handle.process.poll() is not None or handle.term_sent_at is not None:
+            return
+        handle.term_sent_at = time.monotonic()
+        _signal_group(handle.process, signal.SIGTERM)
+
+    def _reap(self) -> None:
+        with self._lock:
+            handles = list(self.running.values())
+        for handle in handles:
+            code = handle.process.poll()
+            if code is None:
+                waited = handle.term_sent_at and time.monotonic() - handle.term_sent_at
+                if waited and waited > self.grace_seconds and not handle.killed:
+                    handle.killed = True
+                    _signal_group(handle.process, signal.SIGKILL)
+                continue
+            self._finish(handle, code)
+
+    def _finish(self, handle: TaskProcess, code: int) -> None:
+        with self._lock:
+            self.running.pop(handle.arn, None)
+        handle.log_file.close()
+        exit_code = 128 - code if code < 0 else code  # killed by signal N: shells say 128+N
+        self.say(f"task exited: run {handle.run_id} code {exit_code}")
+        self._upload_log(handle)
+        if handle.stop_reason is None:
+            self.ecs.stop_task(
+                cluster=handle.task["clusterArn"], task=handle.arn, reason=EXITED_REASON
+            )
+            stop_code, reason = "EssentialContainerExited", EXITED_REASON
+        else:
+            stop_code, reason = "UserInitiated", handle.stop_reason
+        handle.version += 1
+        container = _container(handle, "STOPPED")
+        container["exitCode"] = exit_code
+        self._put(
+            handle.task,
+            "STOPPED",
+            handle.version,
+            stop_code=stop_code,
+            reason=reason,
+            containers=[container],
+        )
+
+    def shutdown(self) -> None:
+        """Terminate every task process (SIGTERM, then SIGKILL after the grace period) and wait
+        for them. No events: the stack they would go to is going away."""
+        with self._lock:
+            handles = list(self.running.values())
+        for handle in handles:
+            if handle.process.poll() is None:
+                _signal_group(handle.process, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        for handle in handles:
+            try:
+                handle.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(handle.process, signal.SIGKILL)
+                handle.process.wait()
+            handle.log_file.close()
+            self.say(f"task terminated: run {handle.run_id} pid {handle.process.pid}")
+        with self._lock:
+            self.running.clear()
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def _put(
+        self,
+        task: dict[str, Any],
+        status: str,
+        version: int,
+        *,
+        stop_code: str | None = None,
+        reason: str | None = None,
+        containers: list[dict[str, Any]] | None = None,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "taskArn": task["taskArn"],
+            "clusterArn": task["clusterArn"],
+            "taskDefinitionArn": task.get("taskDefinitionArn"),
+            "lastStatus": status,
+            "desiredStatus": "STOPPED" if status == "STOPPED" else "RUNNING",
+            "group": task.get("group"),
+            "startedBy": task.get("startedBy"),
+            "launchType": task.get("launchType"),
+            "containers": containers or [],
+            "version": version,
+        }
+        if status == "STOPPED":
+            detail["stopCode"] = stop_code
+            detail["stoppedReason"] = reason
+        response = self.events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.ecs",
+                    "DetailType": ECS_DETAIL_TYPE,
+                    "Resources": [task["taskArn"]],
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            self.say(f"ecs: could not put the {status} event: {response.get('Entries')}")
+
+    def _upload_log(self, handle: TaskProcess) -> None:
+        if not (handle.log_group and handle.log_stream):
+            return
+        try:
+            lines = handle.log_path.read_text(errors="replace").splitlines()
+            self.logs.create_log_stream(
+                logGroupName=handle.log_group, logStreamName=handle.log_stream
+            )
+            now = int(time.time() * 1000)
+            events = [{"timestamp": now, "message": line or " "} for line in lines]
+            for start in range(0, len(events), 1000):
+                self.logs.put_log_events(
+                    logGroupName=handle.log_group,
+                    logStreamName=handle.log_stream,
+                    logEvents=events[start : start + 1000],
+                )
+        except Exception as exc:  # the local file still has the output
+            self.say(f"ecs: could not copy the log of {handle.arn} to CloudWatch: {exc!r}")
+
+
+def _container(handle: TaskProcess, status: str) -> dict[str, Any]:
+    return {"name": handle.container, "lastStatus": status, "taskArn": handle.arn}
+
+
+def _tag(task: Mapping[str, Any], key: str) -> str | None:
+    for tag in task.get("tags") or []:
+        if tag.get("key") == key:
+            return str(tag.get("value"))
+    return None
+
+
+def _run_of_group(group: str | None) -> str | None:
+    from flowrelay.events import ECS_GROUP_PREFIX
+
+    if group and group.startswith(ECS_GROUP_PREFIX):
+        return group[len(ECS_GROUP_PREFIX) :]
+    return None
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    """Signal the task's whole process group (the runner and anything it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)

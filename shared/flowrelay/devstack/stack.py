@@ -1,0 +1,393 @@
+"""The embedded dev stack: template.yaml created in moto server, its functions run in-process,
+its ECS tasks run as local processes (ARCHITECTURE.md section 8).
+
+Process-wide effects while a stack runs, because the in-process functions read them as Lambda
+functions do: ``os.environ`` holds the stack's AWS settings (loopback endpoint, fake credentials,
+region) and the functions' template environment (``FLOWRELAY_TABLE_NAME``, ...); boto3's default
+session and the functools caches of ``flowrelay.aws`` and ``flowrelay.lambda_runtime`` are
+cleared at start and at stop so no client or setting outlives the stack it was made for. Run one
+stack per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flowrelay.devstack.deploy import create_stack, stack_resources
+from flowrelay.devstack.ecs import EcsExecutor
+from flowrelay.devstack.functions import Function, Scheduler, SqsPoller, load_handler
+from flowrelay.template import function_event_sources, functions, load_template
+
+REGION = "us-east-1"
+FAKE_KEY = "testing"
+#: How soon a failed SQS message is retried in the dev stack (the template says 360 s).
+DEV_RETRY_DELAY = 2
+LOCAL_IMAGE = "flowrelay-local"
+
+
+def default_template() -> Path:
+    """template.yaml of the project in the current directory, else of the source checkout."""
+    here = Path.cwd() / "template.yaml"
+    if here.exists():
+        return here
+    checkout = Path(__file__).resolve().parents[3] / "template.yaml"
+    return checkout
+
+
+class DevStack:
+    """AWS for one developer, on loopback: see the module docstring and ``flowrelay dev up``.
+
+    >>> with DevStack(schedule_seconds=2) as stack:   # doctest: +SKIP
+    ...     print(stack.environment()["AWS_ENDPOINT_URL"])
+    """
+
+    def __init__(
+        self,
+        template: Path | None = None,
+        *,
+        port: int = 0,
+        stack_name: str = "flowrelay-dev",
+        schedule_seconds: float | None = None,
+        poll_seconds: float = 0.2,
+        log: Callable[[str], None] | None = None,
+        retry_delay: int = DEV_RETRY_DELAY,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self.template = Path(template) if template is not None else default_template()
+        self.port = port
+        self.stack_name = stack_name
+        self.schedule_seconds = schedule_seconds
+        self.poll_seconds = poll_seconds
+        self.retry_delay = retry_delay
+        self.grace_seconds = grace_seconds
+        self._log = log or (lambda line: None)
+        self.endpoint = ""
+        self.outputs: dict[str, str] = {}
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.functions: dict[str, Function] = {}
+        self.function_environment: dict[str, str] = {}
+        self.subnets: list[str] = []
+        self.security_groups: list[str] = []
+        self.executor: EcsExecutor | None = None
+        self.queue_urls: list[str] = []
+        self.log_dir: Path | None = None
+        self._server: Any = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._saved_environ: dict[str, str | None] = {}
+        self._started = False
+        self._function_log: tuple[logging.StreamHandler[Any], Any] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start moto on 127.0.0.1, create the stack, then the pollers and the task executor."""
+        if self._started:
+            raise RuntimeError("this dev stack is already started")
+        self._started = True
+        began = time.monotonic()
+        try:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="flowrelay-dev-"))
+            self._start_server()
+            self._set_environ(self._aws_environment())
+            self._reset_caches()
+            session = self._session()
+            self._create(session)
+            self._set_environ(
+                {**self.function_environment, **self.environment(), "AWS_REGION": REGION}
+            )
+            self._reset_caches()
+            self._capture_function_logs()
+            self._start_threads(session)
+        except BaseException:
+            self.stop()
+            raise
+        self.say(
+            f"stack {self.stack_name} ready at {self.endpoint} in {time.monotonic() - began:.1f}s"
+        )
+
+    def stop(self) -> None:
+        """Stop pollers and the executor (its task processes get SIGTERM, then SIGKILL after the
+        grace period), then moto; restore the environment. Safe to call more than once."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+        if self.executor is not None and self.executor.running:
+            self.executor.shutdown()  # the thread never ran or died: still end the processes
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.stop()
+            self._server = None
+            self.say("moto stopped")
+        self._restore_environ()
+        self._reset_caches()
+        if self._function_log is not None:
+            handler, stream = self._function_log
+            replaced = handler.setStream(stream)
+            if replaced is not None:
+                replaced.close()
+            self._function_log = None
+        if self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self.log_dir = None
+
+    def __enter__(self) -> DevStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what other processes need ------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """What a shell or process needs to use this stack (``flowrelay dev up`` prints it)."""
+        return {
+            **self._aws_environment(),
+            "FLOWRELAY_STACK": self.stack_name,
+            "FLOWRELAY_TABLE_NAME": self.outputs.get("TableName", ""),
+            "FLOWRELAY_BUS_NAME": self.outputs.get("BusName", ""),
+        }
+
+    def ecs_target_settings(self) -> dict[str, Any]:
+        """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster."""
+        settings: dict[str, Any] = {
+            "cluster": self.outputs["ClusterName"],
+            "subnets": list(self.subnets),
+            "security_groups": list(self.security_groups),
+            "image": LOCAL_IMAGE,
+        }
+        if self.outputs.get("LogGroupName"):
+            settings["log_group"] = self.outputs["LogGroupName"]
+        return settings
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once the event-source queues are empty and no task process runs."""
+        sqs = self._session().client("sqs", endpoint_url=self.endpoint)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = self.executor is not None and self.executor.busy
+            for url in self.queue_urls:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                busy = busy or any(int(value) for value in attributes.values())
+            if not busy:
+                return True
+            time.sleep(self.poll_seconds)
+        return False
+
+    def say(self, line: str) -> None:
+        with contextlib.suppress(Exception):
+            self._log(line)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _aws_environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": FAKE_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def _session(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_KEY, aws_secret_access_key=FAKE_KEY, region_name=REGION
+        )
+
+    def _start_server(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # One access-log line per AWS call would drown the stack's own lines; and moto logs and
+        # warns about each resource its CloudFormation skips (QueuePolicy, Alarm), which the
+        # dev stack does not need.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        # Tasks stay RUNNING until StopTask (moto's default walks them to STOPPED by itself).
+        self._moto_api(
+            "/moto-api/state-manager/set-transition",
+            {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+        )
+        self.say(f"moto listening on {self.endpoint}")
+
+    def _moto_api(self, path: str, body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            self.endpoint + path, data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def _create(self, session: Any) -> None:
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=self.endpoint)
+
+        cloudformation = client("cloudformation")
+        self.outputs = create_stack(
+            self.template, self.stack_name, s3=client("s3"), cloudformation=cloudformation
+        )
+        self.resources = stack_resources(cloudformation, self.stack_name)
+        self.say(f"stack {self.stack_name} created from {self.template}")
+        ec2 = client("ec2")
+        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+        self.subnets = [subnets["Subnets"][0]["SubnetId"]]
+        groups = ec2.describe_security_groups(GroupNames=["default"])
+        self.security_groups = [groups["SecurityGroups"][0]["GroupId"]]
+        lambda_ = client("lambda")
+        root = self.template.parent
+        environment: dict[str, str] = {}
+        for logical_id, spec in functions(load_template(self.template)).items():
+            name = self.resources[logical_id]["PhysicalResourceId"]
+            configuration = lambda_.get_function_configuration(FunctionName=name)
+            # What CloudFormation resolved for Lambda: the template's variables, with the
+            # stack's physical names in place of Ref/GetAtt.
+            variables = (configuration.get("Environment") or {}).get("Variables", {})
+            environment.update(variables)
+            self.functions[logical_id] = Function(
+                logical_id=logical_id,
+                name=name,
+                arn=configuration["FunctionArn"],
+                handler=load_handler(root, spec.handler_path, spec.handler_function, logical_id),
+                timeout=spec.timeout,
+                memory_size=spec.memory_size,
+            )
+        self.function_environment = environment
+
+    def _start_threads(self, session: Any) -> None:
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=self.endpoint)
+
+        template = load_template(self.template)
+        sqs = client("sqs")
+        account = self.outputs.get("BusArn", "::::123456789012").split(":")[4]
+        for logical_id, sources in function_event_sources(template).items():
+            function = self.functions[logical_id]
+            for source in sources:
+                if not source.enabled:
+                    continue
+                if source.kind == "sqs" and source.queue is not None:
+                    physical = self.resources[source.queue]["PhysicalResourceId"]
+                    url = sqs.get_queue_url(QueueName=physical.rsplit("/", 1)[-1])["QueueUrl"]
+                    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                        "Attributes"
+                    ]["QueueArn"]
+                    self.queue_urls.append(url)
+                    self._threads.append(
+                        SqsPoller(
+                            function,
+                            source,
+                            client("sqs"),
+                            url,
+                            arn,
+                            REGION,
+                            self._stopping,
+                            self.say,
+                            retry_delay=self.retry_delay,
+                        )
+                    )
+                elif source.kind == "schedule":
+                    interval = self.schedule_seconds or source.interval_seconds
+                    if interval is None:
+                        self.say(f"{logical_id}: {source.schedule} is not emulated (rate only)")
+                        continue
+                    self._threads.append(
+                        Scheduler(
+                            function, source, interval, REGION, account, self._stopping, self.say
+                        )
+                    )
+        clusters = [
+            resource["PhysicalResourceId"]
+            for resource in self.resources.values()
+            if resource.get("ResourceType") == "AWS::ECS::Cluster"
+        ]
+        assert self.log_dir is not None
+        self.executor = EcsExecutor(
+            ecs=client("ecs"),
+            events=client("events"),
+            logs=client("logs"),
+            clusters=clusters,
+            stack_env=self.environment,
+            log_dir=self.log_dir,
+            stopping=self._stopping,
+            say=self.say,
+            poll_seconds=self.poll_seconds,
+            grace_seconds=self.grace_seconds,
+        )
+        self._threads.append(self.executor)
+        for thread in self._threads:
+            thread.start()
+
+    def _capture_function_logs(self) -> None:
+        """Send the functions' Powertools log lines (JSON, to stdout by default) to
+        ``<log dir>/functions.log``, as Lambda sends them to CloudWatch: stdout belongs to
+        whoever runs the stack (``flowrelay demo --json`` prints JSON there)."""
+        runtime = sys.modules.get("flowrelay.lambda_runtime")
+        handler = getattr(getattr(runtime, "logger", None), "registered_handler", None)
+        if not isinstance(handler, logging.StreamHandler) or self.log_dir is None:
+            return
+        path = self.log_dir / "functions.log"
+        previous = handler.setStream(path.open("a", encoding="utf-8"))
+        self._function_log = (handler, previous)
+        self.say(f"function logs: {path}")
+
+    def _set_environ(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            if name not in self._saved_environ:
+                self._saved_environ[name] = os.environ.get(name)
+            os.environ[name] = value
+
+    def _restore_environ(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()
+
+    def _reset_caches(self) -> None:
+        """Forget clients and settings made for another endpoint or table (functools caches
+        that live as long as a Lambda execution environment would)."""
+        import boto3
+
+        from flowrelay import aws
+
+        boto3.DEFAULT_SESSION = None
+        aws.client.cache_clear()
+        runtime = sys.modules.get("flowrelay.lambda_runtime")
+        if runtime is not None:
+            for name in ("settings", "store", "dispatcher"):
+                cache_clear = getattr(getattr(runtime, name, None), "cache_clear", None)
+                if cache_clear is not None:
+                    cache_clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     ConfigDict,
     Field,
@@ -179,6 +178,8 @@ class KubernetesRun(_RunConfigBase):
     @classmethod
     def _parse_job_template(cls, value: Any) -> Any:
         if isinstance(value, str):
+            import yaml  # only for templates given as text; keeps the import light
+
             try:
                 value = yaml.safe_load(value)
             except yaml.YAMLError as exc:

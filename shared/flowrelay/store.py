@@ -19,14 +19,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from flowrelay.modeling import Model
-from flowrelay.registry import FlowRegistration
 from flowrelay.run_states import Decision, RunState, Source, decide
-from flowrelay.targets import Target
+
+if TYPE_CHECKING:
+    # Loaded where used: the record_state function never reads flows or targets.
+    from flowrelay.registry import FlowRegistration
+    from flowrelay.targets import Target
 
 HISTORY_RETENTION = timedelta(days=90)
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
@@ -459,6 +462,8 @@ class RunStore:
             Key={"pk": {"S": f"FLOW#{name}"}, "sk": {"S": sk}},
             ConsistentRead=True,
         ).get("Item")
+        from flowrelay.registry import FlowRegistration
+
         return FlowRegistration.model_validate_json(item["registration"]["S"]) if item else None
 
     # --- targets -------------------------------------------------------------------------------
@@ -480,6 +485,8 @@ class RunStore:
             Key={"pk": {"S": "TARGET"}, "sk": {"S": name}},
             ConsistentRead=True,
         ).get("Item")
+        from flowrelay.targets import Target
+
         return Target.model_validate_json(item["target"]["S"]) if item else None
 
     def list_targets(self) -> list[Target]:
@@ -489,6 +496,8 @@ class RunStore:
             ExpressionAttributeValues={":pk": {"S": "TARGET"}},
             ConsistentRead=True,
         )
+        from flowrelay.targets import Target
+
         return [Target.model_validate_json(item["target"]["S"]) for item in items]
 
     def delete_target(self, name: str) -> bool:

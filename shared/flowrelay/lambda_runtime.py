@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 logger = Logger(service="flowrelay")
 
 
+def reset() -> None:
+    """Forget the clients, settings and objects cached by earlier invocations in this process,
+    as a fresh execution environment would (the dev stack and ``flowrelay invoke`` point the same
+    process at other endpoints and tables)."""
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    for cached in (client, settings, store, dispatcher):
+        cached.cache_clear()
+
+
 @cache
 def settings() -> Settings:
     return Settings.from_environment()

@@ -241,26 +241,14 @@ def sqs_batch(*bodies: str) -> dict[str, Any]:
 
 @pytest.fixture
 def handler(store: RunStore, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from flowrelay import aws, lambda_runtime
+    from flowrelay import lambda_runtime
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
-    for cached in (
-        aws.client,
-        lambda_runtime.settings,
-        lambda_runtime.store,
-        lambda_runtime.dispatcher,
-    ):
-        cached.cache_clear()
+    lambda_runtime.reset()
     store.put_target(target)
     yield load_handler("dispatch")
-    for cached in (
-        aws.client,
-        lambda_runtime.settings,
-        lambda_runtime.store,
-        lambda_runtime.dispatcher,
-    ):
-        cached.cache_clear()
+    lambda_runtime.reset()
 
 
 def test_bad_messages_never_block_the_rest_of_the_batch(

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flowrelay.cli import output
-from flowrelay.cli.local import parse_params
+from flowrelay.cli.local import param_option, parse_params
 from flowrelay.cli.settings import ConfigError, StackNames, aws_client, current
 from flowrelay.events import describe
 from flowrelay.run_states import ACTIVE_STATES, RunState
@@ -206,14 +206,7 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
 
 @click.command("run")
 @click.argument("flow")
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A parameter value (JSON or text); repeatable.",
-)
+@param_option
 @click.option(
     "--label",
     "-l",
@@ -746,15 +739,9 @@ def _function_environment(
 def _clear_function_caches() -> None:
     """Forget clients and settings cached by an earlier invocation in this process (as a fresh
     Lambda execution environment would), so the environment set for this one is read."""
-    from flowrelay import aws, lambda_runtime
+    from flowrelay import lambda_runtime
 
-    for cached in (
-        aws.client,
-        lambda_runtime.settings,
-        lambda_runtime.store,
-        lambda_runtime.dispatcher,
-    ):
-        cached.cache_clear()
+    lambda_runtime.reset()
 
 
 @contextmanager

@@ -42,9 +42,7 @@ def fail_usage(message: str) -> None:
     output.fail(message, 2)
 
 
-@click.command("run-local")
-@click.argument("location", metavar="FILE[:ATTR]")
-@click.option(
+param_option = click.option(
     "--param",
     "-p",
     "params",
@@ -52,6 +50,12 @@ def fail_usage(message: str) -> None:
     metavar="NAME=VALUE",
     help="A parameter value (JSON or text); repeatable.",
 )
+"""The ``--param NAME=VALUE`` option of every command that starts a run (see ``parse_params``)."""
+
+
+@click.command("run-local")
+@click.argument("location", metavar="FILE[:ATTR]")
+@param_option
 @click.option(
     "--executor", "-e", type=click.Choice(sorted(EXECUTORS)), help="Override the flow's executor."
 )

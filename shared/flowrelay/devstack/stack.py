@@ -377,17 +377,7 @@ class DevStack:
         self._saved_environ.clear()
 
     def _reset_caches(self) -> None:
-        """Forget clients and settings made for another endpoint or table (functools caches
-        that live as long as a Lambda execution environment would)."""
-        import boto3
+        """Forget clients and settings made for another endpoint or table."""
+        from flowrelay import lambda_runtime
 
-        from flowrelay import aws
-
-        boto3.DEFAULT_SESSION = None
-        aws.client.cache_clear()
-        runtime = sys.modules.get("flowrelay.lambda_runtime")
-        if runtime is not None:
-            for name in ("settings", "store", "dispatcher"):
-                cache_clear = getattr(getattr(runtime, name, None), "cache_clear", None)
-                if cache_clear is not None:
-                    cache_clear()
+        lambda_runtime.reset()

@@ -14,6 +14,19 @@ from flowrelay.modeling import Model
 
 RETRIES: Any = {"mode": "standard", "max_attempts": 5}
 
+#: Settings that would send boto3 to real AWS or to real credentials: a process pointed at a
+#: local endpoint (the dev stack's task processes, the tests) must not inherit them.
+REAL_AWS_SETTINGS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
 
 class Settings(Model):
     """Where flowrelay's resources are: the table and the bus."""

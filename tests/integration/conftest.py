@@ -20,19 +20,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from flowrelay.aws import REAL_AWS_SETTINGS
+
 # Settings that could send boto3 somewhere other than the moto server, or to real credentials.
-_AWS_SETTINGS_TO_CLEAR = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_REGION",
-)
+_AWS_SETTINGS_TO_CLEAR = (*REAL_AWS_SETTINGS, "AWS_ENDPOINT_URL_S3", "AWS_REGION")
 
 
 @pytest.fixture(scope="session")

@@ -31,20 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from flowrelay.aws import REAL_AWS_SETTINGS
 from flowrelay.launchers.ecs import CONTAINER_NAME, RUN_ID_TAG
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
-_INHERITED_AWS_SETTINGS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
 
 
 @dataclass
@@ -94,7 +85,7 @@ def child_environment(stack_env: Mapping[str, str], task_env: Mapping[str, str])
     env = {
         name: value
         for name, value in os.environ.items()
-        if name not in _INHERITED_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
+        if name not in REAL_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
     }
     env.update(stack_env)
     env.update(task_env)

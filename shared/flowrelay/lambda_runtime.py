@@ -10,6 +10,10 @@ import json
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+# Imported before pydantic on purpose: powertools' batch types build four parser models (SQS,
+# DynamoDB, Kinesis, Kafka; about 30 ms) when pydantic is already loaded, only for annotations
+# flowrelay does not use. tests/unit/test_cold_start.py keeps them out of the handlers.
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 

@@ -7,6 +7,7 @@ import ast
 import copy
 import doctest
 import fnmatch
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -585,9 +586,13 @@ def test_handler_file_defines_the_handler(template: dict[str, Any], function: st
 
 def test_dependencies_layer_lists_the_runtime_dependencies(resources: dict[str, Any]) -> None:
     layer = resources["DependenciesLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     folder = ROOT / layer["Properties"]["ContentUri"]
+    makefile = (folder / "Makefile").read_text()
+    assert "build-DependenciesLayer:" in makefile
+    assert "--platform manylinux2014_aarch64" in makefile
+    assert "--python-version 3.11" in makefile
     lines = (folder / "requirements.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -612,7 +617,14 @@ def test_flowrelay_layer_build_copies_the_package(tmp_path: Path) -> None:
     makefile = ROOT / "layers" / "flowrelay" / "Makefile"
     artifacts = tmp_path / "artifacts"
     result = subprocess.run(
-        ["make", "-f", str(makefile), "build-FlowrelayLayer", f"ARTIFACTS_DIR={artifacts}"],
+        [
+            "make",
+            "-f",
+            str(makefile),
+            "build-FlowrelayLayer",
+            f"ARTIFACTS_DIR={artifacts}",
+            f"PYTHON={sys.executable}",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -632,8 +644,18 @@ def test_flowrelay_layer_build_copies_the_package(tmp_path: Path) -> None:
 
     assert files(built) == files(package)
     assert "__init__.py" in files(built)
-    assert not list(built.rglob("__pycache__"))
     assert (built / "py.typed").exists()
+    # Every module ships bytecode Lambda can use from a read-only /opt: hash-checked (PEP 552
+    # flags 0b11), since the zip's timestamps would never validate timestamp-based files.
+    sources = sorted(built.rglob("*.py"))
+    compiled = {
+        path: built_pyc
+        for path in sources
+        if (built_pyc := Path(importlib.util.cache_from_source(str(path)))).exists()
+    }
+    assert set(compiled) == set(sources)
+    flags = {int.from_bytes(pyc.read_bytes()[4:8], "little") for pyc in compiled.values()}
+    assert flags == {0b11}
 
 
 # --- outputs and the table -----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.report import Row
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("dispatch", "record_state", "monitor")
+FUNCTIONS = ("dispatch", "record_state", "cancel", "monitor")
 TARGET = 1.3
 FLOOR = (
     "import boto3; import aws_lambda_powertools.utilities.batch; "

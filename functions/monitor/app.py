@@ -1,10 +1,11 @@
-"""Lambda, every minute: watch active runs (today: offer waiting runs to new targets)."""
+"""Lambda, every minute: hold every active run to its limits (see flowrelay.monitor)."""
 
 from typing import Any
 
-from flowrelay.lambda_runtime import logger, monitor
+from flowrelay.lambda_runtime import logger, metrics, monitor
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return monitor(event, context)

@@ -10,10 +10,19 @@ What can go wrong, and where it ends up:
 - The user must fix it (unknown flow or version, parameters that do not fit, a run config the
   target kind cannot run, a task definition ECS rejects): the run is Failed with the reason.
 - Nothing can take the run yet (no target fits): the run waits in Pending with a message naming
-  what is missing; the monitor asks for it again once a target fits (``requests_for_waiting_runs``).
-- AWS says "not now" (throttling, capacity, transient start failures): ``RetryLater`` is raised,
-  the message goes back to its queue and comes again after the visibility timeout; after
-  ``max_attempts`` deliveries the run is Failed with the last reason.
+  what is missing; the monitor asks for it again once a target fits (``flowrelay.monitor``).
+- AWS says "not now" (throttling, capacity): the attempt is recorded as failed with AWS's
+  reason (in the run's history), and ``RetryLater`` says when to try the next attempt
+  (exponential backoff with jitter, ``flowrelay.retries``); the function queues the request
+  again with that delay. A run that exhausts ``max_attempts`` is Failed with the last reason.
+- RunTask goes unanswered (timeout, connection lost): the task may exist, so the same attempt
+  is tried again, looking for its task first; it is never counted as a new attempt.
+- The run was cancelled while its task was being started: the task is stopped at once and
+  recorded on the run, so the monitor can confirm it stopped.
+
+Launch attempts are numbered on the run, not by message deliveries: a dispatcher that dies
+mid-launch leaves the claim and the attempt number behind, and whoever takes over after the
+claim's lease repeats the same attempt, with the same ``clientToken``.
 """
 
 from __future__ import annotations
@@ -26,30 +35,47 @@ from flowrelay.engine import ParameterError, check_parameters
 from flowrelay.events import FlowRunRequested, ParsedEvent
 from flowrelay.modeling import Model
 from flowrelay.registry import FlowRegistration
+from flowrelay.retries import RetryPolicy
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import FlowRun, RunStore, run_id_for
 from flowrelay.targets import Target, choose_target
+from flowrelay.timeouts import Timeouts, resolve_timeouts
 
 LAUNCH_LEASE = timedelta(minutes=5)
+#: How soon a request is looked at again while another delivery holds the launch claim.
+CLAIM_BUSY_DELAY = 30.0
 
 
 class LaunchFailed(Exception):
-    """What launchers raise: ``retryable`` when AWS may say yes later."""
+    """What launchers raise: ``retryable`` when AWS may say yes later; ``outcome_unknown`` when
+    the launch went unanswered and may have happened."""
 
-    def __init__(self, reason: str, retryable: bool) -> None:
+    def __init__(self, reason: str, retryable: bool, outcome_unknown: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
 
 
 class Launcher(Protocol):
-    def launch(self, run: FlowRun, target: Target, *, attempt: int = 1) -> Any:
+    def launch(
+        self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False
+    ) -> Any:
         """Start the run's infrastructure; returns an object with ``model_dump()`` describing it
-        (task ARN, cluster, ...)."""
+        (task ARN, cluster, ...). ``resume``: look for the attempt's task before starting one."""
+
+    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
+        """Stop what ``launch`` started (described by its ``model_dump()``); stopping what is
+        already stopped or gone is not an error."""
 
 
 class RetryLater(Exception):
-    """Raised so the queue delivers the request again later (the batch reports it failed)."""
+    """Raised so the request is delivered again after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
 
 
 class DispatchOutcome(Model):
@@ -58,6 +84,7 @@ class DispatchOutcome(Model):
     message: str | None = None
     created: bool = False
     launched: bool = False
+    retry_in: float | None = None
 
 
 class Dispatcher:
@@ -68,16 +95,18 @@ class Dispatcher:
         store: RunStore,
         launchers: Mapping[str, Launcher],
         *,
-        max_attempts: int = 5,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
         launch_errors: Callable[[Exception], LaunchFailed | None] | None = None,
     ) -> None:
         self.store = store
         self.launchers = launchers
-        self.max_attempts = max_attempts
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
         self.launch_errors = launch_errors or _launch_failure
 
-    def handle_request(self, event: ParsedEvent, delivery: int = 1) -> DispatchOutcome:
-        """Dispatch one request; ``delivery`` is how many times its message has been received."""
+    def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
+        """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
         request: FlowRunRequested = event.detail
         run_id = request.flow_run_id or run_id_for(
             request.idempotency_key or f"event:{event.envelope.id}"
@@ -91,6 +120,8 @@ class Dispatcher:
             labels=_labels(request, registration),
             run_config=_run_config(request, registration),
             idempotency_key=request.idempotency_key,
+            timeout_seconds=request.timeout_seconds
+            or (registration.timeout_seconds if registration else None),
         )
         if run.state not in (RunState.PENDING, RunState.SCHEDULED):
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
@@ -100,10 +131,15 @@ class Dispatcher:
         problem = _parameter_problem(request.parameters, registration)
         if problem:
             return self._fail(run, problem, created)
-        return self.launch(run, delivery=delivery, created=created)
+        return self.launch(run, created=created)
 
-    def launch(self, run: FlowRun, delivery: int = 1, created: bool = False) -> DispatchOutcome:
-        """Pick a target for a waiting run and launch it (at most once per attempt)."""
+    def launch(self, run: FlowRun, created: bool = False) -> DispatchOutcome:
+        """Pick a target for a waiting run and launch its current attempt (at most one task per
+        attempt). Raises ``RetryLater`` when the request must come back later."""
+        now = self.store.clock()
+        if run.retry_at is not None and run.retry_at > now:
+            delay = (run.retry_at - now).total_seconds()
+            raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
         choice = choose_target(self.store.list_targets(), run.labels, run.run_config)
         if choice.target is None:
             message = (
@@ -118,52 +154,115 @@ class Dispatcher:
         launcher = self.launchers.get(target.kind)
         if launcher is None:
             return self._fail(run, f"no launcher for {target.kind} targets here", created)
-        if not self.store.claim_launch(run.run_id, delivery, LAUNCH_LEASE):
+        claim = self.store.claim_launch(run.run_id, run.attempt, LAUNCH_LEASE)
+        if claim is None:
             current = self.store.get_run(run.run_id)
             state = current.state if current else run.state
             if state in (RunState.PENDING, RunState.SCHEDULED):
-                raise RetryLater(f"run {run.run_id} is being launched by another delivery")
+                raise RetryLater(
+                    f"run {run.run_id} is being launched by another delivery", CLAIM_BUSY_DELAY
+                )
             return DispatchOutcome(run_id=run.run_id, state=state, created=created)
         try:
-            launched = launcher.launch(run, target, attempt=delivery)
+            launched = launcher.launch(run, target, attempt=claim.attempt, resume=claim.resumed)
         except Exception as exc:
-            failure = self.launch_errors(exc)
-            if failure is None:
-                self.store.release_launch(run.run_id)
-                raise
-            if failure.retryable and delivery < self.max_attempts:
-                self.store.release_launch(run.run_id)
-                raise RetryLater(
-                    f"attempt {delivery} of {self.max_attempts}: {failure.reason}"
-                ) from exc
-            attempts = f" (after {delivery} attempts)" if failure.retryable else ""
-            return self._fail(
-                run, f"launch on {target.name!r} failed{attempts}: {failure.reason}", created
+            return self._launch_failed(run, target, exc, created)
+        return self._launched(run, target, launcher, launched, created)
+
+    def _launch_failed(
+        self, run: FlowRun, target: Target, exc: Exception, created: bool
+    ) -> DispatchOutcome:
+        failure = self.launch_errors(exc)
+        if failure is None:
+            # A bug, not an answer from AWS: the task may or may not exist.
+            self.store.release_launch(run.run_id, maybe_launched=True)
+            raise exc
+        if failure.outcome_unknown:
+            self.store.release_launch(run.run_id, maybe_launched=True)
+            raise RetryLater(
+                f"attempt {run.attempt} went unanswered, trying it again: {failure.reason}",
+                self.retry.delay(run.attempt),
+            ) from exc
+        attempts = f"attempt {run.attempt} of {self.retry.max_attempts}"
+        if failure.retryable and run.attempt < self.retry.max_attempts:
+            delay = self.retry.delay(run.attempt)
+            retry_at = self.store.clock() + timedelta(seconds=delay)
+            message = (
+                f"launch {attempts} on {target.name!r} failed: {failure.reason}; "
+                f"trying again in {delay:.0f} s"
             )
+            self.store.fail_attempt(
+                run, failure.reason, retry_at, message=message, details={"target": target.name}
+            )
+            raise RetryLater(message, delay) from exc
+        after = f" (after {run.attempt} attempts)" if failure.retryable else ""
+        return self._fail(
+            run,
+            f"launch on {target.name!r} failed{after}: {failure.reason}",
+            created,
+            details={"attempt": run.attempt, "reason": failure.reason},
+        )
+
+    def _launched(
+        self, run: FlowRun, target: Target, launcher: Launcher, launched: Any, created: bool
+    ) -> DispatchOutcome:
         infrastructure = launched.model_dump(mode="json", exclude_none=True)
+        message = f"launched on {target.name!r}"
+        if run.attempt > 1:
+            message += f" (attempt {run.attempt})"
+        timeouts = resolve_timeouts(self.timeouts, target.timeouts, run.timeout_seconds)
         result = self.store.transition(
             run.run_id,
             RunState.SUBMITTED,
             Source.DISPATCHER,
-            message=f"launched on {target.name!r}",
+            message=message,
             infrastructure=infrastructure,
             target=target.name,
+            details={"attempt": run.attempt},
+            updates={"retry_at": None, "timeouts": timeouts, "launched_at": self.store.clock()},
         )
-        state = result.run.state if result.run else RunState.SUBMITTED
+        current = result.run
+        if not result.applied and current is not None and _cancelled(current.state):
+            return self._stop_cancelled_launch(current, launcher, infrastructure, created)
+        state = current.state if current else RunState.SUBMITTED
         return DispatchOutcome(
-            run_id=run.run_id,
-            state=state,
-            message=f"launched on {target.name!r}",
-            created=created,
-            launched=True,
+            run_id=run.run_id, state=state, message=message, created=created, launched=True
         )
 
-    def _fail(self, run: FlowRun, message: str, created: bool) -> DispatchOutcome:
+    def _stop_cancelled_launch(
+        self,
+        run: FlowRun,
+        launcher: Launcher,
+        infrastructure: dict[str, Any],
+        created: bool,
+    ) -> DispatchOutcome:
+        """The run was cancelled while its task was being started: stop the task, and record it
+        on the run so the monitor can see it stopped."""
+        reason = "flowrelay: the run was cancelled while its task was being started"
+        launcher.stop_launched(infrastructure, reason)
+        message = "cancelled while being launched: the task that was starting is being stopped"
+        if run.state is RunState.CANCELLING:
+            self.store.amend(run, Source.DISPATCHER, message, {"infrastructure": infrastructure})
+        return DispatchOutcome(
+            run_id=run.run_id, state=run.state, message=message, created=created, launched=True
+        )
+
+    def _fail(
+        self,
+        run: FlowRun,
+        message: str,
+        created: bool,
+        details: Mapping[str, Any] | None = None,
+    ) -> DispatchOutcome:
         result = self.store.transition(
-            run.run_id, RunState.FAILED, Source.DISPATCHER, message=message
+            run.run_id, RunState.FAILED, Source.DISPATCHER, message=message, details=details
         )
         state = result.run.state if result.run else RunState.FAILED
         return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
+
+
+def _cancelled(state: RunState) -> bool:
+    return state is RunState.CANCELLING or state is RunState.CANCELLED
 
 
 def _labels(request: FlowRunRequested, registration: FlowRegistration | None) -> list[str]:
@@ -198,26 +297,5 @@ def _launch_failure(exc: Exception) -> LaunchFailed | None:
     retryable = getattr(exc, "retryable", None)
     reason = getattr(exc, "reason", None)
     if isinstance(retryable, bool) and isinstance(reason, str):
-        return LaunchFailed(reason, retryable)
+        return LaunchFailed(reason, retryable, bool(getattr(exc, "outcome_unknown", False)))
     return None
-
-
-def requests_for_waiting_runs(store: RunStore) -> list[FlowRunRequested]:
-    """A new request for every run waiting in Pending that some target now fits (a target was
-    added, or its labels changed). Dispatch takes them like any request: same run id, so the
-    run is launched once, by the one function allowed to launch."""
-    targets = store.list_targets()
-    requests = []
-    for run in store.active_runs(RunState.PENDING):
-        if choose_target(targets, run.labels, run.run_config).target is None:
-            continue
-        requests.append(
-            FlowRunRequested(
-                flow=run.flow_name,
-                version=run.flow_version,
-                parameters=run.parameters,
-                flow_run_id=run.run_id,
-                requested_by="monitor",
-            )
-        )
-    return requests

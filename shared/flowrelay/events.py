@@ -80,6 +80,9 @@ class FlowRunRequested(FlowrelayEvent):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     flow_run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
     requested_by: str | None = Field(default=None, max_length=256)
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Stop the run and make it TimedOut after this long running."
+    )
 
 
 class FlowRunStateChanged(FlowrelayEvent):
@@ -201,6 +204,10 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
         raise EventError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError as exc:
         raise EventError(f"not JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's digit limit
+        raise EventError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise EventError("not JSON that can be read: nested too deeply") from None
     if not isinstance(data, dict):
         raise EventError(f"an event must be a JSON object, got {type(data).__name__}")
     try:

@@ -7,6 +7,7 @@ environment, as Lambda reuses it across invocations.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 # DynamoDB, Kinesis, Kafka; about 30 ms) when pydantic is already loaded, only for annotations
 # flowrelay does not use. tests/unit/test_cold_start.py keeps them out of the handlers.
 import aws_lambda_powertools.utilities.batch  # noqa: F401
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from flowrelay.aws import Settings, client
@@ -22,12 +24,30 @@ from flowrelay.batch import process_sqs_batch
 from flowrelay.events import RUN_ID_PATTERN, EventError, ParsedEvent, parse_event
 from flowrelay.record import StateRecorder
 from flowrelay.run_states import RunState, Source
-from flowrelay.store import RunStore
+from flowrelay.store import FlowRun, RunStore
 
 if TYPE_CHECKING:
-    from flowrelay.dispatch import Dispatcher, Launcher
+    from flowrelay.cancel import Canceller
+    from flowrelay.dispatch import Dispatcher
+    from flowrelay.launchers.ecs import EcsLauncher
+    from flowrelay.monitor import Action, Monitor
+    from flowrelay.retries import RetryPolicy
+    from flowrelay.timeouts import Timeouts
 
 logger = Logger(service="flowrelay")
+#: CloudWatch metrics as embedded-metric-format log lines (namespace from the template).
+metrics = Metrics(namespace="flowrelay")
+#: SQS's longest DelaySeconds.
+MAX_SQS_DELAY = 900
+ACTIONS: tuple[Action, ...] = (
+    "offered",
+    "crashed",
+    "relaunched",
+    "stopped",
+    "timed_out",
+    "cancelled",
+    "runner_silent",
+)
 
 
 def reset() -> None:
@@ -37,7 +57,7 @@ def reset() -> None:
     import boto3
 
     boto3.DEFAULT_SESSION = None
-    for cached in (client, settings, store, dispatcher):
+    for cached in (client, settings, store, dispatcher, retry_policy, default_timeouts, queue_url):
         cached.cache_clear()
 
 
@@ -52,14 +72,75 @@ def store() -> RunStore:
 
 
 @cache
+def retry_policy() -> RetryPolicy:
+    from flowrelay.retries import RetryPolicy
+
+    return RetryPolicy.from_environment(os.environ)
+
+
+@cache
+def default_timeouts() -> Timeouts:
+    from flowrelay.timeouts import Timeouts
+
+    return Timeouts.from_environment(os.environ)
+
+
+@cache
 def dispatcher() -> Dispatcher:
     # Imported here: only the dispatch function launches, the others need not load it.
     from flowrelay.dispatch import Dispatcher
 
-    return Dispatcher(store(), launchers())
+    return Dispatcher(store(), launchers(), retry=retry_policy(), timeouts=default_timeouts())
 
 
-def launchers() -> dict[str, Launcher]:
+def canceller() -> Canceller:
+    from flowrelay.cancel import Canceller
+
+    return Canceller(store(), launchers())
+
+
+def run_monitor() -> Monitor:
+    from flowrelay.monitor import Monitor
+    from flowrelay.publish import Publisher
+
+    return Monitor(
+        store(),
+        launchers(),
+        Publisher(client("events"), settings().bus_name),
+        defaults=default_timeouts(),
+        retry=retry_policy(),
+        log_tail=log_tail,
+    )
+
+
+def log_tail(infrastructure: dict[str, Any]) -> str:
+    """The end of a run's log as text for a Crashed message; empty when it cannot be read."""
+    from flowrelay.logs import format_tail, log_location, tail
+
+    location = log_location(infrastructure)
+    if location is None:
+        return ""
+    return format_tail(tail(client("logs"), location))
+
+
+def relaunch(run: FlowRun) -> None:
+    """Ask dispatch for the next attempt of a run whose task failed to start."""
+    from flowrelay.monitor import request_for
+    from flowrelay.publish import Publisher
+
+    Publisher(client("events"), settings().bus_name).publish(request_for(run, "record_state"))
+
+
+@cache
+def queue_url(queue_arn: str) -> str:
+    """The URL of the queue an SQS record came from (its ARN is in the record)."""
+    account, name = queue_arn.split(":")[4:6]
+    return str(
+        client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    )
+
+
+def launchers() -> dict[str, EcsLauncher]:
     """The launcher for each target kind this deployment can start."""
     from flowrelay.launchers.ecs import EcsLauncher
 
@@ -77,24 +158,47 @@ def parse_record(record: SQSRecord) -> ParsedEvent:
 
 
 def dispatch_record(record: SQSRecord) -> dict[str, Any]:
-    """Dispatch one "Flow Run Requested" message."""
+    """Dispatch one "Flow Run Requested" message. A request that must wait (a failed attempt's
+    backoff, a launch under way elsewhere) is queued again with that delay (SQS DelaySeconds)
+    and this message is done."""
+    from flowrelay.dispatch import RetryLater
+
     try:
         event = parse_record(record)
     except EventError as exc:
         if fail_named_run(record.body, str(exc)):
             return {"rejected": str(exc)}
         raise
-    outcome = dispatcher().handle_request(
-        event, delivery=int(record.attributes.approximate_receive_count)
-    )
+    try:
+        outcome = dispatcher().handle_request(event)
+    except RetryLater as later:
+        delay = max(1, min(MAX_SQS_DELAY, round(later.delay)))
+        client("sqs").send_message(
+            QueueUrl=queue_url(record.event_source_arn), MessageBody=record.body, DelaySeconds=delay
+        )
+        logger.info("Dispatch later", extra={"reason": later.reason, "delay_seconds": delay})
+        return {"retry_in": delay, "reason": later.reason}
     logger.info("Dispatched", extra={"outcome": outcome.model_dump(mode="json")})
     return outcome.model_dump(mode="json")
 
 
 def record_state_record(record: SQSRecord) -> dict[str, Any]:
     """Apply one state event (runner, dispatcher, monitor or ECS) to its run."""
-    outcome = StateRecorder(store()).handle(parse_record(record))
+    recorder = StateRecorder(store(), retry=retry_policy(), log_tail=log_tail, relaunch=relaunch)
+    outcome = recorder.handle(parse_record(record))
     logger.info("Recorded", extra={"outcome": outcome.model_dump(mode="json")})
+    return outcome.model_dump(mode="json")
+
+
+def cancel_record(record: SQSRecord) -> dict[str, Any]:
+    """Apply one "Flow Run Cancel Requested" message: stop the run's infrastructure."""
+    from flowrelay.events import FlowRunCancelRequested
+
+    event = parse_record(record)
+    if not isinstance(event.detail, FlowRunCancelRequested):
+        raise EventError(f"cancel does not take {event.envelope.detail_type!r} events")
+    outcome = canceller().cancel(event.detail)
+    logger.info("Cancel", extra={"outcome": outcome.model_dump(mode="json")})
     return outcome.model_dump(mode="json")
 
 
@@ -106,16 +210,20 @@ def record_state_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_sqs_batch(event, context, record_state_record)
 
 
-def monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The scheduled pass: ask dispatch again for waiting runs that a target now fits."""
-    from flowrelay.dispatch import requests_for_waiting_runs
-    from flowrelay.publish import Publisher
+def cancel_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_sqs_batch(event, context, cancel_record, concurrent=True)
 
-    requests = requests_for_waiting_runs(store())
-    Publisher(client("events"), settings().bus_name).publish(*requests)
-    offered = [request.flow_run_id for request in requests]
-    logger.info("Monitor pass", extra={"pending_offered": offered})
-    return {"pending_offered": offered}
+
+def monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The scheduled pass (``flowrelay.monitor``): every active run held to its limits."""
+    report = run_monitor().run_once()
+    counts: dict[str, int] = {action: report.count(action) for action in ACTIONS}
+    for action, count in counts.items():
+        # "RunnersSilent" is alarmed on (template.yaml): alive tasks whose runner cannot report.
+        name = "RunnersSilent" if action == "runner_silent" else f"Runs{action.title()}"
+        metrics.add_metric(name=name.replace("_", ""), unit=MetricUnit.Count, value=count)
+    logger.info("Monitor pass", extra={"checked": report.checked, **counts})
+    return report.model_dump(mode="json")
 
 
 def fail_named_run(body: str, reason: str) -> bool:

@@ -2,15 +2,26 @@
 runs through the transition table.
 
 ECS is read conservatively: a task that stops before its run reached a final state makes the run
-Crashed with the stop code, the reason and each container's exit code. A missing exit code is
-never read as success. If the runner's own final report was merely delayed, it replaces the
-Crashed verdict when it arrives (see ``flowrelay.run_states``).
+Crashed with the stop code, the reason and each container's exit code (and the tail of its log,
+when it can be read: the runner may have died before it could say anything). A missing exit
+code is never read as success. If the runner's own final report was merely delayed, it replaces
+the Crashed verdict when it arrives (see ``flowrelay.run_states``).
+
+One exception: a task that failed to start for a reason AWS calls transient (its network
+interface or ephemeral storage was not ready in time, its image pull timed out, no capacity)
+sends the run back to Pending as its next launch attempt, up to the retry policy's limit.
+Events about an earlier attempt's task are ignored (the store compares task ARNs).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+
+from pydantic import Field
 
 from flowrelay.events import (
     EcsTaskStateChange,
@@ -20,12 +31,20 @@ from flowrelay.events import (
     TaskRunStateChanged,
 )
 from flowrelay.modeling import Model
+from flowrelay.retries import RetryPolicy
 from flowrelay.run_states import RunState, Source
-from flowrelay.store import RunStore
+from flowrelay.store import FlowRun, RunStore
 
 log = logging.getLogger("flowrelay.record")
 
 _ECS_WAITING = {"PROVISIONING", "PENDING", "ACTIVATING"}
+#: Fargate start failures AWS documents as transient (retrying usually succeeds), and capacity.
+TRANSIENT_START_FAILURE = re.compile(
+    r"network interface provision|waiting for network interface|eni.*(timeout|timed out)"
+    r"|ephemeral storage.*(timeout|timed out)|(timeout|timed out).*ephemeral storage"
+    r"|i/o timeout|TLS handshake timeout|capacity is unavailable|RESOURCE:",
+    re.IGNORECASE,
+)
 
 
 class RecordOutcome(Model):
@@ -60,11 +79,68 @@ def ecs_stop_message(task: EcsTaskStateChange) -> str:
     return f"{head}; " + "; ".join(parts)
 
 
-class StateRecorder:
-    """Applies state events to runs."""
+class StopVerdict(Model):
+    """What a stopped task means for its run."""
 
-    def __init__(self, store: RunStore) -> None:
+    state: RunState
+    message: str
+    relaunch: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def stopped_task_verdict(
+    task: EcsTaskStateChange, run: FlowRun | None, retry: RetryPolicy
+) -> StopVerdict:
+    """Crashed with ECS's reason, or, for a transient start failure of a run that has attempts
+    left, back to Pending for the next attempt. Shared by ``record_state`` (ECS events) and
+    the monitor (tasks it describes), so both read a stopped task the same way."""
+    message = ecs_stop_message(task)
+    details: dict[str, Any] = {
+        "task_arn": task.taskArn,
+        "stop_code": task.stopCode,
+        "exit_codes": {c.name or "?": c.exitCode for c in task.containers},
+    }
+    never_ran = all(container.exitCode is None for container in task.containers)
+    transient = (
+        task.stopCode == "TaskFailedToStart"
+        and never_ran
+        and bool(TRANSIENT_START_FAILURE.search(task.stoppedReason or ""))
+    )
+    if transient and run is not None and run.state in (RunState.SUBMITTED, RunState.QUEUED):
+        if run.attempt < retry.max_attempts:
+            return StopVerdict(
+                state=RunState.PENDING,
+                message=(
+                    f"attempt {run.attempt} of {retry.max_attempts} failed to start "
+                    f"(transient): {task.stoppedReason}; launching again"
+                ),
+                relaunch=True,
+                details=details,
+            )
+        message += f" (after {run.attempt} attempts)"
+    return StopVerdict(state=RunState.CRASHED, message=message, details=details)
+
+
+class StateRecorder:
+    """Applies state events to runs.
+
+    ``retry``: the launch retry policy (for tasks that failed to start). ``log_tail``: reads
+    the last lines of a run's log from its infrastructure, for Crashed messages (best effort).
+    ``relaunch``: asks dispatch for the next attempt of a run sent back to Pending.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        retry: RetryPolicy | None = None,
+        log_tail: Callable[[dict[str, Any]], str] | None = None,
+        relaunch: Callable[[FlowRun], None] | None = None,
+    ) -> None:
         self.store = store
+        self.retry = retry or RetryPolicy()
+        self.log_tail = log_tail
+        self.relaunch = relaunch
 
     def handle(self, event: ParsedEvent) -> RecordOutcome:
         detail = event.detail
@@ -107,14 +183,22 @@ class StateRecorder:
             return RecordOutcome(
                 run_id=None, applied=False, reason=f"ECS task {task.taskArn} is not flowrelay's"
             )
-        details: dict[str, Any] = {
-            "task_arn": task.taskArn,
-            "ecs_status": task.lastStatus,
-            "stop_code": task.stopCode,
-        }
+        details: dict[str, Any] = {"task_arn": task.taskArn, "ecs_status": task.lastStatus}
+        updates: dict[str, Any] | None = None
+        relaunch = False
         if task.lastStatus == "STOPPED":
-            proposed, message = RunState.CRASHED, ecs_stop_message(task)
-            details["exit_codes"] = {c.name or "?": c.exitCode for c in task.containers}
+            run = self.store.get_run(run_id)
+            verdict = stopped_task_verdict(task, run, self.retry)
+            proposed, message, relaunch = verdict.state, verdict.message, verdict.relaunch
+            details.update(verdict.details)
+            if relaunch and run is not None:
+                delay = self.retry.delay(run.attempt)
+                updates = {
+                    "attempt": run.attempt + 1,
+                    "retry_at": self.store.clock() + timedelta(seconds=delay),
+                }
+            elif run is not None and _crash_applies(run) and self.log_tail is not None:
+                message += self.log_tail(run.infrastructure)
         elif task.lastStatus in _ECS_WAITING:
             proposed, message = RunState.QUEUED, f"ECS task {task.lastStatus.lower()}"
         else:
@@ -128,10 +212,19 @@ class StateRecorder:
             message=message,
             details={k: v for k, v in details.items() if v is not None},
             ecs_version=task.version,
+            task_arn=task.taskArn,
+            updates=updates,
         )
+        if result.applied and relaunch and result.run is not None and self.relaunch is not None:
+            self.relaunch(result.run)
         return RecordOutcome(
             run_id=run_id,
             applied=result.applied,
             state=result.run.state if result.run else None,
             reason=result.reason,
         )
+
+
+def _crash_applies(run: FlowRun) -> bool:
+    """Whether a Crashed verdict would change the run (worth reading its log for)."""
+    return run.state.is_active and run.state is not RunState.CANCELLING

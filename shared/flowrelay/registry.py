@@ -45,6 +45,9 @@ class FlowRegistration(Model):
     storage: Storage
     parameters: list[ParameterSpec] = Field(default_factory=list)
     schedule: str | None = None
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Runs running longer are stopped and become TimedOut."
+    )
     content_hash: str = ""
     registered_at: datetime | None = None
 

@@ -17,6 +17,9 @@ Two kinds of final state differ in authority:
   ordered), the runner's report replaces it: the runner knows how the flow ended. So does the
   monitor's ``TimedOut``: the monitor stops a run that ran too long, and the task stopping is
   the consequence, not the cause.
+- A launched run goes back to ``Pending`` only when the infrastructure watchers say its task
+  failed to start for a reason AWS calls transient: it is launched again as the next attempt.
+  Events about the earlier attempt's task are told apart by the task ARN (``RunStore``).
 - A run that is ``Cancelling`` ends ``Cancelled`` when its infrastructure stops or when the runner
   reports that it was stopped; if the runner reports ``Success`` first, the run did finish and
   keeps that.
@@ -78,8 +81,9 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # launch: a run not yet marked launched accepts them.
     _S.SCHEDULED: frozenset({_S.PENDING, *_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
     _S.PENDING: frozenset({*_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
-    _S.SUBMITTED: frozenset({_S.QUEUED, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
-    _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
+    # Back to Pending: the task failed to start for a transient reason and is launched again.
+    _S.SUBMITTED: frozenset({_S.PENDING, _S.QUEUED, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
+    _S.QUEUED: frozenset({_S.PENDING, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
     _S.RUNNING: frozenset({_S.CANCELLING, *FINAL_STATES}),
     _S.CANCELLING: frozenset({_S.CANCELLED, _S.SUCCESS, _S.TIMED_OUT}),
     _S.SUCCESS: frozenset(),
@@ -90,6 +94,9 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # timeout) replaces it.
     _S.CRASHED: frozenset({_S.SUCCESS, _S.FAILED, _S.TIMED_OUT}),
 }
+
+
+_WATCHERS = frozenset({Source.INFRASTRUCTURE, Source.MONITOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,13 @@ def decide(current: RunState, proposed: RunState, source: Source) -> Decision:
         return Decision(True, RunState.CANCELLED, f"{proposed} while cancelling means cancelled")
     if proposed is current:
         return Decision(False, current, f"already {current}")
+    if (
+        proposed is RunState.PENDING
+        and current in TRANSITIONS
+        and current not in (RunState.SCHEDULED, RunState.PENDING)
+        and source not in _WATCHERS
+    ):
+        return Decision(False, current, "only the infrastructure watchers relaunch a run")
     if proposed in TRANSITIONS[current]:
         return Decision(True, proposed, f"{current} -> {proposed}")
     return Decision(False, current, f"{current} may not become {proposed}")

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from flowrelay.modeling import Model
-from flowrelay.run_states import Decision, RunState, Source, decide
+from flowrelay.run_states import RunState, Source, decide
+from flowrelay.timeouts import Timeouts
 
 if TYPE_CHECKING:
     # Loaded where used: the record_state function never reads flows or targets.
@@ -66,6 +67,24 @@ class FlowRun(Model):
     target: str | None = None
     infrastructure: dict[str, Any] = Field(default_factory=dict)
     ecs_version: int | None = None
+    attempt: int = Field(default=1, ge=1, description="The launch attempt now under way.")
+    retry_at: datetime | None = Field(
+        default=None, description="A failed attempt's backoff: not launched again before this."
+    )
+    timeout_seconds: float | None = Field(default=None, description="The run's own time limit.")
+    launched_at: datetime | None = Field(default=None, description="When its task was started.")
+    timeouts: Timeouts | None = Field(
+        default=None, description="The limits the monitor holds the run to (set at launch)."
+    )
+    claimed_until: datetime | None = Field(
+        default=None,
+        exclude=True,
+        description="A dispatcher is launching the run until then (kept outside the run JSON).",
+    )
+
+    def launch_claimed(self, now: datetime) -> bool:
+        """Whether a dispatcher holds the claim to launch this run at ``now``."""
+        return self.claimed_until is not None and self.claimed_until > now
 
 
 class HistoryEntry(Model):
@@ -79,6 +98,13 @@ class HistoryEntry(Model):
     at: datetime
     event_id: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class LaunchClaim(Model):
+    """The right to launch one attempt of a run (``RunStore.claim_launch``)."""
+
+    attempt: int
+    resumed: bool = False
 
 
 class TransitionResult(Model):
@@ -120,6 +146,7 @@ class RunStore:
         labels: list[str] | None = None,
         run_config: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        timeout_seconds: float | None = None,
         state: RunState = RunState.PENDING,
         message: str | None = None,
         source: Source = Source.DISPATCHER,
@@ -137,6 +164,7 @@ class RunStore:
             labels=list(labels or []),
             run_config=dict(run_config) if run_config is not None else None,
             idempotency_key=idempotency_key,
+            timeout_seconds=timeout_seconds,
             state=state,
             message=message,
             created_at=now,
@@ -194,17 +222,32 @@ class RunStore:
         infrastructure: Mapping[str, Any] | None = None,
         target: str | None = None,
         ecs_version: int | None = None,
+        task_arn: str | None = None,
+        updates: Mapping[str, Any] | None = None,
+        unless_claimed: bool = False,
     ) -> TransitionResult:
         """Propose a new state for a run; it applies if the transition table allows it.
 
-        ``infrastructure`` and ``target`` are recorded with the change (e.g. the ECS task ARN
-        with Submitted). ``ecs_version`` is the ECS event's ``detail.version``: an event older
-        than one already applied is ignored.
+        ``infrastructure`` and ``target`` are recorded with the change (the ECS task ARN with
+        Submitted); new infrastructure replaces the old, as it is a new task. ``task_arn`` names
+        the task an infrastructure event is about: an event about another task than the run's
+        current one (an earlier attempt's) is ignored. ``ecs_version`` is the ECS event's
+        ``detail.version``: an event older than one already applied for the same task is
+        ignored. ``updates`` sets other fields of the run with the change (attempt, retry_at,
+        timeouts). ``unless_claimed``: not while a dispatcher holds the launch claim (a cancel
+        must not end a run whose task may be starting at this moment).
         """
         for _ in range(_MAX_RACES):
             run = self.get_run(run_id)
             if run is None:
                 raise RunNotFoundError(f"no flow run {run_id!r}")
+            current_task = run.infrastructure.get("task_arn")
+            if task_arn is not None and current_task is not None and task_arn != current_task:
+                return TransitionResult(
+                    applied=False,
+                    run=run,
+                    reason=f"event of task {task_arn}, not of the run's task {current_task}",
+                )
             if (
                 ecs_version is not None
                 and run.ecs_version is not None
@@ -218,66 +261,119 @@ class RunStore:
             decision = decide(run.state, proposed, source)
             if not decision.applies:
                 return TransitionResult(applied=False, run=run, reason=decision.reason)
-            updated = self._apply(
-                run,
-                decision,
-                source,
-                message,
-                event_id,
-                details,
-                infrastructure,
-                target,
-                ecs_version,
+            now = self.clock()
+            if unless_claimed and run.launch_claimed(now):
+                return TransitionResult(
+                    applied=False, run=run, reason="a dispatcher is launching the run"
+                )
+            changes: dict[str, Any] = {
+                "state": decision.state,
+                "message": message,
+                "target": target or run.target,
+                **(updates or {}),
+            }
+            if infrastructure is not None:
+                changes["infrastructure"] = dict(infrastructure)
+                changes["ecs_version"] = None
+            if ecs_version is not None:
+                changes["ecs_version"] = ecs_version
+            history = {
+                "source": source,
+                "message": message,
+                "event_id": event_id,
+                "details": dict(details or {}),
+            }
+            updated = self._write(
+                run, changes, history, now=now, unclaimed_at=now if unless_claimed else None
             )
             if updated is not None:
                 return TransitionResult(applied=True, run=updated, reason=decision.reason)
         raise RuntimeError(f"flow run {run_id!r}: {_MAX_RACES} concurrent changes in a row")
 
-    def _apply(
+    def fail_attempt(
         self,
         run: FlowRun,
-        decision: Decision,
-        source: Source,
-        message: str | None,
-        event_id: str | None,
-        details: Mapping[str, Any] | None,
-        infrastructure: Mapping[str, Any] | None,
-        target: str | None,
-        ecs_version: int | None,
+        reason: str,
+        retry_at: datetime,
+        *,
+        message: str,
+        details: Mapping[str, Any] | None = None,
     ) -> FlowRun | None:
-        """Write one decided transition; None when another writer changed the run first."""
-        now = self.clock()
-        new_state = decision.state
+        """Record that launch attempt ``run.attempt`` of a waiting run failed and will be tried
+        again (as attempt + 1) no sooner than ``retry_at``; the reason goes in the history.
+        Releases the launch claim. None when the run changed meanwhile (the newer state wins).
+        """
+        changes = {
+            "message": message,
+            "attempt": run.attempt + 1,
+            "retry_at": retry_at,
+        }
+        history = {
+            "source": Source.DISPATCHER,
+            "message": message,
+            "details": {"attempt": run.attempt, "reason": reason, **(details or {})},
+        }
+        return self._write(run, changes, history, now=self.clock(), release_claim=True)
+
+    def amend(
+        self,
+        run: FlowRun,
+        source: Source,
+        message: str,
+        changes: Mapping[str, Any],
+        details: Mapping[str, Any] | None = None,
+    ) -> FlowRun | None:
+        """Change a run's fields without changing its state, with a history item saying why
+        (e.g. the task a dispatcher launched just as the run was cancelled, and stopped). None
+        when the run changed meanwhile."""
+        history = {"source": source, "message": message, "details": dict(details or {})}
+        return self._write(run, {**changes, "message": message}, history, now=self.clock())
+
+    def _write(
+        self,
+        run: FlowRun,
+        changes: Mapping[str, Any],
+        history: Mapping[str, Any],
+        *,
+        now: datetime,
+        unclaimed_at: datetime | None = None,
+        release_claim: bool = False,
+    ) -> FlowRun | None:
+        """Write one change of a run (its new fields and a history item) in one transaction,
+        conditional on the version it was decided from; None when another writer changed the
+        run first."""
+        state = changes.get("state", run.state)
         updated = run.model_copy(
             update={
-                "state": new_state,
-                "message": message,
+                **changes,
                 "version": run.version + 1,
                 "updated_at": now,
-                "state_entered_at": now,
-                "infrastructure": {**run.infrastructure, **(infrastructure or {})},
-                "target": target or run.target,
-                "ecs_version": ecs_version if ecs_version is not None else run.ecs_version,
+                "state_entered_at": now if state is not run.state else run.state_entered_at,
             }
         )
-        history = HistoryEntry(
-            version=updated.version,
-            state=new_state,
-            previous=run.state,
-            source=source,
-            message=message,
-            at=now,
-            event_id=event_id,
-            details=dict(details or {}),
+        entry = HistoryEntry(
+            version=updated.version, state=state, previous=run.state, at=now, **history
         )
+        update = _transition_update(self.table_name, run.version, updated)
+        if unclaimed_at is not None:
+            update["ConditionExpression"] += (
+                " AND (attribute_not_exists(claim_until) OR claim_until < :unclaimed_at)"
+            )
+            update["ExpressionAttributeValues"][":unclaimed_at"] = {"S": unclaimed_at.isoformat()}
+        if release_claim:
+            update["UpdateExpression"] += (
+                ", claim_until, claim_attempt"
+                if " REMOVE " in update["UpdateExpression"]
+                else " REMOVE claim_until, claim_attempt"
+            )
         try:
             self.client.transact_write_items(
                 TransactItems=[
-                    {"Update": _transition_update(self.table_name, run.version, updated)},
+                    {"Update": update},
                     {
                         "Put": {
                             "TableName": self.table_name,
-                            "Item": self._history_item(run.run_id, history),
+                            "Item": self._history_item(run.run_id, entry),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
@@ -289,17 +385,21 @@ class RunStore:
             raise
         return updated
 
-    def claim_launch(self, run_id: str, attempt: int, lease: timedelta) -> bool:
+    def claim_launch(self, run_id: str, attempt: int, lease: timedelta) -> LaunchClaim | None:
         """Claim the right to launch a run that is waiting to be launched, for ``lease``.
 
         Only one dispatcher holds the claim at a time, so two deliveries of the same request
         cannot both launch. A claim whose lease ran out (its dispatcher died mid-launch) can be
         taken over; the launch then reuses the attempt's ``clientToken``, so AWS returns the task
         the first dispatcher may already have started instead of starting another.
+
+        Returns None when another dispatcher holds the claim or the run is no longer waiting;
+        otherwise the claim, ``resumed`` when this attempt was claimed before (so it may have
+        started a task that must be looked for before starting one).
         """
         now = self.clock()
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
                 UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
@@ -315,10 +415,12 @@ class RunStore:
                     ":pending": {"S": str(RunState.PENDING)},
                     ":scheduled": {"S": str(RunState.SCHEDULED)},
                 },
+                ReturnValues="UPDATED_OLD",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        previous = response.get("Attributes", {}).get("claim_attempt", {}).get("N")
+        return LaunchClaim(attempt=attempt, resumed=previous == str(attempt))
 
     def note_pending(self, run_id: str, message: str) -> bool:
         """Say why a waiting run is still waiting (no change of state, no history item).
@@ -343,12 +445,15 @@ class RunStore:
             return False
         return True
 
-    def release_launch(self, run_id: str) -> None:
-        """Give up a launch claim (the launch did not happen), so a retry can claim at once."""
+    def release_launch(self, run_id: str, *, maybe_launched: bool = False) -> None:
+        """Give up a launch claim, so a retry can claim at once. ``maybe_launched``: the launch
+        went unanswered, so the attempt is remembered and its retry looks for its task first."""
         self.client.update_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
-            UpdateExpression="REMOVE claim_until, claim_attempt",
+            UpdateExpression=(
+                "REMOVE claim_until" if maybe_launched else "REMOVE claim_until, claim_attempt"
+            ),
         )
 
     def heartbeat(self, run_id: str) -> bool:
@@ -581,6 +686,9 @@ def _run_from_item(item: Mapping[str, Any]) -> FlowRun:
     heartbeat = item.get("heartbeat_at")
     if heartbeat is not None:
         run.heartbeat_at = datetime.fromisoformat(heartbeat["S"])
+    claim = item.get("claim_until")
+    if claim is not None:
+        run.claimed_until = datetime.fromisoformat(claim["S"])
     return run
 
 

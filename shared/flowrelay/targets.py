@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flowrelay.labels import match_labels
 from flowrelay.modeling import Model
 from flowrelay.run_configs import RunConfig
+from flowrelay.timeouts import TimeoutOverrides
 
 TargetKind = Literal["ecs", "kubernetes", "local"]
 
@@ -82,6 +83,9 @@ class Target(Model):
     kind: TargetKind
     labels: list[str] = Field(default_factory=list)
     settings: dict[str, Any] = Field(default_factory=dict)
+    timeouts: TimeoutOverrides | None = Field(
+        default=None, description="Start and heartbeat timeouts for runs launched here."
+    )
 
     @field_validator("labels")
     @classmethod

@@ -129,7 +129,7 @@ def test_the_stack_is_template_yaml_with_every_output(stack: Stack) -> None:
     mappings = stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
     assert mappings
     assert {mapping["State"] for mapping in mappings} == {"Disabled"}
-    assert set(stack.dev.functions) == {"Dispatch", "RecordState", "Monitor"}
+    assert set(stack.dev.functions) == {"Dispatch", "RecordState", "Cancel", "Monitor"}
 
 
 def test_a_requested_run_runs_as_a_local_process_and_succeeds(stack: Stack) -> None:

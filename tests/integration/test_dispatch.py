@@ -17,9 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.dispatch import Dispatcher, RetryLater, requests_for_waiting_runs
+from flowrelay.dispatch import Dispatcher, RetryLater
 from flowrelay.events import FlowRunRequested, parse_event
 from flowrelay.launchers import EcsLauncher
+from flowrelay.monitor import requests_for_waiting_runs
 from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState
 from flowrelay.storage import Module
@@ -83,7 +84,7 @@ def test_the_same_request_delivered_five_times_launches_one_task(
 ) -> None:
     store.put_target(target)
     event = request(idempotency_key="nightly-2026-11-23", parameters={"rows": 3}, event_id="evt-1")
-    outcomes = [dispatcher.handle_request(event, delivery=n) for n in range(1, 6)]
+    outcomes = [dispatcher.handle_request(event) for _ in range(5)]
     assert [o.launched for o in outcomes] == [True, False, False, False, False]
     assert len(tasks_of(ecs, cluster)) == 1
     run = store.get_run(run_id_for("nightly-2026-11-23"))
@@ -190,7 +191,7 @@ def test_no_target_waits_in_pending_then_launches_when_one_appears(
         "waiting for a launch target: 'fargate': missing labels: gpu"
     )
     store.put_target(target.model_copy(update={"labels": ["gpu"]}))
-    (again,) = requests_for_waiting_runs(store)
+    ((again, _),) = requests_for_waiting_runs(store)
     assert again.flow_run_id == outcome.run_id
     dispatcher.handle_request(
         parse_event(envelope("monitor-1", json.loads(again.model_dump_json())))

@@ -132,6 +132,7 @@ def test_a_launch_starts_one_task_marked_for_its_run(
     assert {tag["key"]: tag["value"] for tag in task["tags"]} == {
         "flowrelay:run-id": run.run_id,
         "flowrelay:flow": "nightly etl_",  # "!" is not allowed in an ECS tag value
+        "flowrelay:attempt": "2",
     }
     assert environment(task) == {
         "STAGE": "test",
@@ -253,7 +254,12 @@ def test_ecs_run_fields_override_the_target_and_run_task_kwargs_win_last(
     env = environment(task)
     assert env["STAGE"] == "canary"
     assert env["FLOWRELAY_RUN_ID"] == run.run_id  # the run config cannot redirect the runner
-    assert {tag["key"] for tag in task["tags"]} == {"flowrelay:run-id", "flowrelay:flow", "team"}
+    assert {tag["key"] for tag in task["tags"]} == {
+        "flowrelay:run-id",
+        "flowrelay:flow",
+        "flowrelay:attempt",
+        "team",
+    }
     (request,) = calls.params["RunTask"]
     assert request["networkConfiguration"]["awsvpcConfiguration"] == {
         "subnets": network["subnets"],

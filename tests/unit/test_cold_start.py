@@ -25,7 +25,7 @@ MUST_NOT_LOAD = (
 )
 
 
-@pytest.mark.parametrize("function", ["dispatch", "record_state", "monitor"])
+@pytest.mark.parametrize("function", ["dispatch", "record_state", "cancel", "monitor"])
 def test_handler_import_loads_nothing_heavy_or_unused(function: str) -> None:
     folder = ROOT / "functions" / function
     code = (

@@ -81,7 +81,7 @@ REQUIRED_OUTPUTS = {
 }
 #: Work queues that no function in this template consumes yet (a later change adds the cancel
 #: consumer; it must then drop CancelQueue from here).
-UNCONSUMED_QUEUES = {"CancelQueue"}
+UNCONSUMED_QUEUES: set[str] = set()
 
 
 class StubManagedPolicyLoader:
@@ -249,13 +249,13 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
         "AWS::DynamoDB::Table": 1,
         "AWS::ECS::Cluster": 1,
         "AWS::Logs::LogGroup": 1,
-        "AWS::IAM::Role": 5,  # 3 functions + the flow runs' task and execution roles
+        "AWS::IAM::Role": 6,  # 4 functions + the flow runs' task and execution roles
         "AWS::Lambda::LayerVersion": 2,
-        "AWS::Lambda::Function": 3,
-        "AWS::Lambda::EventSourceMapping": 2,
+        "AWS::Lambda::Function": 4,
+        "AWS::Lambda::EventSourceMapping": 3,
         "AWS::Lambda::Permission": 1,  # EventBridge may invoke the monitor
         "AWS::SNS::Topic": 1,
-        "AWS::CloudWatch::Alarm": 4,
+        "AWS::CloudWatch::Alarm": 5,  # one per DLQ, and silent runners
     }
 
 
@@ -265,8 +265,12 @@ def test_translated_triggers_are_what_lambda_gets(translated: dict[str, Any]) ->
         properties["FunctionName"]["Ref"]: properties
         for properties in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert set(mappings) == {"Dispatch", "RecordState"}
-    for function, queue in (("Dispatch", "DispatchQueue"), ("RecordState", "StateQueue")):
+    assert set(mappings) == {"Dispatch", "RecordState", "Cancel"}
+    for function, queue in (
+        ("Dispatch", "DispatchQueue"),
+        ("RecordState", "StateQueue"),
+        ("Cancel", "CancelQueue"),
+    ):
         assert mappings[function]["EventSourceArn"] == get_att(queue, "Arn")
         assert mappings[function]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mappings[function]["BatchSize"] == 10
@@ -319,7 +323,7 @@ def test_visibility_timeout_is_six_times_the_consumer_timeout(template: dict[str
                 assert queues[source.queue]["VisibilityTimeout"] >= 6 * source.timeout
     work = set(queues) - dead_letter_queues(template["Resources"])
     assert work - consumed == UNCONSUMED_QUEUES
-    for name in UNCONSUMED_QUEUES:  # ready for the 60 s consumer that will come
+    for name in UNCONSUMED_QUEUES:  # ready for a 60 s consumer
         assert queues[name]["VisibilityTimeout"] >= 6 * 60
 
 
@@ -327,6 +331,8 @@ def test_every_dlq_has_an_alarm(resources: dict[str, Any]) -> None:
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
     watched = {}
     for name, alarm in alarms.items():
+        if name == "RunnersSilentAlarm":
+            continue
         (dimension,) = alarm["Dimensions"]
         assert dimension["Name"] == "QueueName"
         queue, attribute = dimension["Value"]["Fn::GetAtt"]
@@ -454,7 +460,21 @@ def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, An
         "ecs:RunTask",
         "ecs:TagResource",
         "iam:PassRole",
+        # finding an unanswered attempt's task; stopping a task whose run was cancelled
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+        # a request waiting out a backoff is queued again with a delay
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
     }
+    for action in ("ecs:ListTasks", "ecs:DescribeTasks", "ecs:StopTask"):
+        (statement,) = allowed[action]
+        assert statement["Condition"] == {
+            "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
+        }
+    for action in ("sqs:GetQueueUrl", "sqs:SendMessage"):
+        assert resources_of(allowed[action]) == [get_att("DispatchQueue", "Arn")]
     for action in RUN_TABLE_ACTIONS:
         assert resources_of(allowed[action]) == [
             get_att("Table", "Arn"),
@@ -482,9 +502,23 @@ def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, An
 
 def test_record_state_may_only_write_runs(translated: dict[str, Any]) -> None:
     allowed = grants(translated, "RecordStateRole")
-    assert set(allowed) == RUN_TABLE_ACTIONS
+    # and ask for a relaunch on the bus, and read a crashed run's log
+    assert set(allowed) == RUN_TABLE_ACTIONS | {"events:PutEvents", "logs:GetLogEvents"}
     for action in RUN_TABLE_ACTIONS:
         assert get_att("Table", "Arn") in resources_of(allowed[action])
+    assert resources_of(allowed["events:PutEvents"]) == [get_att("Bus", "Arn")]
+    assert resources_of(allowed["logs:GetLogEvents"]) == [get_att("FlowRunLogGroup", "Arn")]
+
+
+def test_cancel_may_stop_flow_tasks_on_the_cluster(translated: dict[str, Any]) -> None:
+    allowed = grants(translated, "CancelRole")
+    assert set(allowed) == RUN_TABLE_ACTIONS | {"ecs:DescribeTasks", "ecs:StopTask"}
+    for action in ("ecs:DescribeTasks", "ecs:StopTask"):
+        (statement,) = allowed[action]
+        assert statement["Resource"]["Fn::Sub"].endswith(":task/${FlowrelayCluster}/*")
+        assert statement["Condition"] == {
+            "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
+        }
 
 
 def test_monitor_may_reconcile_runs_on_the_cluster(translated: dict[str, Any]) -> None:
@@ -527,10 +561,11 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
 
 def test_function_event_sources_are_the_architectures(template: dict[str, Any]) -> None:
     sources = function_event_sources(template)
-    assert set(sources) == {"Dispatch", "RecordState", "Monitor"}
+    assert set(sources) == {"Dispatch", "RecordState", "Cancel", "Monitor"}
     for function, queue, folder in (
         ("Dispatch", "DispatchQueue", "dispatch"),
         ("RecordState", "StateQueue", "record_state"),
+        ("Cancel", "CancelQueue", "cancel"),
     ):
         (source,) = sources[function]
         assert source.kind == "sqs"

@@ -13,6 +13,7 @@ import click
 from flowrelay import __version__
 from flowrelay.cli.control import COMMANDS as CONTROL_COMMANDS
 from flowrelay.cli.dev import dev
+from flowrelay.cli.dlq import dlq
 from flowrelay.cli.local import demo, run_local, schema
 from flowrelay.cli.settings import STACK_META_KEY
 
@@ -35,6 +36,7 @@ cli.add_command(run_local)
 cli.add_command(demo)
 cli.add_command(schema)
 cli.add_command(dev)
+cli.add_command(dlq)
 for _command in CONTROL_COMMANDS:
     cli.add_command(_command)
 

@@ -31,6 +31,7 @@ from flowrelay.cli import output
 from flowrelay.cli.local import param_option, parse_params
 from flowrelay.cli.settings import ConfigError, StackNames, aws_client, current
 from flowrelay.events import describe
+from flowrelay.logs import LogEvent, LogLocation, log_location, read_all
 from flowrelay.run_states import ACTIVE_STATES, RunState
 from flowrelay.storage import S3, FlowLoadError, Local, Storage, split_location
 from flowrelay.store import FlowRun, HistoryEntry, RunStore, run_id_for
@@ -445,19 +446,36 @@ def _run_state(name: str) -> RunState:
     return next(state for state in RunState if str(state).lower() == name.lower())
 
 
+def _console_url(location: LogLocation) -> str | None:
+    """The CloudWatch console link of a run's logs; none against a local endpoint (the dev
+    stack), whose log groups the console has never heard of."""
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_LOGS"):
+        return None
+    return location.console_url()
+
+
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its history as JSON.")
 @reports_errors
 def runs_show(run_id: str, as_json: bool) -> None:
-    """Show a run: where it is, where it ran, and every state it went through."""
+    """Show a run: where it is, where it ran, where its logs are, and every state it went
+    through. With --json, ``logs`` is the log group, stream, region and console link (null
+    until the run is launched, or when its task does not log to CloudWatch)."""
     store = _store(current())
     found = store.get_run(run_id)
     if found is None:
         output.fail(f"no flow run {run_id!r}", 1)
     history = store.history(run_id)
+    location = log_location(found.infrastructure)
     if as_json:
-        _echo_json(_run_json(found, history))
+        shown = _run_json(found, history)
+        shown["logs"] = (
+            {**location.model_dump(mode="json"), "console_url": _console_url(location)}
+            if location is not None
+            else None
+        )
+        _echo_json(shown)
         return
     console = output.stdout
     version = f" version {found.flow_version}" if found.flow_version else ""
@@ -474,6 +492,12 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ("idempotency key", escape(found.idempotency_key or "")),
     ]
     fields += [(key, escape(str(value))) for key, value in sorted(found.infrastructure.items())]
+    if location is not None:
+        fields += [
+            ("log group", escape(location.group)),
+            ("log stream", escape(location.stream)),
+            ("logs", escape(_console_url(location) or f"flowrelay runs logs {found.run_id}")),
+        ]
     for label, value in fields:
         if value:
             console.print(f"  {label + ':':<17}{value}")
@@ -485,6 +509,92 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ],
         title="history",
     )
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option(
+    "--tail", "-n", "last", type=click.IntRange(min=1), metavar="N", help="Only the last N lines."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the location and the events (time, message)."
+)
+@reports_errors
+def runs_logs(run_id: str, last: int | None, as_json: bool) -> None:
+    """Print the log lines of a run's task (from CloudWatch Logs), oldest first.
+
+    \b
+    Exit 1 when the run is unknown, has no log location (not launched yet, or its task does
+    not log to CloudWatch), or its log stream does not exist yet. A line is one log event.
+
+    \b
+    Examples:
+      flowrelay runs logs 0b6e...            # everything
+      flowrelay runs logs 0b6e... --tail 50  # the last 50 lines
+    """
+    from botocore.exceptions import ClientError
+
+    found = _store(current()).get_run(run_id)
+    if found is None:
+        output.fail(f"no flow run {run_id!r}", 1)
+    location = log_location(found.infrastructure)
+    if location is None:
+        if not found.infrastructure:
+            output.fail(
+                f"run {run_id} has no log location yet: it has not been launched "
+                f"(state {found.state})",
+                1,
+            )
+        output.fail(
+            f"run {run_id} has no log location: its task does not log to CloudWatch Logs "
+            f"(no awslogs log configuration with a stream prefix)",
+            1,
+        )
+    client = aws_client("logs")
+    events: list[LogEvent] = []
+    try:
+        if last is not None:
+            # Read from the end and stop once there are enough: a long run's stream may hold
+            # far more than anyone asks to see.
+            for event in read_all(client, location, start_from_head=False, page_size=last):
+                events.append(event)
+                if len(events) == last:
+                    break
+            events.reverse()
+        else:
+            for event in read_all(client, location):
+                if as_json:
+                    events.append(event)
+                else:
+                    click.echo(event.message)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        hint = (
+            "its task may not have written any yet"
+            if found.state.is_active
+            else "its task never wrote any, or they expired"
+        )
+        output.fail(
+            f"run {run_id} has no logs yet: log stream {location.stream!r} in group "
+            f"{location.group!r} does not exist ({hint})",
+            1,
+        )
+    if as_json:
+        _echo_json(
+            {
+                "run_id": run_id,
+                "log_group": location.group,
+                "log_stream": location.stream,
+                "events": [
+                    {"timestamp": event.timestamp.isoformat(), "message": event.message}
+                    for event in events
+                ],
+            }
+        )
+    elif last is not None:
+        for event in events:
+            click.echo(event.message)
 
 
 # --- targets ---------------------------------------------------------------------------------

@@ -110,3 +110,21 @@ def current(ctx: click.Context | None = None) -> StackNames:
     """The names for the running command, from its ``--stack`` and the environment."""
     context = ctx or click.get_current_context()
     return resolve(context.meta.get(STACK_META_KEY))
+
+
+def current_outputs(
+    ctx: click.Context | None = None, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """All outputs of the stack the running command names (``--stack``, else
+    ``FLOWRELAY_STACK``), for commands that need more of it than the table and bus (the queue
+    URLs). The exported table and bus names cannot stand in for a stack here: ``ConfigError``
+    with the fix when no stack is named."""
+    context = ctx or click.get_current_context()
+    environ = os.environ if env is None else env
+    stack = context.meta.get(STACK_META_KEY) or environ.get("FLOWRELAY_STACK") or None
+    if stack is None:
+        raise ConfigError(
+            "this command reads the stack's outputs: set FLOWRELAY_STACK (or --stack) to your "
+            "stack's name, or run `flowrelay dev up` and use the export line it prints"
+        )
+    return stack_outputs(str(stack))

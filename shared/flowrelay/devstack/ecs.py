@@ -13,6 +13,9 @@ run and without events (on AWS it would not exist).
 
 Each task's output goes to ``<log dir>/<task id>.log`` and, when the container logs with awslogs,
 to that log group and stream in moto after the process ends.
+
+For fault-injection tests, ``lose_events_of(run_id)`` makes the executor drop that run's task
+events, as if EventBridge never delivered them: the monitor must then find out by itself.
 """
 
 from __future__ import annotations
@@ -125,7 +128,22 @@ class EcsExecutor(threading.Thread):
         self.executed: dict[tuple[str, str], str] = {}  # (run id, attempt) -> task ARN
         self.started_pids: list[int] = []
         self.duplicates: list[str] = []
+        self.lost_events: dict[str, list[str]] = {}  # run id -> statuses dropped
+        self._lose: set[str] = set()
         self._lock = threading.Lock()
+
+    def lose_events_of(self, run_id: str) -> None:
+        """Drop the task state events of ``run_id`` from now on (fault injection)."""
+        with self._lock:
+            self._lose.add(run_id)
+
+    def pid_of(self, run_id: str) -> int | None:
+        """The process id of the run's task, while it runs."""
+        with self._lock:
+            for handle in self.running.values():
+                if handle.run_id == run_id:
+                    return handle.process.pid
+        return None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -337,6 +355,12 @@ class EcsExecutor(threading.Thread):
         if status == "STOPPED":
             detail["stopCode"] = stop_code
             detail["stoppedReason"] = reason
+        run_id = _run_of_group(task.get("group"))
+        with self._lock:
+            if run_id in self._lose:
+                self.lost_events.setdefault(run_id, []).append(status)
+                self.say(f"ecs: {status} event of run {run_id} dropped (fault injection)")
+                return
         response = self.events.put_events(
             Entries=[
                 {

@@ -66,6 +66,7 @@ class DevStack:
         log: Callable[[str], None] | None = None,
         retry_delay: int = DEV_RETRY_DELAY,
         grace_seconds: float = 5.0,
+        parameters: dict[str, str] | None = None,
     ) -> None:
         self.template = Path(template) if template is not None else default_template()
         self.port = port
@@ -74,6 +75,7 @@ class DevStack:
         self.poll_seconds = poll_seconds
         self.retry_delay = retry_delay
         self.grace_seconds = grace_seconds
+        self.parameters = dict(parameters or {})
         self._log = log or (lambda line: None)
         self.endpoint = ""
         self.outputs: dict[str, str] = {}
@@ -108,7 +110,14 @@ class DevStack:
             session = self._session()
             self._create(session)
             self._set_environ(
-                {**self.function_environment, **self.environment(), "AWS_REGION": REGION}
+                {
+                    **self.function_environment,
+                    **self.environment(),
+                    "AWS_REGION": REGION,
+                    # powertools prints metrics (EMF) to stdout for CloudWatch to collect; here
+                    # nothing collects them, and they would mix into the CLI's own output.
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                }
             )
             self._reset_caches()
             self._capture_function_logs()
@@ -256,7 +265,11 @@ class DevStack:
 
         cloudformation = client("cloudformation")
         self.outputs = create_stack(
-            self.template, self.stack_name, s3=client("s3"), cloudformation=cloudformation
+            self.template,
+            self.stack_name,
+            s3=client("s3"),
+            cloudformation=cloudformation,
+            parameters=self.parameters,
         )
         self.resources = stack_resources(cloudformation, self.stack_name)
         self.say(f"stack {self.stack_name} created from {self.template}")
@@ -274,7 +287,7 @@ class DevStack:
             # What CloudFormation resolved for Lambda: the template's variables, with the
             # stack's physical names in place of Ref/GetAtt.
             variables = (configuration.get("Environment") or {}).get("Variables", {})
-            environment.update(variables)
+            environment.update({name: str(value) for name, value in variables.items()})
             self.functions[logical_id] = Function(
                 logical_id=logical_id,
                 name=name,

@@ -41,7 +41,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import ValidationError
 
-from flowrelay.events import ECS_GROUP_PREFIX, describe
+from flowrelay.events import ECS_GROUP_PREFIX, EcsTaskStateChange, describe
 from flowrelay.modeling import Model
 from flowrelay.run_configs import ECSRun, UniversalRun, parse_run_config
 from flowrelay.store import FlowRun
@@ -55,6 +55,7 @@ FAMILY_PREFIX = "flowrelay-"
 LOG_STREAM_PREFIX = "flowrelay"
 RUN_ID_TAG = "flowrelay:run-id"
 FLOW_TAG = "flowrelay:flow"
+ATTEMPT_TAG = "flowrelay:attempt"
 
 _CLIENT_TOKEN_MAX = 64  # ECS's limit for RunTask's clientToken
 _STOP_REASON_MAX = 255  # ECS's limit for StopTask's reason
@@ -113,16 +114,26 @@ class LaunchError(Exception):
     dispatcher retries with backoff instead of failing the run. ``reason``: AWS's own text when
     AWS refused (verbatim, e.g. ``"Cluster not found."`` or ``"RESOURCE:MEMORY"``), otherwise
     flowrelay's explanation. ``code``: the AWS error code, or ``"RunTaskFailure"`` for an entry
-    of RunTask's ``failures``, or None when flowrelay itself refused.
+    of RunTask's ``failures``, or None when flowrelay itself refused. ``outcome_unknown``:
+    RunTask got no answer (connection lost, timeout, a server error), so the task may have
+    started; the same attempt must be tried again, with the same token, looking for its task
+    first (``launch(resume=True)``), rather than counted as failed.
     """
 
     def __init__(
-        self, message: str, *, retryable: bool, reason: str | None = None, code: str | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        reason: str | None = None,
+        code: str | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.reason = reason if reason is not None else message
         self.code = code
+        self.outcome_unknown = outcome_unknown
 
 
 class LaunchResult(Model):
@@ -195,8 +206,15 @@ class EcsLauncher:
 
     # --- launching -----------------------------------------------------------------------------
 
-    def launch(self, run: FlowRun, target: Target, *, attempt: int = 1) -> LaunchResult:
+    def launch(
+        self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False
+    ) -> LaunchResult:
         """Start one ECS task for ``run`` on ``target`` (attempt ``attempt`` of launching it).
+
+        ``resume``: this attempt was begun before and may have started a task (its dispatcher
+        died, or RunTask went unanswered). The task is looked for first (by ``startedBy``, then
+        its group and attempt tag) and returned if found, so an attempt never starts two tasks
+        even where ``clientToken`` is not honoured.
 
         Raises ``LaunchError``; see the module docstring for what is retryable.
         """
@@ -215,21 +233,83 @@ class EcsLauncher:
         computed = self._run_task_request(run, config, settings, definition, placement, attempt)
         request = merge_run_task_kwargs(computed, extra)
         _check_identity(request, computed, definition.container)
-        response = self._call("RunTask", self.client.run_task, **request)
+        if resume:
+            found = self.find_task(request["cluster"], run.run_id, attempt, request["startedBy"])
+            if found is not None:
+                return self._result(found, request["cluster"], definition, attempt)
+        try:
+            response = self.client.run_task(**request)
+        except ClientError as exc:
+            error = _client_error("RunTask", exc)
+            error.outcome_unknown = _status(exc) >= 500
+            raise error from exc
+        except BotoCoreError as exc:
+            error = _botocore_error("RunTask", exc)
+            error.outcome_unknown = error.retryable
+            raise error from exc
         tasks = response.get("tasks") or []
         failures = response.get("failures") or []
         if not tasks:
             raise _failure_error(request["cluster"], failures)
-        task = tasks[0]
+        return self._result(tasks[0], request["cluster"], definition, attempt)
+
+    @staticmethod
+    def _result(
+        task: Mapping[str, Any], cluster: str, definition: _Definition, attempt: int
+    ) -> LaunchResult:
         return LaunchResult(
             task_arn=task["taskArn"],
-            cluster=task.get("clusterArn") or request["cluster"],
+            cluster=task.get("clusterArn") or cluster,
             task_definition_arn=task.get("taskDefinitionArn") or definition.arn,
             attempt=attempt,
             container=definition.container,
             log_group=definition.log_group,
             log_stream_prefix=definition.log_stream_prefix,
         )
+
+    def find_task(
+        self, cluster: str, run_id: str, attempt: int, started_by: str = STARTED_BY
+    ) -> dict[str, Any] | None:
+        """The task attempt ``attempt`` of run ``run_id`` started, if any (running or stopped;
+        ECS lists stopped tasks for about an hour)."""
+        for desired in ("RUNNING", "STOPPED"):
+            pages = self.client.get_paginator("list_tasks").paginate(
+                cluster=cluster, startedBy=started_by, desiredStatus=desired
+            )
+            try:
+                arns = [arn for page in pages for arn in page.get("taskArns", [])]
+            except ClientError as exc:
+                raise _client_error("ListTasks", exc) from exc
+            except BotoCoreError as exc:
+                raise _botocore_error("ListTasks", exc) from exc
+            for start in range(0, len(arns), 100):
+                described = self._call(
+                    "DescribeTasks",
+                    self.client.describe_tasks,
+                    cluster=cluster,
+                    tasks=arns[start : start + 100],
+                    include=["TAGS"],
+                )
+                for task in described.get("tasks") or []:
+                    tags = {tag.get("key"): tag.get("value") for tag in task.get("tags") or []}
+                    if task.get("group") == ECS_GROUP_PREFIX + run_id and tags.get(
+                        ATTEMPT_TAG
+                    ) == str(attempt):
+                        return dict(task)
+        return None
+
+    def describe_task(self, cluster: str, task_arn: str) -> dict[str, Any] | None:
+        """The task as ECS describes it, or None when ECS no longer knows it (or its cluster)."""
+        try:
+            response = self.client.describe_tasks(cluster=cluster, tasks=[task_arn])
+        except ClientError as exc:
+            if _code(exc) == "ClusterNotFoundException":
+                return None
+            raise _client_error("DescribeTasks", exc) from exc
+        except BotoCoreError as exc:
+            raise _botocore_error("DescribeTasks", exc) from exc
+        tasks = response.get("tasks") or []
+        return dict(tasks[0]) if tasks else None
 
     def _run_task_request(
         self,
@@ -272,6 +352,7 @@ class EcsLauncher:
             "tags": [
                 {"key": RUN_ID_TAG, "value": _tag_value(run.run_id)},
                 {"key": FLOW_TAG, "value": _tag_value(run.flow_name)},
+                {"key": ATTEMPT_TAG, "value": str(attempt)},
             ],
         }
         if _network_mode(placement) == "awsvpc" and settings.subnets:
@@ -465,21 +546,27 @@ class EcsLauncher:
         except BotoCoreError as exc:
             raise _botocore_error("StopTask", exc) from exc
 
+    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
+        """Stop the task a launch recorded (``LaunchResult`` as stored on the run)."""
+        launched = LaunchResult.model_validate(infrastructure)
+        self.stop(launched.cluster, launched.task_arn, reason)
+
+    def status(self, infrastructure: Mapping[str, Any]) -> EcsTaskStateChange | None:
+        """The recorded task as ECS describes it now, in the shape of its state-change events
+        (so the monitor reads it exactly as ``record_state`` reads events); None when ECS no
+        longer knows the task."""
+        launched = LaunchResult.model_validate(infrastructure)
+        task = self.describe_task(launched.cluster, launched.task_arn)
+        if task is None:
+            return None
+        return EcsTaskStateChange.model_validate({"version": 0, **task})
+
     def _stopped_or_unknown(self, cluster: str, task_arn: str) -> bool:
-        try:
-            response = self.client.describe_tasks(cluster=cluster, tasks=[task_arn])
-        except ClientError as exc:
-            if _code(exc) == "ClusterNotFoundException":
-                return True  # no cluster, no task to stop
-            raise _client_error("DescribeTasks", exc) from exc
-        except BotoCoreError as exc:
-            raise _botocore_error("DescribeTasks", exc) from exc
-        tasks = response.get("tasks") or []
-        if not tasks:
-            # AWS lists an unknown (or long-gone) task under failures with reason MISSING;
-            # moto returns neither a task nor a failure.
+        # AWS lists an unknown (or long-gone) task under failures with reason MISSING; moto
+        # returns neither a task nor a failure: both are None here.
+        task = self.describe_task(cluster, task_arn)
+        if task is None:
             return True
-        task = tasks[0]
         return "STOPPED" in (task.get("lastStatus"), task.get("desiredStatus"))
 
     # --- calls ---------------------------------------------------------------------------------
@@ -894,6 +981,7 @@ def _failure_error(cluster: str, failures: list[dict[str, Any]]) -> LaunchError:
 
 
 __all__ = [
+    "ATTEMPT_TAG",
     "CONTAINER_NAME",
     "FAMILY_PREFIX",
     "STARTED_BY",

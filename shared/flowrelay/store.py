@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 HISTORY_RETENTION = timedelta(days=90)
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
 _MAX_RACES = 5
+_WAITING = (RunState.PENDING, RunState.SCHEDULED)
 
 
 def run_id_for(idempotency_key: str) -> str:
@@ -283,8 +284,16 @@ class RunStore:
                 "event_id": event_id,
                 "details": dict(details or {}),
             }
+            # Back to Pending after a launch (a relaunch): the finished launch's claim goes, so
+            # the next attempt can be claimed at once.
+            relaunch = decision.state is RunState.PENDING and run.state not in _WAITING
             updated = self._write(
-                run, changes, history, now=now, unclaimed_at=now if unless_claimed else None
+                run,
+                changes,
+                history,
+                now=now,
+                unclaimed_at=now if unless_claimed else None,
+                release_claim=relaunch,
             )
             if updated is not None:
                 return TransitionResult(applied=True, run=updated, reason=decision.reason)

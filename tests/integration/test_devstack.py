@@ -8,6 +8,7 @@ checks that nothing is left behind.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import urllib.error
@@ -31,6 +32,7 @@ from flowrelay.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
+HEARTBEAT_TIMEOUT = 3
 
 # moto's CloudFormation skips resource types it does not implement (QueuePolicy, Alarm), with a
 # warning from the server thread.
@@ -91,7 +93,18 @@ class Stack:
 def stack() -> Iterator[Stack]:
     lines: list[str] = []
     endpoint_before = os.environ.get("AWS_ENDPOINT_URL")
-    dev = DevStack(ROOT / "template.yaml", log=lines.append, poll_seconds=0.1)
+    dev = DevStack(
+        ROOT / "template.yaml",
+        log=lines.append,
+        poll_seconds=0.1,
+        # Short limits and a monitor pass every second, so the monitor's duties show in seconds.
+        schedule_seconds=1,
+        parameters={
+            "HeartbeatTimeoutSeconds": str(HEARTBEAT_TIMEOUT),
+            "StartTimeoutSeconds": "10",
+            "StopGraceSeconds": "5",
+        },
+    )
     dev.start()
     try:
         running = Stack(dev, lines, endpoint_before)
@@ -238,6 +251,56 @@ def test_a_task_stopped_in_ecs_has_its_process_terminated(
         f"task stopped in ECS: run {run_id} (stopped by the test)" in line for line in stack.lines
     )
     assert any(f"task exited: run {run_id} code 143" in line for line in stack.lines)
+
+
+def start_sleepy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    """Request the sleepy flow; once it runs, its run id and its runner's process id."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runner process imports tests.integration
+    run_id = request(stack, "sleepy")
+    assert stack.dev.executor is not None
+    deadline = time.monotonic() + 20
+    while True:
+        run = stack.store.get_run(run_id)
+        pid = stack.dev.executor.pid_of(run_id)
+        if run is not None and str(run.state) == "Running" and pid is not None:
+            return run_id, pid
+        assert time.monotonic() < deadline, f"run {run_id} not running: {run}"
+        time.sleep(0.1)
+
+
+def test_a_runner_killed_with_sigkill_is_crashed_with_its_exit_code(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, pid = start_sleepy(stack, monkeypatch)
+    os.kill(pid, signal.SIGKILL)
+    run = stack.wait_final(run_id, timeout=15)
+    assert str(run.state) == "Crashed", run.message
+    assert "container 'flow' exited with code 137" in str(run.message)
+    # The runner could not report: the tail of its task's log says what it was doing.
+    assert "last log lines:" in str(run.message)
+    assert stack.dev.executor is not None
+    assert stack.dev.executor.pid_of(run_id) is None
+
+
+def test_a_killed_runner_whose_events_are_lost_is_crashed_by_the_monitor(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ECS events never arrive: one monitor pass after the heartbeat timeout finds the
+    stopped task and says so."""
+    run_id, pid = start_sleepy(stack, monkeypatch)
+    assert stack.dev.executor is not None
+    stack.dev.executor.lose_events_of(run_id)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    run = stack.wait_final(run_id, timeout=HEARTBEAT_TIMEOUT + 15)
+    took = time.monotonic() - killed_at
+    assert str(run.state) == "Crashed", run.message
+    assert stack.dev.executor.lost_events[run_id] == ["STOPPED"]
+    last = stack.store.history(run_id)[-1]
+    assert str(last.source) == "monitor"
+    assert "no heartbeat for" in str(run.message)
+    # Within one monitor pass (every second here) of the heartbeat timeout, plus polling slack.
+    assert took <= HEARTBEAT_TIMEOUT + 30
 
 
 @pytest.mark.slow

@@ -152,3 +152,27 @@ def test_no_sequence_leaves_a_final_state_except_crashed_by_authority(
 @given(events)
 def test_redelivering_a_whole_batch_changes_nothing(sequence: list[Event]) -> None:
     assert replay(sequence + sequence) is replay(sequence)
+
+
+# A cancel is recorded (Cancelling) before the cancel function stops the task, so every stop
+# event comes after it; what follows may arrive in any order, from every source, duplicated.
+AFTER_CANCEL: list[Event] = [
+    (S.RUNNING, R.RUNNER),  # a late report from before the stop
+    (S.FAILED, R.RUNNER),  # the runner's SIGTERM report
+    (S.CRASHED, R.INFRASTRUCTURE),  # the task's STOPPED event
+    (S.CANCELLED, R.MONITOR),  # the monitor saw the task stopped
+    (S.CANCELLING, R.USER),  # the user asked twice
+]
+
+
+@pytest.mark.parametrize(
+    "launched",
+    [[], [(S.SUBMITTED, R.DISPATCHER)], [(S.SUBMITTED, R.DISPATCHER), (S.RUNNING, R.RUNNER)]],
+)
+def test_a_cancelled_run_ends_cancelled_in_every_order_of_what_follows(
+    launched: list[Event],
+) -> None:
+    prefix = [*launched, (S.CANCELLING, R.USER)]
+    for order in itertools.permutations(AFTER_CANCEL):
+        assert replay([*prefix, *order]) is S.CANCELLED, order
+        assert replay([*prefix, *order, *order]) is S.CANCELLED, order

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from flowrelay.cancel import CancelError, Canceller
 from flowrelay.dispatch import LAUNCH_LEASE, Dispatcher, RetryLater
@@ -171,7 +171,7 @@ def aws_answers(ecs: Any) -> Iterator[Callable[..., None]]:
             else:
                 status, parsed = 200, {"tasks": [], "failures": failures or []}
             parsed["ResponseMetadata"] = {"HTTPStatusCode": status}
-            return AWSResponse("http://127.0.0.1/", status, {}, None), parsed
+            return AWSResponse("http://127.0.0.1/", status, HTTPHeaders(), None), parsed
 
         ecs.meta.events.register(f"before-call.ecs.{operation}", handler)
         handlers.append((f"before-call.ecs.{operation}", handler))
@@ -640,7 +640,6 @@ def test_runner_state_events_still_apply(store: RunStore) -> None:
     )
     assert StateRecorder(store).handle(event).state is RunState.RUNNING
     assert isinstance(event.detail, FlowRunStateChanged)
-    assert EcsTaskStateChange  # imported for the type of ecs_event_of's events
 
 
 class StillStarting:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -202,16 +203,66 @@ def cancel_record(record: SQSRecord) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
+#: The queues' maxReceiveCount (template.yaml): the delivery after which SQS dead-letters.
+MAX_RECEIVES = 5
+
+
+def noting_dead_letters(
+    queue: str, handle: Callable[[SQSRecord], dict[str, Any]]
+) -> Callable[[SQSRecord], dict[str, Any]]:
+    """``handle``, and when a record fails on its last delivery (SQS moves it to the queue's
+    DLQ next), the reason written on its run, so the run shows why and where the message is."""
+
+    def handle_noting(record: SQSRecord) -> dict[str, Any]:
+        try:
+            return handle(record)
+        except Exception as exc:
+            receives = int(record.attributes.approximate_receive_count or 1)
+            if receives >= MAX_RECEIVES:
+                note_dead_letter(record, queue, receives, exc)
+            raise
+
+    return handle_noting
+
+
+def note_dead_letter(record: SQSRecord, queue: str, receives: int, exc: Exception) -> None:
+    """Best effort: a failure here must not hide the original error."""
+    from flowrelay.dlq import parse_body
+
+    try:
+        run_id = parse_body(record.body).run_id
+        run = store().get_run(run_id) if run_id else None
+        if run is None or run.state.is_final:
+            return
+        message = (
+            f"a {queue} message for this run failed {receives} times and is now in the {queue} "
+            f"dead-letter queue (flowrelay dlq ls): {type(exc).__name__}: {exc}"
+        )
+        store().amend(
+            run,
+            Source.MONITOR if queue == "state" else Source.DISPATCHER,
+            message[:2000],
+            {},
+            {"dead_letter": {"queue": queue, "message_id": record.message_id}},
+        )
+    except Exception:
+        logger.exception("Could not note the dead letter %s on its run", record.message_id)
+
+
 def dispatch_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_sqs_batch(event, context, dispatch_record, concurrent=True)
+    return process_sqs_batch(
+        event, context, noting_dead_letters("dispatch", dispatch_record), concurrent=True
+    )
 
 
 def record_state_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_sqs_batch(event, context, record_state_record)
+    return process_sqs_batch(event, context, noting_dead_letters("state", record_state_record))
 
 
 def cancel_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_sqs_batch(event, context, cancel_record, concurrent=True)
+    return process_sqs_batch(
+        event, context, noting_dead_letters("cancel", cancel_record), concurrent=True
+    )
 
 
 def monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -676,3 +676,49 @@ def test_a_task_still_starting_is_left_alone_until_the_start_limit_then_stopped(
     )
     assert ecs_stub.stopped == ["flowrelay: did not start within 300 s"]
     assert run_of(store, run.run_id).state is RunState.CRASHED
+
+
+# --- dead letters --------------------------------------------------------------------------------
+
+
+def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
+    store: RunStore, bus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from flowrelay import lambda_runtime
+
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
+    lambda_runtime.reset()
+    run, _ = store.create_run("run-dead-letter", "etl")
+    body = json.dumps(
+        {
+            "version": "0", "id": "e-1", "detail-type": "Flow Run Cancel Requested",
+            "source": "flowrelay", "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+            "detail": {"flow_run_id": run.run_id},
+        }
+    )  # fmt: skip
+
+    def broken(record: SQSRecord) -> dict[str, Any]:
+        raise RuntimeError("the table is being restored")
+
+    handle = lambda_runtime.noting_dead_letters("cancel", broken)
+    for receives, noted in ((4, False), (5, True)):
+        record = SQSRecord(
+            {
+                "messageId": f"m-{receives}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": str(receives)},
+            }
+        )
+        with pytest.raises(RuntimeError):
+            handle(record)
+        message = str(run_of(store, run.run_id).message)
+        assert ("dead-letter queue" in message) is noted
+    assert message == (
+        "a cancel message for this run failed 5 times and is now in the cancel dead-letter "
+        "queue (flowrelay dlq ls): RuntimeError: the table is being restored"
+    )
+    assert run_of(store, run.run_id).state is RunState.PENDING
+    lambda_runtime.reset()

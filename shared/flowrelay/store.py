@@ -424,7 +424,9 @@ class RunStore:
                     ":pending": {"S": str(RunState.PENDING)},
                     ":scheduled": {"S": str(RunState.SCHEDULED)},
                 },
-                ReturnValues="UPDATED_OLD",
+                # ALL_OLD, not UPDATED_OLD: an attribute set to the value it already had is not
+                # "updated" for some implementations (moto), which would hide a takeover.
+                ReturnValues="ALL_OLD",
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return None

@@ -19,7 +19,7 @@ class ConcurrentBatchProcessor(BatchProcessor):
     launch waits on AWS; ten in a row would take ten times as long)."""
 
     def __init__(self, max_workers: int = 10) -> None:
-        super().__init__(event_type=EventType.SQS)
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.max_workers = max_workers
 
     def process(self) -> list[tuple[Any, ...]]:
@@ -36,7 +36,11 @@ def process_sqs_batch(
     """Process an SQS event; returns ``{"batchItemFailures": [...]}`` naming the records that
     failed, so only those come back (the handler must be wired with ReportBatchItemFailures)."""
     processor = (
-        ConcurrentBatchProcessor() if concurrent else BatchProcessor(event_type=EventType.SQS)
+        ConcurrentBatchProcessor()
+        if concurrent
+        # A batch whose every record failed is still answered with its failures (the
+        # default raises), so the caller sees each record's outcome, whatever the mix.
+        else BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     )
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

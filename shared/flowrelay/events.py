@@ -19,6 +19,7 @@ are lenient: AWS adds fields over time.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -34,6 +35,9 @@ ECS_SOURCE = "aws.ecs"
 #: ECS tasks started by flowrelay carry ``group = "flowrelay:<flow run id>"``.
 ECS_GROUP_PREFIX = "flowrelay:"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+#: How deep an event's values may nest. Far beyond any real parameters, and well inside what
+#: pydantic can write back (255 levels): what parses can always be stored on its run.
+MAX_NESTING = 64
 
 
 class EventError(ValueError):
@@ -199,7 +203,11 @@ class ParsedEvent(Model):
 def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
     """The envelope and typed detail of one EventBridge event; ``EventError`` if unusable."""
     try:
-        data = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        data = (
+            json.loads(raw, parse_constant=_reject_constant)
+            if isinstance(raw, (str, bytes))
+            else raw
+        )
     except json.JSONDecodeError as exc:
         raise EventError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError as exc:
@@ -210,6 +218,7 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
         raise EventError("not JSON that can be read: nested too deeply") from None
     if not isinstance(data, dict):
         raise EventError(f"an event must be a JSON object, got {type(data).__name__}")
+    _check_values(data)
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:
@@ -226,11 +235,42 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
     return ParsedEvent(envelope=envelope, detail=detail)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_values(data: dict[str, Any]) -> None:
+    """Refuse what JSON cannot carry or a run cannot store: non-finite numbers (Python reads
+    ``NaN``; pydantic would write it back as null, changing the parameters) and nesting deeper
+    than ``MAX_NESTING``. Iterative, so no input can exhaust the stack."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EventError(f"{_path(path)}: {value} is not a JSON number")
+        if isinstance(value, dict | list):
+            if len(path) >= MAX_NESTING:
+                raise EventError(f"{_path(path[:4])}: nested deeper than {MAX_NESTING} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            pending.extend((item, (*path, field_label(key))) for key, item in items)
+
+
+def _path(path: tuple[str, ...]) -> str:
+    return ".".join(path) or "event"
+
+
+def field_label(part: int | str) -> str:
+    """A location part as a reader can tell it apart: odd names (empty, with dots or spaces)
+    quoted. ``field_label("flow") == "flow"``; ``field_label("") == "''"``."""
+    text = str(part)
+    return text if text and text.replace("_", "").replace("-", "").isalnum() else repr(text)
+
+
 def describe(error: ValidationError, prefix: str | None = None) -> str:
     """A pydantic error as one line naming each bad field: ``detail.flow: Field required``."""
     parts = []
     for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"])
+        location = ".".join(field_label(part) for part in item["loc"])
         if prefix:
             location = f"{prefix}.{location}" if location else prefix
         parts.append(f"{location or 'event'}: {item['msg']}")

@@ -149,13 +149,15 @@ def launchers() -> dict[str, EcsLauncher]:
     return {"ecs": ecs}
 
 
-def parse_record(record: SQSRecord) -> ParsedEvent:
-    """The event in an SQS record; logs the reason and re-raises when it is unusable."""
-    try:
-        return parse_event(record.body)
-    except EventError as exc:
-        logger.error("Rejected message %s: %s", record.message_id, exc)
-        raise
+def parse_record(record: SQSRecord, detail_type: str | None = None) -> ParsedEvent:
+    """The event in an SQS record, which must be of ``detail_type`` when one is given;
+    ``EventError`` naming what is wrong otherwise."""
+    event = parse_event(record.body)
+    if detail_type is not None and event.envelope.detail_type != detail_type:
+        raise EventError(
+            f"this queue takes {detail_type!r} events, not {event.envelope.detail_type!r}"
+        )
+    return event
 
 
 def dispatch_record(record: SQSRecord) -> dict[str, Any]:
@@ -165,11 +167,15 @@ def dispatch_record(record: SQSRecord) -> dict[str, Any]:
     from flowrelay.dispatch import RetryLater
 
     try:
-        event = parse_record(record)
+        event = parse_record(record, "Flow Run Requested")
     except EventError as exc:
-        if fail_named_run(record.body, str(exc)):
-            return {"rejected": str(exc)}
-        raise
+        run_id = fail_named_run(record.body, str(exc))
+        if run_id is None:
+            raise
+        logger.warning(
+            "Rejected message %s: %s (recorded on run %s)", record.message_id, exc, run_id
+        )
+        return {"rejected": str(exc), "flow_run_id": run_id}
     try:
         outcome = dispatcher().handle_request(event)
     except RetryLater as later:
@@ -195,9 +201,8 @@ def cancel_record(record: SQSRecord) -> dict[str, Any]:
     """Apply one "Flow Run Cancel Requested" message: stop the run's infrastructure."""
     from flowrelay.events import FlowRunCancelRequested
 
-    event = parse_record(record)
-    if not isinstance(event.detail, FlowRunCancelRequested):
-        raise EventError(f"cancel does not take {event.envelope.detail_type!r} events")
+    event = parse_record(record, "Flow Run Cancel Requested")
+    assert isinstance(event.detail, FlowRunCancelRequested)
     outcome = canceller().cancel(event.detail)
     logger.info("Cancel", extra={"outcome": outcome.model_dump(mode="json")})
     return outcome.model_dump(mode="json")
@@ -210,14 +215,26 @@ MAX_RECEIVES = 5
 def noting_dead_letters(
     queue: str, handle: Callable[[SQSRecord], dict[str, Any]]
 ) -> Callable[[SQSRecord], dict[str, Any]]:
-    """``handle``, and when a record fails on its last delivery (SQS moves it to the queue's
-    DLQ next), the reason written on its run, so the run shows why and where the message is."""
+    """``handle``, with each failed record logged (its message id, delivery and reason); and
+    when a record fails on its last delivery (SQS moves it to the queue's DLQ next), the reason
+    written on its run, so the run shows why and where the message is."""
 
     def handle_noting(record: SQSRecord) -> dict[str, Any]:
         try:
             return handle(record)
         except Exception as exc:
             receives = int(record.attributes.approximate_receive_count or 1)
+            # powertools logs a failed record only at DEBUG: say which message and why here.
+            # Bad input (ValueError: EventError; LookupError: no such run) needs no traceback.
+            bad_input = isinstance(exc, ValueError | LookupError)
+            (logger.warning if bad_input else logger.exception)(
+                "Message %s failed (delivery %d of %d): %s: %s",
+                record.message_id,
+                receives,
+                MAX_RECEIVES,
+                type(exc).__name__,
+                exc,
+            )
             if receives >= MAX_RECEIVES:
                 note_dead_letter(record, queue, receives, exc)
             raise
@@ -277,25 +294,29 @@ def monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return report.model_dump(mode="json")
 
 
-def fail_named_run(body: str, reason: str) -> bool:
+def fail_named_run(body: str, reason: str) -> str | None:
     """A malformed request that still names its run and flow is recorded on that run as Failed
-    with the reason, so the person who sent it sees why. False when it names no run."""
+    with the reason, so the person who sent it sees why; returns that run's id. None when it
+    names no usable run id, or names a run already past waiting (a bad duplicate of a launched
+    run's request must not fail that run): the message then fails, and ends in the DLQ."""
     import re
 
     try:
         detail = json.loads(body).get("detail", {})
         run_id, flow = detail.get("flow_run_id"), detail.get("flow")
-    except (ValueError, AttributeError):
-        return False
+    except (ValueError, AttributeError, RecursionError):
+        return None
     if not (
         isinstance(run_id, str)
-        and re.match(RUN_ID_PATTERN, run_id)
+        and re.fullmatch(RUN_ID_PATTERN, run_id)
         and isinstance(flow, str)
         and flow
     ):
-        return False
-    run, _ = store().create_run(run_id, flow)
-    store().transition(
+        return None
+    run, created = store().create_run(run_id, flow)
+    if not created and run.state not in (RunState.SCHEDULED, RunState.PENDING):
+        return None
+    applied = store().transition(
         run.run_id, RunState.FAILED, Source.DISPATCHER, message=f"rejected request: {reason}"
     )
-    return True
+    return run.run_id if applied.applied else None

@@ -18,15 +18,16 @@ from unittest.mock import ANY
 
 import boto3
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from flowrelay.cli import cli, control
+from flowrelay.cli import control
 from flowrelay.cli.settings import NO_STACK
 from flowrelay.events import parse_event
 from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState, Source
 from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
+from tests.integration.cli_support import invoke, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -46,15 +47,6 @@ with Flow("cli-etl") as flow:
 
 
 @pytest.fixture
-def bus(aws_env: str) -> Iterator[str]:
-    events = boto3.client("events")
-    name = f"flowrelay-{uuid.uuid4().hex[:8]}"
-    events.create_event_bus(Name=name)
-    yield name
-    events.delete_event_bus(Name=name)
-
-
-@pytest.fixture
 def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The stack named the way `flowrelay dev up` tells the user to: two exported names."""
     monkeypatch.delenv("FLOWRELAY_STACK", raising=False)
@@ -67,18 +59,6 @@ def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str
 @pytest.fixture
 def store(names: dict[str, str]) -> RunStore:
     return RunStore(boto3.client("dynamodb"), names["table"])
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_error_line(result: Result, code: int) -> str:
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0].removeprefix("error: ")
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -460,9 +440,13 @@ def test_invoke_record_state_sample_applies_to_the_run(store: RunStore) -> None:
 def test_invoke_reports_a_batch_that_failed(names: dict[str, str]) -> None:
     result = invoke_function("record_state")  # its run does not exist: every record fails
     assert result.exit_code == 1
-    assert result.stdout == ""
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: RecordState raised BatchProcessingError: All records failed")
+    failed = json.loads(result.stdout)["batchItemFailures"]
+    records = sample("record_state")["Records"]
+    assert [item["itemIdentifier"] for item in failed] == [r["messageId"] for r in records]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {len(records)} of {len(records)} records failed (SQS would deliver them again)"
+    )
+    assert "no flow run 'sample-run-1'" in result.stderr
 
 
 def test_invoke_reports_records_that_failed(store: RunStore, tmp_path: Path) -> None:

@@ -112,9 +112,16 @@ def decide(current: RunState, proposed: RunState, source: Source) -> Decision:
     """What happens when ``source`` proposes ``proposed`` for a run that is ``current``."""
     if current is RunState.CRASHED and source not in (Source.RUNNER, Source.MONITOR):
         return Decision(False, current, "Crashed is replaced only by the runner or the monitor")
-    if current is RunState.CANCELLING and proposed in (RunState.FAILED, RunState.CRASHED):
-        # The infrastructure stopped or the runner reported being stopped: that is the
-        # cancellation taking effect.
+    if current is RunState.CANCELLING and proposed in (
+        RunState.CANCELLED,
+        RunState.FAILED,
+        RunState.CRASHED,
+    ):
+        if source is Source.RUNNER:
+            # The runner saying it was stopped is not its task being gone: a cancelled run is
+            # Cancelled once its infrastructure is confirmed stopped (its event, the monitor).
+            return Decision(False, current, "Cancelled once the infrastructure confirms it stopped")
+        # The infrastructure stopped: that is the cancellation taking effect.
         return Decision(True, RunState.CANCELLED, f"{proposed} while cancelling means cancelled")
     if proposed is current:
         return Decision(False, current, f"already {current}")

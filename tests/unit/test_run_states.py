@@ -94,6 +94,15 @@ def test_cancellation_ends_cancelled_whatever_the_infrastructure_and_runner_say(
         assert replay([(S.CANCELLING, R.USER), *ordering], start=S.RUNNING) is S.CANCELLED
 
 
+@pytest.mark.parametrize("report", [S.CANCELLED, S.FAILED, S.CRASHED])
+def test_the_runner_alone_does_not_make_a_cancelling_run_cancelled(report: RunState) -> None:
+    # Its SIGTERM report says the stop began, not that the task is gone.
+    assert replay([(S.CANCELLING, R.USER), (report, R.RUNNER)], start=S.RUNNING) is S.CANCELLING
+    confirmed = [(S.CANCELLING, R.USER), (report, R.RUNNER), (S.CRASHED, R.INFRASTRUCTURE)]
+    assert replay(confirmed, start=S.RUNNING) is S.CANCELLED
+    assert replay([*confirmed[:2], (S.CANCELLED, R.MONITOR)], start=S.RUNNING) is S.CANCELLED
+
+
 def test_a_run_that_finished_before_the_cancel_took_effect_keeps_its_success() -> None:
     assert replay([(S.CANCELLING, R.USER), (S.SUCCESS, R.RUNNER)], start=S.RUNNING) is S.SUCCESS
 

@@ -2,9 +2,9 @@
 
 ``run_control_plane_demo`` starts the embedded dev stack (moto for AWS, the Lambda functions
 in-process, ECS tasks as local processes), registers the example flows and a launch target,
-requests runs through the bus exactly as a user would, and prints each run's state timeline from
-DynamoDB. ``run_demo`` (``flowrelay demo --local``) runs the example flows in this process on
-every executor.
+requests runs through the bus exactly as a user would (and cancels one, as ``flowrelay runs
+cancel`` does), and prints each run's state timeline from DynamoDB. ``run_demo`` (``flowrelay demo
+--local``) runs the example flows in this process on every executor.
 """
 
 from __future__ import annotations
@@ -109,13 +109,15 @@ def run_demo(as_json: bool = False) -> int:
 
 @dataclass
 class ControlPlaneRun:
-    """One run the control-plane demo requests, and how it should end."""
+    """One run the control-plane demo requests, and how it should end: in state ``expected``,
+    with ``expected_message`` in its message when given."""
 
     title: str
     flow: str
     expected: str
     labels: list[str] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    expected_message: str | None = None
     run_id: str = ""
 
 
@@ -126,7 +128,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
     import boto3
 
     from flowrelay.devstack import DevStack
-    from flowrelay.events import FlowRunRequested
+    from flowrelay.events import FlowRunCancelRequested, FlowRunRequested
     from flowrelay.publish import Publisher
     from flowrelay.registry import registration_for
     from flowrelay.store import RunStore
@@ -146,6 +148,18 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             labels=["gpu"],
             parameters={"rows": 5},
         ),
+        ControlPlaneRun(
+            "A run cancelled while it runs: its ECS task is stopped",
+            "sleeper",
+            "Cancelled",
+            parameters={"seconds": 60},
+        ),
+        ControlPlaneRun(
+            "A run whose process is killed (SIGKILL): Crashed, with ECS's reason and its log",
+            "crashing",
+            "Crashed",
+            expected_message="exited with code 137",
+        ),
     ]
     with DevStack(schedule_seconds=2.0, log=lambda line: say(f"  [stack] {line}")) as stack:
         environment = stack.environment()
@@ -161,7 +175,8 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         publisher = Publisher(
             session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
         )
-        for name in ("hello", "failing", "etl"):
+        ecs = session.client("ecs", endpoint_url=endpoint)
+        for name in sorted({run.flow for run in runs}):
             flow = Module(f"flowrelay.examples.{name}:flow").load()
             registration, _ = store.register_flow(
                 registration_for(flow, storage=Module(f"flowrelay.examples.{name}:flow"))
@@ -181,7 +196,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
                 )
             )
             say(f"requested {run.flow} as run {run.run_id}")
-        gpu_run = runs[2]
+        gpu_run, cancelled_run = runs[2], runs[3]
         _wait(
             lambda: _message(store, gpu_run.run_id).startswith("waiting for a launch target"),
             timeout,
@@ -193,9 +208,23 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         say("target 'gpu-fargate' (ecs, labels: gpu) added")
+        # Cancelled while Running: the case where the control plane must stop a live task.
+        _wait(lambda: _state(store, cancelled_run.run_id) == "Running", timeout)
+        publisher.publish(
+            FlowRunCancelRequested(
+                flow_run_id=cancelled_run.run_id,
+                reason="the demo does not need it any more",
+                requested_by="demo",
+            )
+        )
+        say(f"cancel requested for run {cancelled_run.run_id} (was Running)")
         _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
-        outcomes = [_timeline(store, run) for run in runs]
-        stack.wait_idle(timeout=15)  # let the last task processes exit and report
+        # Let the last task processes exit and their STOPPED events be recorded, so the
+        # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
+        stack.wait_idle(timeout=15)
+        outcomes = [
+            _timeline(store, run, _task_status(ecs, store, run.run_id, stack)) for run in runs
+        ]
     ok = all(outcome["as_designed"] for outcome in outcomes)
     if as_json:
         print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str))
@@ -228,18 +257,46 @@ def _wait(condition: Any, timeout: float) -> None:
         time.sleep(0.25)
 
 
-def _timeline(store: Any, run: ControlPlaneRun) -> dict[str, Any]:
+def _task_status(ecs: Any, store: Any, run_id: str, stack: Any) -> dict[str, Any] | None:
+    """The run's ECS task as ECS describes it now, and whether its process still runs here."""
+    record = store.get_run(run_id)
+    infrastructure = record.infrastructure if record else {}
+    if not infrastructure.get("task_arn"):
+        return None
+    described = ecs.describe_tasks(
+        cluster=infrastructure["cluster"], tasks=[infrastructure["task_arn"]]
+    ).get("tasks", [])
+    task = described[0] if described else {}
+    process_running = stack.executor is not None and stack.executor.pid_of(run_id) is not None
+    return {
+        "last_status": task.get("lastStatus"),
+        "desired_status": task.get("desiredStatus"),
+        "stopped_reason": task.get("stoppedReason"),
+        "process_running": process_running,
+    }
+
+
+def _timeline(
+    store: Any, run: ControlPlaneRun, task: dict[str, Any] | None = None
+) -> dict[str, Any]:
     record = store.get_run(run.run_id)
     history = store.history(run.run_id)
+    message = record.message or ""
+    stopped = task is None or (task["last_status"] == "STOPPED" and not task["process_running"])
     return {
         "title": run.title,
         "flow": run.flow,
         "run_id": run.run_id,
         "state": str(record.state),
+        "expected": run.expected,
         "message": record.message,
         "target": record.target,
         "task_arn": record.infrastructure.get("task_arn"),
-        "as_designed": str(record.state) == run.expected,
+        "task": task,
+        # Every run's infrastructure must be gone at the end; a cancelled one above all.
+        "as_designed": str(record.state) == run.expected
+        and (run.expected_message is None or run.expected_message in message)
+        and stopped,
         "history": [
             {
                 "at": entry.at.isoformat(),
@@ -257,15 +314,28 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
         f"[bold]{outcome['title']}[/]  ({outcome['flow']}, run {outcome['run_id'][:8]})"
     )
     start = None
+    indent = " " * 38  # under the message column
     for entry in outcome["history"]:
         at = datetime.fromisoformat(entry["at"])
         start = start or at
         style = output.STYLES.get(entry["state"], "white")
+        # A Crashed message carries the log's last lines: keep them under the message column.
+        message = escape(entry["message"] or "").replace("\n", "\n" + indent)
         output.stdout.print(
             f"  +{(at - start).total_seconds():6.2f}s  [{style}]{entry['state']:<10}[/] "
-            f"{entry['source']:<14} {escape(entry['message'] or '')}",
+            f"{entry['source']:<14} {message}",
             markup=True,
             highlight=False,
         )
     verdict = "[green]as designed[/]" if outcome["as_designed"] else "[red]NOT as designed[/]"
-    output.stdout.print(f"  target: {outcome['target']}  task: {outcome['task_arn']}  {verdict}\n")
+    task = outcome.get("task")
+    ecs = ""
+    if task is not None:
+        ecs = f" {task['last_status']}"
+        if task.get("stopped_reason"):
+            ecs += f" ({escape(task['stopped_reason'])})"
+        if task.get("process_running"):
+            ecs += " [red]its process still runs[/]"
+    output.stdout.print(
+        f"  target: {outcome['target']}  task: {outcome['task_arn']}{ecs}  {verdict}\n"
+    )

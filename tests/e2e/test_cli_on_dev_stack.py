@@ -119,7 +119,58 @@ def test_the_same_request_five_times_is_one_run_and_one_task(dev_stack: dict[str
     assert [entry["state"] for entry in shown["history"]].count("Submitted") == 1
 
 
-def test_the_demo_shows_success_failure_and_a_run_that_waited() -> None:
+def wait_for_state(env: dict[str, str], run_id: str, state: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = flowrelay(env, "runs", "show", run_id, "--json")
+        if shown.returncode == 0 and json.loads(shown.stdout)["run"]["state"] == state:
+            return
+        assert time.monotonic() < deadline, f"run {run_id} not {state}: {shown.stdout[-500:]}"
+        time.sleep(0.3)
+
+
+def test_cancel_wait_stops_a_running_run_and_its_task(dev_stack: dict[str, str]) -> None:
+    import boto3
+
+    assert flowrelay(dev_stack, "register", str(EXAMPLES / "sleeper.py")).returncode == 0
+    started = flowrelay(dev_stack, "run", "sleeper", "--flow-run-id", "e2e-cancel")
+    assert started.returncode == 0, started.stderr
+    wait_for_state(dev_stack, "e2e-cancel", "Running")
+
+    cancelled = flowrelay(
+        dev_stack, "runs", "cancel", "e2e-cancel", "--reason", "e2e", "--wait", "--timeout", "60"
+    )
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    assert cancelled.stdout.startswith("cancel requested for run e2e-cancel (was Running)")
+    shown = json.loads(flowrelay(dev_stack, "runs", "show", "e2e-cancel", "--json").stdout)
+    assert shown["run"]["state"] == "Cancelled"
+    states = [entry["state"] for entry in shown["history"]]
+    assert states[-2:] == ["Cancelling", "Cancelled"]
+
+    # No task of the run is left running in ECS, and its own task says why it stopped.
+    cluster = shown["run"]["infrastructure"]["cluster"]
+    ecs = boto3.client(
+        "ecs",
+        endpoint_url=dev_stack["AWS_ENDPOINT_URL"],
+        region_name=dev_stack["AWS_DEFAULT_REGION"],
+        aws_access_key_id=dev_stack["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=dev_stack["AWS_SECRET_ACCESS_KEY"],
+    )
+    running = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+    described = ecs.describe_tasks(cluster=cluster, tasks=running)["tasks"] if running else []
+    assert [task for task in described if task.get("group") == "flowrelay:e2e-cancel"] == []
+    (task,) = ecs.describe_tasks(
+        cluster=cluster, tasks=[shown["run"]["infrastructure"]["task_arn"]]
+    )["tasks"]
+    assert task["desiredStatus"] == "STOPPED"
+    assert task["stoppedReason"] == "flowrelay: cancelled: e2e"
+
+    again = flowrelay(dev_stack, "runs", "cancel", "e2e-cancel")
+    assert again.returncode == 0
+    assert again.stdout.strip() == "run e2e-cancel is already Cancelled; nothing to cancel"
+
+
+def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash() -> None:
     demo = subprocess.run(
         [FLOWRELAY, "demo", "--json"],
         check=False,
@@ -140,3 +191,20 @@ def test_the_demo_shows_success_failure_and_a_run_that_waited() -> None:
     assert waited["state"] == "Success"
     assert waited["target"] == "gpu-fargate"
     assert [entry["state"] for entry in waited["history"]][:2] == ["Pending", "Submitted"]
+
+    cancelled = by_flow["sleeper"]
+    assert cancelled["state"] == "Cancelled"
+    assert [entry["state"] for entry in cancelled["history"]][-3:] == [
+        "Running",
+        "Cancelling",
+        "Cancelled",
+    ]
+    assert cancelled["task"]["last_status"] == "STOPPED"
+    assert cancelled["task"]["stopped_reason"].startswith("flowrelay: cancelled")
+    assert cancelled["task"]["process_running"] is False
+
+    crashed = by_flow["crashing"]
+    assert crashed["state"] == "Crashed"
+    assert "container 'flow' exited with code 137" in crashed["message"]
+    assert "about to be killed with SIGKILL" in crashed["message"]  # the log's last lines
+    assert crashed["history"][-1]["source"] == "infrastructure"

@@ -21,6 +21,9 @@ import pytest
 from botocore.config import Config
 
 from flowrelay.aws import REAL_AWS_SETTINGS
+from flowrelay.registry import registration_for
+from flowrelay.storage import Module
+from flowrelay.store import RunStore
 
 # Settings that could send boto3 somewhere other than the moto server, or to real credentials.
 _AWS_SETTINGS_TO_CLEAR = (*REAL_AWS_SETTINGS, "AWS_ENDPOINT_URL_S3", "AWS_REGION")
@@ -168,3 +171,23 @@ def cluster(ecs: Any) -> str:
     name = f"flows-{uuid.uuid4().hex[:8]}"
     ecs.create_cluster(clusterName=name)
     return name
+
+
+@pytest.fixture
+def bus(aws_env: str) -> Iterator[str]:
+    """An EventBridge bus of its own for the test."""
+    events = boto3.client("events")
+    name = f"flowrelay-{uuid.uuid4().hex[:8]}"
+    events.create_event_bus(Name=name)
+    yield name
+    events.delete_event_bus(Name=name)
+
+
+@pytest.fixture
+def store(run_table: str) -> RunStore:
+    """The run table, with the example flow ``etl`` registered."""
+    from flowrelay.examples.etl import flow
+
+    store = RunStore(boto3.client("dynamodb"), run_table)
+    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
+    return store

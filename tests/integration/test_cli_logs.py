@@ -12,12 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner, Result
 
-from flowrelay.cli import cli
 from flowrelay.launchers.ecs import LaunchResult
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import RunStore
+from tests.integration.cli_support import invoke, one_error_line
 
 
 @pytest.fixture
@@ -35,18 +34,6 @@ def group(aws_env: str) -> Iterator[str]:
     logs.create_log_group(logGroupName=name)
     yield name
     logs.delete_log_group(logGroupName=name)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_error_line(result: Result, code: int) -> str:
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0].removeprefix("error: ")
 
 
 def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:

@@ -14,30 +14,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from flowrelay.dispatch import Dispatcher, RetryLater
 from flowrelay.events import FlowRunRequested, parse_event
 from flowrelay.launchers import EcsLauncher
 from flowrelay.monitor import requests_for_waiting_runs
-from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState
-from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
 from flowrelay.targets import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 BUS = "flowrelay"
-
-
-@pytest.fixture
-def store(run_table: str) -> RunStore:
-    store = RunStore(boto3.client("dynamodb"), run_table)
-    from flowrelay.examples.etl import flow
-
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
-    return store
 
 
 @pytest.fixture

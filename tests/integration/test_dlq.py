@@ -23,10 +23,9 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from flowrelay.aws import REAL_AWS_SETTINGS
-from flowrelay.cli import cli
 from flowrelay.dlq import (
     DLQ_OUTPUTS,
     WORK_QUEUE_OUTPUTS,
@@ -40,6 +39,7 @@ from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState, Source
 from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
+from tests.integration.cli_support import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWRELAY = str(Path(sys.executable).parent / "flowrelay")
@@ -468,10 +468,6 @@ def cli_stack(queues: Queues, run_table: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("FLOWRELAY_BUS_NAME", raising=False)
     yield name
     cloudformation.delete_stack(StackName=name)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def error_line(result: Result, code: int) -> str:

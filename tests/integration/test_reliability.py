@@ -38,6 +38,7 @@ from flowrelay.storage import Module
 from flowrelay.store import FlowRun, RunStore
 from flowrelay.targets import Target
 from flowrelay.timeouts import Timeouts
+from tests.strategies import envelope
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CAPACITY = "Capacity is unavailable at this time. Please try again later."
@@ -107,18 +108,8 @@ def dispatcher(store: RunStore, launcher: EcsLauncher) -> Dispatcher:
 
 
 def request(**detail: Any) -> ParsedEvent:
-    return parse_event(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Flow Run Requested",
-            "source": "flowrelay",
-            "time": "2026-11-23T12:00:00Z",
-            "region": "us-east-1",
-            "resources": [],
-            "detail": {"flow": "etl", "flow_run_id": f"run-{uuid.uuid4().hex[:12]}", **detail},
-        }
-    )
+    detail = {"flow": "etl", "flow_run_id": f"run-{uuid.uuid4().hex[:12]}", **detail}
+    return parse_event(envelope("Flow Run Requested", detail, event_id=str(uuid.uuid4())))
 
 
 def run_of(store: RunStore, run_id: str) -> FlowRun:

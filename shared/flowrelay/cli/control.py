@@ -1,5 +1,6 @@
 """Commands that talk to a flowrelay stack, the embedded dev stack or a deployed one alike:
-``register``, ``run``, ``runs ls|show``, ``targets put|ls|rm`` and ``invoke``.
+``register``, ``run``, ``runs ls|show|logs|cancel``, ``targets put|ls|rm``, ``invoke`` and
+``monitor``.
 
 They only use the table and the bus (names from ``flowrelay.cli.settings``), the way the Lambda
 functions do, so what works against ``flowrelay dev up`` works against AWS.
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -35,6 +36,9 @@ from flowrelay.logs import LogEvent, LogLocation, log_location, read_all
 from flowrelay.run_states import ACTIVE_STATES, RunState
 from flowrelay.storage import S3, FlowLoadError, Local, Storage, split_location
 from flowrelay.store import FlowRun, HistoryEntry, RunStore, run_id_for
+
+if TYPE_CHECKING:
+    from flowrelay.monitor import Monitor, MonitorReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -373,7 +377,7 @@ def _run_json(run: FlowRun, history: list[HistoryEntry]) -> dict[str, Any]:
 
 @click.group()
 def runs() -> None:
-    """Flow runs: list and inspect."""
+    """Flow runs: list, inspect and cancel."""
 
 
 @runs.command("ls")
@@ -595,6 +599,133 @@ def runs_logs(run_id: str, last: int | None, as_json: bool) -> None:
     elif last is not None:
         for event in events:
             click.echo(event.message)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.option("--reason", help="Why: kept in the run's history and in ECS's stop reason.")
+@click.option(
+    "--wait",
+    "-w",
+    is_flag=True,
+    help="Follow the run until it ends: exit 0 only when it ends Cancelled.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="With --wait: seconds to wait for the run to end.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the request (or, with --wait, the run)."
+)
+@reports_errors
+def runs_cancel(run_id: str, reason: str | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Ask the stack to cancel the run RUN_ID: its task is stopped and the run ends Cancelled.
+
+    \b
+    A run not launched yet is Cancelled at once; a launched one is Cancelling until its ECS
+    task is confirmed stopped (StopTask; the monitor stops it again if it lingers). A run that
+    has already ended is left alone (exit 0). Exit 1 when there is no such run. With --wait,
+    the run's states are followed: exit 0 when it ends Cancelled, 1 when it ends any other way
+    (it may finish before the cancel reaches it) or has not ended within --timeout; Ctrl-C
+    stops watching (exit 130) and the cancel goes on.
+
+    \b
+    Example:
+      flowrelay runs cancel 0b6e... --reason "wrong parameters" --wait
+    """
+    from flowrelay.events import FlowRunCancelRequested
+    from flowrelay.publish import Publisher
+
+    names = current()
+    store = _store(names)
+    found = store.get_run(run_id)
+    if found is None:
+        output.fail(f"no flow run {run_id!r}", 1)
+    if found.state.is_final:
+        # A clear no-op, not an error: the user's goal (the run is not running) holds.
+        message = f"run {run_id} is already {found.state}; nothing to cancel"
+        if as_json:
+            _echo_json(
+                {
+                    "flow_run_id": run_id,
+                    "cancel_requested": False,
+                    "state": str(found.state),
+                    "message": message,
+                }
+            )
+        else:
+            output.stdout.print(escape(message))
+        return
+    try:
+        request = FlowRunCancelRequested(
+            flow_run_id=run_id, reason=reason, requested_by=_requested_by()
+        )
+    except ValidationError as exc:
+        # Named as the user gave them: RUN_ID, --reason.
+        shown = {"flow_run_id": "RUN_ID", "reason": "--reason"}
+        problems = []
+        for item in exc.errors(include_url=False):
+            field = str(item["loc"][0]) if item["loc"] else "request"
+            problems.append(f"{shown.get(field, field)}: {item['msg']}")
+        output.fail("; ".join(problems), 2)
+    Publisher(aws_client("events"), names.bus_name).publish(request)
+    requested = f"cancel requested for run {run_id} (was {found.state})"
+    if as_json and not wait:
+        _echo_json(
+            {
+                "cancel_requested": True,
+                "was": str(found.state),
+                **request.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return
+    (output.stderr if as_json else output.stdout).print(escape(requested))
+    if wait:
+        sys.exit(_wait_cancelled(store, run_id, timeout, as_json))
+
+
+def _wait_cancelled(store: RunStore, run_id: str, timeout: float, as_json: bool) -> int:
+    """Follow a run after a cancel request until it is final (``run --watch``'s timeline
+    lines); the exit code of ``runs cancel --wait``: 0 only when the run ends Cancelled."""
+    console = output.stderr if as_json else output.stdout
+    shown_versions: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            found = store.get_run(run_id)
+            if found is None:  # pragma: no cover - runs are never deleted
+                output.fail(f"flow run {run_id} disappeared", 1)
+            for entry in store.history(run_id):
+                if entry.version not in shown_versions:
+                    shown_versions.add(entry.version)
+                    console.print(_timeline_line(entry))
+            if found.state.is_final:
+                break
+            if time.monotonic() >= deadline:
+                output.fail(
+                    f"run {run_id} is still {found.state} after {timeout:g} s; the cancel "
+                    f"request stands (flowrelay runs show {run_id})",
+                    1,
+                )
+            _pause()
+    except KeyboardInterrupt:
+        output.stderr.print(
+            f"[yellow]stopped watching[/]: the cancel of flow run {run_id} goes on "
+            f"(flowrelay runs show {run_id})"
+        )
+        return 130
+    if as_json:
+        _echo_json(_run_json(found, store.history(run_id)))
+    if found.state is not RunState.CANCELLED:
+        output.stderr.print(
+            f"run {run_id} ended {found.state}, not Cancelled: "
+            f"{escape(_truncate(found.message, 200))}"
+        )
+        return 1
+    return 0
 
 
 # --- targets ---------------------------------------------------------------------------------
@@ -897,4 +1028,170 @@ def _load_handler(path: Path, attribute: str) -> Callable[[Any, Any], Any]:
     return handler
 
 
-COMMANDS = (register, run, runs, targets, invoke)
+# --- monitor -----------------------------------------------------------------------------------
+
+
+@click.command("monitor")
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="A pass every SECONDS until Ctrl-C.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report as JSON (with --every: one object per line and pass).",
+)
+@reports_errors
+def monitor(once: bool, every: float | None, as_json: bool) -> None:
+    """Run the monitor here: one pass over every active run, as the Monitor function makes on
+    its schedule, and print what it did.
+
+    \b
+    The Monitor the stack runs, run from here with your credentials (table, bus, ECS):
+    re-offers waiting runs a target now fits, crashes runs whose task stopped unseen (with
+    ECS's reason and the log's last lines), stops runs past their timeout, finishes
+    cancellations. For runs launched without their own limits, the timeouts come from
+    FLOWRELAY_START_TIMEOUT_SECONDS, FLOWRELAY_HEARTBEAT_TIMEOUT_SECONDS, ... when set (else
+    the template's defaults). Each change is a conditional write: running it alongside the
+    stack's own schedule is safe.
+
+    \b
+    Examples:
+      flowrelay monitor --once              # a table: run, action, state, message
+      flowrelay monitor --once --json       # the report: {"actions": [...], "checked": N}
+      flowrelay monitor --every 10          # a pass every 10 s until Ctrl-C
+    """
+    if once == (every is not None):
+        output.fail("say --once for one pass, or --every SECONDS to keep going (not both)", 2)
+    passes = _cli_monitor(current())
+    if once:
+        with _monitor_logs_quiet():
+            report = passes.run_once()
+        if as_json:
+            _echo_json(report.model_dump(mode="json"))
+        else:
+            _print_report(report)
+        return
+    assert every is not None
+    _monitor_every(passes, every, as_json)
+
+
+def _cli_monitor(names: StackNames) -> Monitor:
+    """The Monitor the Lambda function builds (``flowrelay.lambda_runtime.run_monitor``), from
+    this command's clients: fresh ones (``aws_client``), not the per-process cache the
+    functions use."""
+    from flowrelay.launchers.ecs import EcsLauncher
+    from flowrelay.logs import format_tail, log_location, tail
+    from flowrelay.monitor import Monitor
+    from flowrelay.publish import Publisher
+    from flowrelay.retries import RetryPolicy
+    from flowrelay.timeouts import Timeouts
+
+    try:
+        defaults = Timeouts.from_environment(os.environ)
+        retry = RetryPolicy.from_environment(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    logs = aws_client("logs")
+
+    def log_tail(infrastructure: dict[str, Any]) -> str:
+        location = log_location(infrastructure)
+        return "" if location is None else format_tail(tail(logs, location))
+
+    launcher = EcsLauncher(aws_client("ecs"), table_name=names.table_name, bus_name=names.bus_name)
+    return Monitor(
+        _store(names),
+        {"ecs": launcher},
+        Publisher(aws_client("events"), names.bus_name),
+        defaults=defaults,
+        retry=retry,
+        log_tail=log_tail,
+    )
+
+
+@contextmanager
+def _monitor_logs_quiet() -> Iterator[None]:
+    """The monitor logs each action (INFO, WARNING for a silent runner) for CloudWatch; here
+    they are in the table already. Errors (a run that could not be checked) still show."""
+    logger = logging.getLogger("flowrelay.monitor")
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+def _print_report(report: MonitorReport, title: str | None = None) -> None:
+    """A monitor report as a table (run, action, state, message), or one line on stderr saying
+    there was nothing to do."""
+    checked = f"checked {report.checked} active run{'s' if report.checked != 1 else ''}"
+    heading = f"{title}: {checked}" if title else checked
+    if not report.actions:
+        output.stderr.print(f"[dim]{escape(heading)}: nothing to do[/]")
+        return
+    rows: list[tuple[str, ...]] = []
+    for action in report.actions:
+        lines = (action.message or "").splitlines() or [""]
+        # A Crashed message carries the log's last lines: `runs show` has them in full.
+        message = lines[0] + (" (and log lines: flowrelay runs show)" if len(lines) > 1 else "")
+        rows.append((action.run_id, action.action, str(action.state or ""), message))
+    # Every action names the run's state; were one not to, the column could not be coloured
+    # by state (an empty cell is no state).
+    state_column = "state" if all(action.state for action in report.actions) else "run state"
+    _print_table(
+        ("run id", "action", state_column, "message"),
+        rows,
+        title=f"{heading}, {len(rows)} action{'s' if len(rows) != 1 else ''}",
+    )
+
+
+def _monitor_every(passes: Monitor, every: float, as_json: bool) -> None:
+    """A pass every ``every`` seconds until Ctrl-C or SIGTERM (exit 0, as ``dev up``). A pass
+    that fails talking to AWS is reported and the next one tried; the first must succeed (a
+    wrong name or endpoint is an error, not a loop of warnings)."""
+    import signal
+    import threading
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from flowrelay.interrupts import Terminated, raise_on_sigterm
+
+    # Ctrl-C is how this loop ends, even when started with SIGINT ignored (a background job of
+    # a non-interactive shell inherits that).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
+    first = True
+    try:
+        with raise_on_sigterm():
+            while True:
+                started = time.monotonic()
+                try:
+                    with _monitor_logs_quiet():
+                        report = passes.run_once()
+                except (BotoCoreError, ClientError) as exc:
+                    if first:
+                        raise
+                    output.stderr.print(f"[yellow]monitor pass failed[/]: {escape(str(exc))}")
+                else:
+                    now = datetime.now().astimezone()
+                    if as_json:
+                        click.echo(
+                            json.dumps({"at": now.isoformat(), **report.model_dump(mode="json")})
+                        )
+                    else:
+                        _print_report(report, title=_local_time(now))
+                first = False
+                time.sleep(max(0.0, every - (time.monotonic() - started)))
+    except (KeyboardInterrupt, Terminated):
+        output.stderr.print("[yellow]monitor stopped[/]")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+COMMANDS = (register, run, runs, targets, invoke, monitor)

@@ -22,6 +22,9 @@ STYLES = {
     "Failed": "red",
     "TriggerFailed": "yellow",
     "TimedOut": "red",
+    "Crashed": "red",
+    "Cancelling": "magenta",
+    "Cancelled": "magenta",
 }
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)

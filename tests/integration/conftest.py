@@ -191,3 +191,19 @@ def store(run_table: str) -> RunStore:
     store = RunStore(boto3.client("dynamodb"), run_table)
     store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
     return store
+
+
+#: Figures a test module measured (title, lines), shown at the end of every run, also `-q`.
+FIGURES = pytest.StashKey[list[tuple[str, list[str]]]]()
+
+
+def report_figures(config: pytest.Config, title: str, lines: list[str]) -> None:
+    """Show ``lines`` under ``title`` in the summary at the end of the test run."""
+    config.stash.setdefault(FIGURES, []).append((title, lines))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for title, lines in config.stash.get(FIGURES, []):
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)

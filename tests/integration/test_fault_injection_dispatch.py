@@ -52,7 +52,7 @@ from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
 from flowrelay.targets import Target
 from flowrelay.template import load_template, resource_properties
-from tests.integration.conftest import _AWS_SETTINGS_TO_CLEAR, ROOT
+from tests.integration.conftest import _AWS_SETTINGS_TO_CLEAR, ROOT, report_figures
 from tests.strategies import envelope
 
 Phase = Literal["before", "after"]
@@ -630,17 +630,22 @@ class Figures:
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Figures]:
+def figures(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Figures]:
     figures = Figures()
     yield figures
     if figures.results:
         path = tmp_path_factory.getbasetemp() / "fault-injection-dispatch.json"
         path.write_text(json.dumps(figures.summary(), indent=2))
-        print(f"\n\nThe dispatcher killed at its AWS calls ({path}):\n{figures.table()}")
+        lines = [*figures.table().splitlines(), f"(as JSON: {path})"]
         for violation in figures.summary()["violations"]:
-            print(f"  {violation['case']}: {'; '.join(violation['problems'])}")
+            lines.append(f"  {violation['case']}: {'; '.join(violation['problems'])}")
             for number, delivery in enumerate(violation["deliveries"], 1):
-                print(f"      delivery {number}: {delivery}")
+                lines.append(f"      delivery {number}: {delivery}")
+        report_figures(
+            pytestconfig, "fault injection: the dispatcher killed at its AWS calls", lines
+        )
 
 
 def play(world: World, figures: Figures, scenario: Scenario) -> None:

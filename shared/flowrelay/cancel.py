@@ -75,7 +75,10 @@ class Canceller:
                 message=f"run {run.run_id} is already {run.state}; nothing to cancel",
             )
         message = cancel_message(request)
-        if run.state in (RunState.SCHEDULED, RunState.PENDING):
+        # A waiting run whose launch was begun and not finished (its dispatcher died, or RunTask
+        # went unanswered) may have a task nobody recorded: it goes through Cancelling, where
+        # the monitor looks for that task and stops it before the run is Cancelled.
+        if run.state in (RunState.SCHEDULED, RunState.PENDING) and run.claimed_attempt is None:
             result = self.store.transition(
                 run.run_id, RunState.CANCELLED, Source.USER, message=message, unless_claimed=True
             )

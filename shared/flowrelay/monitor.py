@@ -26,7 +26,7 @@ racing a late event or another pass cannot move a run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -38,7 +38,7 @@ from flowrelay.record import stopped_task_verdict
 from flowrelay.retries import RetryPolicy
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import FlowRun, RunStore
-from flowrelay.targets import choose_target
+from flowrelay.targets import Target, choose_target
 from flowrelay.timeouts import Timeouts
 
 log = logging.getLogger("flowrelay.monitor")
@@ -54,6 +54,10 @@ class Infrastructure(Protocol):
 
     def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
         """Stop the launched task; already stopped or gone is not an error."""
+
+    def find_unrecorded(self, run: FlowRun, attempt: int, targets: Iterable[Target]) -> Any:
+        """What ``attempt`` of ``run`` launched on one of ``targets`` without the run recording
+        it (a ``model_dump``-able result), or None."""
 
 
 class Publisher(Protocol):
@@ -225,7 +229,11 @@ class Monitor:
         if not run.infrastructure.get("task_arn"):
             if run.launch_claimed(now):
                 return None  # its dispatcher stops what it launches
-            if _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
+            if run.claimed_attempt is not None:
+                found = self._find_unrecorded(run, run.claimed_attempt)
+                if found is not None:
+                    return self._stop_unrecorded(run, found)
+            elif _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
                 return None
             return self._move(
                 run, RunState.CANCELLED, "cancelled", "cancelled before it was launched"
@@ -246,6 +254,29 @@ class Monitor:
         )
 
     # --- what the checks do --------------------------------------------------------------------
+
+    def _find_unrecorded(self, run: FlowRun, attempt: int) -> dict[str, Any] | None:
+        """The task a dead dispatcher may have started for ``attempt`` and never recorded, as
+        the run would record it; None when there is none (or no launcher can look)."""
+        targets = self.store.list_targets()
+        for kind, launcher in self.launchers.items():
+            fitting = [target for target in targets if target.kind == kind]
+            found = launcher.find_unrecorded(run, attempt, fitting)
+            if found is not None:
+                return dict(found.model_dump(mode="json", exclude_none=True))
+        return None
+
+    def _stop_unrecorded(self, run: FlowRun, infrastructure: dict[str, Any]) -> MonitorAction:
+        """Stop a task found for a cancelling run that did not know it, and record it on the run,
+        so its STOPPED event (or the next pass) ends the run Cancelled."""
+        launcher = self.launchers[str(infrastructure.get("kind", "ecs"))]
+        launcher.stop_launched(infrastructure, "flowrelay: cancelled (a task started unrecorded)")
+        message = (
+            f"cancelled: found task {infrastructure.get('task_arn')}, started by a launch that "
+            "never recorded it; it is being stopped"
+        )
+        self.store.amend(run, Source.MONITOR, message, {"infrastructure": infrastructure})
+        return MonitorAction(run_id=run.run_id, action="stopped", state=run.state, message=message)
 
     def _status(self, run: FlowRun) -> EcsTaskStateChange | None:
         launcher = self.launchers[str(run.infrastructure.get("kind", "ecs"))]

@@ -82,6 +82,14 @@ class FlowRun(Model):
         exclude=True,
         description="A dispatcher is launching the run until then (kept outside the run JSON).",
     )
+    claimed_attempt: int | None = Field(
+        default=None,
+        exclude=True,
+        description=(
+            "The attempt a dispatcher claimed and did not finish: it may have started a task "
+            "it never recorded (kept outside the run JSON)."
+        ),
+    )
 
     def launch_claimed(self, now: datetime) -> bool:
         """Whether a dispatcher holds the claim to launch this run at ``now``."""
@@ -700,6 +708,9 @@ def _run_from_item(item: Mapping[str, Any]) -> FlowRun:
     claim = item.get("claim_until")
     if claim is not None:
         run.claimed_until = datetime.fromisoformat(claim["S"])
+    attempt = item.get("claim_attempt")
+    if attempt is not None:
+        run.claimed_attempt = int(attempt["N"])
     return run
 
 

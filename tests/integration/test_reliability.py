@@ -379,6 +379,93 @@ def test_cancelling_a_launched_run_stops_its_task_and_it_ends_cancelled(
     )
 
 
+class DispatcherDied(BaseException):
+    """The dispatcher's process died here (nothing in flowrelay can catch it)."""
+
+
+@pytest.mark.parametrize("how", ["killed after RunTask", "RunTask unanswered"])
+def test_a_cancel_finds_and_stops_a_task_its_dispatcher_never_recorded(
+    how: str,
+    canceller: Canceller,
+    dispatcher: Dispatcher,
+    store: RunStore,
+    launcher: EcsLauncher,
+    target: Target,
+    clock: Clock,
+    bus: str,
+    ecs: Any,
+    cluster: str,
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    event = request()
+    run_id = event.detail.flow_run_id
+
+    def fail_after_run_task(**_: Any) -> None:
+        if how == "killed after RunTask":
+            raise DispatcherDied("between RunTask and recording the task")
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1/ (RunTask)")
+
+    ecs.meta.events.register("after-call.ecs.RunTask", fail_after_run_task)
+    try:
+        with pytest.raises((DispatcherDied, RetryLater)):
+            dispatcher.handle_request(event)
+    finally:
+        ecs.meta.events.unregister("after-call.ecs.RunTask", fail_after_run_task)
+    (task,) = running_tasks_of_run(ecs, cluster, run_id)
+    assert run_of(store, run_id).infrastructure == {}  # the run does not know its task
+
+    # Not Cancelled at once: a task may exist. The monitor looks once no claim is live.
+    assert cancel(canceller, run_id).state is RunState.CANCELLING
+    monitor = Monitor(store, {"ecs": launcher}, Publisher(boto3.client("events"), bus))
+    if how == "killed after RunTask":
+        assert monitor.run_once().actions == []  # the dead dispatcher's lease still runs
+        clock.advance(LAUNCH_LEASE.total_seconds() + 1)
+    (action,) = monitor.run_once().actions
+    assert action.action == "stopped", action
+    assert task["taskArn"] in action.message
+    run = run_of(store, run_id)
+    assert run.state is RunState.CANCELLING
+    assert run.infrastructure["task_arn"] == task["taskArn"]
+    assert running_tasks_of_run(ecs, cluster, run_id) == []
+    (stopped,) = tasks_of_run(ecs, cluster, run_id)
+    assert stopped["stoppedReason"] == "flowrelay: cancelled (a task started unrecorded)"
+    StateRecorder(store).handle(ecs_event_of(stopped | {"lastStatus": "STOPPED"}))
+    assert run_of(store, run_id).state is RunState.CANCELLED
+
+
+def test_a_cancel_after_a_launch_that_started_nothing_ends_cancelled(
+    canceller: Canceller,
+    dispatcher: Dispatcher,
+    store: RunStore,
+    launcher: EcsLauncher,
+    target: Target,
+    clock: Clock,
+    bus: str,
+    ecs: Any,
+    cluster: str,
+) -> None:
+    event = request()
+    run_id = event.detail.flow_run_id
+
+    def die_before_run_task(**_: Any) -> None:
+        raise DispatcherDied("before RunTask")
+
+    ecs.meta.events.register("before-call.ecs.RunTask", die_before_run_task)
+    try:
+        with pytest.raises(DispatcherDied):
+            dispatcher.handle_request(event)
+    finally:
+        ecs.meta.events.unregister("before-call.ecs.RunTask", die_before_run_task)
+    assert cancel(canceller, run_id).state is RunState.CANCELLING
+    clock.advance(LAUNCH_LEASE.total_seconds() + 1)
+    monitor = Monitor(store, {"ecs": launcher}, Publisher(boto3.client("events"), bus))
+    (action,) = monitor.run_once().actions
+    assert (action.action, action.state) == ("cancelled", RunState.CANCELLED)
+    assert action.message == "cancelled before it was launched"
+    assert tasks_of_run(ecs, cluster, run_id) == []
+
+
 def test_cancelling_an_unknown_run_is_an_error_naming_it(canceller: Canceller) -> None:
     with pytest.raises(CancelError, match="no flow run 'nope' to cancel"):
         cancel(canceller, "nope")
@@ -647,6 +734,9 @@ class StillStarting:
 
     def stop_launched(self, infrastructure: Any, reason: str) -> None:
         self.stopped.append(reason)
+
+    def find_unrecorded(self, run: Any, attempt: int, targets: Any) -> None:
+        return None
 
 
 def test_a_task_still_starting_is_left_alone_until_the_start_limit_then_stopped(

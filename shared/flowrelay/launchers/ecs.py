@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -266,6 +266,29 @@ class EcsLauncher:
             log_group=definition.log_group,
             log_stream_prefix=definition.log_stream_prefix,
         )
+
+    def find_unrecorded(
+        self, run: FlowRun, attempt: int, targets: Iterable[Target]
+    ) -> LaunchResult | None:
+        """The task attempt ``attempt`` of ``run`` started without the run recording it (its
+        dispatcher died between RunTask and writing the task down), looked for on the clusters
+        of the ECS ``targets`` it could have been launched on; None when there is none."""
+        clusters: dict[str, None] = {}
+        for target in targets:
+            if target.kind == "ecs":
+                settings: EcsSettings = target.typed_settings()
+                override = (_ecs_run(run).run_task_kwargs or {}).get("cluster")
+                clusters[str(override or settings.cluster)] = None
+        for cluster in clusters:
+            task = self.find_task(cluster, run.run_id, attempt)
+            if task is not None:
+                return LaunchResult(
+                    task_arn=task["taskArn"],
+                    cluster=task.get("clusterArn") or cluster,
+                    task_definition_arn=task.get("taskDefinitionArn") or "",
+                    attempt=attempt,
+                )
+        return None
 
     def find_task(
         self, cluster: str, run_id: str, attempt: int, started_by: str = STARTED_BY

@@ -3,13 +3,15 @@
 The control plane stops the task itself (ECS StopTask with the reason) rather than trusting the
 code inside the container to notice. What a cancel does depends on where the run is:
 
-- not launched (Scheduled, Pending) and no dispatcher launching it: Cancelled at once, in one
-  conditional write that fails if a dispatcher claims the launch meanwhile;
+- not launched (Scheduled, Pending) and no launch begun: Cancelled at once, in one conditional
+  write that fails if a dispatcher claims the launch meanwhile;
 - being launched (a dispatcher holds the claim): Cancelling; the dispatcher stops the task it
   started as soon as it sees the run is cancelling (``flowrelay.dispatch``);
+- a launch begun and never finished (its dispatcher died, or RunTask went unanswered):
+  Cancelling; the monitor looks for that attempt's task and stops it;
 - launched (Submitted, Queued, Running): Cancelling, then StopTask. The run becomes Cancelled
-  when the task is confirmed stopped: by its ECS "STOPPED" event, the runner's own report
-  (SIGTERM), or the monitor describing the task;
+  when the task is confirmed stopped: by its ECS "STOPPED" event or the monitor describing the
+  task (the runner's own SIGTERM report does not end it);
 - already Cancelling: StopTask again (stopping a stopped task is not an error);
 - final: nothing to do, said plainly.
 
@@ -26,7 +28,7 @@ from typing import Any, Protocol
 
 from flowrelay.events import FlowRunCancelRequested
 from flowrelay.modeling import Model
-from flowrelay.run_states import RunState, Source
+from flowrelay.run_states import WAITING_STATES, RunState, Source
 from flowrelay.store import FlowRun, RunStore
 
 #: ECS's limit for StopTask's reason.
@@ -78,7 +80,7 @@ class Canceller:
         # A waiting run whose launch was begun and not finished (its dispatcher died, or RunTask
         # went unanswered) may have a task nobody recorded: it goes through Cancelling, where
         # the monitor looks for that task and stops it before the run is Cancelled.
-        if run.state in (RunState.SCHEDULED, RunState.PENDING) and run.claimed_attempt is None:
+        if run.state in WAITING_STATES and run.claimed_attempt is None:
             result = self.store.transition(
                 run.run_id, RunState.CANCELLED, Source.USER, message=message, unless_claimed=True
             )

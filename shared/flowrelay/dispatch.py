@@ -36,7 +36,7 @@ from flowrelay.events import FlowRunRequested, ParsedEvent
 from flowrelay.modeling import Model
 from flowrelay.registry import FlowRegistration
 from flowrelay.retries import RetryPolicy
-from flowrelay.run_states import RunState, Source
+from flowrelay.run_states import WAITING_STATES, RunState, Source
 from flowrelay.store import FlowRun, RunStore, run_id_for
 from flowrelay.targets import Target, choose_target
 from flowrelay.timeouts import Timeouts, resolve_timeouts
@@ -123,7 +123,7 @@ class Dispatcher:
             timeout_seconds=request.timeout_seconds
             or (registration.timeout_seconds if registration else None),
         )
-        if run.state not in (RunState.PENDING, RunState.SCHEDULED):
+        if run.state not in WAITING_STATES:
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
         if registration is None:
             version = f" version {request.version}" if request.version else ""
@@ -158,7 +158,7 @@ class Dispatcher:
         if claim is None:
             current = self.store.get_run(run.run_id)
             state = current.state if current else run.state
-            if state in (RunState.PENDING, RunState.SCHEDULED):
+            if state in WAITING_STATES:
                 raise RetryLater(
                     f"run {run.run_id} is being launched by another delivery", CLAIM_BUSY_DELAY
                 )

@@ -24,7 +24,7 @@ from flowrelay.aws import Settings, client
 from flowrelay.batch import process_sqs_batch
 from flowrelay.events import RUN_ID_PATTERN, EventError, ParsedEvent, parse_event
 from flowrelay.record import StateRecorder
-from flowrelay.run_states import RunState, Source
+from flowrelay.run_states import WAITING_STATES, RunState, Source
 from flowrelay.store import FlowRun, RunStore
 
 if TYPE_CHECKING:
@@ -116,12 +116,9 @@ def run_monitor() -> Monitor:
 
 def log_tail(infrastructure: dict[str, Any]) -> str:
     """The end of a run's log as text for a Crashed message; empty when it cannot be read."""
-    from flowrelay.logs import format_tail, log_location, tail
+    from flowrelay.logs import crash_log_tail
 
-    location = log_location(infrastructure)
-    if location is None:
-        return ""
-    return format_tail(tail(client("logs"), location))
+    return crash_log_tail(client("logs"), infrastructure)
 
 
 def relaunch(run: FlowRun) -> None:
@@ -314,7 +311,7 @@ def fail_named_run(body: str, reason: str) -> str | None:
     ):
         return None
     run, created = store().create_run(run_id, flow)
-    if not created and run.state not in (RunState.SCHEDULED, RunState.PENDING):
+    if not created and run.state not in WAITING_STATES:
         return None
     applied = store().transition(
         run.run_id, RunState.FAILED, Source.DISPATCHER, message=f"rejected request: {reason}"

@@ -190,6 +190,13 @@ def format_tail(lines: list[str]) -> str:
     return "\nlast log lines:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def crash_log_tail(logs_client: Any, infrastructure: Mapping[str, Any]) -> str:
+    """The end of a run's log as ``format_tail`` gives it, for a Crashed message: empty when
+    its infrastructure records no log location or nothing can be read (see ``tail``)."""
+    location = log_location(infrastructure)
+    return "" if location is None else format_tail(tail(logs_client, location))
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ state, and holds each against its limits (``flowrelay.timeouts``, stored on the 
   its runner cannot report: a warning (and the ``RunnersSilent`` metric, which is alarmed on),
   never a crash.
 - **Cancelling**: Cancelled once the task is confirmed stopped; stopped again if it is still
-  running after the stop grace period.
+  running after the stop grace period. A run with no task recorded but a launch begun (its
+  dispatcher died) has that attempt's task looked for, and stopped when found.
 
 Every change is one conditional transition with a message a user can act on, so a monitor pass
 racing a late event or another pass cannot move a run twice.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import Field
@@ -297,15 +298,10 @@ class Monitor:
                 "(it stopped long ago or never started)"
             )
             return self._move(run, RunState.CRASHED, "crashed", message)
-        verdict = stopped_task_verdict(task, run, self.retry)
+        verdict = stopped_task_verdict(task, run, self.retry, self.store.clock())
         if verdict.relaunch:
-            delay = self.retry.delay(run.attempt)
-            updates = {
-                "attempt": run.attempt + 1,
-                "retry_at": self.store.clock() + timedelta(seconds=delay),
-            }
             action = self._move(
-                run, verdict.state, "relaunched", verdict.message, verdict.details, updates
+                run, verdict.state, "relaunched", verdict.message, verdict.details, verdict.updates
             )
             if action is not None:
                 self.publisher.publish(request_for(run, "monitor (relaunch)"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -80,20 +80,23 @@ def ecs_stop_message(task: EcsTaskStateChange) -> str:
 
 
 class StopVerdict(Model):
-    """What a stopped task means for its run."""
+    """What a stopped task means for its run: ``updates`` schedule the next attempt when the
+    run is sent back to Pending (``relaunch``)."""
 
     state: RunState
     message: str
     relaunch: bool = False
     details: dict[str, Any] = Field(default_factory=dict)
+    updates: dict[str, Any] | None = None
 
 
 def stopped_task_verdict(
-    task: EcsTaskStateChange, run: FlowRun | None, retry: RetryPolicy
+    task: EcsTaskStateChange, run: FlowRun | None, retry: RetryPolicy, now: datetime
 ) -> StopVerdict:
     """Crashed with ECS's reason, or, for a transient start failure of a run that has attempts
-    left, back to Pending for the next attempt. Shared by ``record_state`` (ECS events) and
-    the monitor (tasks it describes), so both read a stopped task the same way."""
+    left, back to Pending for the next attempt, due after the policy's backoff from ``now``.
+    Shared by ``record_state`` (ECS events) and the monitor (tasks it describes), so both read a
+    stopped task the same way."""
     message = ecs_stop_message(task)
     details: dict[str, Any] = {
         "task_arn": task.taskArn,
@@ -116,6 +119,10 @@ def stopped_task_verdict(
                 ),
                 relaunch=True,
                 details=details,
+                updates={
+                    "attempt": run.attempt + 1,
+                    "retry_at": now + timedelta(seconds=retry.delay(run.attempt)),
+                },
             )
         message += f" (after {run.attempt} attempts)"
     return StopVerdict(state=RunState.CRASHED, message=message, details=details)
@@ -188,16 +195,16 @@ class StateRecorder:
         relaunch = False
         if task.lastStatus == "STOPPED":
             run = self.store.get_run(run_id)
-            verdict = stopped_task_verdict(task, run, self.retry)
+            verdict = stopped_task_verdict(task, run, self.retry, self.store.clock())
             proposed, message, relaunch = verdict.state, verdict.message, verdict.relaunch
             details.update(verdict.details)
-            if relaunch and run is not None:
-                delay = self.retry.delay(run.attempt)
-                updates = {
-                    "attempt": run.attempt + 1,
-                    "retry_at": self.store.clock() + timedelta(seconds=delay),
-                }
-            elif run is not None and _crash_applies(run) and self.log_tail is not None:
+            updates = verdict.updates
+            if (
+                not relaunch
+                and run is not None
+                and _crash_applies(run)
+                and self.log_tail is not None
+            ):
                 message += self.log_tail(run.infrastructure)
         elif task.lastStatus in _ECS_WAITING:
             proposed, message = RunState.QUEUED, f"ECS task {task.lastStatus.lower()}"

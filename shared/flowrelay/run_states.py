@@ -20,9 +20,9 @@ Two kinds of final state differ in authority:
 - A launched run goes back to ``Pending`` only when the infrastructure watchers say its task
   failed to start for a reason AWS calls transient: it is launched again as the next attempt.
   Events about the earlier attempt's task are told apart by the task ARN (``RunStore``).
-- A run that is ``Cancelling`` ends ``Cancelled`` when its infrastructure stops or when the runner
-  reports that it was stopped; if the runner reports ``Success`` first, the run did finish and
-  keeps that.
+- A run that is ``Cancelling`` ends ``Cancelled`` when its infrastructure is confirmed stopped
+  (its event, the monitor); the runner reporting that it was stopped does not end it. If the
+  runner reports ``Success`` first, the run did finish and keeps that.
 
 So every ordering of the same set of events ends in the same state (tested over all
 permutations).
@@ -70,6 +70,8 @@ FINAL_STATES = frozenset(
     {RunState.SUCCESS, RunState.FAILED, RunState.CANCELLED, RunState.TIMED_OUT, RunState.CRASHED}
 )
 ACTIVE_STATES = frozenset(RunState) - FINAL_STATES
+#: Not launched yet: what a dispatcher may claim and launch, and a cancel may end at once.
+WAITING_STATES = frozenset({RunState.SCHEDULED, RunState.PENDING})
 
 _S = RunState
 _LAUNCHED = (_S.SUBMITTED, _S.QUEUED, _S.RUNNING)
@@ -125,12 +127,7 @@ def decide(current: RunState, proposed: RunState, source: Source) -> Decision:
         return Decision(True, RunState.CANCELLED, f"{proposed} while cancelling means cancelled")
     if proposed is current:
         return Decision(False, current, f"already {current}")
-    if (
-        proposed is RunState.PENDING
-        and current in TRANSITIONS
-        and current not in (RunState.SCHEDULED, RunState.PENDING)
-        and source not in _WATCHERS
-    ):
+    if proposed is RunState.PENDING and current not in WAITING_STATES and source not in _WATCHERS:
         return Decision(False, current, "only the infrastructure watchers relaunch a run")
     if proposed in TRANSITIONS[current]:
         return Decision(True, proposed, f"{current} -> {proposed}")

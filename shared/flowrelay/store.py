@@ -17,14 +17,14 @@ decided again against the newer state.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from flowrelay.modeling import Model
-from flowrelay.run_states import RunState, Source, decide
+from flowrelay.run_states import WAITING_STATES, RunState, Source, decide
 from flowrelay.timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 HISTORY_RETENTION = timedelta(days=90)
 _RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
 _MAX_RACES = 5
-_WAITING = (RunState.PENDING, RunState.SCHEDULED)
 
 
 def run_id_for(idempotency_key: str) -> str:
@@ -294,7 +293,7 @@ class RunStore:
             }
             # Back to Pending after a launch (a relaunch): the finished launch's claim goes, so
             # the next attempt can be claimed at once.
-            relaunch = decision.state is RunState.PENDING and run.state not in _WAITING
+            relaunch = decision.state is RunState.PENDING and run.state not in WAITING_STATES
             updated = self._write(
                 run,
                 changes,
@@ -371,18 +370,17 @@ class RunStore:
         entry = HistoryEntry(
             version=updated.version, state=state, previous=run.state, at=now, **history
         )
-        update = _transition_update(self.table_name, run.version, updated)
+        update = _transition_update(
+            self.table_name,
+            run.version,
+            updated,
+            remove=("claim_until", "claim_attempt") if release_claim else (),
+        )
         if unclaimed_at is not None:
             update["ConditionExpression"] += (
                 " AND (attribute_not_exists(claim_until) OR claim_until < :unclaimed_at)"
             )
             update["ExpressionAttributeValues"][":unclaimed_at"] = {"S": unclaimed_at.isoformat()}
-        if release_claim:
-            update["UpdateExpression"] += (
-                ", claim_until, claim_attempt"
-                if " REMOVE " in update["UpdateExpression"]
-                else " REMOVE claim_until, claim_attempt"
-            )
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -672,9 +670,12 @@ def _run_item(run: FlowRun) -> dict[str, Any]:
     return item
 
 
-def _transition_update(table_name: str, expected_version: int, run: FlowRun) -> dict[str, Any]:
+def _transition_update(
+    table_name: str, expected_version: int, run: FlowRun, remove: Sequence[str] = ()
+) -> dict[str, Any]:
     """An update of the run's attributes (not a whole-item put: ``heartbeat_at`` is written on
-    its own and must survive), conditional on the version the change was decided from."""
+    its own and must survive), conditional on the version the change was decided from; the
+    attributes in ``remove`` go."""
     item = _run_item(run)
     names = {"#run": "run", "#version": "version", "#state": "state"}
     values = {
@@ -684,12 +685,15 @@ def _transition_update(table_name: str, expected_version: int, run: FlowRun) -> 
         ":expected": {"N": str(expected_version)},
     }
     expression = "SET #run = :run, #version = :version, #state = :state"
+    removed = list(remove)
     if run.state.is_active:
         expression += ", active_pk = :active_pk, active_sk = :active_sk"
         values[":active_pk"] = item["active_pk"]
         values[":active_sk"] = item["active_sk"]
     else:
-        expression += " REMOVE active_pk, active_sk"
+        removed[:0] = ["active_pk", "active_sk"]
+    if removed:
+        expression += " REMOVE " + ", ".join(removed)
     return {
         "TableName": table_name,
         "Key": {"pk": item["pk"], "sk": item["sk"]},

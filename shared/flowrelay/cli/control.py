@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -308,26 +309,15 @@ def _requested_by() -> str:
         return "flowrelay-cli"
 
 
-def _watch(store: RunStore, run_id: str, timeout: float, as_json: bool) -> int:
-    """Follow a run until it is final; the exit code of ``run --watch``."""
-    console = output.stderr if as_json else output.stdout
+def _follow(store: RunStore, run_id: str, console: Console) -> Iterator[FlowRun | None]:
+    """Poll a run, printing each state it reaches (a timeline line) and each new reason a
+    waiting run gives, as they come; yields the run after each poll (None while it does not
+    exist yet), pausing between polls, until the caller stops."""
     shown_versions: set[int] = set()
     last_note: tuple[int, str | None] | None = None
-    deadline = time.monotonic() + timeout
-    run: FlowRun | None = None
-    try:
-        while True:
-            run = store.get_run(run_id)
-            if run is None:
-                if time.monotonic() >= deadline:
-                    output.fail(
-                        f"flow run {run_id} did not appear within {timeout:g} s: is the "
-                        f"dispatch function running (`flowrelay dev up`, or the stack's "
-                        f"DispatchQueue and its DLQ)?",
-                        1,
-                    )
-                _pause()
-                continue
+    while True:
+        run = store.get_run(run_id)
+        if run is not None:
             for entry in store.history(run_id):
                 if entry.version not in shown_versions:
                     shown_versions.add(entry.version)
@@ -342,14 +332,33 @@ def _watch(store: RunStore, run_id: str, timeout: float, as_json: bool) -> int:
                 last_note = (run.version, run.message)
                 if run.message:
                     console.print(_timeline(run.updated_at, run.state, "note", run.message))
-            if run.state.is_final:
+        yield run
+        _pause()
+
+
+def _watch(store: RunStore, run_id: str, timeout: float, as_json: bool) -> int:
+    """Follow a run until it is final; the exit code of ``run --watch``."""
+    console = output.stderr if as_json else output.stdout
+    deadline = time.monotonic() + timeout
+    run: FlowRun | None = None
+    try:
+        for run in _follow(store, run_id, console):
+            if run is None:
+                if time.monotonic() >= deadline:
+                    output.fail(
+                        f"flow run {run_id} did not appear within {timeout:g} s: is the "
+                        f"dispatch function running (`flowrelay dev up`, or the stack's "
+                        f"DispatchQueue and its DLQ)?",
+                        1,
+                    )
+            elif run.state.is_final:
                 break
-            _pause()
     except KeyboardInterrupt:
         output.stderr.print(
             f"[yellow]stopped watching[/]: flow run {run_id} goes on (flowrelay runs show {run_id})"
         )
         return 130
+    assert run is not None
     if as_json:
         _echo_json(_run_json(run, store.history(run_id)))
     return 0 if run.state is RunState.SUCCESS else 1
@@ -688,20 +697,15 @@ def runs_cancel(run_id: str, reason: str | None, wait: bool, timeout: float, as_
 
 
 def _wait_cancelled(store: RunStore, run_id: str, timeout: float, as_json: bool) -> int:
-    """Follow a run after a cancel request until it is final (``run --watch``'s timeline
-    lines); the exit code of ``runs cancel --wait``: 0 only when the run ends Cancelled."""
+    """Follow a run after a cancel request until it is final (``_follow``); the exit code of
+    ``runs cancel --wait``: 0 only when the run ends Cancelled."""
     console = output.stderr if as_json else output.stdout
-    shown_versions: set[int] = set()
     deadline = time.monotonic() + timeout
+    found: FlowRun | None = None
     try:
-        while True:
-            found = store.get_run(run_id)
+        for found in _follow(store, run_id, console):
             if found is None:  # pragma: no cover - runs are never deleted
                 output.fail(f"flow run {run_id} disappeared", 1)
-            for entry in store.history(run_id):
-                if entry.version not in shown_versions:
-                    shown_versions.add(entry.version)
-                    console.print(_timeline_line(entry))
             if found.state.is_final:
                 break
             if time.monotonic() >= deadline:
@@ -710,13 +714,13 @@ def _wait_cancelled(store: RunStore, run_id: str, timeout: float, as_json: bool)
                     f"request stands (flowrelay runs show {run_id})",
                     1,
                 )
-            _pause()
     except KeyboardInterrupt:
         output.stderr.print(
             f"[yellow]stopped watching[/]: the cancel of flow run {run_id} goes on "
             f"(flowrelay runs show {run_id})"
         )
         return 130
+    assert found is not None
     if as_json:
         _echo_json(_run_json(found, store.history(run_id)))
     if found.state is not RunState.CANCELLED:
@@ -1085,7 +1089,7 @@ def _cli_monitor(names: StackNames) -> Monitor:
     this command's clients: fresh ones (``aws_client``), not the per-process cache the
     functions use."""
     from flowrelay.launchers.ecs import EcsLauncher
-    from flowrelay.logs import format_tail, log_location, tail
+    from flowrelay.logs import crash_log_tail
     from flowrelay.monitor import Monitor
     from flowrelay.publish import Publisher
     from flowrelay.retries import RetryPolicy
@@ -1096,12 +1100,6 @@ def _cli_monitor(names: StackNames) -> Monitor:
         retry = RetryPolicy.from_environment(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    logs = aws_client("logs")
-
-    def log_tail(infrastructure: dict[str, Any]) -> str:
-        location = log_location(infrastructure)
-        return "" if location is None else format_tail(tail(logs, location))
-
     launcher = EcsLauncher(aws_client("ecs"), table_name=names.table_name, bus_name=names.bus_name)
     return Monitor(
         _store(names),
@@ -1109,7 +1107,7 @@ def _cli_monitor(names: StackNames) -> Monitor:
         Publisher(aws_client("events"), names.bus_name),
         defaults=defaults,
         retry=retry,
-        log_tail=log_tail,
+        log_tail=functools.partial(crash_log_tail, aws_client("logs")),
     )
 
 

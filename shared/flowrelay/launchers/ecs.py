@@ -273,11 +273,11 @@ class EcsLauncher:
         """The task attempt ``attempt`` of ``run`` started without the run recording it (its
         dispatcher died between RunTask and writing the task down), looked for on the clusters
         of the ECS ``targets`` it could have been launched on; None when there is none."""
+        override = (_ecs_run(run).run_task_kwargs or {}).get("cluster")
         clusters: dict[str, None] = {}
         for target in targets:
             if target.kind == "ecs":
                 settings: EcsSettings = target.typed_settings()
-                override = (_ecs_run(run).run_task_kwargs or {}).get("cluster")
                 clusters[str(override or settings.cluster)] = None
         for cluster in clusters:
             task = self.find_task(cluster, run.run_id, attempt)

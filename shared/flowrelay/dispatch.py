@@ -37,7 +37,7 @@ from flowrelay.modeling import Model
 from flowrelay.registry import FlowRegistration
 from flowrelay.retries import RetryPolicy
 from flowrelay.run_states import WAITING_STATES, RunState, Source
-from flowrelay.store import FlowRun, RunStore, run_id_for
+from flowrelay.store import FlowRun, RunStore, requested_run_id
 from flowrelay.targets import Target, choose_target
 from flowrelay.timeouts import Timeouts, resolve_timeouts
 
@@ -108,9 +108,7 @@ class Dispatcher:
     def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
         """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
         request: FlowRunRequested = event.detail
-        run_id = request.flow_run_id or run_id_for(
-            request.idempotency_key or f"event:{event.envelope.id}"
-        )
+        run_id = requested_run_id(request.flow_run_id, request.idempotency_key, event.envelope.id)
         registration = self.store.get_flow(request.flow, request.version)
         run, created = self.store.create_run(
             run_id,

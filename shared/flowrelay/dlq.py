@@ -40,7 +40,7 @@ from flowrelay.events import (
 )
 from flowrelay.modeling import Model
 from flowrelay.run_states import RunState
-from flowrelay.store import RunStore, run_id_for
+from flowrelay.store import RunStore, requested_run_id
 
 #: The DLQs, in the order they are listed.
 QUEUE_NAMES: tuple[str, ...] = ("dispatch", "state", "cancel", "delivery")
@@ -136,8 +136,8 @@ def parse_body(body: str) -> BodyFacts:
     """The event type, run and flow of an SQS message body holding an EventBridge envelope.
 
     The run id is found as the consumers find it: ``detail.flow_run_id``; for a "Flow Run
-    Requested" without one, the id the dispatcher gives the run (``run_id_for`` of the
-    idempotency key, else of ``event:<envelope id>``); for an ECS task event, the task's group
+    Requested" without one, the id the dispatcher gives the run (``requested_run_id``: from
+    the idempotency key, else the envelope id); for an ECS task event, the task's group
     after ``ECS_GROUP_PREFIX``. Never raises: anything else gives None fields.
     """
     try:
@@ -176,11 +176,10 @@ def _run_id(
         return _text(detail["flow_run_id"])
     if detail_type == FlowRunRequested.DETAIL_TYPE:
         # As Dispatcher.handle_request names the run it creates for this request.
-        key = _text(detail.get("idempotency_key"))
-        if key is not None:
-            return run_id_for(key)
-        event_id = _text(envelope.get("id"))
-        return run_id_for(f"event:{event_id}") if event_id is not None else None
+        key, event_id = _text(detail.get("idempotency_key")), _text(envelope.get("id"))
+        if key is None and event_id is None:
+            return None
+        return requested_run_id(None, key, event_id or "")
     return None
 
 

@@ -47,6 +47,17 @@ def run_id_for(idempotency_key: str) -> str:
     return str(uuid.uuid5(_RUN_ID_NAMESPACE, idempotency_key))
 
 
+def requested_run_id(flow_run_id: str | None, idempotency_key: str | None, event_id: str) -> str:
+    """The run a "Flow Run Requested" event makes: its ``flow_run_id``, else the id its
+    idempotency key always gets, else one from its EventBridge event id (so redeliveries of one
+    event make one run).
+
+    >>> requested_run_id(None, "nightly-2026-11-23", "e-1") == run_id_for("nightly-2026-11-23")
+    True
+    """
+    return flow_run_id or run_id_for(idempotency_key or f"event:{event_id}")
+
+
 class FlowRun(Model):
     """A flow run as the control plane records it."""
 

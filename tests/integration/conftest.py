@@ -13,6 +13,8 @@ import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 from botocore.config import Config
 
 from flowrelay.aws import REAL_AWS_SETTINGS
+from flowrelay.events import ECS_GROUP_PREFIX
 from flowrelay.registry import registration_for
 from flowrelay.storage import Module
 from flowrelay.store import RunStore
@@ -43,38 +46,36 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def aws_env(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point boto3 at the moto server for this test; returns the endpoint URL."""
+def point_boto3_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, absent: str) -> None:
+    """Every boto3 client made while ``monkeypatch`` holds talks to ``endpoint`` with fake
+    credentials; no config file (``absent`` is a path that does not exist) is read."""
     for name in _AWS_SETTINGS_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)
-    absent = str(tmp_path / "no-aws-config")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", absent)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", absent)
+
+
+@pytest.fixture
+def aws_env(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server for this test; returns the endpoint URL."""
+    point_boto3_at(monkeypatch, moto_server, str(tmp_path / "no-aws-config"))
     return moto_server
 
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def run_table(aws_env: str) -> Iterator[str]:
-    """A fresh DynamoDB table in moto, created from template.yaml's ``Table`` resource (the one
-    definition of it); yields its name and deletes it afterwards."""
-    import uuid
-
-    import boto3
-
+def create_run_table(client: Any, name: str) -> None:
+    """The DynamoDB table ``name``, created from template.yaml's ``Table`` resource (the one
+    definition of it)."""
     from flowrelay.template import load_template, resource_properties
 
     properties = resource_properties(load_template(ROOT / "template.yaml"), "Table")
-    client = boto3.client("dynamodb")
-    name = f"flowrelay-test-{uuid.uuid4().hex[:8]}"
     client.create_table(
         TableName=name,
         BillingMode=properties["BillingMode"],
@@ -87,6 +88,15 @@ def run_table(aws_env: str) -> Iterator[str]:
         TableName=name,
         TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
     )
+
+
+@pytest.fixture
+def run_table(aws_env: str) -> Iterator[str]:
+    """A fresh run table in moto (``create_run_table``); yields its name and deletes it
+    afterwards."""
+    client = boto3.client("dynamodb")
+    name = f"flowrelay-test-{uuid.uuid4().hex[:8]}"
+    create_run_table(client, name)
     try:
         yield name
     finally:
@@ -137,26 +147,33 @@ def _moto_api(endpoint: str, path: str, body: dict[str, Any]) -> None:
         assert response.status in (200, 201)
 
 
-@pytest.fixture
-def ecs(aws_env: str) -> Iterator[Any]:
-    """An ECS client as the functions make it (standard retries), tasks kept RUNNING.
+@contextmanager
+def ecs_tasks_kept_running(endpoint: str) -> Iterator[None]:
+    """moto's ECS tasks stay RUNNING until stopped while the block runs.
 
     moto's default moves a task one state towards STOPPED on every DescribeTasks; the server is
     shared by the session, so its default is restored afterwards.
     """
     _moto_api(
-        aws_env,
+        endpoint,
         "/moto-api/state-manager/set-transition",
         {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}},
     )
     try:
-        yield boto3.client("ecs", config=Config(retries={"mode": "standard"}))
+        yield
     finally:
-        _moto_api(aws_env, "/moto-api/state-manager/unset-transition", {"model_name": "ecs::task"})
+        _moto_api(endpoint, "/moto-api/state-manager/unset-transition", {"model_name": "ecs::task"})
 
 
 @pytest.fixture
-def network(aws_env: str) -> dict[str, Any]:
+def ecs(aws_env: str) -> Iterator[Any]:
+    """An ECS client as the functions make it (standard retries), tasks kept RUNNING."""
+    with ecs_tasks_kept_running(aws_env):
+        yield boto3.client("ecs", config=Config(retries={"mode": "standard"}))
+
+
+def default_network() -> dict[str, Any]:
+    """The default VPC's first subnet and default security group, as ECS target settings."""
     ec2 = boto3.client("ec2")
     subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
     groups = ec2.describe_security_groups(GroupNames=["default"])
@@ -164,6 +181,27 @@ def network(aws_env: str) -> dict[str, Any]:
         "subnets": [subnets["Subnets"][0]["SubnetId"]],
         "security_groups": [groups["SecurityGroups"][0]["GroupId"]],
     }
+
+
+@pytest.fixture
+def network(aws_env: str) -> dict[str, Any]:
+    return default_network()
+
+
+def tasks_of_run(ecs: Any, cluster: str, run_id: str) -> list[dict[str, Any]]:
+    """Every task in moto that belongs to the run (running or stopped), with its tags."""
+    arns = [
+        arn
+        for desired in ("RUNNING", "STOPPED")
+        for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus=desired)
+        for arn in page["taskArns"]
+    ]
+    tasks: list[dict[str, Any]] = []
+    for start in range(0, len(arns), 100):
+        tasks += ecs.describe_tasks(
+            cluster=cluster, tasks=arns[start : start + 100], include=["TAGS"]
+        )["tasks"]
+    return [task for task in tasks if task.get("group") == f"{ECS_GROUP_PREFIX}{run_id}"]
 
 
 @pytest.fixture
@@ -183,14 +221,36 @@ def bus(aws_env: str) -> Iterator[str]:
     events.delete_event_bus(Name=name)
 
 
+class Clock:
+    """The store's time, moved by the test (leases, backoffs and timeouts without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def register_etl(store: RunStore) -> RunStore:
+    """``store``, with the example flow ``etl`` registered."""
+    from flowrelay.examples.etl import flow
+
+    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
+    return store
+
+
 @pytest.fixture
 def store(run_table: str) -> RunStore:
     """The run table, with the example flow ``etl`` registered."""
-    from flowrelay.examples.etl import flow
-
-    store = RunStore(boto3.client("dynamodb"), run_table)
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
-    return store
+    return register_etl(RunStore(boto3.client("dynamodb"), run_table))
 
 
 #: Figures a test module measured (title, lines), shown at the end of every run, also `-q`.

@@ -29,12 +29,11 @@ directory, and held by ``test_figures``.
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 import boto3
@@ -46,19 +45,24 @@ from flowrelay.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryL
 from flowrelay.events import ParsedEvent, parse_event
 from flowrelay.launchers import EcsLauncher
 from flowrelay.launchers.ecs import ATTEMPT_TAG, STARTED_BY
-from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState
-from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
 from flowrelay.targets import Target
-from flowrelay.template import load_template, resource_properties
-from tests.integration.conftest import _AWS_SETTINGS_TO_CLEAR, ROOT, report_figures
+from tests.integration.conftest import (
+    Clock,
+    create_run_table,
+    default_network,
+    ecs_tasks_kept_running,
+    point_boto3_at,
+    register_etl,
+    report_figures,
+    tasks_of_run,
+)
 from tests.strategies import envelope
 
 Phase = Literal["before", "after"]
 PHASES: tuple[Phase, ...] = ("before", "after")
 BUS = "flowrelay"
-START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 #: Clean deliveries after the faulted ones, at most, before a run must have settled.
 MAX_REDELIVERIES = 4
 
@@ -164,16 +168,6 @@ class CallTrace:
                 raise fault.error(fault.call)
 
 
-class Clock:
-    """The store's time, moved by the test (leases and backoffs without sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @dataclass
 class World:
     """One table, one cluster and one target in moto, shared by every case of the module (each
@@ -190,29 +184,10 @@ class World:
 
     def tasks_of_run(self, run_id: str) -> list[dict[str, Any]]:
         """Every task in moto that belongs to the run, running or stopped, with its tags."""
-        arns = [
-            arn
-            for desired in ("RUNNING", "STOPPED")
-            for page in self.ecs.get_paginator("list_tasks").paginate(
-                cluster=self.cluster, desiredStatus=desired
-            )
-            for arn in page["taskArns"]
-        ]
-        tasks: list[dict[str, Any]] = []
-        for start in range(0, len(arns), 100):
-            tasks += self.ecs.describe_tasks(
-                cluster=self.cluster, tasks=arns[start : start + 100], include=["TAGS"]
-            )["tasks"]
-        return [task for task in tasks if task.get("group") == f"flowrelay:{run_id}"]
+        return tasks_of_run(self.ecs, self.cluster, run_id)
 
 
-def _moto_api(endpoint: str, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201)
-
-
-def _start_other_runs_tasks(ecs: Any, cluster: str, subnet: str, group: str) -> None:
+def _start_other_runs_tasks(ecs: Any, cluster: str, network: dict[str, Any]) -> None:
     """One running and one stopped task of another run, as a busy cluster has: every search
     for an attempt's task then lists and describes tasks (the calls TAKEOVER numbers), whatever
     ran before in the module."""
@@ -232,7 +207,10 @@ def _start_other_runs_tasks(ecs: Any, cluster: str, subnet: str, group: str) -> 
             startedBy=STARTED_BY,
             group="flowrelay:other-run",
             networkConfiguration={
-                "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}
+                "awsvpcConfiguration": {
+                    "subnets": network["subnets"],
+                    "securityGroups": network["security_groups"],
+                }
             },
         )["tasks"][0]["taskArn"]
         for _ in range(2)
@@ -244,72 +222,31 @@ def _start_other_runs_tasks(ecs: Any, cluster: str, subnet: str, group: str) -> 
 def world(moto_server: str) -> Iterator[World]:
     """What ``aws_env``, ``run_table``, ``ecs``, ``network`` and ``cluster`` give one test, made
     once for the module (those fixtures are per test; one table and cluster keep this fast)."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in _AWS_SETTINGS_TO_CLEAR:
-            env.delenv(name, raising=False)
-        absent = "/nonexistent/flowrelay-no-aws-config"
-        env.setenv("AWS_ENDPOINT_URL", moto_server)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        env.setenv("AWS_CONFIG_FILE", absent)
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", absent)
-
+    with (
+        pytest.MonkeyPatch.context() as env,
+        ecs_tasks_kept_running(moto_server),
+    ):
+        point_boto3_at(env, moto_server, "/nonexistent/flowrelay-no-aws-config")
         dynamodb = boto3.client("dynamodb")
-        properties = resource_properties(load_template(ROOT / "template.yaml"), "Table")
         table = f"flowrelay-faults-{uuid.uuid4().hex[:8]}"
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode=properties["BillingMode"],
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
-        )
-        # Tasks stay RUNNING (moto's default moves them towards STOPPED on every DescribeTasks);
-        # the server is the session's, so its default is restored afterwards.
-        _moto_api(
-            moto_server,
-            "/moto-api/state-manager/set-transition",
-            {
-                "model_name": "ecs::task",
-                "transition": {"progression": "manual", "times": 1_000_000},
-            },
-        )
+        create_run_table(dynamodb, table)
         try:
             ecs = boto3.client("ecs", config=Config(retries={"mode": "standard"}))
             cluster = f"faults-{uuid.uuid4().hex[:8]}"
             ecs.create_cluster(clusterName=cluster)
-            ec2 = boto3.client("ec2")
-            subnets = ec2.describe_subnets(
-                Filters=[{"Name": "default-for-az", "Values": ["true"]}]
-            )["Subnets"]
-            groups = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+            network = default_network()
             world = World(dynamodb, ecs, table, cluster, Clock())
-            _start_other_runs_tasks(ecs, cluster, subnets[0]["SubnetId"], groups[0]["GroupId"])
-            store = world.store()
-            from flowrelay.examples.etl import flow
-
-            store.register_flow(
-                registration_for(flow, storage=Module("flowrelay.examples.etl:flow"))
-            )
+            _start_other_runs_tasks(ecs, cluster, network)
+            store = register_etl(world.store())
             store.put_target(
                 Target(
                     name="fargate",
                     kind="ecs",
-                    settings={
-                        "cluster": cluster,
-                        "image": "example/flows:faults",
-                        "subnets": [subnets[0]["SubnetId"]],
-                        "security_groups": [groups[0]["GroupId"]],
-                    },
+                    settings={"cluster": cluster, "image": "example/flows:faults", **network},
                 )
             )
             yield world
         finally:
-            _moto_api(
-                moto_server, "/moto-api/state-manager/unset-transition", {"model_name": "ecs::task"}
-            )
             dynamodb.delete_table(TableName=table)
 
 

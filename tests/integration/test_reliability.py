@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -31,51 +31,22 @@ from flowrelay.launchers import EcsLauncher
 from flowrelay.monitor import Monitor
 from flowrelay.publish import Publisher
 from flowrelay.record import StateRecorder
-from flowrelay.registry import registration_for
 from flowrelay.retries import RetryPolicy
 from flowrelay.run_states import RunState, Source
-from flowrelay.storage import Module
 from flowrelay.store import FlowRun, RunStore
 from flowrelay.targets import Target
 from flowrelay.timeouts import Timeouts
+from tests.integration.conftest import Clock, tasks_of_run
 from tests.strategies import envelope
 
-START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CAPACITY = "Capacity is unavailable at this time. Please try again later."
 NETWORK_TIMEOUT = "Timeout waiting for network interface provisioning to complete."
 
 
-class Clock:
-    """The store's time, moved by the test (leases, backoffs and timeouts without sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def bus(aws_env: str) -> str:
-    name = f"bus-{uuid.uuid4().hex[:8]}"
-    boto3.client("events").create_event_bus(Name=name)
-    return name
-
-
-@pytest.fixture
-def store(run_table: str, clock: Clock) -> RunStore:
-    store = RunStore(boto3.client("dynamodb"), run_table, clock=clock)
-    from flowrelay.examples.etl import flow
-
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
+def store(store: RunStore, clock: Clock) -> RunStore:
+    """conftest's store (``etl`` registered), on the test's clock."""
+    store.clock = clock
     return store
 
 
@@ -116,19 +87,6 @@ def run_of(store: RunStore, run_id: str) -> FlowRun:
     run = store.get_run(run_id)
     assert run is not None
     return run
-
-
-def tasks_of_run(ecs: Any, cluster: str, run_id: str) -> list[dict[str, Any]]:
-    """Every task in moto that belongs to the run (running or stopped)."""
-    arns = [
-        arn
-        for desired in ("RUNNING", "STOPPED")
-        for arn in ecs.list_tasks(cluster=cluster, desiredStatus=desired)["taskArns"]
-    ]
-    if not arns:
-        return []
-    described = ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
-    return [task for task in described if task.get("group") == f"flowrelay:{run_id}"]
 
 
 def running_tasks_of_run(ecs: Any, cluster: str, run_id: str) -> list[dict[str, Any]]:

@@ -6,35 +6,16 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import RunNotFoundError, RunStore, run_id_for
-from tests.integration.conftest import report_figures
+from tests.integration.conftest import Clock, report_figures
 from tests.unit.test_run_states import SCENARIOS
 
 S, R = RunState, Source
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

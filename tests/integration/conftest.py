@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from botocore.config import Config
 
 from flowrelay.aws import REAL_AWS_SETTINGS
 from flowrelay.events import ECS_GROUP_PREFIX
+from flowrelay.logs import LogLocation
 from flowrelay.registry import registration_for
 from flowrelay.storage import Module
 from flowrelay.store import RunStore
@@ -221,6 +223,30 @@ def bus(aws_env: str) -> Iterator[str]:
     events.delete_event_bus(Name=name)
 
 
+@pytest.fixture
+def group(aws_env: str) -> Iterator[str]:
+    """A CloudWatch Logs group of its own for the test."""
+    logs = boto3.client("logs")
+    name = f"/ecs/flowrelay-{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=name)
+    yield name
+    logs.delete_log_group(logGroupName=name)
+
+
+def write_log(logs: Any, group: str, stream: str, messages: list[str]) -> LogLocation:
+    """A stream holding ``messages``, one event each, a millisecond apart."""
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    start = int(time.time() * 1000) - len(messages)
+    events = [
+        {"timestamp": start + index, "message": message} for index, message in enumerate(messages)
+    ]
+    for first in range(0, len(events), 10_000):
+        logs.put_log_events(
+            logGroupName=group, logStreamName=stream, logEvents=events[first : first + 10_000]
+        )
+    return LogLocation(group=group, stream=stream)
+
+
 class Clock:
     """The store's time, moved by the test (leases, backoffs and timeouts without sleeping)."""
 
@@ -245,6 +271,21 @@ def register_etl(store: RunStore) -> RunStore:
 
     store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
     return store
+
+
+@pytest.fixture
+def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The stack named the way `flowrelay dev up` tells the user to: two exported names; no
+    timeout defaults from the environment unless a test sets them; the CLI's watch loops poll
+    quickly."""
+    from flowrelay.cli import control
+
+    for name in ("FLOWRELAY_STACK", "FLOWRELAY_HEARTBEAT_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
+    monkeypatch.setattr(control, "POLL_SECONDS", 0.05)
+    return {"table": run_table, "bus": bus}
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,52 +20,19 @@ import pytest
 
 from flowrelay.cancel import Canceller
 from flowrelay.cli import control
-from flowrelay.events import FlowRunCancelRequested, FlowRunRequested, parse_event
+from flowrelay.events import FlowRunCancelRequested, FlowRunRequested
 from flowrelay.launchers import EcsLauncher
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import RunStore
 from flowrelay.targets import Target
-from tests.integration.cli_support import invoke, one_error_line
+from tests.integration.cli_support import invoke, one_error_line, received, routed_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The stack named the way `flowrelay dev up` tells the user to: two exported names; no
-    timeout defaults from the environment unless a test sets them."""
-    for name in ("FLOWRELAY_STACK", "FLOWRELAY_HEARTBEAT_TIMEOUT_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
-    monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
-    monkeypatch.setattr(control, "POLL_SECONDS", 0.05)
-    return {"table": run_table, "bus": bus}
-
-
-@pytest.fixture
 def store(names: dict[str, str]) -> RunStore:
     return RunStore(boto3.client("dynamodb"), names["table"])
-
-
-def routed_queue(bus: str, detail_type: str) -> Iterator[str]:
-    """A queue that receives the bus's events of ``detail_type``, as the template's rules do."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    suffix = uuid.uuid4().hex[:8]
-    url = sqs.create_queue(QueueName=f"routed-{suffix}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    rule = f"route-{suffix}"
-    events.put_rule(
-        Name=rule,
-        EventBusName=bus,
-        EventPattern=json.dumps({"source": ["flowrelay"], "detail-type": [detail_type]}),
-    )
-    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    yield url
-    events.remove_targets(Rule=rule, EventBusName=bus, Ids=["q"])
-    events.delete_rule(Name=rule, EventBusName=bus)
-    sqs.delete_queue(QueueUrl=url)
 
 
 @pytest.fixture
@@ -79,13 +45,6 @@ def cancel_queue(names: dict[str, str]) -> Iterator[str]:
 def requests_queue(names: dict[str, str]) -> Iterator[str]:
     """Where DispatchQueue would get the run requests (the monitor's offers)."""
     yield from routed_queue(names["bus"], FlowRunRequested.DETAIL_TYPE)
-
-
-def received(url: str, wait_seconds: int = 0) -> list[Any]:
-    messages = boto3.client("sqs").receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-    )
-    return [parse_event(message["Body"]).detail for message in messages.get("Messages", [])]
 
 
 def running_run(store: RunStore, run_id: str) -> None:

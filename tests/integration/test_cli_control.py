@@ -22,12 +22,12 @@ from click.testing import Result
 
 from flowrelay.cli import control
 from flowrelay.cli.settings import NO_STACK
-from flowrelay.events import parse_event
+from flowrelay.events import FlowRunRequested, parse_event
 from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState, Source
 from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
-from tests.integration.cli_support import invoke, one_error_line
+from tests.integration.cli_support import invoke, one_error_line, received, routed_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -44,16 +44,6 @@ def double(n):
 with Flow("cli-etl") as flow:
     double(Parameter("n", default=1))
 """
-
-
-@pytest.fixture
-def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The stack named the way `flowrelay dev up` tells the user to: two exported names."""
-    monkeypatch.delenv("FLOWRELAY_STACK", raising=False)
-    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
-    monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
-    monkeypatch.setattr(control, "POLL_SECONDS", 0.05)
-    return {"table": run_table, "bus": bus}
 
 
 @pytest.fixture
@@ -156,28 +146,7 @@ def test_register_errors_are_one_line(names: dict[str, str], tmp_path: Path) -> 
 @pytest.fixture
 def requests_queue(names: dict[str, str]) -> Iterator[str]:
     """A queue that receives the bus's run requests, as DispatchQueue does."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName=f"requests-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="requests",
-        EventBusName=names["bus"],
-        EventPattern=json.dumps({"source": ["flowrelay"], "detail-type": ["Flow Run Requested"]}),
-    )
-    events.put_targets(
-        Rule="requests", EventBusName=names["bus"], Targets=[{"Id": "q", "Arn": arn}]
-    )
-    yield url
-    events.remove_targets(Rule="requests", EventBusName=names["bus"], Ids=["q"])
-    events.delete_rule(Name="requests", EventBusName=names["bus"])
-    sqs.delete_queue(QueueUrl=url)
-
-
-def received_requests(url: str) -> list[Any]:
-    messages = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    return [parse_event(message["Body"]).detail for message in messages.get("Messages", [])]
+    yield from routed_queue(names["bus"], FlowRunRequested.DETAIL_TYPE)
 
 
 def test_run_publishes_a_request_and_prints_the_run_id(
@@ -190,7 +159,7 @@ def test_run_publishes_a_request_and_prints_the_run_id(
     uuid.UUID(run_id)
     keyed = invoke("run", "etl", "--idempotency-key", "nightly-1")
     assert keyed.stdout.strip() == run_id_for("nightly-1")
-    first, second = received_requests(requests_queue)
+    first, second = received(requests_queue)
     assert (first.flow, first.parameters, first.labels, first.version) == (
         "etl",
         {"rows": 3, "name": "ada"},

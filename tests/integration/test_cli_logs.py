@@ -5,9 +5,6 @@ made from template.yaml and CloudWatch Logs streams written as awslogs names the
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,6 +14,7 @@ from flowrelay.launchers.ecs import LaunchResult
 from flowrelay.run_states import RunState, Source
 from flowrelay.store import RunStore
 from tests.integration.cli_support import invoke, one_error_line
+from tests.integration.conftest import write_log
 
 
 @pytest.fixture
@@ -25,15 +23,6 @@ def store(run_table: str, monkeypatch: pytest.MonkeyPatch) -> RunStore:
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", "unused-by-these-commands")
     return RunStore(boto3.client("dynamodb"), run_table)
-
-
-@pytest.fixture
-def group(aws_env: str) -> Iterator[str]:
-    logs = boto3.client("logs")
-    name = f"/ecs/flowrelay-{uuid.uuid4().hex[:8]}"
-    logs.create_log_group(logGroupName=name)
-    yield name
-    logs.delete_log_group(logGroupName=name)
 
 
 def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:
@@ -57,22 +46,11 @@ def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dic
     return infrastructure
 
 
-def write(group: str, stream: str, messages: list[str]) -> None:
-    logs = boto3.client("logs")
-    logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    start = int(time.time() * 1000) - len(messages)
-    events = [{"timestamp": start + i, "message": message} for i, message in enumerate(messages)]
-    for first in range(0, len(events), 10_000):
-        logs.put_log_events(
-            logGroupName=group, logStreamName=stream, logEvents=events[first : first + 10_000]
-        )
-
-
 def test_runs_logs_prints_every_line_or_the_last_n(store: RunStore, group: str) -> None:
     launch(store, "logged", group, "task1")
     # More events than GetLogEvents returns at once: the command follows the pages.
     messages = [f"line {index}" for index in range(10_050)]
-    write(group, "flowrelay/flow/task1", messages)
+    write_log(boto3.client("logs"), group, "flowrelay/flow/task1", messages)
 
     everything = invoke("runs", "logs", "logged")
     assert everything.exit_code == 0, everything.stderr

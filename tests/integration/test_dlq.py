@@ -23,7 +23,6 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import Result
 
 from flowrelay.aws import REAL_AWS_SETTINGS
 from flowrelay.dlq import (
@@ -39,7 +38,7 @@ from flowrelay.registry import registration_for
 from flowrelay.run_states import RunState, Source
 from flowrelay.storage import Module
 from flowrelay.store import RunStore, run_id_for
-from tests.integration.cli_support import invoke
+from tests.integration.cli_support import invoke, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWRELAY = str(Path(sys.executable).parent / "flowrelay")
@@ -470,13 +469,6 @@ def cli_stack(queues: Queues, run_table: str, monkeypatch: pytest.MonkeyPatch) -
     cloudformation.delete_stack(StackName=name)
 
 
-def error_line(result: Result, code: int) -> str:
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    return line.removeprefix("error: ")
-
-
 def test_cli_lists_and_redrives(cli_stack: str, queues: Queues, run_table: str) -> None:
     store = RunStore(boto3.client("dynamodb"), run_table)
     run_id = f"cli-{uuid.uuid4().hex[:8]}"
@@ -503,10 +495,10 @@ def test_cli_lists_and_redrives(cli_stack: str, queues: Queues, run_table: str) 
     assert invoke("dlq", "ls", "--queue", "dispatch", "--json").stdout.strip() == "[]"
     assert invoke("--stack", cli_stack, "dlq", "ls", "--json").exit_code == 0
 
-    refused = error_line(invoke("dlq", "redrive"), 2)
+    refused = one_error_line(invoke("dlq", "redrive"), 2)
     assert "MESSAGE_ID" in refused
     assert "--all" in refused
-    assert error_line(invoke("dlq", "redrive", "x", "--all"), 2)
+    assert one_error_line(invoke("dlq", "redrive", "x", "--all"), 2)
     missing = invoke("dlq", "redrive", "no-such-id")
     assert missing.exit_code == 1
     assert "not found: no-such-id" in missing.stderr
@@ -525,6 +517,8 @@ def test_cli_needs_a_stack_for_the_queues(aws_env: str, monkeypatch: pytest.Monk
     monkeypatch.delenv("FLOWRELAY_STACK", raising=False)
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", "t")
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", "b")
-    assert error_line(invoke("dlq", "ls"), 2).startswith("this command reads the stack's outputs")
-    missing = error_line(invoke("--stack", "no-such-stack", "dlq", "redrive", "--all"), 2)
+    assert one_error_line(invoke("dlq", "ls"), 2).startswith(
+        "this command reads the stack's outputs"
+    )
+    missing = one_error_line(invoke("--stack", "no-such-stack", "dlq", "redrive", "--all"), 2)
     assert missing.startswith("cannot read stack 'no-such-stack'")

@@ -8,8 +8,6 @@ import json
 import logging
 import socket
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +25,7 @@ from flowrelay.logs import (
     read_all,
     tail,
 )
+from tests.integration.conftest import write_log
 
 TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/flows/0123456789abcdef"
 
@@ -106,30 +105,8 @@ def logs(aws_env: str) -> Any:
     return boto3.client("logs")
 
 
-@pytest.fixture
-def group(logs: Any) -> Iterator[str]:
-    name = f"/flowrelay/test-{uuid.uuid4().hex[:8]}"
-    logs.create_log_group(logGroupName=name)
-    yield name
-    logs.delete_log_group(logGroupName=name)
-
-
-def write(logs: Any, group: str, stream: str, messages: list[str]) -> LogLocation:
-    """A stream holding ``messages``, one event each, a millisecond apart."""
-    logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    start = int(time.time() * 1000) - len(messages)
-    events = [
-        {"timestamp": start + index, "message": message} for index, message in enumerate(messages)
-    ]
-    for first in range(0, len(events), 10_000):
-        logs.put_log_events(
-            logGroupName=group, logStreamName=stream, logEvents=events[first : first + 10_000]
-        )
-    return LogLocation(group=group, stream=stream)
-
-
 def test_tail_is_the_last_lines_oldest_first(logs: Any, group: str) -> None:
-    location = write(logs, group, "p/flow/t1", [f"line {index}" for index in range(50)])
+    location = write_log(logs, group, "p/flow/t1", [f"line {index}" for index in range(50)])
     assert tail(logs, location, lines=5) == [f"line {index}" for index in range(45, 50)]
     assert tail(logs, location) == [f"line {index}" for index in range(30, 50)]  # 20 by default
     assert tail(logs, location, lines=500) == [f"line {index}" for index in range(50)]
@@ -143,7 +120,7 @@ def test_tail_splits_cleans_and_clips(logs: Any, group: str) -> None:
         " ",  # an empty line, as the dev stack and awslogs send one
         "Traceback (most recent call last):\n  File 'flow.py'\nValueError: boom\n",
     ]
-    location = write(logs, group, "p/flow/t2", messages)
+    location = write_log(logs, group, "p/flow/t2", messages)
     assert tail(logs, location, lines=3) == [
         "Traceback (most recent call last):",
         "  File 'flow.py'",
@@ -232,7 +209,7 @@ def test_tail_warns_and_gives_nothing_when_aws_is_unreachable(
 
 def test_read_all_follows_pages_both_ways(logs: Any, group: str) -> None:
     messages = [f"event {index}" for index in range(23)]
-    location = write(logs, group, "p/flow/r1", messages)
+    location = write_log(logs, group, "p/flow/r1", messages)
     forward = list(read_all(logs, location, page_size=5))
     assert [event.message for event in forward] == messages
     assert forward[0].timestamp < forward[-1].timestamp
@@ -242,7 +219,7 @@ def test_read_all_follows_pages_both_ways(logs: Any, group: str) -> None:
 
 
 def test_read_all_of_an_empty_stream_ends(logs: Any, group: str) -> None:
-    location = write(logs, group, "p/flow/empty", [])
+    location = write_log(logs, group, "p/flow/empty", [])
     assert list(read_all(logs, location)) == []
     assert list(read_all(logs, location, start_from_head=False)) == []
 

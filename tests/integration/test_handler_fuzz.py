@@ -344,6 +344,15 @@ def garbage(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
     return Bad(body, "garbage")
 
 
+def about_run(case: HandlerCase, store: RunStore, body: str, kind: str, run_id: str) -> Bad:
+    """A bad record naming ``run_id``; the run exists (in the case's setup state) when the
+    handler needs one to act on."""
+    if case.setup is None:
+        return Bad(body, kind)
+    store.create_run(run_id, "etl", state=case.setup)
+    return Bad(body, kind, run_id)
+
+
 def wrong_detail_type(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
     """A valid event this function does not take, about an existing run."""
     model = draw(st.sampled_from(case.wrong_models))
@@ -353,10 +362,7 @@ def wrong_detail_type(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
         detail["group"] = f"flowrelay:{run_id}"
     else:
         detail["flow_run_id"] = run_id
-    if case.setup is not None:
-        store.create_run(run_id, "etl", state=case.setup)
-        return Bad(body_of(model, detail), "wrong detail-type", run_id)
-    return Bad(body_of(model, detail), "wrong detail-type")
+    return about_run(case, store, body_of(model, detail), "wrong detail-type", run_id)
 
 
 def near_valid_event(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
@@ -371,11 +377,8 @@ def near_valid_event(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
             lambda candidate: rejection(body_of(model, candidate.detail)) is not None
         )
     )
-    body = body_of(model, broken.detail)
-    if case.setup is not None:
-        store.create_run(run_id, "etl", state=case.setup)
-        return Bad(body, f"near-valid ({broken.mutation} {broken.field})", run_id)
-    return Bad(body, f"near-valid ({broken.mutation} {broken.field})")
+    kind = f"near-valid ({broken.mutation} {broken.field})"
+    return about_run(case, store, body_of(model, broken.detail), kind, run_id)
 
 
 def unknown(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
@@ -423,6 +426,10 @@ def check_rejected(
     reason = rejection(bad.body)
     if reason is not None:
         assert run.message == f"rejected request: {reason}", (bad, run)
+
+
+def failures(response: dict[str, Any]) -> set[str]:
+    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 
 # --- the fuzz test ------------------------------------------------------------------------------
@@ -474,7 +481,7 @@ def test_bad_records_never_block_good_ones(
 
     assert isinstance(response, dict)
     assert set(response) == {"batchItemFailures"}
-    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    failed = failures(response)
     assert failed <= set(message_ids)
     for record, message_id in zip(records, message_ids, strict=True):
         if isinstance(record, Good):
@@ -487,10 +494,6 @@ def test_bad_records_never_block_good_ones(
 
 
 # --- what fuzzing found, fixed: minimal examples -----------------------------------------------
-
-
-def failures(response: dict[str, Any]) -> set[str]:
-    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 
 def lines_naming(logs: LogCapture, *words: str) -> list[str]:

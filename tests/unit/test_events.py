@@ -21,23 +21,7 @@ from flowrelay.events import (
 )
 from flowrelay.run_configs import ECSRun
 from flowrelay.run_states import RunState, Source
-
-
-def envelope(
-    detail_type: str, detail: Any, source: str = "flowrelay", **extra: Any
-) -> dict[str, Any]:
-    # Shaped as EventBridge delivers to SQS in the dev stack (moto leaves out "account").
-    return {
-        "version": "0",
-        "id": "8b1c3a52-0d3c-4c8e-9f6e-6a1d3b7f2e10",
-        "detail-type": detail_type,
-        "source": source,
-        "time": "2026-11-23T11:04:45Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": detail,
-        **extra,
-    }
+from tests.strategies import envelope
 
 
 def test_flow_run_requested_with_every_field() -> None:

@@ -217,16 +217,13 @@ def ecs_event_of(task: dict[str, Any]) -> ParsedEvent:
     detail = {k: v for k, v in task.items() if k != "tags"}
     detail["version"] = task.get("version", 0) + 1
     return parse_event(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "ECS Task State Change",
-            "source": "aws.ecs",
-            "time": "2026-11-23T12:00:00Z",
-            "region": "us-east-1",
-            "resources": [task["taskArn"]],
-            "detail": json.loads(json.dumps(detail, default=str)),
-        }
+        envelope(
+            "ECS Task State Change",
+            json.loads(json.dumps(detail, default=str)),
+            source="aws.ecs",
+            event_id=str(uuid.uuid4()),
+            resources=[task["taskArn"]],
+        )
     )
 
 

@@ -39,8 +39,8 @@ from benchmarks.report import (
 )
 from benchmarks.timing import Samples, measure, measure_pair
 from benchmarks.workloads import BuiltFlow
-from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
-from flowrelay.executors.dask_executors import pin_inproc_host
+from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.executors.dask_executors import pin_inproc_host
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TASKS = 1_000

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowrelay import Flow, Task, task
-from flowrelay.executors import Executor
-from flowrelay.states import State
+from flowrelay.sdk.executors import Executor
+from flowrelay.sdk.states import State
 
 SLEEP_SECONDS = 0.05
 

@@ -1,6 +1,6 @@
 """Hypothesis strategies for flowrelay's events, shared by the unit and integration fuzz tests.
 
-``VALID_DETAILS`` holds one strategy per detail model in ``flowrelay.events.DETAIL_MODELS`` (a
+``VALID_DETAILS`` holds one strategy per detail model in ``flowrelay.core.events.DETAIL_MODELS`` (a
 unit test fails when a model is added without one); ``near_valid`` breaks one field of a valid
 detail and says which field it broke, so tests can check that the error names it.
 """
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel
 
-from flowrelay.events import (
+from flowrelay.core.events import (
     ECS_GROUP_PREFIX,
     ECS_SOURCE,
     SOURCE,
@@ -26,7 +26,7 @@ from flowrelay.events import (
     FlowRunStateChanged,
     TaskRunStateChanged,
 )
-from flowrelay.run_states import RunState, Source
+from flowrelay.core.lifecycle import RunState, Source
 
 # --- plain JSON -------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flowrelay.lambda_runtime import cancel_batch, logger
+from flowrelay.handlers.wiring import cancel_batch, logger
 
 
 @logger.inject_lambda_context

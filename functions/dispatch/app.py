@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flowrelay.lambda_runtime import dispatch_batch, logger
+from flowrelay.handlers.wiring import dispatch_batch, logger
 
 
 @logger.inject_lambda_context

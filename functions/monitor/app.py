@@ -1,8 +1,8 @@
-"""Lambda, every minute: hold every active run to its limits (see flowrelay.monitor)."""
+"""Lambda, every minute: hold every active run to its limits (see flowrelay.control.monitor)."""
 
 from typing import Any
 
-from flowrelay.lambda_runtime import logger, metrics, monitor
+from flowrelay.handlers.wiring import logger, metrics, monitor
 
 
 @metrics.log_metrics

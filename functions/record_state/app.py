@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flowrelay.lambda_runtime import logger, record_state_batch
+from flowrelay.handlers.wiring import logger, record_state_batch
 
 
 @logger.inject_lambda_context

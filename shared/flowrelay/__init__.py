@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Flow": "flowrelay.flow",
-    "Task": "flowrelay.tasks",
-    "Parameter": "flowrelay.tasks",
-    "task": "flowrelay.tasks",
-    "unmapped": "flowrelay.tasks",
-    "Edge": "flowrelay.tasks",
+    "Flow": "flowrelay.sdk.flow",
+    "Task": "flowrelay.sdk.tasks",
+    "Parameter": "flowrelay.sdk.tasks",
+    "task": "flowrelay.sdk.tasks",
+    "unmapped": "flowrelay.sdk.tasks",
+    "Edge": "flowrelay.sdk.tasks",
 }
 
 if TYPE_CHECKING:
-    from flowrelay.flow import Flow
-    from flowrelay.tasks import Edge, Parameter, Task, task, unmapped
+    from flowrelay.sdk.flow import Flow
+    from flowrelay.sdk.tasks import Edge, Parameter, Task, task, unmapped
 
 __all__ = ["Edge", "Flow", "Parameter", "Task", "task", "unmapped"]
 

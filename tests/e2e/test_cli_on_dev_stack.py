@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWRELAY = str(Path(sys.executable).parent / "flowrelay")
-EXAMPLES = ROOT / "shared" / "flowrelay" / "examples"
+EXAMPLES = ROOT / "shared" / "flowrelay" / "sdk" / "examples"
 
 pytestmark = pytest.mark.slow
 

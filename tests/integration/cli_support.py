@@ -12,7 +12,7 @@ import boto3
 from click.testing import CliRunner, Result
 
 from flowrelay.cli import cli
-from flowrelay.events import parse_event
+from flowrelay.core.events import parse_event
 
 
 def invoke(*args: str) -> Result:

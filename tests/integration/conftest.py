@@ -23,12 +23,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from flowrelay.aws import REAL_AWS_SETTINGS
-from flowrelay.events import ECS_GROUP_PREFIX
-from flowrelay.logs import LogLocation
-from flowrelay.registry import registration_for
-from flowrelay.storage import Module
-from flowrelay.store import RunStore
+from flowrelay.aws.clients import REAL_AWS_SETTINGS
+from flowrelay.aws.logs import LogLocation
+from flowrelay.control.store import RunStore
+from flowrelay.core.events import ECS_GROUP_PREFIX
+from flowrelay.core.registration import registration_for
+from flowrelay.sdk.storage import Module
 
 # Settings that could send boto3 somewhere other than the moto server, or to real credentials.
 _AWS_SETTINGS_TO_CLEAR = (*REAL_AWS_SETTINGS, "AWS_ENDPOINT_URL_S3", "AWS_REGION")
@@ -75,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def create_run_table(client: Any, name: str) -> None:
     """The DynamoDB table ``name``, created from template.yaml's ``Table`` resource (the one
     definition of it)."""
-    from flowrelay.template import load_template, resource_properties
+    from flowrelay.devstack.template import load_template, resource_properties
 
     properties = resource_properties(load_template(ROOT / "template.yaml"), "Table")
     client.create_table(
@@ -267,9 +267,9 @@ def clock() -> Clock:
 
 def register_etl(store: RunStore) -> RunStore:
     """``store``, with the example flow ``etl`` registered."""
-    from flowrelay.examples.etl import flow
+    from flowrelay.sdk.examples.etl import flow
 
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.etl:flow")))
+    store.register_flow(registration_for(flow, storage=Module("flowrelay.sdk.examples.etl:flow")))
     return store
 
 

@@ -4,7 +4,7 @@ PYTHONPATH)."""
 import time
 
 from flowrelay import Flow, task
-from flowrelay.run_configs import UniversalRun
+from flowrelay.core.run_configs import UniversalRun
 
 
 @task

@@ -18,13 +18,13 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.cancel import Canceller
 from flowrelay.cli import control
-from flowrelay.events import FlowRunCancelRequested, FlowRunRequested
-from flowrelay.launchers import EcsLauncher
-from flowrelay.run_states import RunState, Source
-from flowrelay.store import RunStore
-from flowrelay.targets import Target
+from flowrelay.control.cancel import Canceller
+from flowrelay.control.store import RunStore
+from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.routing import Target
+from flowrelay.launchers.ecs import EcsLauncher
 from tests.integration.cli_support import invoke, one_error_line, received, routed_queue
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,11 +22,11 @@ from click.testing import Result
 
 from flowrelay.cli import control
 from flowrelay.cli.settings import NO_STACK
-from flowrelay.events import FlowRunRequested, parse_event
-from flowrelay.registry import registration_for
-from flowrelay.run_states import RunState, Source
-from flowrelay.storage import Module
-from flowrelay.store import RunStore, run_id_for
+from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.core.events import FlowRunRequested, parse_event
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.registration import registration_for
+from flowrelay.sdk.storage import Module
 from tests.integration.cli_support import invoke, one_error_line, received, routed_queue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -385,9 +385,9 @@ def invoke_function(name: str, function: str | None = None) -> Result:
 
 
 def test_invoke_dispatch_sample_waits_for_a_target(store: RunStore) -> None:
-    from flowrelay.examples.hello import flow
+    from flowrelay.sdk.examples.hello import flow
 
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.hello:flow")))
+    store.register_flow(registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow")))
     result = invoke_function("dispatch")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"batchItemFailures": []}

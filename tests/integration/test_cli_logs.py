@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
+from flowrelay.control.store import RunStore
+from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.launchers.ecs import LaunchResult
-from flowrelay.run_states import RunState, Source
-from flowrelay.store import RunStore
 from tests.integration.cli_support import invoke, one_error_line
 from tests.integration.conftest import write_log
 

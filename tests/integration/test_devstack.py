@@ -21,14 +21,14 @@ from typing import Any
 import boto3
 import pytest
 
+from flowrelay.aws.bus import Publisher
+from flowrelay.control.store import RunStore
+from flowrelay.core.events import FlowRunRequested
+from flowrelay.core.registration import registration_for
+from flowrelay.core.routing import Target
 from flowrelay.devstack import DevStack
-from flowrelay.events import FlowRunRequested
-from flowrelay.publish import Publisher
-from flowrelay.registry import registration_for
-from flowrelay.storage import Module
-from flowrelay.store import RunStore
-from flowrelay.targets import Target
-from flowrelay.template import load_template
+from flowrelay.devstack.template import load_template
+from flowrelay.sdk.storage import Module
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
@@ -109,8 +109,8 @@ def stack() -> Iterator[Stack]:
     try:
         running = Stack(dev, lines, endpoint_before)
         for path in (
-            "flowrelay.examples.hello:flow",
-            "flowrelay.examples.failing:flow",
+            "flowrelay.sdk.examples.hello:flow",
+            "flowrelay.sdk.examples.failing:flow",
             "tests.integration.devstack_flows:flow",
         ):
             flow = Module(path).load()

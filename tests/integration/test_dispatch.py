@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from flowrelay.dispatch import Dispatcher, RetryLater
-from flowrelay.events import FlowRunRequested, parse_event
-from flowrelay.launchers import EcsLauncher
-from flowrelay.monitor import requests_for_waiting_runs
-from flowrelay.run_states import RunState
-from flowrelay.store import RunStore, run_id_for
-from flowrelay.targets import Target
+from flowrelay.control.dispatch import Dispatcher, RetryLater
+from flowrelay.control.monitor import requests_for_waiting_runs
+from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.core.events import FlowRunRequested, parse_event
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.routing import Target
+from flowrelay.launchers.ecs import EcsLauncher
 
 ROOT = Path(__file__).resolve().parents[2]
 BUS = "flowrelay"
@@ -230,14 +230,14 @@ def sqs_batch(*bodies: str) -> dict[str, Any]:
 
 @pytest.fixture
 def handler(store: RunStore, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from flowrelay import lambda_runtime
+    from flowrelay.handlers import wiring
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
-    lambda_runtime.reset()
+    wiring.reset()
     store.put_target(target)
     yield load_handler("dispatch")
-    lambda_runtime.reset()
+    wiring.reset()
 
 
 def test_bad_messages_never_block_the_rest_of_the_batch(

@@ -1,4 +1,4 @@
-"""Dead-letter tooling (flowrelay.dlq and ``flowrelay dlq``) against moto over HTTP.
+"""Dead-letter tooling (flowrelay.control.dead_letters, ``flowrelay dlq``) against moto over HTTP.
 
 Listing, run identification, redrive and the command use queues made in the session's moto
 server (the command finds them through a CloudFormation stack's outputs). The end-to-end test
@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.aws import REAL_AWS_SETTINGS
-from flowrelay.dlq import (
+from flowrelay.aws.clients import REAL_AWS_SETTINGS
+from flowrelay.control.dead_letters import (
     DLQ_OUTPUTS,
     WORK_QUEUE_OUTPUTS,
     DeadLetterQueues,
@@ -33,11 +33,11 @@ from flowrelay.dlq import (
     parse_body,
     redrive,
 )
-from flowrelay.events import ECS_GROUP_PREFIX
-from flowrelay.registry import registration_for
-from flowrelay.run_states import RunState, Source
-from flowrelay.storage import Module
-from flowrelay.store import RunStore, run_id_for
+from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.core.events import ECS_GROUP_PREFIX
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.registration import registration_for
+from flowrelay.sdk.storage import Module
 from tests.integration.cli_support import invoke, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -414,8 +414,8 @@ def test_redriving_one_request_twice_launches_one_task(dev_up: DevUp) -> None:
     store = RunStore(dev_up.client("dynamodb"), dev_up.outputs["TableName"])
     store.register_flow(
         registration_for(
-            Module("flowrelay.examples.hello:flow").load(),
-            storage=Module("flowrelay.examples.hello:flow"),
+            Module("flowrelay.sdk.examples.hello:flow").load(),
+            storage=Module("flowrelay.sdk.examples.hello:flow"),
         )
     )  # the target `dev` up made takes it
     sqs = dev_up.client("sqs")

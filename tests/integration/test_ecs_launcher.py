@@ -18,11 +18,11 @@ import boto3
 import pytest
 import yaml
 
-from flowrelay.events import ECS_GROUP_PREFIX
-from flowrelay.launchers import EcsLauncher, LaunchError, LaunchResult
-from flowrelay.run_configs import ECSRun, KubernetesRun, UniversalRun
-from flowrelay.store import FlowRun
-from flowrelay.targets import Target
+from flowrelay.control.store import FlowRun
+from flowrelay.core.events import ECS_GROUP_PREFIX
+from flowrelay.core.routing import Target
+from flowrelay.core.run_configs import ECSRun, KubernetesRun, UniversalRun
+from flowrelay.launchers.ecs import EcsLauncher, LaunchError, LaunchResult
 
 TABLE = "flowrelay-table"
 BUS = "flowrelay-bus"

@@ -41,13 +41,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from flowrelay.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryLater
-from flowrelay.events import ParsedEvent, parse_event
-from flowrelay.launchers import EcsLauncher
-from flowrelay.launchers.ecs import ATTEMPT_TAG, STARTED_BY
-from flowrelay.run_states import RunState
-from flowrelay.store import RunStore, run_id_for
-from flowrelay.targets import Target
+from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryLater
+from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.core.events import ParsedEvent, parse_event
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.routing import Target
+from flowrelay.launchers.ecs import ATTEMPT_TAG, STARTED_BY, EcsLauncher
 from tests.integration.conftest import (
     Clock,
     create_run_table,

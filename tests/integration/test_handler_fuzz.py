@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel
 
-from flowrelay import lambda_runtime
-from flowrelay.events import (
+from flowrelay.control.store import FlowRun, RunStore, run_id_for
+from flowrelay.core.events import (
     DETAIL_MODELS,
     EcsTaskStateChange,
     EventError,
@@ -38,9 +38,9 @@ from flowrelay.events import (
     TaskRunStateChanged,
     parse_event,
 )
-from flowrelay.run_states import RunState
-from flowrelay.store import FlowRun, RunStore, run_id_for
-from flowrelay.targets import Target
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.routing import Target
+from flowrelay.handlers import wiring
 from tests.integration.test_dispatch import Context, sqs_batch
 from tests.strategies import (
     VALID_DETAILS,
@@ -84,9 +84,9 @@ def runtime(
             settings={"cluster": cluster, "image": "example/flows:fuzz", **network},
         )
     )
-    lambda_runtime.reset()
+    wiring.reset()
     yield store
-    lambda_runtime.reset()
+    wiring.reset()
 
 
 class LogCapture(logging.Handler):
@@ -98,9 +98,7 @@ class LogCapture(logging.Handler):
         self.lines: list[tuple[int, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(
-            (record.levelno, lambda_runtime.logger.registered_formatter.format(record))
-        )
+        self.lines.append((record.levelno, wiring.logger.registered_formatter.format(record)))
 
     def problems(self) -> list[str]:
         return [line for level, line in self.lines if level >= logging.WARNING]
@@ -109,7 +107,7 @@ class LogCapture(logging.Handler):
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     capture = LogCapture()
-    target = logging.getLogger(lambda_runtime.logger.name)
+    target = logging.getLogger(wiring.logger.name)
     target.addHandler(capture)
     yield capture
     target.removeHandler(capture)
@@ -292,7 +290,7 @@ def unknown_run(model: type[BaseModel]) -> BadFactory:
 
 @dataclass(frozen=True)
 class HandlerCase:
-    """One handler under fuzz. ``name``: its function in flowrelay.lambda_runtime; ``takes``:
+    """One handler under fuzz. ``name``: its function in flowrelay.handlers.wiring; ``takes``:
     the detail models it accepts (the first is the one near-valid records break); ``setup``:
     the state a run it acts on is in beforehand (None: it makes its runs)."""
 
@@ -307,9 +305,7 @@ class HandlerCase:
 
     @property
     def handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        function: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(
-            lambda_runtime, self.name
-        )
+        function: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(wiring, self.name)
         return function
 
     @property
@@ -317,7 +313,7 @@ class HandlerCase:
         return [model for model in DETAIL_MODELS.values() if model not in self.takes]
 
 
-#: The handlers under fuzz; a case whose function is not in lambda_runtime (yet) is skipped.
+#: The handlers under fuzz; a case whose function is not in wiring (yet) is skipped.
 HANDLERS = [
     HandlerCase("dispatch_batch", (FlowRunRequested,), good_request, unregistered_flow),
     HandlerCase(
@@ -449,9 +445,7 @@ def present(cases: list[HandlerCase]) -> list[Any]:
         pytest.param(
             case,
             id=case.name,
-            marks=pytest.mark.skipif(
-                not hasattr(lambda_runtime, case.name), reason=f"no {case.name} yet"
-            ),
+            marks=pytest.mark.skipif(not hasattr(wiring, case.name), reason=f"no {case.name} yet"),
         )
         for case in cases
     ]
@@ -516,7 +510,7 @@ def test_dispatch_says_why_it_rejects_an_event_of_another_detail_type(
         FlowRunStateChanged, {"flow_run_id": new_run_id(), "state": "Running", "source": "runner"}
     )
     event, (_, bad_id) = one_batch(good.body, bad)
-    response = lambda_runtime.dispatch_batch(event, Context())
+    response = wiring.dispatch_batch(event, Context())
     assert failures(response) == {bad_id}
     assert lines_naming(logs, bad_id, "Flow Run State Changed"), logs.problems()
 
@@ -565,11 +559,11 @@ def test_a_malformed_request_does_not_fail_a_launched_run(
     run_id = new_run_id()
     request = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id})
     event, _ = one_batch(request)
-    assert lambda_runtime.dispatch_batch(event, Context()) == {"batchItemFailures": []}
+    assert wiring.dispatch_batch(event, Context()) == {"batchItemFailures": []}
     assert runtime.get_run(run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
     malformed = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id, "paramters": {}})
     event, _ = one_batch(malformed, body_of(FlowRunRequested, {"flow": "etl"}))
-    lambda_runtime.dispatch_batch(event, Context())
+    wiring.dispatch_batch(event, Context())
     run = runtime.get_run(run_id)
     assert run is not None
     assert run.state is RunState.SUBMITTED, run.message
@@ -581,7 +575,7 @@ def test_a_malformed_request_with_an_invalid_run_id_creates_no_run(
     run_id = new_run_id() + "\n"
     malformed = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id})
     event, (bad_id, _) = one_batch(malformed, body_of(FlowRunRequested, {"flow": "etl"}))
-    response = lambda_runtime.dispatch_batch(event, Context())
+    response = wiring.dispatch_batch(event, Context())
     assert runtime.get_run(run_id) is None
     assert failures(response) == {bad_id}
 
@@ -594,7 +588,7 @@ def test_a_request_too_deep_to_store_is_rejected_with_a_reason(
     deep = body.replace('"parameters": {}', '"parameters": {"rows": ' + "[" * 256 + "]" * 256 + "}")
     good = good_request(runtime, simplest)
     event, (bad_id, _) = one_batch(deep, good.body)
-    response = lambda_runtime.dispatch_batch(event, Context())
+    response = wiring.dispatch_batch(event, Context())
     assert failures(response) <= {bad_id}
     good.check(runtime.get_run(good.run_id))  # type: ignore[arg-type]
     check_rejected(

@@ -1,4 +1,4 @@
-"""Where a run's logs are and reading them back (flowrelay.logs), against moto's CloudWatch Logs
+"""Where a run's logs are and reading them back (flowrelay.aws.logs), against moto's CloudWatch Logs
 over HTTP; the error paths against a loopback endpoint that answers as AWS does when it refuses.
 """
 
@@ -16,8 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from flowrelay.launchers.ecs import LaunchResult
-from flowrelay.logs import (
+from flowrelay.aws.logs import (
     LINE_CHARS,
     LogLocation,
     format_tail,
@@ -25,6 +24,7 @@ from flowrelay.logs import (
     read_all,
     tail,
 )
+from flowrelay.launchers.ecs import LaunchResult
 from tests.integration.conftest import write_log
 
 TASK_ARN = "arn:aws:ecs:eu-west-1:123456789012:task/flows/0123456789abcdef"
@@ -142,10 +142,10 @@ def test_tail_splits_cleans_and_clips(logs: Any, group: str) -> None:
 def test_tail_of_a_missing_group_or_stream_is_empty_and_quiet(
     logs: Any, group: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="flowrelay.logs")
+    caplog.set_level(logging.DEBUG, logger="flowrelay.aws.logs")
     assert tail(logs, LogLocation(group=group, stream="p/flow/none")) == []
     assert tail(logs, LogLocation(group="/no/such/group", stream="s")) == []
-    assert [record for record in caplog.records if record.name == "flowrelay.logs"] == []
+    assert [record for record in caplog.records if record.name == "flowrelay.aws.logs"] == []
 
 
 class Refusing(BaseHTTPRequestHandler):
@@ -181,9 +181,9 @@ def test_tail_warns_and_gives_nothing_when_aws_refuses(
 ) -> None:
     refusing = boto3.client("logs", endpoint_url=refusing_endpoint)
     location = LogLocation(group="/ecs/flowrelay", stream="p/flow/abc")
-    with caplog.at_level(logging.WARNING, logger="flowrelay.logs"):
+    with caplog.at_level(logging.WARNING, logger="flowrelay.aws.logs"):
         assert tail(refusing, location) == []
-    (record,) = [record for record in caplog.records if record.name == "flowrelay.logs"]
+    (record,) = [record for record in caplog.records if record.name == "flowrelay.aws.logs"]
     assert record.levelno == logging.WARNING
     assert "AccessDeniedException" in record.getMessage()
     assert "p/flow/abc" in record.getMessage()
@@ -200,9 +200,9 @@ def test_tail_warns_and_gives_nothing_when_aws_is_unreachable(
         endpoint_url=f"http://127.0.0.1:{port}",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
     )
-    with caplog.at_level(logging.WARNING, logger="flowrelay.logs"):
+    with caplog.at_level(logging.WARNING, logger="flowrelay.aws.logs"):
         assert tail(unreachable, LogLocation(group="g", stream="s")) == []
-    ours = [record for record in caplog.records if record.name == "flowrelay.logs"]
+    ours = [record for record in caplog.records if record.name == "flowrelay.aws.logs"]
     assert [record.levelno for record in ours] == [logging.WARNING]
     assert ours[0].getMessage().startswith("cannot read log stream s in group g: ")
 

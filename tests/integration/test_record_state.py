@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.events import parse_event
-from flowrelay.record import StateRecorder
-from flowrelay.run_states import RunState
-from flowrelay.store import RunStore
+from flowrelay.control.recorder import StateRecorder
+from flowrelay.control.store import RunStore
+from flowrelay.core.events import parse_event
+from flowrelay.core.lifecycle import RunState
 
 S = RunState
 

@@ -18,24 +18,24 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from flowrelay.cancel import CancelError, Canceller
-from flowrelay.dispatch import LAUNCH_LEASE, Dispatcher, RetryLater
-from flowrelay.events import (
+from flowrelay.aws.bus import Publisher
+from flowrelay.control.cancel import CancelError, Canceller
+from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, RetryLater
+from flowrelay.control.monitor import Monitor
+from flowrelay.control.recorder import StateRecorder
+from flowrelay.control.store import FlowRun, RunStore
+from flowrelay.core.events import (
     EcsTaskStateChange,
     FlowRunCancelRequested,
     FlowRunStateChanged,
     ParsedEvent,
     parse_event,
 )
-from flowrelay.launchers import EcsLauncher
-from flowrelay.monitor import Monitor
-from flowrelay.publish import Publisher
-from flowrelay.record import StateRecorder
-from flowrelay.retries import RetryPolicy
-from flowrelay.run_states import RunState, Source
-from flowrelay.store import FlowRun, RunStore
-from flowrelay.targets import Target
-from flowrelay.timeouts import Timeouts
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.routing import Target
+from flowrelay.core.timeouts import Timeouts
+from flowrelay.launchers.ecs import EcsLauncher
 from tests.integration.conftest import Clock, tasks_of_run
 from tests.strategies import envelope
 
@@ -722,11 +722,11 @@ def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
 ) -> None:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    from flowrelay import lambda_runtime
+    from flowrelay.handlers import wiring
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
-    lambda_runtime.reset()
+    wiring.reset()
     run, _ = store.create_run("run-dead-letter", "etl")
     body = json.dumps(
         {
@@ -739,7 +739,7 @@ def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
     def broken(record: SQSRecord) -> dict[str, Any]:
         raise RuntimeError("the table is being restored")
 
-    handle = lambda_runtime.noting_dead_letters("cancel", broken)
+    handle = wiring.noting_dead_letters("cancel", broken)
     for receives, noted in ((4, False), (5, True)):
         record = SQSRecord(
             {
@@ -757,4 +757,4 @@ def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
         "queue (flowrelay dlq ls): RuntimeError: the table is being restored"
     )
     assert run_of(store, run.run_id).state is RunState.PENDING
-    lambda_runtime.reset()
+    wiring.reset()

@@ -24,10 +24,10 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.events import FlowRunStateChanged, parse_event
-from flowrelay.executors.spec import ExecutorSpec
-from flowrelay.registry import registration_for
-from flowrelay.run_states import RunState, Source
+from flowrelay.control.store import RunStore
+from flowrelay.core.events import FlowRunStateChanged, parse_event
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.registration import registration_for
 from flowrelay.runner import (
     ENV_ATTEMPT,
     ENV_BUS_NAME,
@@ -37,8 +37,8 @@ from flowrelay.runner import (
     ConfigError,
     config_from_env,
 )
-from flowrelay.storage import Local, Module
-from flowrelay.store import RunStore
+from flowrelay.sdk.executors.spec import ExecutorSpec
+from flowrelay.sdk.storage import Local, Module
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ import time
 from pathlib import Path
 
 from flowrelay import Flow, task
-from flowrelay.executors import LocalDaskExecutor
+from flowrelay.sdk.executors import LocalDaskExecutor
 
 HERE = Path(__file__).parent
 
@@ -128,7 +128,7 @@ from pathlib import Path
 from distributed import LocalCluster
 
 from flowrelay import Flow, task
-from flowrelay.executors import DaskExecutor
+from flowrelay.sdk.executors import DaskExecutor
 
 HERE = Path(__file__).parent
 
@@ -297,9 +297,11 @@ def test_a_successful_run_reports_running_then_success_and_exits_0(
 def test_a_failing_run_reports_the_failing_task_and_exits_1(
     store: RunStore, bus: Bus, tmp_path: Path
 ) -> None:
-    from flowrelay.examples.failing import flow
+    from flowrelay.sdk.examples.failing import flow
 
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.examples.failing:flow")))
+    store.register_flow(
+        registration_for(flow, storage=Module("flowrelay.sdk.examples.failing:flow"))
+    )
     run_id = new_run(store, "failing")
 
     result = run_runner(runner_env(store, bus, run_id), tmp_path)

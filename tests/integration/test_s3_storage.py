@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.storage import S3, FlowLoadError, parse_storage
+from flowrelay.sdk.storage import S3, FlowLoadError, parse_storage
 
 SCRIPT = """
 from flowrelay import Flow, Parameter, task

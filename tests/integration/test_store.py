@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from flowrelay.run_states import RunState, Source
-from flowrelay.store import RunNotFoundError, RunStore, run_id_for
+from flowrelay.control.store import RunNotFoundError, RunStore, run_id_for
+from flowrelay.core.lifecycle import RunState, Source
 from tests.integration.conftest import Clock, report_figures
 from tests.unit.test_run_states import SCENARIOS
 

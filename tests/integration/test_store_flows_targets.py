@@ -7,11 +7,11 @@ import threading
 import boto3
 import pytest
 
-from flowrelay.registry import registration_for
-from flowrelay.run_configs import ECSRun
-from flowrelay.storage import Module
-from flowrelay.store import RunStore
-from flowrelay.targets import Target
+from flowrelay.control.store import RunStore
+from flowrelay.core.registration import registration_for
+from flowrelay.core.routing import Target
+from flowrelay.core.run_configs import ECSRun
+from flowrelay.sdk.storage import Module
 
 
 @pytest.fixture
@@ -20,9 +20,9 @@ def store(run_table: str) -> RunStore:
 
 
 def etl_registration(rows: int = 10):
-    from flowrelay.examples.etl import flow
+    from flowrelay.sdk.examples.etl import flow
 
-    registration = registration_for(flow, storage=Module("flowrelay.examples.etl:flow"))
+    registration = registration_for(flow, storage=Module("flowrelay.sdk.examples.etl:flow"))
     return registration.model_copy(
         update={
             "parameters": [
@@ -50,7 +50,7 @@ def test_a_registration_round_trips_everything(store: RunStore) -> None:
     stored, _ = store.register_flow(etl_registration())
     loaded = store.get_flow("etl")
     assert loaded == stored
-    assert loaded.storage == Module("flowrelay.examples.etl:flow")
+    assert loaded.storage == Module("flowrelay.sdk.examples.etl:flow")
     assert loaded.executor.type == "LocalDaskExecutor"
     assert {p.name for p in loaded.parameters} == {"rows", "factor"}
     assert loaded.registered_at is not None

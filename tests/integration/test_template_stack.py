@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from flowrelay.devstack.deploy import create_stack
-from flowrelay.events import (
+from flowrelay.core.events import (
     ECS_GROUP_PREFIX,
     FlowRunCancelRequested,
     FlowRunRequested,
     FlowRunStateChanged,
     parse_event,
 )
-from flowrelay.run_states import RunState, Source
-from flowrelay.template import function_event_sources, load_template
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.devstack.deploy import create_stack
+from flowrelay.devstack.template import function_event_sources, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

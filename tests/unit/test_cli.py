@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from flowrelay.cli import cli
 from flowrelay.cli.local import parse_params
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "flowrelay" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "flowrelay" / "sdk" / "examples"
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -165,7 +165,7 @@ def test_installed_command_and_sigterm_closes_the_temporary_cluster(tmp_path: Pa
             import time
             from distributed import LocalCluster
             from flowrelay import Flow, task
-            from flowrelay.executors import DaskExecutor
+            from flowrelay.sdk.executors import DaskExecutor
 
             MARKER = {str(marker)!r}
 

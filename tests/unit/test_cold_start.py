@@ -20,7 +20,7 @@ MUST_NOT_LOAD = (
     "dask_cloudprovider",
     "yaml",
     "aws_lambda_powertools.utilities.parser",
-    "flowrelay.dispatch",
+    "flowrelay.control.dispatch",
     "flowrelay.launchers.ecs",
 )
 

@@ -16,16 +16,17 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from flowrelay.launchers import EcsLauncher, LaunchError
+from flowrelay.control.store import FlowRun
+from flowrelay.core.routing import EcsSettings, Target
+from flowrelay.core.run_configs import ECSRun
 from flowrelay.launchers.ecs import (
+    EcsLauncher,
+    LaunchError,
     build_task_definition,
     client_token,
     merge_run_task_kwargs,
     task_definition_family,
 )
-from flowrelay.run_configs import ECSRun
-from flowrelay.store import FlowRun
-from flowrelay.targets import EcsSettings, Target
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/flows"
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/flows/0123456789abcdef0123456789abcdef"

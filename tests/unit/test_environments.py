@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from flowrelay import Flow, Parameter, task
-from flowrelay.environments import (
+from flowrelay.core.run_configs import (
+    ECSRun,
+    KubernetesRun,
+    LocalRun,
+    UniversalRun,
+    parse_run_config,
+)
+from flowrelay.sdk.environments import (
     DaskCloudProviderEnvironment,
     DaskKubernetesEnvironment,
     Environment,
@@ -24,15 +31,8 @@ from flowrelay.environments import (
     Translation,
     environment_types,
 )
-from flowrelay.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
-from flowrelay.importing import ImportStringError
-from flowrelay.run_configs import (
-    ECSRun,
-    KubernetesRun,
-    LocalRun,
-    UniversalRun,
-    parse_run_config,
-)
+from flowrelay.sdk.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.importing import ImportStringError
 
 E = TypeVar("E", bound=Environment)
 FLOW_ENVIRONMENT_DEPRECATED = "flow.environment is deprecated"
@@ -194,8 +194,8 @@ def test_remote_environment_seed_dask_example() -> None:
     [
         ("prefect.engine.executors.LocalExecutor", LocalExecutor),
         ("prefect.executors.LocalDaskExecutor", LocalDaskExecutor),
-        ("flowrelay.executors.DaskExecutor", DaskExecutor),
-        ("flowrelay.executors:LocalExecutor", LocalExecutor),
+        ("flowrelay.sdk.executors.DaskExecutor", DaskExecutor),
+        ("flowrelay.sdk.executors:LocalExecutor", LocalExecutor),
     ],
 )
 def test_remote_environment_resolves_executor_import_strings(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from flowrelay.events import (
+from flowrelay.core.events import (
     DETAIL_MODELS,
     EventError,
     FlowrelayEvent,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowrelay.events import (
+from flowrelay.core.events import (
     EcsTaskStateChange,
     EventError,
     FlowRunCancelRequested,
@@ -19,8 +19,8 @@ from flowrelay.events import (
     TaskRunStateChanged,
     parse_event,
 )
-from flowrelay.run_configs import ECSRun
-from flowrelay.run_states import RunState, Source
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.run_configs import ECSRun
 from tests.strategies import envelope
 
 

@@ -26,8 +26,8 @@ from distributed import LocalCluster
 from distributed.core import Status
 
 from flowrelay import Flow, Parameter, task, unmapped
-from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
-from flowrelay.states import Failed, Mapped, State, Success, TriggerFailed
+from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.states import Failed, Mapped, State, Success, TriggerFailed
 
 IN_PROCESS: dict[str, Any] = {"processes": False, "n_workers": 1, "threads_per_worker": 4}
 
@@ -542,7 +542,7 @@ INTERRUPTED_FLOW = textwrap.dedent(
     from distributed import LocalCluster
 
     from flowrelay import Flow, task
-    from flowrelay.executors import DaskExecutor
+    from flowrelay.sdk.executors import DaskExecutor
 
     MARKERS = Path(sys.argv[1])
 

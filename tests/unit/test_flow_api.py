@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from flowrelay import Edge, Flow, Parameter, Task, task, unmapped
-from flowrelay.engine import ParameterError
-from flowrelay.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
-from flowrelay.tasks import Collection
+from flowrelay.sdk.engine import ParameterError
+from flowrelay.sdk.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
+from flowrelay.sdk.tasks import Collection
 
 
 @task

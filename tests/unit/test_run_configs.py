@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from flowrelay.run_configs import (
+from flowrelay.core.run_configs import (
     RUN_CONFIG_TYPES,
     DockerRun,
     ECSRun,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowrelay.run_states import (
+from flowrelay.core.lifecycle import (
     ACTIVE_STATES,
     FINAL_STATES,
     TRANSITIONS,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from flowrelay.flow import Flow
-from flowrelay.storage import S3, FlowLoadError, Local, Module, parse_storage, split_location
+from flowrelay.sdk.flow import Flow
+from flowrelay.sdk.storage import S3, FlowLoadError, Local, Module, parse_storage, split_location
 
 TWO_TASK_FLOW = """
 from flowrelay import Flow, Parameter, task
@@ -82,7 +82,7 @@ def total_of(flow: Flow, **parameters: object) -> object:
 
 
 def test_module_storage_loads_the_example_flow() -> None:
-    flow = Module("flowrelay.examples.hello:flow").load()
+    flow = Module("flowrelay.sdk.examples.hello:flow").load()
     assert isinstance(flow, Flow)
     assert flow.name == "hello"
     state = flow.run()
@@ -92,9 +92,9 @@ def test_module_storage_loads_the_example_flow() -> None:
 
 
 def test_module_storage_without_attr_finds_the_only_flow() -> None:
-    from flowrelay.examples import hello
+    from flowrelay.sdk.examples import hello
 
-    assert Module("flowrelay.examples.hello").load() is hello.flow
+    assert Module("flowrelay.sdk.examples.hello").load() is hello.flow
 
 
 def test_module_storage_loads_a_named_flow_from_a_module(
@@ -241,7 +241,7 @@ def test_local_storage_can_load_again_after_the_script_is_fixed(tmp_path: Path) 
 @pytest.mark.parametrize(
     "storage",
     [
-        Module("flowrelay.examples.hello:flow"),
+        Module("flowrelay.sdk.examples.hello:flow"),
         Module("pkg.module"),
         Local("flows/etl.py"),
         Local("C:\\flows\\etl.py:daily"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flowrelay.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
-from flowrelay.executors.spec import ExecutorSpec, build_executor, executor_spec
-from flowrelay.run_configs import ECSRun, KubernetesRun, LocalRun, UniversalRun
-from flowrelay.targets import EcsSettings, Target, choose_target
+from flowrelay.core.routing import EcsSettings, Target, choose_target
+from flowrelay.core.run_configs import ECSRun, KubernetesRun, LocalRun, UniversalRun
+from flowrelay.sdk.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.executors.spec import ExecutorSpec, build_executor, executor_spec
 
 FARGATE = Target(name="fargate", kind="ecs", labels=["prod"], settings={"cluster": "flows"})
 LAPTOP = Target(name="laptop", kind="local")

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-import flowrelay.template
-from flowrelay.events import ECS_GROUP_PREFIX, SOURCE
-from flowrelay.template import (
+import flowrelay.devstack.template
+from flowrelay.core.events import ECS_GROUP_PREFIX, SOURCE
+from flowrelay.devstack.template import (
     EventSource,
     function_event_sources,
     functions,
@@ -729,7 +729,7 @@ def test_table_keeps_its_keys_and_indexes(template: dict[str, Any]) -> None:
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
-# --- the helpers in flowrelay.template -----------------------------------------------------------
+# --- the helpers in flowrelay.devstack.template ---------------------------------------------------
 
 
 def synthetic(**events: dict[str, Any]) -> dict[str, Any]:
@@ -835,7 +835,7 @@ def test_rate_seconds(expression: str, seconds: int | None) -> None:
 
 
 def test_template_module_doctests() -> None:
-    result = doctest.testmod(flowrelay.template)
+    result = doctest.testmod(flowrelay.devstack.template)
     assert result.attempted
     assert not result.failed
 

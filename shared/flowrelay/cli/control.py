@@ -29,17 +29,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flowrelay.aws.logs import LogEvent, LogLocation, log_location, read_all
 from flowrelay.cli import output
 from flowrelay.cli.local import param_option, parse_params
 from flowrelay.cli.settings import ConfigError, StackNames, aws_client, current
-from flowrelay.events import describe
-from flowrelay.logs import LogEvent, LogLocation, log_location, read_all
-from flowrelay.run_states import ACTIVE_STATES, RunState
-from flowrelay.storage import S3, FlowLoadError, Local, Storage, split_location
-from flowrelay.store import FlowRun, HistoryEntry, RunStore, run_id_for
+from flowrelay.control.store import FlowRun, HistoryEntry, RunStore, run_id_for
+from flowrelay.core.events import describe
+from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
+from flowrelay.sdk.storage import S3, FlowLoadError, Local, Storage, split_location
 
 if TYPE_CHECKING:
-    from flowrelay.monitor import Monitor, MonitorReport
+    from flowrelay.control.monitor import Monitor, MonitorReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,7 +63,7 @@ def reports_errors(command: F) -> F:
             NoRegionError,
         )
 
-        from flowrelay.publish import PublishError
+        from flowrelay.aws.bus import PublishError
 
         try:
             return command(*args, **kwargs)
@@ -168,7 +168,7 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
     Example:
       flowrelay register flows/etl.py:flow --storage s3 --bucket my-flows
     """
-    from flowrelay.registry import registration_for
+    from flowrelay.core.registration import registration_for
 
     if bucket and storage_kind is None:
         storage_kind = "s3"
@@ -257,8 +257,8 @@ def run(
     Example:
       flowrelay run etl --param rows=100 --idempotency-key nightly-2026-11-23 --watch
     """
-    from flowrelay.events import FlowRunRequested
-    from flowrelay.publish import Publisher
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.core.events import FlowRunRequested
 
     parameters = parse_params(params)
     if flow_run_id is None and idempotency_key is None:
@@ -645,8 +645,8 @@ def runs_cancel(run_id: str, reason: str | None, wait: bool, timeout: float, as_
     Example:
       flowrelay runs cancel 0b6e... --reason "wrong parameters" --wait
     """
-    from flowrelay.events import FlowRunCancelRequested
-    from flowrelay.publish import Publisher
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.core.events import FlowRunCancelRequested
 
     names = current()
     store = _store(names)
@@ -770,7 +770,7 @@ def targets_put(
       flowrelay targets put fargate --kind ecs --labels prod \\
         --setting cluster=flows --setting 'subnets=["subnet-1"]' --setting assign_public_ip=true
     """
-    from flowrelay.targets import Target
+    from flowrelay.core.routing import Target
 
     values = parse_params(settings)
     label_list = [label.strip() for label in labels.split(",") if label.strip()]
@@ -791,7 +791,7 @@ def targets_put(
 def _target_errors(error: ValidationError) -> str:
     """Target's errors with each field named as the user gave it: the kind's settings are
     validated inside Target, so their errors come without the ``settings.`` prefix."""
-    from flowrelay.targets import Target
+    from flowrelay.core.routing import Target
 
     parts = []
     for item in error.errors(include_url=False):
@@ -892,7 +892,7 @@ def invoke(function: str, event_file: Path, template_path: Path) -> None:
     Example:
       flowrelay invoke dispatch --event events/dispatch.json
     """
-    from flowrelay.template import FunctionSpec, functions, load_template
+    from flowrelay.devstack.template import FunctionSpec, functions, load_template
 
     try:
         template = load_template(template_path)
@@ -984,9 +984,9 @@ def _function_environment(
 def _clear_function_caches() -> None:
     """Forget clients and settings cached by an earlier invocation in this process (as a fresh
     Lambda execution environment would), so the environment set for this one is read."""
-    from flowrelay import lambda_runtime
+    from flowrelay.handlers import wiring
 
-    lambda_runtime.reset()
+    wiring.reset()
 
 
 @contextmanager
@@ -994,12 +994,12 @@ def _lambda_like(environment: dict[str, str], code_dir: Path) -> Iterator[None]:
     """The function's environment variables, its code folder first on ``sys.path`` (Lambda's
     ``/var/task``), and its logs on stderr (powertools logs to the stdout it saw at import; our
     stdout is for the result). All undone afterwards."""
-    from flowrelay import lambda_runtime
+    from flowrelay.handlers import wiring
 
     saved_env = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     sys.path.insert(0, str(code_dir))
-    handler = lambda_runtime.logger.registered_handler
+    handler = wiring.logger.registered_handler
     saved_stream = (
         handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
     )
@@ -1085,15 +1085,15 @@ def monitor(once: bool, every: float | None, as_json: bool) -> None:
 
 
 def _cli_monitor(names: StackNames) -> Monitor:
-    """The Monitor the Lambda function builds (``flowrelay.lambda_runtime.run_monitor``), from
+    """The Monitor the Lambda function builds (``flowrelay.wiring.run_monitor``), from
     this command's clients: fresh ones (``aws_client``), not the per-process cache the
     functions use."""
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.aws.logs import crash_log_tail
+    from flowrelay.control.monitor import Monitor
+    from flowrelay.core.retries import RetryPolicy
+    from flowrelay.core.timeouts import Timeouts
     from flowrelay.launchers.ecs import EcsLauncher
-    from flowrelay.logs import crash_log_tail
-    from flowrelay.monitor import Monitor
-    from flowrelay.publish import Publisher
-    from flowrelay.retries import RetryPolicy
-    from flowrelay.timeouts import Timeouts
 
     try:
         defaults = Timeouts.from_environment(os.environ)
@@ -1115,7 +1115,7 @@ def _cli_monitor(names: StackNames) -> Monitor:
 def _monitor_logs_quiet() -> Iterator[None]:
     """The monitor logs each action (INFO, WARNING for a silent runner) for CloudWatch; here
     they are in the table already. Errors (a run that could not be checked) still show."""
-    logger = logging.getLogger("flowrelay.monitor")
+    logger = logging.getLogger("flowrelay.control.monitor")
     saved = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -1157,7 +1157,7 @@ def _monitor_every(passes: Monitor, every: float, as_json: bool) -> None:
 
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from flowrelay.interrupts import Terminated, raise_on_sigterm
+    from flowrelay.core.interrupts import Terminated, raise_on_sigterm
 
     # Ctrl-C is how this loop ends, even when started with SIGINT ignored (a background job of
     # a non-interactive shell inherits that).

@@ -52,7 +52,7 @@ def up(
 
     \b
     Example, in a second shell after pasting the export line:
-      flowrelay register shared/flowrelay/examples/hello.py
+      flowrelay register shared/flowrelay/sdk/examples/hello.py
       flowrelay run hello --param name=you --watch
     """
     try:
@@ -99,8 +99,8 @@ def up(
 def _create_dev_target(stack: DevStack) -> None:
     import boto3
 
-    from flowrelay.store import RunStore
-    from flowrelay.targets import Target
+    from flowrelay.control.store import RunStore
+    from flowrelay.core.routing import Target
 
     environment = stack.environment()
     dynamodb = boto3.client(

@@ -19,7 +19,7 @@ from flowrelay.cli.control import (
     reports_errors,
 )
 from flowrelay.cli.settings import ConfigError, aws_client, current, current_outputs
-from flowrelay.dlq import (
+from flowrelay.control.dead_letters import (
     QUEUE_NAMES,
     DeadLetterQueues,
     RedriveResult,

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from flowrelay.cli import output
-from flowrelay.engine import ParameterError
-from flowrelay.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
-from flowrelay.interrupts import Terminated, raise_on_sigterm
-from flowrelay.storage import FlowLoadError, Local
+from flowrelay.core.interrupts import Terminated, raise_on_sigterm
+from flowrelay.sdk.engine import ParameterError
+from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.storage import FlowLoadError, Local
 
 EXECUTORS: dict[str, Callable[[], Executor]] = {
     "local": LocalExecutor,
@@ -116,7 +116,7 @@ def demo(as_json: bool, local: bool) -> None:
 
     Exit 0 when every run ended as designed (one of them fails on purpose).
     """
-    from flowrelay.demo import run_control_plane_demo, run_demo
+    from flowrelay.cli.demo import run_control_plane_demo, run_demo
 
     with raise_on_sigterm():
         sys.exit(run_demo(as_json=as_json) if local else run_control_plane_demo(as_json=as_json))
@@ -127,10 +127,10 @@ def demo(as_json: bool, local: bool) -> None:
 def schema(kind: str) -> None:
     """Print the JSON Schema of run configs or storage."""
     if kind == "run-config":
-        from flowrelay.run_configs import run_config_json_schema
+        from flowrelay.core.run_configs import run_config_json_schema
 
         click.echo(json.dumps(run_config_json_schema(), indent=2))
     else:
-        from flowrelay.storage import storage_json_schema
+        from flowrelay.sdk.storage import storage_json_schema
 
         click.echo(json.dumps(storage_json_schema(), indent=2))

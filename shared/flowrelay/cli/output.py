@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flowrelay.flow import Flow
-from flowrelay.states import State
+from flowrelay.sdk.flow import Flow
+from flowrelay.sdk.states import State
 
 STYLES = {
     "Success": "green",

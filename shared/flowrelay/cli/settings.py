@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from flowrelay.aws import RETRIES
+from flowrelay.aws.clients import RETRIES
 
 NO_STACK = (
     "no flowrelay stack: set FLOWRELAY_STACK (or --stack) to your stack's name, or run "
@@ -51,7 +51,7 @@ class StackNames:
 
 
 def aws_client(service: str) -> Any:
-    """A fresh boto3 client (not ``flowrelay.aws.client``'s per-process cache: a test or a
+    """A fresh boto3 client (not ``flowrelay.aws.clients.client``'s per-process cache: a test or a
     long-lived caller may change the endpoint or credentials between commands)."""
     import boto3
     from botocore.config import Config

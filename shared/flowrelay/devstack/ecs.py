@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from flowrelay.aws import REAL_AWS_SETTINGS
+from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.launchers.ecs import CONTAINER_NAME, RUN_ID_TAG
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
@@ -406,7 +406,7 @@ def _tag(task: Mapping[str, Any], key: str) -> str | None:
 
 
 def _run_of_group(group: str | None) -> str | None:
-    from flowrelay.events import ECS_GROUP_PREFIX
+    from flowrelay.core.events import ECS_GROUP_PREFIX
 
     if group and group.startswith(ECS_GROUP_PREFIX):
         return group[len(ECS_GROUP_PREFIX) :]

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flowrelay.template import EventSource
+from flowrelay.devstack.template import EventSource
 
 Handler = Callable[[dict[str, Any], Any], Any]
 log = logging.getLogger("flowrelay.devstack")

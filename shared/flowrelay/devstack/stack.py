@@ -4,7 +4,7 @@ its ECS tasks run as local processes (ARCHITECTURE.md section 8).
 Process-wide effects while a stack runs, because the in-process functions read them as Lambda
 functions do: ``os.environ`` holds the stack's AWS settings (loopback endpoint, fake credentials,
 region) and the functions' template environment (``FLOWRELAY_TABLE_NAME``, ...); boto3's default
-session and the functools caches of ``flowrelay.aws`` and ``flowrelay.lambda_runtime`` are
+session and the functools caches of ``flowrelay.aws.clients`` and ``flowrelay.handlers.wiring`` are
 cleared at start and at stop so no client or setting outlives the stack it was made for. Run one
 stack per process.
 """
@@ -30,7 +30,7 @@ from typing import Any
 from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.functions import Function, Scheduler, SqsPoller, load_handler
-from flowrelay.template import function_event_sources, functions, load_template
+from flowrelay.devstack.template import function_event_sources, functions, load_template
 
 REGION = "us-east-1"
 FAKE_KEY = "testing"
@@ -366,7 +366,7 @@ class DevStack:
         """Send the functions' Powertools log lines (JSON, to stdout by default) to
         ``<log dir>/functions.log``, as Lambda sends them to CloudWatch: stdout belongs to
         whoever runs the stack (``flowrelay demo --json`` prints JSON there)."""
-        runtime = sys.modules.get("flowrelay.lambda_runtime")
+        runtime = sys.modules.get("flowrelay.handlers.wiring")
         handler = getattr(getattr(runtime, "logger", None), "registered_handler", None)
         if not isinstance(handler, logging.StreamHandler) or self.log_dir is None:
             return
@@ -391,6 +391,6 @@ class DevStack:
 
     def _reset_caches(self) -> None:
         """Forget clients and settings made for another endpoint or table."""
-        from flowrelay import lambda_runtime
+        from flowrelay.handlers import wiring
 
-        lambda_runtime.reset()
+        wiring.reset()

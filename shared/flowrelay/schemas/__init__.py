@@ -16,9 +16,9 @@ HERE = Path(__file__).parent
 
 def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     """File name -> function producing that schema."""
-    from flowrelay.events import DETAIL_MODELS
-    from flowrelay.run_configs import run_config_json_schema
-    from flowrelay.storage import storage_json_schema
+    from flowrelay.core.events import DETAIL_MODELS
+    from flowrelay.core.run_configs import run_config_json_schema
+    from flowrelay.sdk.storage import storage_json_schema
 
     generated: dict[str, Callable[[], dict[str, Any]]] = {
         "run-config.schema.json": run_config_json_schema,

@@ -1,0 +1,62 @@
+"""AWS clients and the names of flowrelay's resources, from the environment.
+
+Clients use botocore's "standard" retry mode: throttling and transient errors are retried with
+backoff by botocore itself. ``AWS_ENDPOINT_URL`` (the dev stack, tests) is honoured by boto3.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from flowrelay.core.modeling import Model
+
+RETRIES: Any = {"mode": "standard", "max_attempts": 5}
+
+#: Settings that would send boto3 to real AWS or to real credentials: a process pointed at a
+#: local endpoint (the dev stack's task processes, the tests) must not inherit them.
+REAL_AWS_SETTINGS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+class Settings(Model):
+    """Where flowrelay's resources are: the table and the bus."""
+
+    table_name: str
+    bus_name: str
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Read ``FLOWRELAY_TABLE_NAME`` and ``FLOWRELAY_BUS_NAME``; a clear error names a
+        missing one."""
+        missing = [
+            name
+            for name in ("FLOWRELAY_TABLE_NAME", "FLOWRELAY_BUS_NAME")
+            if not os.environ.get(name)
+        ]
+        if missing:
+            raise RuntimeError(
+                f"set {' and '.join(missing)} (the stack's TableName and BusName outputs)"
+            )
+        return cls(
+            table_name=os.environ["FLOWRELAY_TABLE_NAME"], bus_name=os.environ["FLOWRELAY_BUS_NAME"]
+        )
+
+
+@cache
+def client(service: str) -> Any:
+    """A boto3 client for ``service``, made once per process (Lambda reuses it across calls)."""
+    import boto3
+    from botocore.config import Config
+
+    make: Any = boto3.client  # boto3-stubs type each service separately; any is fine here
+    return make(service, config=Config(retries=RETRIES))

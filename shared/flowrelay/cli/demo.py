@@ -1,0 +1,345 @@
+"""``flowrelay demo``: the whole system on this machine, and the example flows on each executor.
+
+``run_control_plane_demo`` starts the embedded dev stack (moto for AWS, the Lambda functions
+in-process, ECS tasks as local processes), registers the example flows and a launch target,
+requests runs through the bus exactly as a user would (and cancels one, as ``flowrelay runs
+cancel`` does), and prints each run's state timeline from DynamoDB. ``run_demo`` (``flowrelay demo
+--local``) runs the example flows in this process on every executor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.markup import escape
+
+from flowrelay.cli import output
+from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
+from flowrelay.sdk.storage import Module
+
+
+@dataclass
+class DemoRun:
+    title: str
+    flow_path: str
+    executor: Executor
+    expect_success: bool = True
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_runs() -> list[DemoRun]:
+    return [
+        DemoRun(
+            "A parameter and two tasks",
+            "flowrelay.sdk.examples.hello:flow",
+            LocalExecutor(),
+            parameters={"name": "demo"},
+        ),
+        DemoRun(
+            "The imperative API of seed 002",
+            "flowrelay.sdk.examples.imperative:flow",
+            LocalExecutor(),
+        ),
+        DemoRun(
+            "Map and reduce on a thread pool",
+            "flowrelay.sdk.examples.etl:flow",
+            LocalDaskExecutor("threads"),
+            parameters={"rows": 20},
+        ),
+        DemoRun(
+            "The same flow on a temporary Dask cluster (closed after the run)",
+            "flowrelay.sdk.examples.etl:flow",
+            DaskExecutor(
+                cluster_kwargs={"processes": False, "n_workers": 2, "threads_per_worker": 2}
+            ),
+            parameters={"rows": 20},
+        ),
+        DemoRun(
+            "Retries until an attempt succeeds",
+            "flowrelay.sdk.examples.flaky:flow",
+            LocalExecutor(),
+        ),
+        DemoRun(
+            "A failure, named with its cause",
+            "flowrelay.sdk.examples.failing:flow",
+            LocalExecutor(),
+            expect_success=False,
+        ),
+    ]
+
+
+def run_demo(as_json: bool = False) -> int:
+    """Run every demo flow; 0 when each ended as designed, 1 otherwise."""
+    outcomes = []
+    for number, run in enumerate(demo_runs(), start=1):
+        flow = Module(run.flow_path).load()
+        if not as_json:
+            output.stdout.rule(
+                f"[bold]{number}. {run.title}[/]  ({run.flow_path} on {run.executor!r})"
+            )
+        started = time.perf_counter()
+        with output.task_prints_to_stderr(enabled=as_json):
+            state = flow.run(parameters=run.parameters, executor=run.executor)
+        seconds = time.perf_counter() - started
+        as_designed = state.is_successful() == run.expect_success
+        outcomes.append(
+            {
+                "flow": flow.name,
+                "executor": repr(run.executor),
+                "state": state.name,
+                "message": state.message,
+                "as_designed": as_designed,
+                "seconds": round(seconds, 3),
+            }
+        )
+        if not as_json:
+            output.print_run(flow, state)
+            verdict = "[green]as designed[/]" if as_designed else "[red]NOT as designed[/]"
+            output.stdout.print(f"{verdict} in {seconds:.2f}s\n")
+    all_good = all(outcome["as_designed"] for outcome in outcomes)
+    if as_json:
+        print(json.dumps({"ok": all_good, "runs": outcomes}, indent=2))
+    else:
+        output.stdout.print(
+            f"[bold]{sum(1 for o in outcomes if o['as_designed'])} of {len(outcomes)} "
+            "demo runs ended as designed.[/]"
+        )
+    return 0 if all_good else 1
+
+
+@dataclass
+class ControlPlaneRun:
+    """One run the control-plane demo requests, and how it should end: in state ``expected``,
+    with ``expected_message`` in its message when given."""
+
+    title: str
+    flow: str
+    expected: str
+    labels: list[str] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    expected_message: str | None = None
+    run_id: str = ""
+
+
+def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int:
+    """Run the demo on a fresh dev stack; 0 when every run ended as designed."""
+    import uuid
+
+    import boto3
+
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.control.store import RunStore
+    from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
+    from flowrelay.core.registration import registration_for
+    from flowrelay.core.routing import Target
+    from flowrelay.devstack import DevStack
+
+    def say(line: str) -> None:
+        if not as_json:
+            output.stderr.print(line, markup=False, highlight=False)
+
+    runs = [
+        ControlPlaneRun("A run that succeeds", "hello", "Success", parameters={"name": "demo"}),
+        ControlPlaneRun("A run that fails, naming the failing task", "failing", "Failed"),
+        ControlPlaneRun(
+            "A run that waits for a 'gpu' target, then runs when one is added",
+            "etl",
+            "Success",
+            labels=["gpu"],
+            parameters={"rows": 5},
+        ),
+        ControlPlaneRun(
+            "A run cancelled while it runs: its ECS task is stopped",
+            "sleeper",
+            "Cancelled",
+            parameters={"seconds": 60},
+        ),
+        ControlPlaneRun(
+            "A run whose process is killed (SIGKILL): Crashed, with ECS's reason and its log",
+            "crashing",
+            "Crashed",
+            expected_message="exited with code 137",
+        ),
+    ]
+    with DevStack(schedule_seconds=2.0, log=lambda line: say(f"  [stack] {line}")) as stack:
+        environment = stack.environment()
+        session = boto3.session.Session(
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            region_name=environment["AWS_DEFAULT_REGION"],
+        )
+        endpoint = environment["AWS_ENDPOINT_URL"]
+        store = RunStore(
+            session.client("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"]
+        )
+        publisher = Publisher(
+            session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
+        )
+        ecs = session.client("ecs", endpoint_url=endpoint)
+        for name in sorted({run.flow for run in runs}):
+            flow = Module(f"flowrelay.sdk.examples.{name}:flow").load()
+            registration, _ = store.register_flow(
+                registration_for(flow, storage=Module(f"flowrelay.sdk.examples.{name}:flow"))
+            )
+            say(f"registered {registration.name} version {registration.version}")
+        store.put_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
+        say("target 'fargate' (ecs, no labels) is ready")
+        for run in runs:
+            run.run_id = str(uuid.uuid4())
+            publisher.publish(
+                FlowRunRequested(
+                    flow=run.flow,
+                    parameters=run.parameters,
+                    labels=run.labels,
+                    flow_run_id=run.run_id,
+                    requested_by="demo",
+                )
+            )
+            say(f"requested {run.flow} as run {run.run_id}")
+        gpu_run, cancelled_run = runs[2], runs[3]
+        _wait(
+            lambda: _message(store, gpu_run.run_id).startswith("waiting for a launch target"),
+            timeout,
+        )
+        say(f"run {gpu_run.run_id} waits: {_message(store, gpu_run.run_id)}")
+        store.put_target(
+            Target(
+                name="gpu-fargate", kind="ecs", labels=["gpu"], settings=stack.ecs_target_settings()
+            )
+        )
+        say("target 'gpu-fargate' (ecs, labels: gpu) added")
+        # Cancelled while Running: the case where the control plane must stop a live task.
+        _wait(lambda: _state(store, cancelled_run.run_id) == "Running", timeout)
+        publisher.publish(
+            FlowRunCancelRequested(
+                flow_run_id=cancelled_run.run_id,
+                reason="the demo does not need it any more",
+                requested_by="demo",
+            )
+        )
+        say(f"cancel requested for run {cancelled_run.run_id} (was Running)")
+        _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
+        # Let the last task processes exit and their STOPPED events be recorded, so the
+        # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
+        stack.wait_idle(timeout=15)
+        outcomes = [
+            _timeline(store, run, _task_status(ecs, store, run.run_id, stack)) for run in runs
+        ]
+    ok = all(outcome["as_designed"] for outcome in outcomes)
+    if as_json:
+        print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str))
+    else:
+        for outcome in outcomes:
+            _print_timeline(outcome)
+        verdict = sum(1 for outcome in outcomes if outcome["as_designed"])
+        output.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
+    return 0 if ok else 1
+
+
+_FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
+
+
+def _state(store: Any, run_id: str) -> str:
+    run = store.get_run(run_id)
+    return str(run.state) if run else "unknown"
+
+
+def _message(store: Any, run_id: str) -> str:
+    run = store.get_run(run_id)
+    return (run.message or "") if run else ""
+
+
+def _wait(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the demo waited {timeout:g}s and gave up")
+        time.sleep(0.25)
+
+
+def _task_status(ecs: Any, store: Any, run_id: str, stack: Any) -> dict[str, Any] | None:
+    """The run's ECS task as ECS describes it now, and whether its process still runs here."""
+    record = store.get_run(run_id)
+    infrastructure = record.infrastructure if record else {}
+    if not infrastructure.get("task_arn"):
+        return None
+    described = ecs.describe_tasks(
+        cluster=infrastructure["cluster"], tasks=[infrastructure["task_arn"]]
+    ).get("tasks", [])
+    task = described[0] if described else {}
+    process_running = stack.executor is not None and stack.executor.pid_of(run_id) is not None
+    return {
+        "last_status": task.get("lastStatus"),
+        "desired_status": task.get("desiredStatus"),
+        "stopped_reason": task.get("stoppedReason"),
+        "process_running": process_running,
+    }
+
+
+def _timeline(
+    store: Any, run: ControlPlaneRun, task: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    record = store.get_run(run.run_id)
+    history = store.history(run.run_id)
+    message = record.message or ""
+    stopped = task is None or (task["last_status"] == "STOPPED" and not task["process_running"])
+    return {
+        "title": run.title,
+        "flow": run.flow,
+        "run_id": run.run_id,
+        "state": str(record.state),
+        "expected": run.expected,
+        "message": record.message,
+        "target": record.target,
+        "task_arn": record.infrastructure.get("task_arn"),
+        "task": task,
+        # Every run's infrastructure must be gone at the end; a cancelled one above all.
+        "as_designed": str(record.state) == run.expected
+        and (run.expected_message is None or run.expected_message in message)
+        and stopped,
+        "history": [
+            {
+                "at": entry.at.isoformat(),
+                "state": str(entry.state),
+                "source": str(entry.source),
+                "message": entry.message,
+            }
+            for entry in history
+        ],
+    }
+
+
+def _print_timeline(outcome: dict[str, Any]) -> None:
+    output.stdout.rule(
+        f"[bold]{outcome['title']}[/]  ({outcome['flow']}, run {outcome['run_id'][:8]})"
+    )
+    start = None
+    indent = " " * 38  # under the message column
+    for entry in outcome["history"]:
+        at = datetime.fromisoformat(entry["at"])
+        start = start or at
+        style = output.STYLES.get(entry["state"], "white")
+        # A Crashed message carries the log's last lines: keep them under the message column.
+        message = escape(entry["message"] or "").replace("\n", "\n" + indent)
+        output.stdout.print(
+            f"  +{(at - start).total_seconds():6.2f}s  [{style}]{entry['state']:<10}[/] "
+            f"{entry['source']:<14} {message}",
+            markup=True,
+            highlight=False,
+        )
+    verdict = "[green]as designed[/]" if outcome["as_designed"] else "[red]NOT as designed[/]"
+    task = outcome.get("task")
+    ecs = ""
+    if task is not None:
+        ecs = f" {task['last_status']}"
+        if task.get("stopped_reason"):
+            ecs += f" ({escape(task['stopped_reason'])})"
+        if task.get("process_running"):
+            ecs += " [red]its process still runs[/]"
+    output.stdout.print(
+        f"  target: {outcome['target']}  task: {outcome['task_arn']}{ecs}  {verdict}\n"
+    )

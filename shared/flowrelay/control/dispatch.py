@@ -1,0 +1,299 @@
+"""Dispatch: a "Flow Run Requested" event becomes exactly one launched run.
+
+For each request: create the run once (its id comes from ``flow_run_id``, else the idempotency
+key, else the EventBridge event id, so every redelivery finds the same run), resolve the
+registered flow and the run's config and labels, pick a target, claim the launch, launch, and
+record Submitted with the infrastructure reference.
+
+What can go wrong, and where it ends up:
+
+- The user must fix it (unknown flow or version, parameters that do not fit, a run config the
+  target kind cannot run, a task definition ECS rejects): the run is Failed with the reason.
+- Nothing can take the run yet (no target fits): the run waits in Pending with a message naming
+  what is missing; the monitor asks for it again once a target fits (``flowrelay.control.monitor``).
+- AWS says "not now" (throttling, capacity): the attempt is recorded as failed with AWS's
+  reason (in the run's history), and ``RetryLater`` says when to try the next attempt
+  (exponential backoff with jitter, ``flowrelay.core.retries``); the function queues the request
+  again with that delay. A run that exhausts ``max_attempts`` is Failed with the last reason.
+- RunTask goes unanswered (timeout, connection lost): the task may exist, so the same attempt
+  is tried again, looking for its task first; it is never counted as a new attempt.
+- The run was cancelled while its task was being started: the task is stopped at once and
+  recorded on the run, so the monitor can confirm it stopped.
+
+Launch attempts are numbered on the run, not by message deliveries: a dispatcher that dies
+mid-launch leaves the claim and the attempt number behind, and whoever takes over after the
+claim's lease repeats the same attempt, with the same ``clientToken``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from flowrelay.control.store import FlowRun, RunStore, requested_run_id
+from flowrelay.core.events import FlowRunRequested, ParsedEvent
+from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
+from flowrelay.core.modeling import Model
+from flowrelay.core.registration import FlowRegistration
+from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.routing import Target, choose_target
+from flowrelay.core.timeouts import Timeouts, resolve_timeouts
+from flowrelay.sdk.engine import ParameterError, check_parameters
+
+LAUNCH_LEASE = timedelta(minutes=5)
+#: How soon a request is looked at again while another delivery holds the launch claim.
+CLAIM_BUSY_DELAY = 30.0
+
+
+class LaunchFailed(Exception):
+    """What launchers raise: ``retryable`` when AWS may say yes later; ``outcome_unknown`` when
+    the launch went unanswered and may have happened."""
+
+    def __init__(self, reason: str, retryable: bool, outcome_unknown: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
+
+
+class Launcher(Protocol):
+    def launch(
+        self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False
+    ) -> Any:
+        """Start the run's infrastructure; returns an object with ``model_dump()`` describing it
+        (task ARN, cluster, ...). ``resume``: look for the attempt's task before starting one."""
+
+    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
+        """Stop what ``launch`` started (described by its ``model_dump()``); stopping what is
+        already stopped or gone is not an error."""
+
+
+class RetryLater(Exception):
+    """Raised so the request is delivered again after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class DispatchOutcome(Model):
+    run_id: str
+    state: RunState
+    message: str | None = None
+    created: bool = False
+    launched: bool = False
+    retry_in: float | None = None
+
+
+class Dispatcher:
+    """Turns run requests into launched runs. ``launchers`` maps target kinds to launchers."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        launchers: Mapping[str, Launcher],
+        *,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        launch_errors: Callable[[Exception], LaunchFailed | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.launchers = launchers
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.launch_errors = launch_errors or _launch_failure
+
+    def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
+        """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
+        request: FlowRunRequested = event.detail
+        run_id = requested_run_id(request.flow_run_id, request.idempotency_key, event.envelope.id)
+        registration = self.store.get_flow(request.flow, request.version)
+        run, created = self.store.create_run(
+            run_id,
+            request.flow,
+            flow_version=registration.version if registration else request.version,
+            parameters=request.parameters,
+            labels=_labels(request, registration),
+            run_config=_run_config(request, registration),
+            idempotency_key=request.idempotency_key,
+            timeout_seconds=request.timeout_seconds
+            or (registration.timeout_seconds if registration else None),
+        )
+        if run.state not in WAITING_STATES:
+            return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
+        if registration is None:
+            version = f" version {request.version}" if request.version else ""
+            return self._fail(run, f"flow {request.flow!r}{version} is not registered", created)
+        problem = _parameter_problem(request.parameters, registration)
+        if problem:
+            return self._fail(run, problem, created)
+        return self.launch(run, created=created)
+
+    def launch(self, run: FlowRun, created: bool = False) -> DispatchOutcome:
+        """Pick a target for a waiting run and launch its current attempt (at most one task per
+        attempt). Raises ``RetryLater`` when the request must come back later."""
+        now = self.store.clock()
+        if run.retry_at is not None and run.retry_at > now:
+            delay = (run.retry_at - now).total_seconds()
+            raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
+        choice = choose_target(self.store.list_targets(), run.labels, run.run_config)
+        if choice.target is None:
+            message = (
+                f"waiting for a launch target: {choice.reason.removeprefix('no target fits: ')}"
+            )
+            if run.message != message:
+                self.store.note_pending(run.run_id, message)
+            return DispatchOutcome(
+                run_id=run.run_id, state=RunState.PENDING, message=message, created=created
+            )
+        target = choice.target
+        launcher = self.launchers.get(target.kind)
+        if launcher is None:
+            return self._fail(run, f"no launcher for {target.kind} targets here", created)
+        claim = self.store.claim_launch(run.run_id, run.attempt, LAUNCH_LEASE)
+        if claim is None:
+            current = self.store.get_run(run.run_id)
+            state = current.state if current else run.state
+            if state in WAITING_STATES:
+                raise RetryLater(
+                    f"run {run.run_id} is being launched by another delivery", CLAIM_BUSY_DELAY
+                )
+            return DispatchOutcome(run_id=run.run_id, state=state, created=created)
+        try:
+            launched = launcher.launch(run, target, attempt=claim.attempt, resume=claim.resumed)
+        except Exception as exc:
+            return self._launch_failed(run, target, exc, created)
+        return self._launched(run, target, launcher, launched, created)
+
+    def _launch_failed(
+        self, run: FlowRun, target: Target, exc: Exception, created: bool
+    ) -> DispatchOutcome:
+        failure = self.launch_errors(exc)
+        if failure is None:
+            # A bug, not an answer from AWS: the task may or may not exist.
+            self.store.release_launch(run.run_id, maybe_launched=True)
+            raise exc
+        if failure.outcome_unknown:
+            self.store.release_launch(run.run_id, maybe_launched=True)
+            raise RetryLater(
+                f"attempt {run.attempt} went unanswered, trying it again: {failure.reason}",
+                self.retry.delay(run.attempt),
+            ) from exc
+        attempts = f"attempt {run.attempt} of {self.retry.max_attempts}"
+        if failure.retryable and run.attempt < self.retry.max_attempts:
+            delay = self.retry.delay(run.attempt)
+            retry_at = self.store.clock() + timedelta(seconds=delay)
+            message = (
+                f"launch {attempts} on {target.name!r} failed: {failure.reason}; "
+                f"trying again in {delay:.0f} s"
+            )
+            self.store.fail_attempt(
+                run, failure.reason, retry_at, message=message, details={"target": target.name}
+            )
+            raise RetryLater(message, delay) from exc
+        after = f" (after {run.attempt} attempts)" if failure.retryable else ""
+        return self._fail(
+            run,
+            f"launch on {target.name!r} failed{after}: {failure.reason}",
+            created,
+            details={"attempt": run.attempt, "reason": failure.reason},
+        )
+
+    def _launched(
+        self, run: FlowRun, target: Target, launcher: Launcher, launched: Any, created: bool
+    ) -> DispatchOutcome:
+        infrastructure = launched.model_dump(mode="json", exclude_none=True)
+        message = f"launched on {target.name!r}"
+        if run.attempt > 1:
+            message += f" (attempt {run.attempt})"
+        timeouts = resolve_timeouts(self.timeouts, target.timeouts, run.timeout_seconds)
+        result = self.store.transition(
+            run.run_id,
+            RunState.SUBMITTED,
+            Source.DISPATCHER,
+            message=message,
+            infrastructure=infrastructure,
+            target=target.name,
+            details={"attempt": run.attempt},
+            updates={"retry_at": None, "timeouts": timeouts, "launched_at": self.store.clock()},
+        )
+        current = result.run
+        if not result.applied and current is not None and _cancelled(current.state):
+            return self._stop_cancelled_launch(current, launcher, infrastructure, created)
+        state = current.state if current else RunState.SUBMITTED
+        return DispatchOutcome(
+            run_id=run.run_id, state=state, message=message, created=created, launched=True
+        )
+
+    def _stop_cancelled_launch(
+        self,
+        run: FlowRun,
+        launcher: Launcher,
+        infrastructure: dict[str, Any],
+        created: bool,
+    ) -> DispatchOutcome:
+        """The run was cancelled while its task was being started: stop the task, and record it
+        on the run so the monitor can see it stopped."""
+        reason = "flowrelay: the run was cancelled while its task was being started"
+        launcher.stop_launched(infrastructure, reason)
+        message = "cancelled while being launched: the task that was starting is being stopped"
+        if run.state is RunState.CANCELLING:
+            self.store.amend(run, Source.DISPATCHER, message, {"infrastructure": infrastructure})
+        return DispatchOutcome(
+            run_id=run.run_id, state=run.state, message=message, created=created, launched=True
+        )
+
+    def _fail(
+        self,
+        run: FlowRun,
+        message: str,
+        created: bool,
+        details: Mapping[str, Any] | None = None,
+    ) -> DispatchOutcome:
+        result = self.store.transition(
+            run.run_id, RunState.FAILED, Source.DISPATCHER, message=message, details=details
+        )
+        state = result.run.state if result.run else RunState.FAILED
+        return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
+
+
+def _cancelled(state: RunState) -> bool:
+    return state is RunState.CANCELLING or state is RunState.CANCELLED
+
+
+def _labels(request: FlowRunRequested, registration: FlowRegistration | None) -> list[str]:
+    """The request's labels, else its run config's, else the registered flow's."""
+    if request.labels is not None:
+        return sorted(set(request.labels))
+    if request.run_config is not None and request.run_config.labels:
+        return sorted(set(request.run_config.labels))
+    return list(registration.labels) if registration else []
+
+
+def _run_config(
+    request: FlowRunRequested, registration: FlowRegistration | None
+) -> dict[str, Any] | None:
+    config = request.run_config or (registration.run_config if registration else None)
+    return config.model_dump(mode="json") if config is not None else None
+
+
+def _parameter_problem(given: Mapping[str, Any], registration: FlowRegistration) -> str | None:
+    required = {parameter.name: parameter.required for parameter in registration.parameters}
+    try:
+        check_parameters(registration.name, required, given)
+    except ParameterError as exc:
+        return str(exc)
+    return None
+
+
+def _launch_failure(exc: Exception) -> LaunchFailed | None:
+    """Launchers' errors as LaunchFailed; anything else is a bug and propagates."""
+    if isinstance(exc, LaunchFailed):
+        return exc
+    retryable = getattr(exc, "retryable", None)
+    reason = getattr(exc, "reason", None)
+    if isinstance(retryable, bool) and isinstance(reason, str):
+        return LaunchFailed(reason, retryable, bool(getattr(exc, "outcome_unknown", False)))
+    return None

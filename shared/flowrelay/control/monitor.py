@@ -1,0 +1,343 @@
+"""The monitor: every active run reconciled with its infrastructure, once a minute.
+
+It reads active runs through the sparse ``active`` index (never a table scan), one query per
+state, and holds each against its limits (``flowrelay.core.timeouts``, stored on the run at launch):
+
+- **Pending**: re-offered to dispatch when a target fits it now (a target was added or its
+  labels changed), unless a launch is under way or a failed attempt's backoff is pending.
+- **Submitted / Queued** longer than the start timeout: ECS is asked. A task that is gone or
+  stopped makes the run Crashed with ECS's reason (or, for a transient start failure, starts
+  the next attempt); a task still starting is left alone until the start limit, then stopped,
+  and the run is Crashed.
+- **Running** past the run's own timeout: its task is stopped, then the run is TimedOut.
+- **Running** with no heartbeat for the heartbeat timeout: ECS is asked. A stopped or gone task
+  makes the run Crashed with the stop reason; a task still running means the run is alive but
+  its runner cannot report: a warning (and the ``RunnersSilent`` metric, which is alarmed on),
+  never a crash.
+- **Cancelling**: Cancelled once the task is confirmed stopped; stopped again if it is still
+  running after the stop grace period. A run with no task recorded but a launch begun (its
+  dispatcher died) has that attempt's task looked for, and stopped when found.
+
+Every change is one conditional transition with a message a user can act on, so a monitor pass
+racing a late event or another pass cannot move a run twice.
+
+>>> report = Monitor(store, {"ecs": launcher}, publisher).run_once()   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import Field
+
+from flowrelay.control.recorder import stopped_task_verdict
+from flowrelay.control.store import FlowRun, RunStore
+from flowrelay.core.events import EcsTaskStateChange, FlowRunRequested
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.modeling import Model
+from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.routing import Target, choose_target
+from flowrelay.core.timeouts import Timeouts
+
+log = logging.getLogger("flowrelay.control.monitor")
+
+Action = Literal[
+    "offered", "crashed", "relaunched", "stopped", "timed_out", "cancelled", "runner_silent"
+]
+
+
+class Infrastructure(Protocol):
+    def status(self, infrastructure: Mapping[str, Any]) -> EcsTaskStateChange | None:
+        """The launched task as ECS describes it now; None when it is gone."""
+
+    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
+        """Stop the launched task; already stopped or gone is not an error."""
+
+    def find_unrecorded(self, run: FlowRun, attempt: int, targets: Iterable[Target]) -> Any:
+        """What ``attempt`` of ``run`` launched on one of ``targets`` without the run recording
+        it (a ``model_dump``-able result), or None."""
+
+
+class Publisher(Protocol):
+    def publish(self, *events: Any) -> None: ...
+
+
+class MonitorAction(Model):
+    """One thing a monitor pass did (or found) about one run."""
+
+    run_id: str
+    action: Action
+    state: RunState | None = None
+    message: str
+
+
+class MonitorReport(Model):
+    actions: list[MonitorAction] = Field(default_factory=list)
+    checked: int = 0
+
+    def count(self, action: Action) -> int:
+        return sum(1 for item in self.actions if item.action == action)
+
+
+def request_for(run: FlowRun, requested_by: str) -> FlowRunRequested:
+    """A request that makes dispatch look at a waiting run again (same run id: never a second
+    run, and the launch claim keeps it to one launch)."""
+    return FlowRunRequested(
+        flow=run.flow_name,
+        version=run.flow_version,
+        parameters=run.parameters,
+        flow_run_id=run.run_id,
+        requested_by=requested_by,
+    )
+
+
+def is_due(run: FlowRun, now: datetime) -> bool:
+    """Whether a waiting run may be launched now: no backoff pending, no launch under way."""
+    return (run.retry_at is None or run.retry_at <= now) and not run.launch_claimed(now)
+
+
+def requests_for_waiting_runs(store: RunStore) -> list[tuple[FlowRunRequested, str]]:
+    """A new request (and why) for every run waiting in Pending that some target fits now and
+    that is due (``is_due``). Dispatch takes them like any request: same run id, so the run is
+    launched once, by the one function allowed to launch."""
+    targets = store.list_targets()
+    now = store.clock()
+    offers = []
+    for run in store.active_runs(RunState.PENDING):
+        if not is_due(run, now):
+            continue
+        choice = choose_target(targets, run.labels, run.run_config)
+        if choice.target is not None:
+            offers.append((request_for(run, "monitor"), choice.reason))
+    return offers
+
+
+class Monitor:
+    """One reconciliation pass at a time (``run_once``); see the module docstring.
+
+    ``launchers`` maps infrastructure kinds to what can describe and stop them; ``publisher``
+    puts re-offered requests on the bus; ``log_tail`` reads the end of a run's log for Crashed
+    messages (best effort).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        launchers: Mapping[str, Infrastructure],
+        publisher: Publisher,
+        *,
+        defaults: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        log_tail: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.launchers = launchers
+        self.publisher = publisher
+        self.defaults = defaults or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self.log_tail = log_tail
+
+    def run_once(self) -> MonitorReport:
+        """One pass over every active run; a failure on one run is logged and the pass goes on."""
+        report = MonitorReport()
+        checks: list[tuple[RunState, Callable[[FlowRun, datetime], MonitorAction | None]]] = [
+            (RunState.SUBMITTED, self._check_start),
+            (RunState.QUEUED, self._check_start),
+            (RunState.RUNNING, self._check_running),
+            (RunState.CANCELLING, self._check_cancelling),
+        ]
+        for state, check in checks:
+            for run in self.store.active_runs(state):
+                report.checked += 1
+                try:
+                    action = check(run, self.store.clock())
+                except Exception:
+                    log.exception("monitor: checking run %s (%s) failed", run.run_id, run.state)
+                    continue
+                if action is not None:
+                    report.actions.append(action)
+        report.actions.extend(self._offer_pending(report))
+        for action in report.actions:
+            level = logging.WARNING if action.action == "runner_silent" else logging.INFO
+            log.log(level, "monitor: run %s %s: %s", action.run_id, action.action, action.message)
+        return report
+
+    # --- the checks ----------------------------------------------------------------------------
+
+    def _offer_pending(self, report: MonitorReport) -> list[MonitorAction]:
+        offers = requests_for_waiting_runs(self.store)
+        if offers:
+            self.publisher.publish(*(request for request, _ in offers))
+        return [
+            MonitorAction(
+                run_id=str(request.flow_run_id),
+                action="offered",
+                state=RunState.PENDING,
+                message=f"offered to dispatch again: {reason}",
+            )
+            for request, reason in offers
+        ]
+
+    def _check_start(self, run: FlowRun, now: datetime) -> MonitorAction | None:
+        limits = run.timeouts or self.defaults
+        waited = _seconds_since(run.launched_at or run.state_entered_at, now)
+        if waited <= limits.start_seconds:
+            return None
+        task = self._status(run)
+        if task is None or task.lastStatus == "STOPPED":
+            return self._stopped(run, task, f"not started after {waited:.0f} s")
+        if task.lastStatus == "RUNNING":
+            return self._silent(
+                run, f"its task is running but the runner has not reported in {waited:.0f} s"
+            )
+        if waited <= limits.start_limit_seconds:
+            return None
+        status = task.lastStatus
+        message = (
+            f"the ECS task did not start within {limits.start_limit_seconds:.0f} s "
+            f"(still {status}); it was stopped"
+        )
+        self._stop(run, f"flowrelay: did not start within {limits.start_limit_seconds:.0f} s")
+        return self._move(run, RunState.CRASHED, "crashed", message, {"ecs_status": status})
+
+    def _check_running(self, run: FlowRun, now: datetime) -> MonitorAction | None:
+        limits = run.timeouts or self.defaults
+        running_for = _seconds_since(run.state_entered_at, now)
+        if limits.run_seconds is not None and running_for > limits.run_seconds:
+            self._stop(run, f"flowrelay: timed out after {limits.run_seconds:.0f} s")
+            message = (
+                f"timed out: running for {running_for:.0f} s, over its limit of "
+                f"{limits.run_seconds:.0f} s; its task was stopped"
+            )
+            return self._move(run, RunState.TIMED_OUT, "timed_out", message)
+        silent_for = _seconds_since(run.heartbeat_at or run.state_entered_at, now)
+        if silent_for <= limits.heartbeat_seconds:
+            return None
+        task = self._status(run)
+        if task is None or task.lastStatus == "STOPPED":
+            return self._stopped(run, task, f"no heartbeat for {silent_for:.0f} s")
+        return self._silent(
+            run,
+            f"no heartbeat for {silent_for:.0f} s but its ECS task is {task.lastStatus}: the "
+            "runner cannot report (check the task's network path to EventBridge)",
+        )
+
+    def _check_cancelling(self, run: FlowRun, now: datetime) -> MonitorAction | None:
+        limits = run.timeouts or self.defaults
+        if not run.infrastructure.get("task_arn"):
+            if run.launch_claimed(now):
+                return None  # its dispatcher stops what it launches
+            if run.claimed_attempt is not None:
+                found = self._find_unrecorded(run, run.claimed_attempt)
+                if found is not None:
+                    return self._stop_unrecorded(run, found)
+            elif _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
+                return None
+            return self._move(
+                run, RunState.CANCELLED, "cancelled", "cancelled before it was launched"
+            )
+        task = self._status(run)
+        if task is None or task.lastStatus == "STOPPED":
+            return self._move(
+                run, RunState.CANCELLED, "cancelled", "cancelled: its task is confirmed stopped"
+            )
+        if _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
+            return None
+        self._stop(run, "flowrelay: cancelled (stopping again)")
+        return MonitorAction(
+            run_id=run.run_id,
+            action="stopped",
+            state=run.state,
+            message=f"still {task.lastStatus} after the cancel; asked ECS to stop it again",
+        )
+
+    # --- what the checks do --------------------------------------------------------------------
+
+    def _find_unrecorded(self, run: FlowRun, attempt: int) -> dict[str, Any] | None:
+        """The task a dead dispatcher may have started for ``attempt`` and never recorded, as
+        the run would record it; None when there is none (or no launcher can look)."""
+        targets = self.store.list_targets()
+        for kind, launcher in self.launchers.items():
+            fitting = [target for target in targets if target.kind == kind]
+            found = launcher.find_unrecorded(run, attempt, fitting)
+            if found is not None:
+                return dict(found.model_dump(mode="json", exclude_none=True))
+        return None
+
+    def _stop_unrecorded(self, run: FlowRun, infrastructure: dict[str, Any]) -> MonitorAction:
+        """Stop a task found for a cancelling run that did not know it, and record it on the run,
+        so its STOPPED event (or the next pass) ends the run Cancelled."""
+        launcher = self.launchers[str(infrastructure.get("kind", "ecs"))]
+        launcher.stop_launched(infrastructure, "flowrelay: cancelled (a task started unrecorded)")
+        message = (
+            f"cancelled: found task {infrastructure.get('task_arn')}, started by a launch that "
+            "never recorded it; it is being stopped"
+        )
+        self.store.amend(run, Source.MONITOR, message, {"infrastructure": infrastructure})
+        return MonitorAction(run_id=run.run_id, action="stopped", state=run.state, message=message)
+
+    def _status(self, run: FlowRun) -> EcsTaskStateChange | None:
+        launcher = self.launchers[str(run.infrastructure.get("kind", "ecs"))]
+        return launcher.status(run.infrastructure)
+
+    def _stop(self, run: FlowRun, reason: str) -> None:
+        if run.infrastructure.get("task_arn"):
+            launcher = self.launchers[str(run.infrastructure.get("kind", "ecs"))]
+            launcher.stop_launched(run.infrastructure, reason[:255])
+
+    def _stopped(
+        self, run: FlowRun, task: EcsTaskStateChange | None, why: str
+    ) -> MonitorAction | None:
+        """The run's task is stopped (``task``) or gone (None)."""
+        if task is None:
+            message = (
+                f"{why}, and ECS no longer knows its task {run.infrastructure.get('task_arn')} "
+                "(it stopped long ago or never started)"
+            )
+            return self._move(run, RunState.CRASHED, "crashed", message)
+        verdict = stopped_task_verdict(task, run, self.retry, self.store.clock())
+        if verdict.relaunch:
+            action = self._move(
+                run, verdict.state, "relaunched", verdict.message, verdict.details, verdict.updates
+            )
+            if action is not None:
+                self.publisher.publish(request_for(run, "monitor (relaunch)"))
+            return action
+        message = f"{verdict.message} ({why})"
+        if self.log_tail is not None:
+            message += self.log_tail(run.infrastructure)
+        return self._move(run, verdict.state, "crashed", message, verdict.details)
+
+    def _silent(self, run: FlowRun, message: str) -> MonitorAction:
+        return MonitorAction(
+            run_id=run.run_id, action="runner_silent", state=run.state, message=message
+        )
+
+    def _move(
+        self,
+        run: FlowRun,
+        state: RunState,
+        action: Action,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | None = None,
+    ) -> MonitorAction | None:
+        result = self.store.transition(
+            run.run_id,
+            state,
+            Source.MONITOR,
+            message=message,
+            details={k: v for k, v in (details or {}).items() if v is not None},
+            updates=updates,
+        )
+        if not result.applied:
+            return None  # the run moved meanwhile: the newer state wins
+        final = result.run.state if result.run else state
+        return MonitorAction(run_id=run.run_id, action=action, state=final, message=message)
+
+
+def _seconds_since(moment: datetime, now: datetime) -> float:
+    return (now - moment).total_seconds()

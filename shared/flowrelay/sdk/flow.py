@@ -1,0 +1,332 @@
+"""The Flow: a DAG of tasks plus where and how its runs should execute.
+
+>>> from flowrelay import Flow, task, Parameter
+>>> @task
+... def double(x):
+...     return 2 * x
+>>> with Flow("doubler") as flow:
+...     result = double(Parameter("x", default=21))
+>>> flow.run().result[result].result
+42
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flowrelay.sdk.tasks import Edge, Parameter, Task, _active_flow, as_task
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from flowrelay.core.run_configs import RunConfig
+    from flowrelay.sdk.environments import Environment
+    from flowrelay.sdk.executors.base import Executor
+    from flowrelay.sdk.states import State
+    from flowrelay.sdk.storage import Storage
+
+
+class Flow:
+    """A named DAG of tasks.
+
+    Args:
+        name: the flow's name (runs and registrations are keyed by it).
+        tasks, edges: initial tasks and ``Edge`` objects (usually built with the functional API).
+        run_config: where runs go and how they are configured (``flowrelay.core.run_configs``).
+        executor: how tasks run inside one flow run (``flowrelay.sdk.executors``).
+        storage: where the flow runner will find this flow (``flowrelay.sdk.storage``).
+        labels: extra labels for matching launch targets (merged with ``run_config.labels``).
+        schedule: kept for registration; runs on a schedule are requested by EventBridge.
+        reference_tasks: the tasks whose states decide the flow run's state (default: the
+            terminal tasks).
+        environment: DEPRECATED, translated to ``run_config`` + ``executor``
+            (see docs/environments.md).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        schedule: Any = None,
+        executor: Executor | None = None,
+        environment: Environment | None = None,
+        run_config: RunConfig | None = None,
+        storage: Storage | None = None,
+        tasks: Iterable[Task] | None = None,
+        edges: Iterable[Edge] | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+        labels: Iterable[str] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"A flow needs a non-empty name, got {name!r}")
+        self.name = name
+        self.schedule = schedule
+        self.run_config = run_config
+        self.executor = executor
+        self.storage = storage
+        self.on_start: Callable[[], None] | None = None
+        self.on_exit: Callable[[], None] | None = None
+        self.on_execute: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+        self._labels: set[str] = set(labels or ())
+        self._environment: Environment | None = None
+        self._tasks: dict[Task, None] = {}
+        self._slugs: dict[Task, str] = {}
+        self._slugs_taken: set[str] = set()
+        self._slug_numbers: dict[str, int] = {}
+        self._edges: list[Edge] = []
+        self._edges_to: dict[Task, list[Edge]] = {}
+        self._edges_from: dict[Task, list[Edge]] = {}
+        self.constants: dict[Task, dict[str, Any]] = {}
+        self.mapped_constants: dict[Task, set[str]] = {}
+        self._reference_tasks: set[Task] = set()
+        self._context_tokens: list[Token[Flow | None]] = []
+        for task in tasks or ():
+            self.add_task(task)
+        for edge in edges or ():
+            self.add_edge(edge.upstream, edge.downstream, key=edge.key, mapped=edge.mapped)
+        if reference_tasks:
+            self.set_reference_tasks(reference_tasks)
+        if environment is not None:
+            self.environment = environment
+
+    # --- context manager (functional API) --------------------------------------------------
+
+    def __enter__(self) -> Flow:
+        self._context_tokens.append(_active_flow.set(self))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _active_flow.reset(self._context_tokens.pop())
+
+    # --- building ----------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> Task:
+        """Add ``task`` (no edges); adding it twice is harmless."""
+        if not isinstance(task, Task):
+            raise TypeError(f"Flow {self.name!r}: add_task needs a Task, got {task!r}")
+        if task in self._tasks:
+            return task
+        if isinstance(task, Parameter):
+            clash = next((p for p in self.parameters() if p.name == task.name), None)
+            if clash is not None:
+                raise ValueError(f"Flow {self.name!r} already has a parameter named {task.name!r}")
+        self._tasks[task] = None
+        # Continue numbering from the last number used for this name: building a flow stays
+        # linear when one task is called thousands of times.
+        number = self._slug_numbers.get(task.name, 1)
+        slug = task.name if number == 1 else f"{task.name}-{number}"
+        while slug in self._slugs_taken:
+            number += 1
+            slug = f"{task.name}-{number}"
+        self._slug_numbers[task.name] = number + 1
+        self._slugs[task] = slug
+        self._slugs_taken.add(slug)
+        return task
+
+    def add_edge(
+        self, upstream: Task, downstream: Task, key: str | None = None, mapped: bool = False
+    ) -> Edge:
+        """Make ``upstream`` run before ``downstream`` and, with ``key``, feed it that input."""
+        if key is not None:
+            self._check_input_free(downstream, key)
+        if upstream is downstream or self._reaches(downstream, upstream):
+            raise ValueError(
+                f"Flow {self.name!r}: an edge {upstream.name!r} -> {downstream.name!r} would make "
+                f"a cycle; flows must be acyclic"
+            )
+        self.add_task(upstream)
+        self.add_task(downstream)
+        edge = Edge(upstream, downstream, key=key, mapped=mapped)
+        self._edges.append(edge)
+        self._edges_to.setdefault(downstream, []).append(edge)
+        self._edges_from.setdefault(upstream, []).append(edge)
+        return edge
+
+    def add_constant(self, task: Task, key: str, value: Any, mapped: bool = False) -> None:
+        """Feed ``task`` the plain value ``value`` as input ``key`` (mapped: one item per child)."""
+        self._check_input_free(task, key)
+        self.add_task(task)
+        self.constants.setdefault(task, {})[key] = value
+        if mapped:
+            self.mapped_constants.setdefault(task, set()).add(key)
+
+    def _check_input_free(self, task: Task, key: str) -> None:
+        taken = key in self.constants.get(task, {}) or any(
+            edge.key == key for edge in self._edges_to.get(task, ())
+        )
+        if taken:
+            raise ValueError(f"Flow {self.name!r}: task {task.name!r} already has an input {key!r}")
+
+    def set_dependencies(
+        self,
+        task: Task,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Task] | None = None,
+        keyword_tasks: Mapping[str, Any] | None = None,
+        mapped: bool = False,
+    ) -> None:
+        """Wire ``task`` in one call: ordering-only upstreams, downstreams and keyword inputs."""
+        self.add_task(task)
+        for upstream in upstream_tasks or ():
+            self.add_edge(self.task_for(upstream), task, mapped=mapped)
+        for downstream in downstream_tasks or ():
+            self.add_edge(task, downstream)
+        for key, value in (keyword_tasks or {}).items():
+            task._bind_input(self, key, value, mapped)
+
+    def task_for(self, value: Any) -> Task:
+        """The task producing ``value`` (a task, or a collection of tasks); TypeError otherwise."""
+        upstream = as_task(value, self)
+        if upstream is None:
+            raise TypeError(f"Flow {self.name!r}: {value!r} is not a task")
+        return upstream
+
+    def _reaches(self, start: Task, goal: Task) -> bool:
+        """Whether ``goal`` is downstream of ``start``."""
+        seen: set[Task] = set()
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            for edge in self._edges_from.get(current, ()):
+                if edge.downstream is goal:
+                    return True
+                if edge.downstream not in seen:
+                    seen.add(edge.downstream)
+                    stack.append(edge.downstream)
+        return False
+
+    # --- reading -----------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> set[Task]:
+        return set(self._tasks)
+
+    @property
+    def edges(self) -> list[Edge]:
+        return list(self._edges)
+
+    def slug(self, task: Task) -> str:
+        """The task's name, made unique within this flow (``add``, ``add-2``, ...)."""
+        return self._slugs[task]
+
+    def edges_to(self, task: Task) -> list[Edge]:
+        return list(self._edges_to.get(task, ()))
+
+    def edges_from(self, task: Task) -> list[Edge]:
+        return list(self._edges_from.get(task, ()))
+
+    def upstream_tasks(self, task: Task) -> set[Task]:
+        return {edge.upstream for edge in self._edges_to.get(task, ())}
+
+    def downstream_tasks(self, task: Task) -> set[Task]:
+        return {edge.downstream for edge in self._edges_from.get(task, ())}
+
+    def parameters(self) -> list[Parameter]:
+        return [task for task in self._tasks if isinstance(task, Parameter)]
+
+    def get_tasks(self, name: str | None = None, tags: Iterable[str] | None = None) -> list[Task]:
+        """Tasks with this name (or slug) and all of these tags."""
+        wanted_tags = set(tags or ())
+        return [
+            task
+            for task in self._tasks
+            if (name is None or name in (task.name, self._slugs[task])) and wanted_tags <= task.tags
+        ]
+
+    def root_tasks(self) -> set[Task]:
+        return {task for task in self._tasks if not self._edges_to.get(task)}
+
+    def terminal_tasks(self) -> set[Task]:
+        return {task for task in self._tasks if not self._edges_from.get(task)}
+
+    def reference_tasks(self) -> set[Task]:
+        """The tasks that decide the run's state: those set, else the terminal tasks."""
+        return set(self._reference_tasks) or self.terminal_tasks()
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        chosen = set(tasks)
+        unknown = [task.name for task in chosen if task not in self._tasks]
+        if unknown:
+            raise ValueError(f"Flow {self.name!r}: reference tasks not in the flow: {unknown}")
+        self._reference_tasks = chosen
+
+    def sorted_tasks(self) -> list[Task]:
+        """Every task after all of its upstreams; ties keep the order tasks were added."""
+        remaining = {task: len(self._edges_to.get(task, ())) for task in self._tasks}
+        ready = deque(task for task, count in remaining.items() if count == 0)
+        ordered: list[Task] = []
+        while ready:
+            current = ready.popleft()
+            ordered.append(current)
+            for edge in self._edges_from.get(current, ()):
+                remaining[edge.downstream] -= 1
+                if remaining[edge.downstream] == 0:
+                    ready.append(edge.downstream)
+        return ordered
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.sorted_tasks())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return f"<Flow: {self.name!r} ({len(self._tasks)} tasks)>"
+
+    # --- configuration ------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> set[str]:
+        """Labels a launch target must carry: those set here plus ``run_config.labels``."""
+        from_run_config = set(self.run_config.labels) if self.run_config is not None else set()
+        return self._labels | from_run_config
+
+    @labels.setter
+    def labels(self, labels: Iterable[str]) -> None:
+        if isinstance(labels, str):
+            raise TypeError("flow.labels takes a list of labels, not one string")
+        self._labels = set(labels)
+
+    @property
+    def environment(self) -> Environment | None:
+        """DEPRECATED: setting it fills ``run_config``, ``executor`` and the run hooks."""
+        return self._environment
+
+    @environment.setter
+    def environment(self, environment: Environment | None) -> None:
+        self._environment = environment
+        if environment is None:
+            return
+        warnings.warn(
+            "flow.environment is deprecated: set flow.run_config and flow.executor instead "
+            "(see docs/environments.md)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        translation = environment.translate()
+        if self.run_config is None:
+            self.run_config = translation.run_config
+        if self.executor is None:
+            self.executor = translation.executor
+        self.on_start = translation.on_start
+        self.on_exit = translation.on_exit
+        self.on_execute = translation.on_execute
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        executor: Executor | None = None,
+        **parameter_values: Any,
+    ) -> State:
+        """Run the flow here, now, and return its state.
+
+        ``parameters`` (or keyword arguments) give parameter values; ``executor`` overrides
+        ``flow.executor`` (default ``LocalExecutor``).
+        """
+        from flowrelay.sdk.engine import run_flow
+
+        return run_flow(self, {**(parameters or {}), **parameter_values}, executor)

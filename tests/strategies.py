@@ -1,8 +1,9 @@
 """Hypothesis strategies for flowrelay's events, shared by the unit and integration fuzz tests.
 
-``VALID_DETAILS`` holds one strategy per detail model in ``flowrelay.core.events.DETAIL_MODELS`` (a
-unit test fails when a model is added without one); ``near_valid`` breaks one field of a valid
-detail and says which field it broke, so tests can check that the error names it.
+``VALID_DETAILS`` holds one strategy per detail model the stack's queues carry
+(``EVERY_DETAIL_MODEL``: flowrelay's own, ``flowrelay.core.events.DETAIL_MODELS``, and ECS's task
+events); a unit test fails when a model is added without one; ``near_valid`` breaks one field of a
+valid detail and says which field it broke, so tests can check that the error names it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel
 
 from flowrelay.core.events import (
-    ECS_GROUP_PREFIX,
-    ECS_SOURCE,
+    DETAIL_MODELS,
     SOURCE,
-    EcsTaskStateChange,
     FlowRunCancelRequested,
     FlowRunRequested,
     FlowRunStateChanged,
     TaskRunStateChanged,
 )
 from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.launchers.ecs.events import SOURCE as ECS_SOURCE
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
+from flowrelay.launchers.ecs.status import EcsTaskStateChange
 
 # --- plain JSON -------------------------------------------------------------------------------
 
@@ -168,7 +170,7 @@ ecs_task_state_change: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     optional={
         "clusterArn": st.none() | short_text,
         "desiredStatus": st.none() | _ecs_statuses,
-        "group": st.none() | short_text | run_ids.map(ECS_GROUP_PREFIX.__add__),
+        "group": st.none() | short_text | run_ids.map(GROUP_PREFIX.__add__),
         "startedBy": st.none() | short_text,
         "stopCode": st.none() | short_text,
         "stoppedReason": st.none() | short_text,
@@ -185,6 +187,16 @@ VALID_DETAILS: dict[type[BaseModel], SearchStrategy[dict[str, Any]]] = {
     TaskRunStateChanged: task_run_state_changed,
     EcsTaskStateChange: ecs_task_state_change,
 }
+
+
+#: Every detail model the stack's queues carry, by (source, detail-type).
+EVERY_DETAIL_MODEL: dict[tuple[str, str], type[BaseModel]] = {
+    **DETAIL_MODELS,
+    (ECS_SOURCE, EcsTaskStateChange.DETAIL_TYPE): EcsTaskStateChange,
+}
+#: ``parse_event``'s readers for the events that are not flowrelay's own, as their models (the
+#: launchers' readers turn them into ``InfraEvent``s; here the models themselves are fuzzed).
+MODEL_READERS = {(ECS_SOURCE, EcsTaskStateChange.DETAIL_TYPE): EcsTaskStateChange.model_validate}
 
 
 # --- envelopes --------------------------------------------------------------------------------

@@ -1,16 +1,21 @@
 """Storage (public path): ``from flowrelay.storage import Module, Local, S3``.
 
-Defined in ``flowrelay.sdk.storage``; see there and docs/flows.md.
+The descriptions are defined in ``flowrelay.core.storage``, loading in ``flowrelay.sdk.storage``;
+see docs/flows.md.
 """
 
-from flowrelay.sdk.storage import (
-    S3,
-    FlowLoadError,
-    Local,
-    Module,
-    Storage,
-    parse_storage,
-    split_location,
-)
+from flowrelay.core.storage import S3, Local, Module, Storage, parse_storage, split_location
+from flowrelay.sdk.storage import FlowLoadError, load_flow, load_flow_from_script, upload_script
 
-__all__ = ["S3", "FlowLoadError", "Local", "Module", "Storage", "parse_storage", "split_location"]
+__all__ = [
+    "S3",
+    "FlowLoadError",
+    "Local",
+    "Module",
+    "Storage",
+    "load_flow",
+    "load_flow_from_script",
+    "parse_storage",
+    "split_location",
+    "upload_script",
+]

@@ -25,10 +25,10 @@ from botocore.config import Config
 
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.aws.logs import LogLocation
-from flowrelay.control.store import RunStore
-from flowrelay.core.events import ECS_GROUP_PREFIX
-from flowrelay.core.registration import registration_for
-from flowrelay.sdk.storage import Module
+from flowrelay.control.store import Store
+from flowrelay.core.storage import Module
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
+from flowrelay.sdk.flow import registration_for
 
 # Settings that could send boto3 somewhere other than the moto server, or to real credentials.
 _AWS_SETTINGS_TO_CLEAR = (*REAL_AWS_SETTINGS, "AWS_ENDPOINT_URL_S3", "AWS_REGION")
@@ -203,7 +203,7 @@ def tasks_of_run(ecs: Any, cluster: str, run_id: str) -> list[dict[str, Any]]:
         tasks += ecs.describe_tasks(
             cluster=cluster, tasks=arns[start : start + 100], include=["TAGS"]
         )["tasks"]
-    return [task for task in tasks if task.get("group") == f"{ECS_GROUP_PREFIX}{run_id}"]
+    return [task for task in tasks if task.get("group") == f"{GROUP_PREFIX}{run_id}"]
 
 
 @pytest.fixture
@@ -265,11 +265,11 @@ def clock() -> Clock:
     return Clock()
 
 
-def register_etl(store: RunStore) -> RunStore:
+def register_etl(store: Store) -> Store:
     """``store``, with the example flow ``etl`` registered."""
     from flowrelay.sdk.examples.etl import flow
 
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.sdk.examples.etl:flow")))
+    store.flows.register(registration_for(flow, storage=Module("flowrelay.sdk.examples.etl:flow")))
     return store
 
 
@@ -278,20 +278,20 @@ def names(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> dict[str
     """The stack named the way `flowrelay dev up` tells the user to: two exported names; no
     timeout defaults from the environment unless a test sets them; the CLI's watch loops poll
     quickly."""
-    from flowrelay.cli import control
+    from flowrelay.cli import runs as cli_runs
 
     for name in ("FLOWRELAY_STACK", "FLOWRELAY_HEARTBEAT_TIMEOUT_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
-    monkeypatch.setattr(control, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(cli_runs, "POLL_SECONDS", 0.05)
     return {"table": run_table, "bus": bus}
 
 
 @pytest.fixture
-def store(run_table: str) -> RunStore:
+def store(run_table: str) -> Store:
     """The run table, with the example flow ``etl`` registered."""
-    return register_etl(RunStore(boto3.client("dynamodb"), run_table))
+    return register_etl(Store(boto3.client("dynamodb"), run_table))
 
 
 #: Figures a test module measured (title, lines), shown at the end of every run, also `-q`.

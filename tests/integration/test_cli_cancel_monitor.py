@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.cli import control
+from flowrelay.cli.options import requested_by
 from flowrelay.control.cancel import Canceller
-from flowrelay.control.store import RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.routing import Target
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def store(names: dict[str, str]) -> RunStore:
-    return RunStore(boto3.client("dynamodb"), names["table"])
+def store(names: dict[str, str]) -> Store:
+    return Store(boto3.client("dynamodb"), names["table"])
 
 
 @pytest.fixture
@@ -47,10 +47,10 @@ def requests_queue(names: dict[str, str]) -> Iterator[str]:
     yield from routed_queue(names["bus"], FlowRunRequested.DETAIL_TYPE)
 
 
-def running_run(store: RunStore, run_id: str) -> None:
-    store.create_run(run_id, "etl")
-    store.transition(run_id, RunState.SUBMITTED, Source.DISPATCHER, target="fargate")
-    store.transition(run_id, RunState.RUNNING, Source.RUNNER, message="Running flow 'etl'")
+def running_run(store: Store, run_id: str) -> None:
+    store.runs.create(run_id, "etl")
+    store.runs.transition(run_id, RunState.SUBMITTED, Source.DISPATCHER, target="fargate")
+    store.runs.transition(run_id, RunState.RUNNING, Source.RUNNER, message="Running flow 'etl'")
 
 
 # --- runs cancel -----------------------------------------------------------------------------
@@ -63,9 +63,11 @@ def test_cancel_of_an_unknown_run_is_one_error_line_and_exit_1(
     assert received(cancel_queue) == []
 
 
-def test_cancel_of_a_final_run_is_a_clear_no_op(store: RunStore, cancel_queue: str) -> None:
-    store.create_run("done", "etl")
-    store.transition("done", RunState.SUCCESS, Source.RUNNER, message="All reference tasks done")
+def test_cancel_of_a_final_run_is_a_clear_no_op(store: Store, cancel_queue: str) -> None:
+    store.runs.create("done", "etl")
+    store.runs.transition(
+        "done", RunState.SUCCESS, Source.RUNNER, message="All reference tasks done"
+    )
     result = invoke("runs", "cancel", "done", "--reason", "too late", "--wait")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == "run done is already Success; nothing to cancel"
@@ -77,11 +79,11 @@ def test_cancel_of_a_final_run_is_a_clear_no_op(store: RunStore, cancel_queue: s
         "message": "run done is already Success; nothing to cancel",
     }
     assert received(cancel_queue) == []  # nothing was published
-    assert store.get_run("done").state is RunState.SUCCESS  # type: ignore[union-attr]
+    assert store.runs.get("done").state is RunState.SUCCESS  # type: ignore[union-attr]
 
 
 def test_cancel_of_an_active_run_publishes_the_request_with_reason_and_requester(
-    store: RunStore, cancel_queue: str
+    store: Store, cancel_queue: str
 ) -> None:
     running_run(store, "busy")
     result = invoke("runs", "cancel", "busy", "--reason", "wrong parameters")
@@ -90,12 +92,12 @@ def test_cancel_of_an_active_run_publishes_the_request_with_reason_and_requester
     (request,) = received(cancel_queue, wait_seconds=2)
     assert isinstance(request, FlowRunCancelRequested)
     assert (request.flow_run_id, request.reason) == ("busy", "wrong parameters")
-    assert request.requested_by == control._requested_by()  # as `run` names the requester
+    assert request.requested_by == requested_by()  # as `run` names the requester
     assert request.requested_by.startswith("flowrelay-cli")
     # Publishing is all the CLI does: the Cancel function applies it.
-    assert store.get_run("busy").state is RunState.RUNNING  # type: ignore[union-attr]
+    assert store.runs.get("busy").state is RunState.RUNNING  # type: ignore[union-attr]
 
-    store.create_run("waiting", "etl")
+    store.runs.create("waiting", "etl")
     as_json = json.loads(invoke("runs", "cancel", "waiting", "--json").stdout)
     assert as_json["cancel_requested"] is True
     assert (as_json["flow_run_id"], as_json["was"]) == ("waiting", "Pending")
@@ -104,14 +106,14 @@ def test_cancel_of_an_active_run_publishes_the_request_with_reason_and_requester
     assert (request.flow_run_id, request.reason) == ("waiting", None)
 
 
-def test_cancel_with_a_reason_too_long_is_a_usage_error(store: RunStore) -> None:
+def test_cancel_with_a_reason_too_long_is_a_usage_error(store: Store) -> None:
     running_run(store, "busy")
     error = one_error_line(invoke("runs", "cancel", "busy", "--reason", "x" * 2000), 2)
     assert error.startswith("--reason: String should have at most 1024 characters")
 
 
 def cancel_function(
-    store: RunStore, queue: str, then: RunState, source: Source = Source.INFRASTRUCTURE
+    store: Store, queue: str, then: RunState, source: Source = Source.INFRASTRUCTURE
 ) -> threading.Thread:
     """The Cancel function and the run's task, played in the background: the real Canceller
     applies the request that reaches the queue (the run becomes Cancelling), then ``source``
@@ -124,7 +126,7 @@ def cancel_function(
             for request in requests:
                 Canceller(store, {}).cancel(request)
                 time.sleep(0.1)
-                store.transition(
+                store.runs.transition(
                     request.flow_run_id, then, source, message=f"the {source} says {then}"
                 )
             if requests:
@@ -136,7 +138,7 @@ def cancel_function(
 
 
 def test_cancel_wait_follows_the_run_and_exits_0_only_when_it_ends_cancelled(
-    store: RunStore, cancel_queue: str
+    store: Store, cancel_queue: str
 ) -> None:
     running_run(store, "to-cancel")
     player = cancel_function(store, cancel_queue, RunState.CRASHED)
@@ -160,7 +162,7 @@ def test_cancel_wait_follows_the_run_and_exits_0_only_when_it_ends_cancelled(
     assert "ended Success, not Cancelled" in result.stderr
 
 
-def test_cancel_wait_gives_up_after_its_timeout(store: RunStore, cancel_queue: str) -> None:
+def test_cancel_wait_gives_up_after_its_timeout(store: Store, cancel_queue: str) -> None:
     running_run(store, "stuck")  # no Cancel function here: it stays Running
     result = invoke("runs", "cancel", "stuck", "--wait", "--timeout", "0.3")
     assert result.exit_code == 1
@@ -194,10 +196,10 @@ def test_monitor_names_a_bad_timeout_setting(
 
 
 def test_monitor_once_offers_a_waiting_run_that_a_target_now_fits(
-    store: RunStore, requests_queue: str
+    store: Store, requests_queue: str
 ) -> None:
-    store.create_run("wants-gpu", "etl", labels=["gpu"], message="waiting for a launch target")
-    store.put_target(Target(name="gpu", kind="ecs", labels=["gpu"], settings={"cluster": "c"}))
+    store.runs.create("wants-gpu", "etl", labels=["gpu"], message="waiting for a launch target")
+    store.targets.put(Target(name="gpu", kind="ecs", labels=["gpu"], settings={"cluster": "c"}))
     result = invoke("monitor", "--once")
     assert result.exit_code == 0, result.stderr
     title, header, row = result.stdout.strip().splitlines()
@@ -210,7 +212,7 @@ def test_monitor_once_offers_a_waiting_run_that_a_target_now_fits(
 
 
 def test_monitor_once_crashes_a_run_whose_task_stopped_unseen(
-    store: RunStore,
+    store: Store,
     names: dict[str, str],
     ecs: Any,
     cluster: str,
@@ -224,18 +226,18 @@ def test_monitor_once_crashes_a_run_whose_task_stopped_unseen(
         kind="ecs",
         settings={"cluster": cluster, "image": "example/flows:cli", **network},
     )
-    run, _ = store.create_run("went-quiet", "etl")
+    run, _ = store.runs.create("went-quiet", "etl")
     launched = EcsLauncher(ecs, table_name=names["table"], bus_name=names["bus"]).launch(
         run, target
     )
-    store.transition(
+    store.runs.transition(
         run.run_id,
         RunState.SUBMITTED,
         Source.DISPATCHER,
         target="fargate",
         infrastructure=launched.model_dump(mode="json", exclude_none=True),
     )
-    store.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
+    store.runs.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
     ecs.stop_task(
         cluster=cluster,
         task=launched.task_arn,
@@ -256,7 +258,7 @@ def test_monitor_once_crashes_a_run_whose_task_stopped_unseen(
     )
     assert "OutOfMemoryError: Container killed due to memory usage" in action["message"]
     assert "no heartbeat for" in action["message"]
-    crashed = store.get_run("went-quiet")
+    crashed = store.runs.get("went-quiet")
     assert crashed is not None
     assert crashed.state is RunState.CRASHED
     assert crashed.message == action["message"]

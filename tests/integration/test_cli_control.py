@@ -20,13 +20,15 @@ import boto3
 import pytest
 from click.testing import Result
 
-from flowrelay.cli import control
-from flowrelay.cli.settings import NO_STACK
-from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.cli import runs as cli_runs
+from flowrelay.cli.stack import NO_STACK
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunRequested, parse_event
 from flowrelay.core.lifecycle import RunState, Source
-from flowrelay.core.registration import registration_for
-from flowrelay.sdk.storage import Module
+from flowrelay.core.runs import run_id_for
+from flowrelay.core.storage import Module
+from flowrelay.launchers.kinds import event_readers
+from flowrelay.sdk.flow import registration_for
 from tests.integration.cli_support import invoke, one_error_line, received, routed_queue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +49,8 @@ with Flow("cli-etl") as flow:
 
 
 @pytest.fixture
-def store(names: dict[str, str]) -> RunStore:
-    return RunStore(boto3.client("dynamodb"), names["table"])
+def store(names: dict[str, str]) -> Store:
+    return Store(boto3.client("dynamodb"), names["table"])
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def cfn_stack(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> Iter
 def test_names_come_from_a_stacks_outputs(
     cfn_stack: str, run_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    RunStore(boto3.client("dynamodb"), run_table).create_run("from-stack", "etl")
+    Store(boto3.client("dynamodb"), run_table).runs.create("from-stack", "etl")
     listed = invoke("--stack", cfn_stack, "runs", "ls", "--json")
     assert [run["run_id"] for run in json.loads(listed.stdout)] == ["from-stack"]
 
@@ -104,7 +106,7 @@ def test_names_come_from_a_stacks_outputs(
 
 
 def test_register_makes_a_version_only_when_the_flow_changed(
-    names: dict[str, str], store: RunStore, tmp_path: Path
+    names: dict[str, str], store: Store, tmp_path: Path
 ) -> None:
     script = tmp_path / "etl.py"
     script.write_text(FLOW_SCRIPT.format(factor=2))
@@ -116,7 +118,7 @@ def test_register_makes_a_version_only_when_the_flow_changed(
     assert as_json["version"] == 2
     assert as_json["storage"] == {"type": "Local", "path": str(script.resolve())}
     assert [p["name"] for p in as_json["parameters"]] == ["n"]
-    assert store.get_flow("cli-etl") is not None
+    assert store.flows.get("cli-etl") is not None
 
 
 def test_register_to_s3_uploads_the_script(names: dict[str, str], tmp_path: Path) -> None:
@@ -181,20 +183,20 @@ def test_run_rejects_what_the_request_model_rejects(names: dict[str, str]) -> No
 
 
 def advance(
-    store: RunStore, run_id: str, *states: RunState, delay: float = 0.1, note: str | None = None
+    store: Store, run_id: str, *states: RunState, delay: float = 0.1, note: str | None = None
 ) -> threading.Thread:
     """Play a run's life in the background, as the stack would while the CLI watches."""
 
     def play() -> None:
         time.sleep(delay)
-        store.create_run(run_id, "etl", message="requested")
+        store.runs.create(run_id, "etl", message="requested")
         if note:
             time.sleep(delay)
-            store.note_pending(run_id, note)
+            store.runs.note_pending(run_id, note)
         for state in states:
             time.sleep(delay)
             source = Source.DISPATCHER if state is RunState.SUBMITTED else Source.RUNNER
-            store.transition(run_id, state, source, message=f"now {state}", target="fargate")
+            store.runs.transition(run_id, state, source, message=f"now {state}", target="fargate")
 
     thread = threading.Thread(target=play, daemon=True)
     thread.start()
@@ -202,7 +204,7 @@ def advance(
 
 
 def test_watch_follows_the_run_and_exits_by_how_it_ended(
-    names: dict[str, str], store: RunStore
+    names: dict[str, str], store: Store
 ) -> None:
     good = advance(
         store,
@@ -242,32 +244,32 @@ def test_watch_gives_up_on_a_run_that_never_appears(names: dict[str, str]) -> No
 
 
 def test_ctrl_c_stops_watching_and_leaves_the_run_alone(
-    names: dict[str, str], store: RunStore, monkeypatch: pytest.MonkeyPatch
+    names: dict[str, str], store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.create_run("interrupted", "etl")
+    store.runs.create("interrupted", "etl")
 
     def interrupt() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(control, "_pause", interrupt)
+    monkeypatch.setattr(cli_runs, "pause", interrupt)
     result = invoke("run", "etl", "--flow-run-id", "interrupted", "--watch")
     assert result.exit_code == 130
     assert "stopped watching" in result.stderr
-    assert store.get_run("interrupted").state is RunState.PENDING  # type: ignore[union-attr]
+    assert store.runs.get("interrupted").state is RunState.PENDING  # type: ignore[union-attr]
 
 
 # --- runs ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def some_runs(store: RunStore) -> RunStore:
-    store.create_run("etl-pending", "etl")
-    store.create_run("etl-running", "etl")
-    store.transition("etl-running", RunState.RUNNING, Source.RUNNER, target="fargate")
-    store.create_run("etl-failed", "etl")
-    store.transition("etl-failed", RunState.FAILED, Source.RUNNER, message="boom " * 30)
-    store.create_run("ml-running", "ml")
-    store.transition("ml-running", RunState.RUNNING, Source.RUNNER)
+def some_runs(store: Store) -> Store:
+    store.runs.create("etl-pending", "etl")
+    store.runs.create("etl-running", "etl")
+    store.runs.transition("etl-running", RunState.RUNNING, Source.RUNNER, target="fargate")
+    store.runs.create("etl-failed", "etl")
+    store.runs.transition("etl-failed", RunState.FAILED, Source.RUNNER, message="boom " * 30)
+    store.runs.create("ml-running", "ml")
+    store.runs.transition("ml-running", RunState.RUNNING, Source.RUNNER)
     return store
 
 
@@ -277,7 +279,7 @@ def listed(*args: str) -> list[str]:
     return sorted(run["run_id"] for run in json.loads(result.stdout))
 
 
-def test_runs_ls_by_flow_state_both_or_neither(some_runs: RunStore) -> None:
+def test_runs_ls_by_flow_state_both_or_neither(some_runs: Store) -> None:
     assert listed() == ["etl-pending", "etl-running", "ml-running"]  # active only
     assert listed("--flow", "etl") == ["etl-failed", "etl-pending", "etl-running"]
     assert listed("--state", "running") == ["etl-running", "ml-running"]
@@ -295,9 +297,9 @@ def test_runs_ls_by_flow_state_both_or_neither(some_runs: RunStore) -> None:
     assert "boom " * 30 not in table.stdout  # truncated
 
 
-def test_runs_show_history_target_and_infrastructure(store: RunStore) -> None:
-    store.create_run("shown", "etl", parameters={"rows": 3})
-    store.transition(
+def test_runs_show_history_target_and_infrastructure(store: Store) -> None:
+    store.runs.create("shown", "etl", parameters={"rows": 3})
+    store.runs.transition(
         "shown",
         RunState.SUBMITTED,
         Source.DISPATCHER,
@@ -318,7 +320,7 @@ def test_runs_show_history_target_and_infrastructure(store: RunStore) -> None:
 # --- targets -------------------------------------------------------------------------------
 
 
-def test_targets_put_ls_rm(store: RunStore) -> None:
+def test_targets_put_ls_rm(store: Store) -> None:
     put = invoke(
         "targets",
         "put",
@@ -335,7 +337,7 @@ def test_targets_put_ls_rm(store: RunStore) -> None:
         "assign_public_ip=true",
     )
     assert put.stdout.strip() == "saved target fargate (ecs; labels: gpu, prod)"
-    saved = store.get_target("fargate")
+    saved = store.targets.get("fargate")
     assert saved is not None
     assert saved.settings["subnets"] == ["subnet-1", "subnet-2"]
     assert saved.settings["assign_public_ip"] is True
@@ -370,7 +372,7 @@ def test_every_sample_event_parses() -> None:
         records = sample(name)["Records"]
         assert records
         for record in records:
-            parse_event(record["body"])
+            parse_event(record["body"], event_readers())
     kinds = [json.loads(r["body"])["detail-type"] for r in sample("record_state")["Records"]]
     assert kinds == ["ECS Task State Change", "Flow Run State Changed"]
     assert sample("monitor")["detail-type"] == "Scheduled Event"
@@ -384,25 +386,27 @@ def invoke_function(name: str, function: str | None = None) -> Result:
     return invoke("invoke", function or name, "--event", event, "--template", template)
 
 
-def test_invoke_dispatch_sample_waits_for_a_target(store: RunStore) -> None:
+def test_invoke_dispatch_sample_waits_for_a_target(store: Store) -> None:
     from flowrelay.sdk.examples.hello import flow
 
-    store.register_flow(registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow")))
+    store.flows.register(
+        registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow"))
+    )
     result = invoke_function("dispatch")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"batchItemFailures": []}
-    run = store.get_run("sample-hello-1")
+    run = store.runs.get("sample-hello-1")
     assert run is not None
     assert run.state is RunState.PENDING
     assert (run.message or "").startswith("waiting for a launch target")
 
 
-def test_invoke_record_state_sample_applies_to_the_run(store: RunStore) -> None:
-    store.create_run("sample-run-1", "hello")
+def test_invoke_record_state_sample_applies_to_the_run(store: Store) -> None:
+    store.runs.create("sample-run-1", "hello")
     result = invoke_function("record_state", "RecordState")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"batchItemFailures": []}
-    history = [entry.state for entry in store.history("sample-run-1")]
+    history = [entry.state for entry in store.runs.history("sample-run-1")]
     assert history == [RunState.PENDING, RunState.QUEUED, RunState.RUNNING]
 
 
@@ -418,13 +422,13 @@ def test_invoke_reports_a_batch_that_failed(names: dict[str, str]) -> None:
     assert "no flow run 'sample-run-1'" in result.stderr
 
 
-def test_invoke_reports_records_that_failed(store: RunStore, tmp_path: Path) -> None:
+def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> None:
     event = sample("record_state")
     body = json.loads(event["Records"][1]["body"])
     body["detail"]["flow_run_id"] = "no-such-run"
     event["Records"][1]["body"] = json.dumps(body)
     (tmp_path / "event.json").write_text(json.dumps(event))
-    store.create_run("sample-run-1", "hello")
+    store.runs.create("sample-run-1", "hello")
     result = invoke("invoke", "record_state", "--event", str(tmp_path / "event.json"))
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"batchItemFailures": [{"itemIdentifier": ANY}]}
@@ -444,7 +448,7 @@ def test_invoke_monitor_sample_returns(names: dict[str, str]) -> None:
 # --- the installed command -----------------------------------------------------------------
 
 
-def test_installed_command_lists_runs_with_names_from_the_environment(some_runs: RunStore) -> None:
+def test_installed_command_lists_runs_with_names_from_the_environment(some_runs: Store) -> None:
     command = ROOT / ".venv" / "bin" / "flowrelay"
     if not command.exists():
         pytest.skip("no .venv/bin/flowrelay (pip install -e '.[dev]')")

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.control.store import RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.launchers.ecs import LaunchResult
 from tests.integration.cli_support import invoke, one_error_line
@@ -18,14 +18,14 @@ from tests.integration.conftest import write_log
 
 
 @pytest.fixture
-def store(run_table: str, monkeypatch: pytest.MonkeyPatch) -> RunStore:
+def store(run_table: str, monkeypatch: pytest.MonkeyPatch) -> Store:
     monkeypatch.delenv("FLOWRELAY_STACK", raising=False)
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", "unused-by-these-commands")
-    return RunStore(boto3.client("dynamodb"), run_table)
+    return Store(boto3.client("dynamodb"), run_table)
 
 
-def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:
+def launch(store: Store, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:
     """A run the dispatcher launched: Submitted with the launcher's infrastructure."""
     infrastructure = LaunchResult(
         task_arn=f"arn:aws:ecs:us-east-1:123456789012:task/flows/{task_id}",
@@ -35,8 +35,8 @@ def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dic
         log_group=group,
         log_stream_prefix="flowrelay" if group else None,
     ).model_dump(mode="json", exclude_none=True)
-    store.create_run(run_id, "etl")
-    store.transition(
+    store.runs.create(run_id, "etl")
+    store.runs.transition(
         run_id,
         RunState.SUBMITTED,
         Source.DISPATCHER,
@@ -46,7 +46,7 @@ def launch(store: RunStore, run_id: str, group: str | None, task_id: str) -> dic
     return infrastructure
 
 
-def test_runs_logs_prints_every_line_or_the_last_n(store: RunStore, group: str) -> None:
+def test_runs_logs_prints_every_line_or_the_last_n(store: Store, group: str) -> None:
     launch(store, "logged", group, "task1")
     # More events than GetLogEvents returns at once: the command follows the pages.
     messages = [f"line {index}" for index in range(10_050)]
@@ -66,10 +66,10 @@ def test_runs_logs_prints_every_line_or_the_last_n(store: RunStore, group: str) 
     assert as_json["events"][0]["timestamp"] <= as_json["events"][1]["timestamp"]
 
 
-def test_runs_logs_errors_say_why_there_are_none(store: RunStore, group: str) -> None:
+def test_runs_logs_errors_say_why_there_are_none(store: Store, group: str) -> None:
     assert one_error_line(invoke("runs", "logs", "nope"), 1) == "no flow run 'nope'"
 
-    store.create_run("waiting", "etl")
+    store.runs.create("waiting", "etl")
     assert one_error_line(invoke("runs", "logs", "waiting"), 1) == (
         "run waiting has no log location yet: it has not been launched (state Pending)"
     )
@@ -84,14 +84,14 @@ def test_runs_logs_errors_say_why_there_are_none(store: RunStore, group: str) ->
         f"run quiet has no logs yet: log stream 'flowrelay/flow/task3' in group {group!r} "
         "does not exist (its task may not have written any yet)"
     )
-    store.transition("quiet", RunState.CRASHED, Source.INFRASTRUCTURE)
+    store.runs.transition("quiet", RunState.CRASHED, Source.INFRASTRUCTURE)
     assert "its task never wrote any" in one_error_line(invoke("runs", "logs", "quiet"), 1)
 
     usage = invoke("runs", "logs", "quiet", "--tail", "0")
     assert usage.exit_code == 2
 
 
-def test_runs_show_names_the_log_group_and_stream(store: RunStore, group: str) -> None:
+def test_runs_show_names_the_log_group_and_stream(store: Store, group: str) -> None:
     launch(store, "shown", group, "task4")
     text = invoke("runs", "show", "shown")
     assert text.exit_code == 0, text.stderr
@@ -108,6 +108,6 @@ def test_runs_show_names_the_log_group_and_stream(store: RunStore, group: str) -
         "console_url": None,
     }
 
-    store.create_run("not-launched", "etl")
+    store.runs.create("not-launched", "etl")
     assert json.loads(invoke("runs", "show", "not-launched", "--json").stdout)["logs"] is None
     assert "log stream" not in invoke("runs", "show", "not-launched").stdout

@@ -22,13 +22,14 @@ import boto3
 import pytest
 
 from flowrelay.aws.bus import Publisher
-from flowrelay.control.store import RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunRequested
-from flowrelay.core.registration import registration_for
 from flowrelay.core.routing import Target
+from flowrelay.core.storage import Module
 from flowrelay.devstack import DevStack
 from flowrelay.devstack.template import load_template
-from flowrelay.sdk.storage import Module
+from flowrelay.sdk.flow import registration_for
+from flowrelay.sdk.storage import load_flow
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
@@ -56,7 +57,7 @@ class Stack:
         self.client: Callable[[str], Any] = lambda service: make(
             service, endpoint_url=env["AWS_ENDPOINT_URL"]
         )
-        self.store = RunStore(self.client("dynamodb"), stack.outputs["TableName"])
+        self.store = Store(self.client("dynamodb"), stack.outputs["TableName"])
         self.publisher = Publisher(self.client("events"), stack.outputs["BusName"])
         self.sqs = self.client("sqs")
         self.ecs = self.client("ecs")
@@ -68,12 +69,12 @@ class Stack:
     def wait_final(self, run_id: str, timeout: float = 25.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.store.get_run(run_id)
+            run = self.store.runs.get(run_id)
             if run is not None and str(run.state) in FINAL:
                 return run
             time.sleep(0.2)
         raise AssertionError(
-            f"run {run_id} not final after {timeout}s: {self.store.get_run(run_id)}"
+            f"run {run_id} not final after {timeout}s: {self.store.runs.get(run_id)}"
         )
 
     def tasks_of(self, run_id: str) -> list[str]:
@@ -113,9 +114,9 @@ def stack() -> Iterator[Stack]:
             "flowrelay.sdk.examples.failing:flow",
             "tests.integration.devstack_flows:flow",
         ):
-            flow = Module(path).load()
-            running.store.register_flow(registration_for(flow, storage=Module(path)))
-        running.store.put_target(
+            flow = load_flow(Module(path))
+            running.store.flows.register(registration_for(flow, storage=Module(path)))
+        running.store.targets.put(
             Target(name="fargate", kind="ecs", settings=dev.ecs_target_settings())
         )
         yield running
@@ -152,7 +153,7 @@ def test_a_requested_run_runs_as_a_local_process_and_succeeds(stack: Stack) -> N
     run = stack.wait_final(run_id)
 
     assert str(run.state) == "Success", run.message
-    history = [str(entry.state) for entry in stack.store.history(run_id)]
+    history = [str(entry.state) for entry in stack.store.runs.history(run_id)]
     assert history == ["Pending", "Submitted", "Running", "Success"]
     (task_arn,) = stack.tasks_of(run_id)
     assert run.infrastructure["task_arn"] == task_arn
@@ -160,7 +161,7 @@ def test_a_requested_run_runs_as_a_local_process_and_succeeds(stack: Stack) -> N
     assert len(stack.dev.executor.started_pids) == started_before + 1
     assert any(f"task started: run {run_id}" in line for line in stack.lines)
     # The runner's state events came from the process, through the bus and the state queue.
-    sources = {str(entry.source) for entry in stack.store.history(run_id)}
+    sources = {str(entry.source) for entry in stack.store.runs.history(run_id)}
     assert "runner" in sources
 
 
@@ -188,7 +189,7 @@ def test_one_request_published_five_times_launches_one_task(stack: Stack) -> Non
 
 def test_a_task_repeating_a_run_and_attempt_is_not_run_again(stack: Stack) -> None:
     """moto ignores RunTask's clientToken; the dev stack emulates AWS returning the first task."""
-    from flowrelay.launchers.ecs import RUN_ID_TAG
+    from flowrelay.launchers.ecs.names import RUN_ID_TAG
 
     run_id = request(stack, "hello")
     run = stack.wait_final(run_id)
@@ -260,7 +261,7 @@ def start_sleepy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[str, in
     assert stack.dev.executor is not None
     deadline = time.monotonic() + 20
     while True:
-        run = stack.store.get_run(run_id)
+        run = stack.store.runs.get(run_id)
         pid = stack.dev.executor.pid_of(run_id)
         if run is not None and str(run.state) == "Running" and pid is not None:
             return run_id, pid
@@ -296,7 +297,7 @@ def test_a_killed_runner_whose_events_are_lost_is_crashed_by_the_monitor(
     took = time.monotonic() - killed_at
     assert str(run.state) == "Crashed", run.message
     assert stack.dev.executor.lost_events[run_id] == ["STOPPED"]
-    last = stack.store.history(run_id)[-1]
+    last = stack.store.runs.history(run_id)[-1]
     assert str(last.source) == "monitor"
     assert "no heartbeat for" in str(run.message)
     # Within one monitor pass (every second here) of the heartbeat timeout, plus polling slack.

@@ -18,10 +18,11 @@ import pytest
 
 from flowrelay.control.dispatch import Dispatcher, RetryLater
 from flowrelay.control.monitor import requests_for_waiting_runs
-from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunRequested, parse_event
 from flowrelay.core.lifecycle import RunState
 from flowrelay.core.routing import Target
+from flowrelay.core.runs import run_id_for
 from flowrelay.launchers.ecs import EcsLauncher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def target(cluster: str, network: dict[str, Any]) -> Target:
 
 
 @pytest.fixture
-def dispatcher(store: RunStore, ecs: Any) -> Dispatcher:
+def dispatcher(store: Store, ecs: Any) -> Dispatcher:
     launcher = EcsLauncher(ecs, table_name=store.table_name, bus_name=BUS)
     return Dispatcher(store, {"ecs": launcher})
 
@@ -68,14 +69,14 @@ def tasks_of(ecs: Any, cluster: str) -> list[str]:
 
 
 def test_the_same_request_delivered_five_times_launches_one_task(
-    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:
-    store.put_target(target)
+    store.targets.put(target)
     event = request(idempotency_key="nightly-2026-11-23", parameters={"rows": 3}, event_id="evt-1")
     outcomes = [dispatcher.handle_request(event) for _ in range(5)]
     assert [o.launched for o in outcomes] == [True, False, False, False, False]
     assert len(tasks_of(ecs, cluster)) == 1
-    run = store.get_run(run_id_for("nightly-2026-11-23"))
+    run = store.runs.get(run_id_for("nightly-2026-11-23"))
     assert run is not None
     assert run.state is RunState.SUBMITTED
     assert run.infrastructure["task_arn"] == tasks_of(ecs, cluster)[0]
@@ -83,9 +84,9 @@ def test_the_same_request_delivered_five_times_launches_one_task(
 
 
 def test_the_same_event_redelivered_without_keys_is_one_run(
-    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:
-    store.put_target(target)
+    store.targets.put(target)
     first = dispatcher.handle_request(request(event_id="evt-same"))
     again = dispatcher.handle_request(request(event_id="evt-same"))
     assert first.run_id == again.run_id
@@ -93,9 +94,9 @@ def test_the_same_event_redelivered_without_keys_is_one_run(
 
 
 def test_concurrent_deliveries_launch_once(
-    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:
-    store.put_target(target)
+    store.targets.put(target)
     event = request(flow_run_id="concurrent-1")
     barrier = threading.Barrier(4)
     outcomes: list[Any] = []
@@ -113,7 +114,7 @@ def test_concurrent_deliveries_launch_once(
     for thread in threads:
         thread.join()
     assert len(tasks_of(ecs, cluster)) == 1
-    assert store.get_run("concurrent-1").state is RunState.SUBMITTED  # type: ignore[union-attr]
+    assert store.runs.get("concurrent-1").state is RunState.SUBMITTED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -129,17 +130,17 @@ def test_concurrent_deliveries_launch_once(
 )
 def test_requests_the_user_must_fix_fail_the_run_with_the_reason(
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     ecs: Any,
     cluster: str,
     detail: dict[str, Any],
     message: str,
 ) -> None:
-    store.put_target(target)
+    store.targets.put(target)
     outcome = dispatcher.handle_request(request(**detail))
     assert outcome.state is RunState.FAILED
-    run = store.get_run(outcome.run_id)
+    run = store.runs.get(outcome.run_id)
     assert run is not None
     assert run.state is RunState.FAILED
     assert run.message == message
@@ -147,9 +148,9 @@ def test_requests_the_user_must_fix_fail_the_run_with_the_reason(
 
 
 def test_ecs_rejecting_the_launch_fails_the_run_with_awss_reason(
-    dispatcher: Dispatcher, store: RunStore, network: dict[str, Any]
+    dispatcher: Dispatcher, store: Store, network: dict[str, Any]
 ) -> None:
-    store.put_target(
+    store.targets.put(
         Target(
             name="gone",
             kind="ecs",
@@ -157,7 +158,7 @@ def test_ecs_rejecting_the_launch_fails_the_run_with_awss_reason(
         )
     )
     outcome = dispatcher.handle_request(request())
-    run = store.get_run(outcome.run_id)
+    run = store.runs.get(outcome.run_id)
     assert run is not None
     assert run.state is RunState.FAILED
     assert run.message is not None
@@ -165,26 +166,26 @@ def test_ecs_rejecting_the_launch_fails_the_run_with_awss_reason(
 
 
 def test_no_target_waits_in_pending_then_launches_when_one_appears(
-    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:
     outcome = dispatcher.handle_request(request(labels=["gpu"]))
-    run = store.get_run(outcome.run_id)
+    run = store.runs.get(outcome.run_id)
     assert run is not None
     assert run.state is RunState.PENDING
     assert run.message == "waiting for a launch target: there are no targets"
-    store.put_target(target)  # no gpu label yet
+    store.targets.put(target)  # no gpu label yet
     assert requests_for_waiting_runs(store) == []
     dispatcher.handle_request(request(flow_run_id=outcome.run_id, labels=["gpu"]))
-    assert store.get_run(outcome.run_id).message == (  # type: ignore[union-attr]
+    assert store.runs.get(outcome.run_id).message == (  # type: ignore[union-attr]
         "waiting for a launch target: 'fargate': missing labels: gpu"
     )
-    store.put_target(target.model_copy(update={"labels": ["gpu"]}))
+    store.targets.put(target.model_copy(update={"labels": ["gpu"]}))
     ((again, _),) = requests_for_waiting_runs(store)
     assert again.flow_run_id == outcome.run_id
     dispatcher.handle_request(
         parse_event(envelope("monitor-1", json.loads(again.model_dump_json())))
     )
-    assert store.get_run(outcome.run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
+    assert store.runs.get(outcome.run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
     assert len(tasks_of(ecs, cluster)) == 1
 
 
@@ -229,19 +230,19 @@ def sqs_batch(*bodies: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def handler(store: RunStore, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
+def handler(store: Store, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
     from flowrelay.handlers import wiring
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
     wiring.reset()
-    store.put_target(target)
+    store.targets.put(target)
     yield load_handler("dispatch")
     wiring.reset()
 
 
 def test_bad_messages_never_block_the_rest_of_the_batch(
-    handler: Any, store: RunStore, ecs: Any, cluster: str
+    handler: Any, store: Store, ecs: Any, cluster: str
 ) -> None:
     good = [
         json.dumps(envelope(f"good-{n}", {"flow": "etl", "flow_run_id": f"good-{n}"}))
@@ -260,8 +261,8 @@ def test_bad_messages_never_block_the_rest_of_the_batch(
         "m-3",
     ]
     for n in range(3):
-        assert store.get_run(f"good-{n}").state is RunState.SUBMITTED  # type: ignore[union-attr]
-    named = store.get_run("named-bad")
+        assert store.runs.get(f"good-{n}").state is RunState.SUBMITTED  # type: ignore[union-attr]
+    named = store.runs.get("named-bad")
     assert named is not None
     assert named.state is RunState.FAILED
     assert named.message is not None
@@ -270,18 +271,18 @@ def test_bad_messages_never_block_the_rest_of_the_batch(
 
 
 def test_a_batch_of_ten_launches_every_run(
-    handler: Any, store: RunStore, ecs: Any, cluster: str
+    handler: Any, store: Store, ecs: Any, cluster: str
 ) -> None:
     bodies = [
         json.dumps(envelope(f"ten-{n}", {"flow": "etl", "flow_run_id": f"ten-{n}"}))
         for n in range(10)
     ]
     assert handler(sqs_batch(*bodies), Context()) == {"batchItemFailures": []}
-    assert {store.get_run(f"ten-{n}").state for n in range(10)} == {RunState.SUBMITTED}  # type: ignore[union-attr]
+    assert {store.runs.get(f"ten-{n}").state for n in range(10)} == {RunState.SUBMITTED}  # type: ignore[union-attr]
     assert len(tasks_of(ecs, cluster)) == 10
 
 
-def test_flow_run_requested_entries_are_what_dispatch_reads(store: RunStore) -> None:
+def test_flow_run_requested_entries_are_what_dispatch_reads(store: Store) -> None:
     entry = FlowRunRequested(flow="etl", parameters={"rows": 1}).entry(BUS)
     parsed = parse_event(envelope("e", json.loads(entry["Detail"])))
     assert parsed.detail.flow == "etl"

@@ -33,11 +33,14 @@ from flowrelay.control.dead_letters import (
     parse_body,
     redrive,
 )
-from flowrelay.control.store import RunStore, run_id_for
-from flowrelay.core.events import ECS_GROUP_PREFIX
+from flowrelay.control.store import Store
 from flowrelay.core.lifecycle import RunState, Source
-from flowrelay.core.registration import registration_for
-from flowrelay.sdk.storage import Module
+from flowrelay.core.runs import run_id_for
+from flowrelay.core.storage import Module
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
+from flowrelay.launchers.kinds import event_readers
+from flowrelay.sdk.flow import registration_for
+from flowrelay.sdk.storage import load_flow
 from tests.integration.cli_support import invoke, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +83,7 @@ def ecs_change(run_id: str) -> str:
         {
             "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/flows/abc",
             "lastStatus": "STOPPED",
-            "group": f"{ECS_GROUP_PREFIX}{run_id}",
+            "group": f"{GROUP_PREFIX}{run_id}",
             "version": 3,
         },
         source="aws.ecs",
@@ -130,7 +133,7 @@ def queues(aws_env: str) -> Iterator[Queues]:
         for output in [*DLQ_OUTPUTS.values(), *WORK_QUEUE_OUTPUTS.values()]
     }
     try:
-        yield Queues(sqs, DeadLetterQueues.from_outputs(outputs), outputs)
+        yield Queues(sqs, DeadLetterQueues.from_outputs(outputs, event_readers()), outputs)
     finally:
         for url in outputs.values():
             sqs.delete_queue(QueueUrl=url)
@@ -171,9 +174,9 @@ def test_listing_does_not_consume(queues: Queues) -> None:
 
 
 def test_each_message_is_tied_to_its_run(queues: Queues, run_table: str) -> None:
-    store = RunStore(boto3.client("dynamodb"), run_table)
-    store.create_run("failed-run", "etl")
-    store.transition(
+    store = Store(boto3.client("dynamodb"), run_table)
+    store.runs.create("failed-run", "etl")
+    store.runs.transition(
         "failed-run", RunState.FAILED, Source.DISPATCHER, message="rejected request: bad"
     )
     event_id = str(uuid.uuid4())
@@ -253,7 +256,7 @@ def test_a_delivery_dead_letter_says_why_eventbridge_gave_up(queues: Queues) -> 
         '{"detail-type": 5, "detail": {}}',
         "[" * 5000,
     ):
-        assert parse_body(body).run_id is None
+        assert parse_body(body, event_readers()).run_id is None
 
 
 def test_redrive_sends_each_message_to_its_source_queue(queues: Queues) -> None:
@@ -280,10 +283,15 @@ def test_redrive_sends_each_message_to_its_source_queue(queues: Queues) -> None:
     work = queues.queues.work
     assert sorted(drain(queues.sqs, work["dispatch"])) == sorted(["raw dispatch body", requested])
     state_bodies = drain(queues.sqs, work["state"])
-    assert {parse_body(body).run_id for body in state_bodies} == {"r-2", "r-3", "r-4", "r-5"}
+    assert {parse_body(body, event_readers()).run_id for body in state_bodies} == {
+        "r-2",
+        "r-3",
+        "r-4",
+        "r-5",
+    }
     assert state in state_bodies  # unchanged
     cancel_bodies = drain(queues.sqs, work["cancel"])
-    assert {parse_body(body).run_id for body in cancel_bodies} == {"r-1", "r-6"}
+    assert {parse_body(body, event_readers()).run_id for body in cancel_bodies} == {"r-1", "r-6"}
     for name in ("dispatch", "state", "cancel"):
         assert list_dead_letters(queues.sqs, queues.queues, only=name) == []
     (left,) = list_dead_letters(queues.sqs, queues.queues)
@@ -322,7 +330,7 @@ class DevUp:
 
     @property
     def queues(self) -> DeadLetterQueues:
-        return DeadLetterQueues.from_outputs(self.outputs)
+        return DeadLetterQueues.from_outputs(self.outputs, event_readers())
 
 
 @pytest.fixture(scope="module")
@@ -411,10 +419,10 @@ def tasks_running(dev: DevUp) -> list[str]:
 
 
 def test_redriving_one_request_twice_launches_one_task(dev_up: DevUp) -> None:
-    store = RunStore(dev_up.client("dynamodb"), dev_up.outputs["TableName"])
-    store.register_flow(
+    store = Store(dev_up.client("dynamodb"), dev_up.outputs["TableName"])
+    store.flows.register(
         registration_for(
-            Module("flowrelay.sdk.examples.hello:flow").load(),
+            load_flow(Module("flowrelay.sdk.examples.hello:flow")),
             storage=Module("flowrelay.sdk.examples.hello:flow"),
         )
     )  # the target `dev` up made takes it
@@ -437,13 +445,13 @@ def test_redriving_one_request_twice_launches_one_task(dev_up: DevUp) -> None:
     assert [(r.status, r.to_queue) for r in results] == [("moved", "dispatch")] * 2
     assert list_dead_letters(sqs, dev_up.queues) == []
     deadline = time.monotonic() + 30
-    while (run := store.get_run(run_id)) is None or not run.state.is_final:
+    while (run := store.runs.get(run_id)) is None or not run.state.is_final:
         assert time.monotonic() < deadline, f"{run}\n{dev_up.log_tail()}"
         time.sleep(0.2)
     wait_idle(dev_up, 20)
     assert run.state is RunState.SUCCESS, run.message
     assert len(tasks_of(dev_up, run_id)) == 1
-    assert [str(entry.state) for entry in store.history(run_id)].count("Submitted") == 1
+    assert [str(entry.state) for entry in store.runs.history(run_id)].count("Submitted") == 1
     assert list_dead_letters(sqs, dev_up.queues) == []
 
 
@@ -470,10 +478,10 @@ def cli_stack(queues: Queues, run_table: str, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_cli_lists_and_redrives(cli_stack: str, queues: Queues, run_table: str) -> None:
-    store = RunStore(boto3.client("dynamodb"), run_table)
+    store = Store(boto3.client("dynamodb"), run_table)
     run_id = f"cli-{uuid.uuid4().hex[:8]}"
-    store.create_run(run_id, "etl")
-    store.transition(run_id, RunState.FAILED, Source.DISPATCHER, message="rejected: why not")
+    store.runs.create(run_id, "etl")
+    store.runs.transition(run_id, RunState.FAILED, Source.DISPATCHER, message="rejected: why not")
     body = envelope("Flow Run Cancel Requested", {"flow_run_id": run_id})
     message_id = queues.put("cancel", body)
 

@@ -18,11 +18,12 @@ import boto3
 import pytest
 import yaml
 
-from flowrelay.control.store import FlowRun
-from flowrelay.core.events import ECS_GROUP_PREFIX
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import ECSRun, KubernetesRun, UniversalRun
-from flowrelay.launchers.ecs import EcsLauncher, LaunchError, LaunchResult
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import LaunchError
+from flowrelay.launchers.ecs import EcsLauncher, LaunchResult
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
 
 TABLE = "flowrelay-table"
 BUS = "flowrelay-bus"
@@ -126,7 +127,7 @@ def test_a_launch_starts_one_task_marked_for_its_run(
     listed = ecs.list_tasks(cluster=cluster, startedBy="flowrelay")["taskArns"]
     assert listed == [result.task_arn]
     task = describe_task(ecs, result)
-    assert task["group"] == ECS_GROUP_PREFIX + run.run_id
+    assert task["group"] == GROUP_PREFIX + run.run_id
     assert task["startedBy"] == "flowrelay"
     assert task["lastStatus"] == "RUNNING"
     assert {tag["key"]: tag["value"] for tag in task["tags"]} == {
@@ -250,7 +251,7 @@ def test_ecs_run_fields_override_the_target_and_run_task_kwargs_win_last(
 
     task = describe_task(ecs, result)
     assert task["startedBy"] == "etl-team"
-    assert task["group"] == ECS_GROUP_PREFIX + run.run_id
+    assert task["group"] == GROUP_PREFIX + run.run_id
     env = environment(task)
     assert env["STAGE"] == "canary"
     assert env["FLOWRELAY_RUN_ID"] == run.run_id  # the run config cannot redirect the runner

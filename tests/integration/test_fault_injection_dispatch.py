@@ -42,11 +42,13 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryLater
-from flowrelay.control.store import RunStore, run_id_for
+from flowrelay.control.store import Store
 from flowrelay.core.events import ParsedEvent, parse_event
 from flowrelay.core.lifecycle import RunState
 from flowrelay.core.routing import Target
-from flowrelay.launchers.ecs import ATTEMPT_TAG, STARTED_BY, EcsLauncher
+from flowrelay.core.runs import run_id_for
+from flowrelay.launchers.ecs import EcsLauncher
+from flowrelay.launchers.ecs.names import ATTEMPT_TAG, STARTED_BY
 from tests.integration.conftest import (
     Clock,
     create_run_table,
@@ -76,7 +78,7 @@ CLEAN_DISPATCH = (
     "ecs:DescribeTaskDefinition",  # 4 is the content-addressed family registered?
     "ecs:RegisterTaskDefinition",  # 5 no: register it
     "ecs:RunTask",  # 6 start the task (clientToken <run id>-1)
-    "dynamodb:GetItem",  # 7 the run, to decide Submitted (RunStore.transition)
+    "dynamodb:GetItem",  # 7 the run, to decide Submitted (Store.transition)
     "dynamodb:TransactWriteItems",  # 8 record Submitted and the task
 )
 #: The AWS calls of the delivery that takes over the launch claim of a dispatcher killed just
@@ -178,8 +180,8 @@ class World:
     cluster: str
     clock: Clock
 
-    def store(self) -> RunStore:
-        return RunStore(self.dynamodb, self.table, clock=self.clock)
+    def store(self) -> Store:
+        return Store(self.dynamodb, self.table, clock=self.clock)
 
     def tasks_of_run(self, run_id: str) -> list[dict[str, Any]]:
         """Every task in moto that belongs to the run, running or stopped, with its tags."""
@@ -237,7 +239,7 @@ def world(moto_server: str) -> Iterator[World]:
             world = World(dynamodb, ecs, table, cluster, Clock())
             _start_other_runs_tasks(ecs, cluster, network)
             store = register_etl(world.store())
-            store.put_target(
+            store.targets.put(
                 Target(
                     name="fargate",
                     kind="ecs",
@@ -317,7 +319,7 @@ def deliver(world: World, event: ParsedEvent, faults: Sequence[Fault] = ()) -> D
 
 def move_past_lease_and_backoff(world: World, run_id: str) -> None:
     """Time passes until the run's launch claim and its retry backoff (if any) are over."""
-    run = world.store().get_run(run_id)
+    run = world.store().runs.get(run_id)
     until = world.clock.now + LAUNCH_LEASE
     if run is not None and run.retry_at is not None:
         until = max(until, run.retry_at)
@@ -455,7 +457,7 @@ def examine(
     world: World, scenario: Scenario, event: ParsedEvent, deliveries: list[Delivery]
 ) -> CaseResult:
     run_id = run_id_of(event)
-    run = world.store().get_run(run_id)
+    run = world.store().runs.get(run_id)
     tasks = world.tasks_of_run(run_id)
     by_attempt = Counter(
         next((tag["value"] for tag in task.get("tags", []) if tag["key"] == ATTEMPT_TAG), "?")
@@ -636,12 +638,12 @@ def test_a_claim_taken_over_after_its_lease_is_resumed(world: World) -> None:
     """The same attempt claimed again after its lease ran out is a resumed claim: the root of
     every takeover looking for the task a dead dispatcher may have started."""
     store = world.store()
-    run, _ = store.create_run(f"resumed-{uuid.uuid4().hex[:12]}", "etl")
-    first = store.claim_launch(run.run_id, 1, LAUNCH_LEASE)
+    run, _ = store.runs.create(f"resumed-{uuid.uuid4().hex[:12]}", "etl")
+    first = store.runs.claim_launch(run.run_id, 1, LAUNCH_LEASE)
     assert first is not None
     assert not first.resumed
     move_past_lease_and_backoff(world, run.run_id)
-    again = store.claim_launch(run.run_id, 1, LAUNCH_LEASE)
+    again = store.runs.claim_launch(run.run_id, 1, LAUNCH_LEASE)
     assert again is not None
     assert again.resumed
 

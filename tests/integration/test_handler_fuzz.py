@@ -14,6 +14,7 @@ at the end of this file.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import uuid
@@ -27,10 +28,9 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel
 
-from flowrelay.control.store import FlowRun, RunStore, run_id_for
+from flowrelay.control.store import Store
 from flowrelay.core.events import (
     DETAIL_MODELS,
-    EcsTaskStateChange,
     EventError,
     FlowRunCancelRequested,
     FlowRunRequested,
@@ -40,7 +40,10 @@ from flowrelay.core.events import (
 )
 from flowrelay.core.lifecycle import RunState
 from flowrelay.core.routing import Target
+from flowrelay.core.runs import FlowRun, run_id_for
 from flowrelay.handlers import wiring
+from flowrelay.handlers.dispatch import dispatch_batch
+from flowrelay.launchers.ecs.status import EcsTaskStateChange
 from tests.integration.test_dispatch import Context, sqs_batch
 from tests.strategies import (
     VALID_DETAILS,
@@ -67,16 +70,16 @@ FUZZ = settings(
 
 @pytest.fixture
 def runtime(
-    store: RunStore,
+    store: Store,
     cluster: str,
     network: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[RunStore]:
+) -> Iterator[Store]:
     """The environment the functions run with (as tests/integration/test_dispatch.py sets it),
     a launch target on a moto ECS cluster, and fresh cached clients."""
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
-    store.put_target(
+    store.targets.put(
         Target(
             name="fargate",
             kind="ecs",
@@ -153,8 +156,8 @@ class Bad:
 
 
 Draw = Callable[[SearchStrategy[Any]], Any]
-GoodFactory = Callable[[RunStore, Draw], Good]
-BadFactory = Callable[[RunStore, Draw], Bad]
+GoodFactory = Callable[[Store, Draw], Good]
+BadFactory = Callable[[Store, Draw], Bad]
 
 
 def simplest(strategy: SearchStrategy[Any]) -> Any:
@@ -165,7 +168,7 @@ def simplest(strategy: SearchStrategy[Any]) -> Any:
 # good records, one factory per handler
 
 
-def good_request(store: RunStore, draw: Draw) -> Good:
+def good_request(store: Store, draw: Draw) -> Good:
     """A request for the registered flow; launched on the target (Submitted)."""
     detail: dict[str, Any] = {"flow": "etl"}
     detail.update(draw(st.fixed_dictionaries({}, optional={"rows": st.integers(1, 50)})))
@@ -231,10 +234,10 @@ STATE_EVENTS: dict[
 }
 
 
-def good_state_event(store: RunStore, draw: Draw) -> Good:
+def good_state_event(store: Store, draw: Draw) -> Good:
     """A runner or ECS event for a Submitted run; the run moves on."""
     run_id = new_run_id()
-    store.create_run(run_id, "etl", state=RunState.SUBMITTED)
+    store.runs.create(run_id, "etl", state=RunState.SUBMITTED)
     make, expected = STATE_EVENTS[draw(st.sampled_from(sorted(STATE_EVENTS)))]
     model, detail = make(run_id)
 
@@ -244,10 +247,10 @@ def good_state_event(store: RunStore, draw: Draw) -> Good:
     return Good(body_of(model, detail), run_id, check)
 
 
-def good_cancel(store: RunStore, draw: Draw) -> Good:
+def good_cancel(store: Store, draw: Draw) -> Good:
     """A cancel for a run not launched yet; the run is Cancelled with who asked and why."""
     run_id = new_run_id()
-    store.create_run(run_id, "etl", state=RunState.PENDING)
+    store.runs.create(run_id, "etl", state=RunState.PENDING)
     reason = draw(st.none() | names)
     detail = {"flow_run_id": run_id, "reason": reason, "requested_by": "fuzz"}
 
@@ -262,7 +265,7 @@ def good_cancel(store: RunStore, draw: Draw) -> Good:
 # bad records for events about runs or flows that do not exist
 
 
-def unregistered_flow(store: RunStore, draw: Draw) -> Bad:
+def unregistered_flow(store: Store, draw: Draw) -> Bad:
     """A well-formed request the user must fix: unknown flow or version, unknown parameter."""
     detail: dict[str, Any] = draw(
         st.sampled_from(
@@ -280,7 +283,7 @@ def unregistered_flow(store: RunStore, draw: Draw) -> Bad:
 def unknown_run(model: type[BaseModel]) -> BadFactory:
     """A valid ``model`` event for a run that does not exist."""
 
-    def make(store: RunStore, draw: Draw) -> Bad:
+    def make(store: Store, draw: Draw) -> Bad:
         detail = {**draw(VALID_DETAILS[model]), "flow_run_id": new_run_id()}
         detail.pop("heartbeat", None)  # a heartbeat for an unknown run is merely ignored
         return Bad(body_of(model, detail), "unknown run")
@@ -290,7 +293,8 @@ def unknown_run(model: type[BaseModel]) -> BadFactory:
 
 @dataclass(frozen=True)
 class HandlerCase:
-    """One handler under fuzz. ``name``: its function in flowrelay.handlers.wiring; ``takes``:
+    """One handler under fuzz. ``name``: its batch function, in the handler module of the same
+    name (``dispatch_batch`` in ``flowrelay.handlers.dispatch``); ``takes``:
     the detail models it accepts (the first is the one near-valid records break); ``setup``:
     the state a run it acts on is in beforehand (None: it makes its runs)."""
 
@@ -305,15 +309,18 @@ class HandlerCase:
 
     @property
     def handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        function: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(wiring, self.name)
+        module = importlib.import_module(f"flowrelay.handlers.{self.name.removesuffix('_batch')}")
+        function: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, self.name)
         return function
 
     @property
     def wrong_models(self) -> list[type[BaseModel]]:
-        return [model for model in DETAIL_MODELS.values() if model not in self.takes]
+        return [model for model in EVERY_DETAIL_MODEL if model not in self.takes]
 
 
-#: The handlers under fuzz; a case whose function is not in wiring (yet) is skipped.
+#: Every event the stack's queues may carry: flowrelay's own and ECS's task events.
+EVERY_DETAIL_MODEL: list[type[BaseModel]] = [*DETAIL_MODELS.values(), EcsTaskStateChange]
+#: The handlers under fuzz.
 HANDLERS = [
     HandlerCase("dispatch_batch", (FlowRunRequested,), good_request, unregistered_flow),
     HandlerCase(
@@ -335,21 +342,21 @@ HANDLERS = [
 # bad records of every kind
 
 
-def garbage(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
+def garbage(case: HandlerCase, store: Store, draw: Draw) -> Bad:
     body = draw(garbage_bodies.filter(lambda body: rejection(body) is not None))
     return Bad(body, "garbage")
 
 
-def about_run(case: HandlerCase, store: RunStore, body: str, kind: str, run_id: str) -> Bad:
+def about_run(case: HandlerCase, store: Store, body: str, kind: str, run_id: str) -> Bad:
     """A bad record naming ``run_id``; the run exists (in the case's setup state) when the
     handler needs one to act on."""
     if case.setup is None:
         return Bad(body, kind)
-    store.create_run(run_id, "etl", state=case.setup)
+    store.runs.create(run_id, "etl", state=case.setup)
     return Bad(body, kind, run_id)
 
 
-def wrong_detail_type(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
+def wrong_detail_type(case: HandlerCase, store: Store, draw: Draw) -> Bad:
     """A valid event this function does not take, about an existing run."""
     model = draw(st.sampled_from(case.wrong_models))
     run_id = new_run_id()
@@ -361,7 +368,7 @@ def wrong_detail_type(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
     return about_run(case, store, body_of(model, detail), "wrong detail-type", run_id)
 
 
-def near_valid_event(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
+def near_valid_event(case: HandlerCase, store: Store, draw: Draw) -> Bad:
     """A good event for this function with one field removed, mistyped, wrong or added."""
     model = case.takes[0]
     run_id = new_run_id()
@@ -377,11 +384,11 @@ def near_valid_event(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
     return about_run(case, store, body_of(model, broken.detail), kind, run_id)
 
 
-def unknown(case: HandlerCase, store: RunStore, draw: Draw) -> Bad:
+def unknown(case: HandlerCase, store: Store, draw: Draw) -> Bad:
     return case.unknown(store, draw)
 
 
-BAD_KINDS: dict[str, Callable[[HandlerCase, RunStore, Draw], Bad]] = {
+BAD_KINDS: dict[str, Callable[[HandlerCase, Store, Draw], Bad]] = {
     "garbage": garbage,
     "wrong detail-type": wrong_detail_type,
     "near-valid": near_valid_event,
@@ -402,20 +409,20 @@ def named_run(body: str) -> str | None:
 
 
 def check_rejected(
-    case: HandlerCase, store: RunStore, bad: Bad, message_id: str, failed: bool, logs: LogCapture
+    case: HandlerCase, store: Store, bad: Bad, message_id: str, failed: bool, logs: LogCapture
 ) -> None:
     """A bad record: reported failed with its reason logged, or recorded on its run."""
     if failed:
         logged = [line for line in logs.problems() if message_id in line]
         assert logged, f"{case}: no warning or error names failed message {message_id} ({bad})"
         if bad.run_id is not None:
-            run = store.get_run(bad.run_id)
+            run = store.runs.get(bad.run_id)
             assert run is not None
             assert run.state is case.setup, f"{bad} changed {run}"
         return
     run_id = named_run(bad.body)
     assert run_id is not None, f"{case}: {bad} is neither failed nor about a run"
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert run is not None, f"{case}: {bad} is neither failed nor recorded on a run"
     assert run.state is RunState.FAILED, (bad, run)
     assert run.message, (bad, run)
@@ -445,7 +452,6 @@ def present(cases: list[HandlerCase]) -> list[Any]:
         pytest.param(
             case,
             id=case.name,
-            marks=pytest.mark.skipif(not hasattr(wiring, case.name), reason=f"no {case.name} yet"),
         )
         for case in cases
     ]
@@ -455,7 +461,7 @@ def present(cases: list[HandlerCase]) -> list[Any]:
 @FUZZ
 @given(data=st.data())
 def test_bad_records_never_block_good_ones(
-    case: HandlerCase, runtime: RunStore, logs: LogCapture, data: st.DataObject
+    case: HandlerCase, runtime: Store, logs: LogCapture, data: st.DataObject
 ) -> None:
     store = runtime
     goods = [case.good(store, data.draw) for _ in range(data.draw(st.integers(0, 2)))]
@@ -480,7 +486,7 @@ def test_bad_records_never_block_good_ones(
     for record, message_id in zip(records, message_ids, strict=True):
         if isinstance(record, Good):
             assert message_id not in failed, f"{case}: good record failed: {record.body}"
-            run = store.get_run(record.run_id)
+            run = store.runs.get(record.run_id)
             assert run is not None, record
             record.check(run)
         else:
@@ -496,21 +502,21 @@ def lines_naming(logs: LogCapture, *words: str) -> list[str]:
 
 @pytest.mark.parametrize("case", present(HANDLERS))
 def test_a_batch_of_only_bad_records_returns_its_failures(
-    case: HandlerCase, runtime: RunStore, logs: LogCapture
+    case: HandlerCase, runtime: Store, logs: LogCapture
 ) -> None:
     event, (message_id,) = one_batch("not json")
     assert case.handler(event, Context()) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
 
 
 def test_dispatch_says_why_it_rejects_an_event_of_another_detail_type(
-    runtime: RunStore, logs: LogCapture
+    runtime: Store, logs: LogCapture
 ) -> None:
     good = good_request(runtime, simplest)
     bad = body_of(
         FlowRunStateChanged, {"flow_run_id": new_run_id(), "state": "Running", "source": "runner"}
     )
     event, (_, bad_id) = one_batch(good.body, bad)
-    response = wiring.dispatch_batch(event, Context())
+    response = dispatch_batch(event, Context())
     assert failures(response) == {bad_id}
     assert lines_naming(logs, bad_id, "Flow Run State Changed"), logs.problems()
 
@@ -526,7 +532,7 @@ WRONG_DETAIL_TYPES: dict[str, tuple[type[BaseModel], dict[str, Any]]] = {
 
 @pytest.mark.parametrize("case", present([c for c in HANDLERS if c.name in WRONG_DETAIL_TYPES]))
 def test_an_event_of_another_detail_type_is_logged_with_its_reason(
-    case: HandlerCase, runtime: RunStore, logs: LogCapture
+    case: HandlerCase, runtime: Store, logs: LogCapture
 ) -> None:
     model, detail = WRONG_DETAIL_TYPES[case.name]
     good = case.good(runtime, simplest)
@@ -540,7 +546,7 @@ def test_an_event_of_another_detail_type_is_logged_with_its_reason(
     "case", present([c for c in HANDLERS if c.name in ("record_state_batch", "cancel_batch")])
 )
 def test_an_event_for_an_unknown_run_is_logged_with_its_reason(
-    case: HandlerCase, runtime: RunStore, logs: LogCapture
+    case: HandlerCase, runtime: Store, logs: LogCapture
 ) -> None:
     run_id = new_run_id()
     detail = {"flow_run_id": run_id}
@@ -553,44 +559,42 @@ def test_an_event_for_an_unknown_run_is_logged_with_its_reason(
     assert lines_naming(logs, bad_id, run_id), logs.problems()
 
 
-def test_a_malformed_request_does_not_fail_a_launched_run(
-    runtime: RunStore, logs: LogCapture
-) -> None:
+def test_a_malformed_request_does_not_fail_a_launched_run(runtime: Store, logs: LogCapture) -> None:
     run_id = new_run_id()
     request = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id})
     event, _ = one_batch(request)
-    assert wiring.dispatch_batch(event, Context()) == {"batchItemFailures": []}
-    assert runtime.get_run(run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
+    assert dispatch_batch(event, Context()) == {"batchItemFailures": []}
+    assert runtime.runs.get(run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
     malformed = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id, "paramters": {}})
     event, _ = one_batch(malformed, body_of(FlowRunRequested, {"flow": "etl"}))
-    wiring.dispatch_batch(event, Context())
-    run = runtime.get_run(run_id)
+    dispatch_batch(event, Context())
+    run = runtime.runs.get(run_id)
     assert run is not None
     assert run.state is RunState.SUBMITTED, run.message
 
 
 def test_a_malformed_request_with_an_invalid_run_id_creates_no_run(
-    runtime: RunStore, logs: LogCapture
+    runtime: Store, logs: LogCapture
 ) -> None:
     run_id = new_run_id() + "\n"
     malformed = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id})
     event, (bad_id, _) = one_batch(malformed, body_of(FlowRunRequested, {"flow": "etl"}))
-    response = wiring.dispatch_batch(event, Context())
-    assert runtime.get_run(run_id) is None
+    response = dispatch_batch(event, Context())
+    assert runtime.runs.get(run_id) is None
     assert failures(response) == {bad_id}
 
 
 def test_a_request_too_deep_to_store_is_rejected_with_a_reason(
-    runtime: RunStore, logs: LogCapture
+    runtime: Store, logs: LogCapture
 ) -> None:
     run_id = new_run_id()
     body = body_of(FlowRunRequested, {"flow": "etl", "flow_run_id": run_id, "parameters": {}})
     deep = body.replace('"parameters": {}', '"parameters": {"rows": ' + "[" * 256 + "]" * 256 + "}")
     good = good_request(runtime, simplest)
     event, (bad_id, _) = one_batch(deep, good.body)
-    response = wiring.dispatch_batch(event, Context())
+    response = dispatch_batch(event, Context())
     assert failures(response) <= {bad_id}
-    good.check(runtime.get_run(good.run_id))  # type: ignore[arg-type]
+    good.check(runtime.runs.get(good.run_id))  # type: ignore[arg-type]
     check_rejected(
         HANDLERS[0], runtime, Bad(deep, "too deep"), bad_id, bad_id in failures(response), logs
     )

@@ -9,16 +9,17 @@ import boto3
 import pytest
 
 from flowrelay.control.recorder import StateRecorder
-from flowrelay.control.store import RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import parse_event
 from flowrelay.core.lifecycle import RunState
+from flowrelay.launchers.kinds import event_readers
 
 S = RunState
 
 
 @pytest.fixture
-def store(run_table: str) -> RunStore:
-    return RunStore(boto3.client("dynamodb"), run_table)
+def store(run_table: str) -> Store:
+    return Store(boto3.client("dynamodb"), run_table)
 
 
 def bus_event(
@@ -56,11 +57,11 @@ def ecs(run_id: str, status: str, version: int, **extra: Any) -> dict[str, Any]:
 
 def apply(recorder: StateRecorder, *events: dict[str, Any]) -> None:
     for event in events:
-        recorder.handle(parse_event(event))
+        recorder.handle(parse_event(event, event_readers()))
 
 
-def test_a_task_that_failed_to_start_with_no_containers_is_crashed(store: RunStore) -> None:
-    store.create_run("r1", "etl", state=S.SUBMITTED)
+def test_a_task_that_failed_to_start_with_no_containers_is_crashed(store: Store) -> None:
+    store.runs.create("r1", "etl", state=S.SUBMITTED)
     recorder = StateRecorder(store)
     apply(
         recorder,
@@ -73,18 +74,18 @@ def test_a_task_that_failed_to_start_with_no_containers_is_crashed(store: RunSto
             containers=[],
         ),
     )
-    run = store.get_run("r1")
+    run = store.runs.get("r1")
     assert run is not None
     assert run.state is S.CRASHED
     assert run.message == (
         "ECS task stopped (TaskFailedToStart): ResourceInitializationError: unable to pull "
         "secrets; no container ran"
     )
-    assert store.history("r1")[-1].details["stop_code"] == "TaskFailedToStart"
+    assert store.runs.history("r1")[-1].details["stop_code"] == "TaskFailedToStart"
 
 
-def test_a_missing_exit_code_is_never_success(store: RunStore) -> None:
-    store.create_run("r2", "etl", state=S.RUNNING)
+def test_a_missing_exit_code_is_never_success(store: Store) -> None:
+    store.runs.create("r2", "etl", state=S.RUNNING)
     apply(
         StateRecorder(store),
         ecs(
@@ -95,13 +96,13 @@ def test_a_missing_exit_code_is_never_success(store: RunStore) -> None:
             containers=[{"name": "flow", "lastStatus": "STOPPED"}],
         ),
     )
-    run = store.get_run("r2")
+    run = store.runs.get("r2")
     assert run.state is S.CRASHED  # type: ignore[union-attr]
     assert "container 'flow' has no exit code" in run.message  # type: ignore[union-attr,operator]
 
 
-def test_exit_codes_and_reasons_are_in_the_message(store: RunStore) -> None:
-    store.create_run("r3", "etl", state=S.RUNNING)
+def test_exit_codes_and_reasons_are_in_the_message(store: Store) -> None:
+    store.runs.create("r3", "etl", state=S.RUNNING)
     apply(
         StateRecorder(store),
         ecs(
@@ -119,20 +120,20 @@ def test_exit_codes_and_reasons_are_in_the_message(store: RunStore) -> None:
             ],
         ),
     )
-    assert store.get_run("r3").message == (  # type: ignore[union-attr]
+    assert store.runs.get("r3").message == (  # type: ignore[union-attr]
         "ECS task stopped (EssentialContainerExited): Essential container in task exited; "
         "container 'flow' exited with code 137 "
         "(OutOfMemoryError: Container killed due to memory usage)"
     )
 
 
-def test_every_ordering_of_a_successful_runs_events_ends_success(store: RunStore) -> None:
+def test_every_ordering_of_a_successful_runs_events_ends_success(store: Store) -> None:
     recorder = StateRecorder(store)
     for number, ordering in enumerate(
         itertools.permutations(["pending", "runner-running", "success", "stopped"])
     ):
         run_id = f"order-{number}"
-        store.create_run(run_id, "etl", state=S.SUBMITTED)
+        store.runs.create(run_id, "etl", state=S.SUBMITTED)
         events = {
             "pending": ecs(run_id, "PENDING", 2),
             "runner-running": runner(run_id, "Running"),
@@ -146,25 +147,25 @@ def test_every_ordering_of_a_successful_runs_events_ends_success(store: RunStore
             ),
         }
         apply(recorder, *(events[name] for name in ordering), events[ordering[0]])
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert run is not None
         assert run.state is S.SUCCESS, ordering
         assert run.message == "All reference tasks succeeded."
 
 
-def test_heartbeats_update_the_run_without_a_transition(store: RunStore) -> None:
-    store.create_run("r4", "etl", state=S.RUNNING)
+def test_heartbeats_update_the_run_without_a_transition(store: Store) -> None:
+    store.runs.create("r4", "etl", state=S.RUNNING)
     outcome = StateRecorder(store).handle(parse_event(runner("r4", "Running", heartbeat=True)))
     assert outcome.applied
     assert outcome.reason == "heartbeat"
-    run = store.get_run("r4")
+    run = store.runs.get("r4")
     assert run.heartbeat_at is not None  # type: ignore[union-attr]
-    assert len(store.history("r4")) == 1
+    assert len(store.runs.history("r4")) == 1
 
 
-def test_tasks_flowrelay_did_not_start_are_ignored(store: RunStore) -> None:
+def test_tasks_flowrelay_did_not_start_are_ignored(store: Store) -> None:
     event = ecs("x", "STOPPED", 1)
     event["detail"]["group"] = "service:web"
-    outcome = StateRecorder(store).handle(parse_event(event))
+    outcome = StateRecorder(store).handle(parse_event(event, event_readers()))
     assert not outcome.applied
     assert "is not flowrelay's" in outcome.reason

@@ -23,19 +23,21 @@ from flowrelay.control.cancel import CancelError, Canceller
 from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, RetryLater
 from flowrelay.control.monitor import Monitor
 from flowrelay.control.recorder import StateRecorder
-from flowrelay.control.store import FlowRun, RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import (
-    EcsTaskStateChange,
     FlowRunCancelRequested,
     FlowRunStateChanged,
     ParsedEvent,
     parse_event,
 )
 from flowrelay.core.lifecycle import RunState, Source
-from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.policies import RetryPolicy, Timeouts
 from flowrelay.core.routing import Target
-from flowrelay.core.timeouts import Timeouts
-from flowrelay.launchers.ecs import EcsLauncher
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import InfraStatus
+from flowrelay.launchers.ecs import EcsLauncher, LaunchResult
+from flowrelay.launchers.ecs.status import EcsTaskStateChange, task_status
+from flowrelay.launchers.kinds import event_readers
 from tests.integration.conftest import Clock, tasks_of_run
 from tests.strategies import envelope
 
@@ -44,25 +46,25 @@ NETWORK_TIMEOUT = "Timeout waiting for network interface provisioning to complet
 
 
 @pytest.fixture
-def store(store: RunStore, clock: Clock) -> RunStore:
+def store(store: Store, clock: Clock) -> Store:
     """conftest's store (``etl`` registered), on the test's clock."""
     store.clock = clock
     return store
 
 
 @pytest.fixture
-def target(store: RunStore, cluster: str, network: dict[str, Any]) -> Target:
+def target(store: Store, cluster: str, network: dict[str, Any]) -> Target:
     target = Target(
         name="fargate",
         kind="ecs",
         settings={"cluster": cluster, "image": f"example/flows:{uuid.uuid4().hex[:6]}", **network},
     )
-    store.put_target(target)
+    store.targets.put(target)
     return target
 
 
 @pytest.fixture
-def launcher(ecs: Any, store: RunStore, bus: str) -> EcsLauncher:
+def launcher(ecs: Any, store: Store, bus: str) -> EcsLauncher:
     return EcsLauncher(ecs, table_name=store.table_name, bus_name=bus)
 
 
@@ -74,7 +76,7 @@ LIMITS = Timeouts(
 
 
 @pytest.fixture
-def dispatcher(store: RunStore, launcher: EcsLauncher) -> Dispatcher:
+def dispatcher(store: Store, launcher: EcsLauncher) -> Dispatcher:
     return Dispatcher(store, {"ecs": launcher}, retry=POLICY, timeouts=LIMITS)
 
 
@@ -83,8 +85,8 @@ def request(**detail: Any) -> ParsedEvent:
     return parse_event(envelope("Flow Run Requested", detail, event_id=str(uuid.uuid4())))
 
 
-def run_of(store: RunStore, run_id: str) -> FlowRun:
-    run = store.get_run(run_id)
+def run_of(store: Store, run_id: str) -> FlowRun:
+    run = store.runs.get(run_id)
     assert run is not None
     return run
 
@@ -135,7 +137,7 @@ def aws_answers(ecs: Any) -> Iterator[Callable[..., None]]:
 
 def test_capacity_refusals_are_retried_as_new_attempts_with_backoff(
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
@@ -165,13 +167,13 @@ def test_capacity_refusals_are_retried_as_new_attempts_with_backoff(
     assert run.message == "launched on 'fargate' (attempt 3)"
     (task,) = tasks_of_run(ecs, cluster, run_id)
     assert {t["key"]: t["value"] for t in task["tags"]}["flowrelay:attempt"] == "3"
-    reasons = [entry.details.get("reason") for entry in store.history(run_id)]
+    reasons = [entry.details.get("reason") for entry in store.runs.history(run_id)]
     assert reasons.count(CAPACITY) == 2
 
 
 def test_a_run_that_exhausts_its_attempts_fails_with_every_reason_in_its_history(
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
@@ -191,7 +193,7 @@ def test_a_run_that_exhausts_its_attempts_fails_with_every_reason_in_its_history
     assert run.message == "launch on 'fargate' failed (after 3 attempts): Rate exceeded"
     attempts = [
         (entry.details.get("attempt"), entry.details.get("reason"))
-        for entry in store.history(run_id)
+        for entry in store.runs.history(run_id)
         if "reason" in entry.details
     ]
     assert attempts == [(1, "Rate exceeded"), (2, "Rate exceeded"), (3, "Rate exceeded")]
@@ -202,7 +204,7 @@ def test_a_run_that_exhausts_its_attempts_fails_with_every_reason_in_its_history
 
 
 @pytest.fixture
-def canceller(store: RunStore, launcher: EcsLauncher) -> Canceller:
+def canceller(store: Store, launcher: EcsLauncher) -> Canceller:
     return Canceller(store, {"ecs": launcher})
 
 
@@ -223,19 +225,20 @@ def ecs_event_of(task: dict[str, Any]) -> ParsedEvent:
             source="aws.ecs",
             event_id=str(uuid.uuid4()),
             resources=[task["taskArn"]],
-        )
+        ),
+        event_readers(),
     )
 
 
 def test_cancelling_a_scheduled_run_cancels_it_without_launching(
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     ecs: Any,
     cluster: str,
 ) -> None:
-    run, _ = store.create_run("run-scheduled-1", "etl", state=RunState.SCHEDULED)
+    run, _ = store.runs.create("run-scheduled-1", "etl", state=RunState.SCHEDULED)
     outcome = cancel(canceller, run.run_id)
     assert outcome.state is RunState.CANCELLED
     assert run_of(store, run.run_id).message == "cancel requested by ops: not needed"
@@ -247,7 +250,7 @@ def test_cancelling_a_scheduled_run_cancels_it_without_launching(
 def test_cancelling_a_pending_run_cancels_it_and_it_is_never_launched(
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     ecs: Any,
     cluster: str,
     network: dict[str, Any],
@@ -256,7 +259,7 @@ def test_cancelling_a_pending_run_cancels_it_and_it_is_never_launched(
     run_id = event.detail.flow_run_id
     assert dispatcher.handle_request(event).state is RunState.PENDING  # no target yet
     assert cancel(canceller, run_id).state is RunState.CANCELLED
-    store.put_target(
+    store.targets.put(
         Target(name="gpu", kind="ecs", labels=["gpu"], settings={"cluster": cluster, **network})
     )
     dispatcher.handle_request(event)
@@ -267,7 +270,7 @@ def test_cancelling_a_pending_run_cancels_it_and_it_is_never_launched(
 def test_a_cancel_that_arrives_while_the_task_is_starting_stops_that_task(
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     launcher: EcsLauncher,
     target: Target,
     bus: str,
@@ -304,7 +307,7 @@ def test_cancelling_a_launched_run_stops_its_task_and_it_ends_cancelled(
     reached: RunState,
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     ecs: Any,
     cluster: str,
@@ -313,7 +316,7 @@ def test_cancelling_a_launched_run_stops_its_task_and_it_ends_cancelled(
     run_id = event.detail.flow_run_id
     dispatcher.handle_request(event)
     if reached is RunState.RUNNING:
-        store.transition(run_id, RunState.RUNNING, Source.RUNNER)
+        store.runs.transition(run_id, RunState.RUNNING, Source.RUNNER)
     outcome = cancel(canceller, run_id)
     assert (outcome.state, outcome.stopped) == (RunState.CANCELLING, True)
     (task,) = tasks_of_run(ecs, cluster, run_id)
@@ -322,7 +325,9 @@ def test_cancelling_a_launched_run_stops_its_task_and_it_ends_cancelled(
     # A second cancel (the user pressed twice): StopTask on a stopped task is not an error.
     assert cancel(canceller, run_id).state is RunState.CANCELLING
     # The runner reports being stopped (SIGTERM), and the task's STOPPED event comes.
-    store.transition(run_id, RunState.FAILED, Source.RUNNER, message="Flow run stopped by SIGTERM")
+    store.runs.transition(
+        run_id, RunState.FAILED, Source.RUNNER, message="Flow run stopped by SIGTERM"
+    )
     ecs.stop_task(cluster=cluster, task=task["taskArn"], reason="stopped")
     (stopped,) = tasks_of_run(ecs, cluster, run_id)
     StateRecorder(store).handle(ecs_event_of(stopped | {"lastStatus": "STOPPED"}))
@@ -343,7 +348,7 @@ def test_a_cancel_finds_and_stops_a_task_its_dispatcher_never_recorded(
     how: str,
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     launcher: EcsLauncher,
     target: Target,
     clock: Clock,
@@ -392,7 +397,7 @@ def test_a_cancel_finds_and_stops_a_task_its_dispatcher_never_recorded(
 def test_a_cancel_after_a_launch_that_started_nothing_ends_cancelled(
     canceller: Canceller,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     launcher: EcsLauncher,
     target: Target,
     clock: Clock,
@@ -430,7 +435,7 @@ def test_cancelling_an_unknown_run_is_an_error_naming_it(canceller: Canceller) -
 
 
 @pytest.fixture
-def monitor(store: RunStore, launcher: EcsLauncher, bus: str) -> Monitor:
+def monitor(store: Store, launcher: EcsLauncher, bus: str) -> Monitor:
     return Monitor(
         store,
         {"ecs": launcher},
@@ -441,7 +446,7 @@ def monitor(store: RunStore, launcher: EcsLauncher, bus: str) -> Monitor:
     )
 
 
-def launched(dispatcher: Dispatcher, store: RunStore, **detail: Any) -> FlowRun:
+def launched(dispatcher: Dispatcher, store: Store, **detail: Any) -> FlowRun:
     event = request(**detail)
     dispatcher.handle_request(event)
     return run_of(store, event.detail.flow_run_id)
@@ -450,7 +455,7 @@ def launched(dispatcher: Dispatcher, store: RunStore, **detail: Any) -> FlowRun:
 def test_a_submitted_run_whose_task_stopped_unseen_is_crashed_after_the_start_timeout(
     monitor: Monitor,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
@@ -471,21 +476,17 @@ def test_a_submitted_run_whose_task_stopped_unseen_is_crashed_after_the_start_ti
 
 
 def test_a_submitted_run_whose_task_ecs_forgot_is_crashed(
-    monitor: Monitor, store: RunStore, clock: Clock, cluster: str
+    monitor: Monitor, store: Store, clock: Clock, cluster: str
 ) -> None:
-    run, _ = store.create_run("run-forgotten", "etl")
+    run, _ = store.runs.create("run-forgotten", "etl")
     task_arn = f"arn:aws:ecs:us-east-1:123456789012:task/{cluster}/0123456789abcdef"
-    store.transition(
+    store.runs.transition(
         run.run_id,
         RunState.SUBMITTED,
         Source.DISPATCHER,
-        infrastructure={
-            "kind": "ecs",
-            "task_arn": task_arn,
-            "cluster": cluster,
-            "task_definition_arn": "td",
-            "attempt": 1,
-        },
+        infrastructure=LaunchResult(
+            task_arn=task_arn, cluster=cluster, task_definition_arn="td", attempt=1
+        ).model_dump(mode="json", exclude_none=True),
     )
     clock.advance(3600)
     (action,) = monitor.run_once().actions
@@ -496,15 +497,15 @@ def test_a_submitted_run_whose_task_ecs_forgot_is_crashed(
 def test_a_silent_runner_whose_task_runs_is_a_warning_not_a_crash(
     monitor: Monitor,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     run = launched(dispatcher, store)
-    store.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
+    store.runs.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
     clock.advance(60)
-    store.heartbeat(run.run_id)
+    store.runs.heartbeat(run.run_id)
     clock.advance(60)
     assert monitor.run_once().actions == []  # heard from 60 s ago
     clock.advance(60)
@@ -518,14 +519,14 @@ def test_a_silent_runner_whose_task_runs_is_a_warning_not_a_crash(
 def test_a_running_run_whose_task_stopped_unseen_is_crashed_after_the_heartbeat_timeout(
     monitor: Monitor,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
     cluster: str,
 ) -> None:
     run = launched(dispatcher, store)
-    store.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
+    store.runs.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
     ecs.stop_task(
         cluster=cluster,
         task=run.infrastructure["task_arn"],
@@ -541,7 +542,7 @@ def test_a_running_run_whose_task_stopped_unseen_is_crashed_after_the_heartbeat_
 def test_a_run_past_its_timeout_is_stopped_then_timed_out(
     monitor: Monitor,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
@@ -550,10 +551,10 @@ def test_a_run_past_its_timeout_is_stopped_then_timed_out(
     run = launched(dispatcher, store, timeout_seconds=120)
     assert run.timeouts is not None
     assert run.timeouts.run_seconds == 120
-    store.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
+    store.runs.transition(run.run_id, RunState.RUNNING, Source.RUNNER)
     for _ in range(3):  # heartbeats keep it healthy; only the run timeout stops it
         clock.advance(50)
-        store.heartbeat(run.run_id)
+        store.runs.heartbeat(run.run_id)
     (action,) = monitor.run_once().actions
     assert (action.action, action.state) == ("timed_out", RunState.TIMED_OUT)
     assert (
@@ -570,7 +571,7 @@ def test_a_run_past_its_timeout_is_stopped_then_timed_out(
 def test_pending_runs_are_offered_when_due_and_a_target_fits(
     monitor: Monitor,
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     clock: Clock,
     cluster: str,
     network: dict[str, Any],
@@ -578,12 +579,12 @@ def test_pending_runs_are_offered_when_due_and_a_target_fits(
     waiting = launched(dispatcher, store, labels=["gpu"])
     assert waiting.state is RunState.PENDING
     assert monitor.run_once().actions == []  # nothing fits yet
-    store.put_target(
+    store.targets.put(
         Target(name="gpu", kind="ecs", labels=["gpu"], settings={"cluster": cluster, **network})
     )
     (action,) = monitor.run_once().actions
     assert (action.run_id, action.action) == (waiting.run_id, "offered")
-    store.claim_launch(waiting.run_id, 1, LAUNCH_LEASE)
+    store.runs.claim_launch(waiting.run_id, 1, LAUNCH_LEASE)
     assert monitor.run_once().actions == []  # a dispatcher is on it
 
 
@@ -592,7 +593,7 @@ def test_pending_runs_are_offered_when_due_and_a_target_fits(
 
 def test_a_transient_start_failure_relaunches_as_the_next_attempt(
     dispatcher: Dispatcher,
-    store: RunStore,
+    store: Store,
     target: Target,
     clock: Clock,
     ecs: Any,
@@ -634,7 +635,7 @@ def test_a_transient_start_failure_relaunches_as_the_next_attempt(
 
 
 def test_a_start_failure_that_is_not_transient_crashes_the_run(
-    dispatcher: Dispatcher, store: RunStore, target: Target, ecs: Any, cluster: str
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:
     run = launched(dispatcher, store)
     reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s): not found"
@@ -654,9 +655,9 @@ def test_a_start_failure_that_is_not_transient_crashes_the_run(
     )
 
 
-def test_runner_state_events_still_apply(store: RunStore) -> None:
+def test_runner_state_events_still_apply(store: Store) -> None:
     """The recorder's other path is unchanged by relaunching (a smoke check of the wiring)."""
-    run, _ = store.create_run("run-smoke", "etl")
+    run, _ = store.runs.create("run-smoke", "etl")
     change = FlowRunStateChanged(
         flow_run_id=run.run_id, state=RunState.RUNNING, source=Source.RUNNER
     )
@@ -679,12 +680,19 @@ class StillStarting:
     """ECS as it answers for a task stuck in PROVISIONING (moto's tasks start at once): the one
     boundary stubbed here, so the monitor's hard start limit can be seen."""
 
+    kind = "ecs"
+
     def __init__(self) -> None:
         self.stopped: list[str] = []
 
-    def status(self, infrastructure: Any) -> EcsTaskStateChange:
-        return EcsTaskStateChange(
-            taskArn=infrastructure["task_arn"], lastStatus="PROVISIONING", version=1
+    def launch(self, run: Any, target: Any, *, attempt: int = 1, resume: bool = False) -> Any:
+        raise NotImplementedError("this stub only answers the monitor")
+
+    def status(self, infrastructure: Any) -> InfraStatus:
+        return task_status(
+            EcsTaskStateChange(
+                taskArn=infrastructure["task_arn"], lastStatus="PROVISIONING", version=1
+            )
         )
 
     def stop_launched(self, infrastructure: Any, reason: str) -> None:
@@ -695,7 +703,7 @@ class StillStarting:
 
 
 def test_a_task_still_starting_is_left_alone_until_the_start_limit_then_stopped(
-    dispatcher: Dispatcher, store: RunStore, target: Target, clock: Clock, bus: str
+    dispatcher: Dispatcher, store: Store, target: Target, clock: Clock, bus: str
 ) -> None:
     run = launched(dispatcher, store)
     ecs_stub = StillStarting()
@@ -718,16 +726,17 @@ def test_a_task_still_starting_is_left_alone_until_the_start_limit_then_stopped(
 
 
 def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
-    store: RunStore, bus: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, bus: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from flowrelay.handlers import wiring
+    from flowrelay.handlers.batches import noting_dead_letters
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
     wiring.reset()
-    run, _ = store.create_run("run-dead-letter", "etl")
+    run, _ = store.runs.create("run-dead-letter", "etl")
     body = json.dumps(
         {
             "version": "0", "id": "e-1", "detail-type": "Flow Run Cancel Requested",
@@ -739,7 +748,7 @@ def test_a_message_failing_its_last_delivery_leaves_the_reason_on_its_run(
     def broken(record: SQSRecord) -> dict[str, Any]:
         raise RuntimeError("the table is being restored")
 
-    handle = wiring.noting_dead_letters("cancel", broken)
+    handle = noting_dead_letters("cancel", broken)
     for receives, noted in ((4, False), (5, True)):
         record = SQSRecord(
             {

@@ -24,10 +24,11 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.control.store import RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunStateChanged, parse_event
 from flowrelay.core.lifecycle import RunState, Source
-from flowrelay.core.registration import registration_for
+from flowrelay.core.registration import ExecutorSpec
+from flowrelay.core.storage import Local, Module
 from flowrelay.runner import (
     ENV_ATTEMPT,
     ENV_BUS_NAME,
@@ -37,8 +38,8 @@ from flowrelay.runner import (
     ConfigError,
     config_from_env,
 )
-from flowrelay.sdk.executors.spec import ExecutorSpec
-from flowrelay.sdk.storage import Local, Module
+from flowrelay.sdk.flow import registration_for
+from flowrelay.sdk.storage import load_flow
 
 pytestmark = pytest.mark.slow
 
@@ -189,8 +190,8 @@ def bus(aws_env: str) -> Iterator[Bus]:
 
 
 @pytest.fixture
-def store(run_table: str) -> RunStore:
-    return RunStore(boto3.client("dynamodb"), run_table)
+def store(run_table: str) -> Store:
+    return Store(boto3.client("dynamodb"), run_table)
 
 
 def write_script(folder: Path, source: str, name: str = "flow.py") -> Path:
@@ -199,18 +200,18 @@ def write_script(folder: Path, source: str, name: str = "flow.py") -> Path:
     return path
 
 
-def register_script(store: RunStore, script: Path) -> None:
+def register_script(store: Store, script: Path) -> None:
     storage = Local(str(script))
-    store.register_flow(registration_for(storage.load(), storage=storage))
+    store.flows.register(registration_for(load_flow(storage), storage=storage))
 
 
-def new_run(store: RunStore, flow_name: str, parameters: Mapping[str, Any] | None = None) -> str:
+def new_run(store: Store, flow_name: str, parameters: Mapping[str, Any] | None = None) -> str:
     run_id = uuid.uuid4().hex
-    store.create_run(run_id, flow_name, parameters=parameters)
+    store.runs.create(run_id, flow_name, parameters=parameters)
     return run_id
 
 
-def runner_env(store: RunStore, bus: Bus, run_id: str, **extra: str) -> dict[str, str]:
+def runner_env(store: Store, bus: Bus, run_id: str, **extra: str) -> dict[str, str]:
     """The test's environment (moto endpoint, fake credentials) plus the runner's settings."""
     return {
         **os.environ,
@@ -276,7 +277,7 @@ def wait_for(path: Path, timeout: float = 30.0) -> None:
 
 @pytest.mark.parametrize("command", [RUNNER_MODULE, RUNNER_SCRIPT], ids=["module", "script"])
 def test_a_successful_run_reports_running_then_success_and_exits_0(
-    store: RunStore, bus: Bus, tmp_path: Path, command: list[str]
+    store: Store, bus: Bus, tmp_path: Path, command: list[str]
 ) -> None:
     register_script(store, write_script(tmp_path, ADDER))
     run_id = new_run(store, "adder", parameters={"x": 40})
@@ -295,11 +296,11 @@ def test_a_successful_run_reports_running_then_success_and_exits_0(
 
 
 def test_a_failing_run_reports_the_failing_task_and_exits_1(
-    store: RunStore, bus: Bus, tmp_path: Path
+    store: Store, bus: Bus, tmp_path: Path
 ) -> None:
     from flowrelay.sdk.examples.failing import flow
 
-    store.register_flow(
+    store.flows.register(
         registration_for(flow, storage=Module("flowrelay.sdk.examples.failing:flow"))
     )
     run_id = new_run(store, "failing")
@@ -315,7 +316,7 @@ def test_a_failing_run_reports_the_failing_task_and_exits_1(
 
 
 def test_a_running_flow_sends_heartbeats_until_its_final_report(
-    store: RunStore, bus: Bus, tmp_path: Path
+    store: Store, bus: Bus, tmp_path: Path
 ) -> None:
     register_script(store, write_script(tmp_path, SLOW))
     run_id = new_run(store, "slow")
@@ -343,7 +344,7 @@ def test_a_running_flow_sends_heartbeats_until_its_final_report(
     ids=["local", "threads", "dask"],
 )
 def test_sigterm_reports_failed_before_exiting_143_and_closes_the_cluster(
-    store: RunStore, bus: Bus, tmp_path: Path, script: str, flow_name: str
+    store: Store, bus: Bus, tmp_path: Path, script: str, flow_name: str
 ) -> None:
     register_script(store, write_script(tmp_path, script))
     run_id = new_run(store, flow_name)
@@ -380,7 +381,7 @@ def test_sigterm_reports_failed_before_exiting_143_and_closes_the_cluster(
 
 
 def test_an_unknown_run_exits_2_saying_so_and_reports_nothing(
-    store: RunStore, bus: Bus, tmp_path: Path
+    store: Store, bus: Bus, tmp_path: Path
 ) -> None:
     run_id = uuid.uuid4().hex
 
@@ -391,27 +392,27 @@ def test_an_unknown_run_exits_2_saying_so_and_reports_nothing(
     assert received(bus, timeout=0.3) == []
 
 
-def _not_registered(store: RunStore, tmp_path: Path) -> str:
+def _not_registered(store: Store, tmp_path: Path) -> str:
     return new_run(store, "ghost")
 
 
-def _script_gone(store: RunStore, tmp_path: Path) -> str:
+def _script_gone(store: Store, tmp_path: Path) -> str:
     script = write_script(tmp_path, ADDER, name="gone.py")
     register_script(store, script)
     script.unlink()
     return new_run(store, "adder")
 
 
-def _bad_parameter(store: RunStore, tmp_path: Path) -> str:
+def _bad_parameter(store: Store, tmp_path: Path) -> str:
     register_script(store, write_script(tmp_path, ADDER))
     return new_run(store, "adder", parameters={"z": 1})
 
 
-def _bad_executor(store: RunStore, tmp_path: Path) -> str:
+def _bad_executor(store: Store, tmp_path: Path) -> str:
     storage = Local(str(write_script(tmp_path, ADDER)))
-    registration = registration_for(storage.load(), storage=storage)
+    registration = registration_for(load_flow(storage), storage=storage)
     spec = ExecutorSpec(type="DaskExecutor", kwargs={"cluster_class": "no_such_module:Cluster"})
-    store.register_flow(registration.model_copy(update={"executor": spec}))
+    store.flows.register(registration.model_copy(update={"executor": spec}))
     return new_run(store, "adder")
 
 
@@ -426,10 +427,10 @@ def _bad_executor(store: RunStore, tmp_path: Path) -> str:
     ids=["not-registered", "script-gone", "bad-parameter", "bad-executor"],
 )
 def test_a_run_that_cannot_start_reports_failed_naming_the_cause_and_exits_2(
-    store: RunStore,
+    store: Store,
     bus: Bus,
     tmp_path: Path,
-    setup: Callable[[RunStore, Path], str],
+    setup: Callable[[Store, Path], str],
     cause: str,
 ) -> None:
     run_id = setup(store, tmp_path)
@@ -443,7 +444,7 @@ def test_a_run_that_cannot_start_reports_failed_naming_the_cause_and_exits_2(
     assert cause in (states[0].message or "")
 
 
-def test_a_missing_setting_exits_2_naming_it(store: RunStore, bus: Bus, tmp_path: Path) -> None:
+def test_a_missing_setting_exits_2_naming_it(store: Store, bus: Bus, tmp_path: Path) -> None:
     env = runner_env(store, bus, uuid.uuid4().hex)
     del env[ENV_BUS_NAME]
 

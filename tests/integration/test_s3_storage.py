@@ -13,7 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.sdk.storage import S3, FlowLoadError, parse_storage
+from flowrelay.core.storage import S3, parse_storage
+from flowrelay.sdk.storage import FlowLoadError, load_flow, upload_script
 
 SCRIPT = """
 from flowrelay import Flow, Parameter, task
@@ -77,7 +78,7 @@ def test_upload_stores_the_script_under_a_content_addressed_key(
 ) -> None:
     script = write_script(tmp_path, SCRIPT)
     body = script.read_bytes()
-    stored = S3(bucket).upload(script, "my flow")
+    stored = upload_script(S3(bucket), script, "my flow")
     assert stored.bucket == bucket
     assert stored.key is not None
     assert hashlib.sha256(body).hexdigest()[:16] in stored.key
@@ -90,34 +91,34 @@ def test_upload_stores_the_script_under_a_content_addressed_key(
     copy = tmp_path / "elsewhere" / "copy.py"
     copy.parent.mkdir()
     shutil.copy(script, copy)
-    assert S3(bucket).upload(script, "my flow").key == stored.key
-    assert S3(bucket).upload(copy, "my flow").key == stored.key
+    assert upload_script(S3(bucket), script, "my flow").key == stored.key
+    assert upload_script(S3(bucket), copy, "my flow").key == stored.key
     assert keys_in(s3_client, bucket) == [stored.key]
 
     # A changed script gets a new key; the old version stays where registrations point.
     script.write_text(textwrap.dedent(SCRIPT) + "\n# changed\n")
-    changed = S3(bucket).upload(script, "my flow")
+    changed = upload_script(S3(bucket), script, "my flow")
     assert changed.key != stored.key
     assert keys_in(s3_client, bucket) == sorted([stored.key, str(changed.key)])
 
 
 def test_upload_leaves_the_storage_it_was_called_on_unchanged(tmp_path: Path, bucket: str) -> None:
     storage = S3(bucket)
-    stored = storage.upload(write_script(tmp_path, SCRIPT), "my flow")
+    stored = upload_script(storage, write_script(tmp_path, SCRIPT), "my flow")
     assert storage.key is None
     assert stored.key is not None
 
 
 def test_upload_with_an_explicit_key(tmp_path: Path, s3_client: Any, bucket: str) -> None:
-    stored = S3(bucket, "custom/etl.py").upload(write_script(tmp_path, SCRIPT), "my flow")
+    stored = upload_script(S3(bucket, "custom/etl.py"), write_script(tmp_path, SCRIPT), "my flow")
     assert stored.key == "custom/etl.py"
     assert keys_in(s3_client, bucket) == ["custom/etl.py"]
 
 
 def test_load_returns_a_flow_that_runs(tmp_path: Path, bucket: str) -> None:
-    stored = S3(bucket).upload(write_script(tmp_path, SCRIPT), "my flow")
+    stored = upload_script(S3(bucket), write_script(tmp_path, SCRIPT), "my flow")
     # What a registration keeps and a runner reads back.
-    flow = parse_storage(stored.model_dump_json()).load()
+    flow = load_flow(parse_storage(stored.model_dump_json()))
     assert flow.name == "my flow"
     state = flow.run(x=2)
     assert state.is_successful(), state.message
@@ -127,18 +128,18 @@ def test_load_returns_a_flow_that_runs(tmp_path: Path, bucket: str) -> None:
 
 def test_load_with_attr_picks_one_of_several_flows(tmp_path: Path, bucket: str) -> None:
     script = write_script(tmp_path, TWO_FLOWS)
-    stored = S3(bucket, attr="beta").upload(script, "two flows")
+    stored = upload_script(S3(bucket, attr="beta"), script, "two flows")
     assert stored.attr == "beta"
-    assert stored.load().name == "beta"
+    assert load_flow(stored).name == "beta"
     without_attr = S3(bucket, stored.key)
     with pytest.raises(FlowLoadError, match=r"defines 2 flows \(alpha, beta\)"):
-        without_attr.load()
+        load_flow(without_attr)
 
 
 def test_load_of_a_missing_key_names_the_object_and_the_error_code(bucket: str) -> None:
     storage = S3(bucket, "flows/my-flow/0000000000000000.py")
     with pytest.raises(FlowLoadError) as info:
-        storage.load()
+        load_flow(storage)
     message = str(info.value)
     assert message.startswith(f"s3://{bucket}/flows/my-flow/0000000000000000.py: ")
     assert "NoSuchKey" in message
@@ -147,18 +148,18 @@ def test_load_of_a_missing_key_names_the_object_and_the_error_code(bucket: str) 
 def test_load_from_a_missing_bucket_names_the_error_code(aws_env: str) -> None:
     storage = S3(f"flowrelay-missing-{uuid.uuid4().hex[:12]}", "flow.py")
     with pytest.raises(FlowLoadError) as info:
-        storage.load()
+        load_flow(storage)
     assert str(info.value).startswith(f"s3://{storage.bucket}/flow.py: NoSuchBucket")
 
 
 def test_load_without_a_key_raises(aws_env: str) -> None:
     with pytest.raises(FlowLoadError, match="has no key") as info:
-        S3("flowrelay-unregistered").load()
+        load_flow(S3("flowrelay-unregistered"))
     assert "'flowrelay-unregistered'" in str(info.value)
 
 
 def test_a_broken_script_in_s3_is_a_flow_load_error(tmp_path: Path, bucket: str) -> None:
     broken = write_script(tmp_path, "from flowrelay import Flow\n\nflow = = Flow('x')\n")
-    stored = S3(bucket).upload(broken, "broken")
+    stored = upload_script(S3(bucket), broken, "broken")
     with pytest.raises(FlowLoadError, match=r":3: syntax error"):
-        stored.load()
+        load_flow(stored)

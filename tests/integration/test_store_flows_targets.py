@@ -7,16 +7,16 @@ import threading
 import boto3
 import pytest
 
-from flowrelay.control.store import RunStore
-from flowrelay.core.registration import registration_for
+from flowrelay.control.store import Store
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import ECSRun
-from flowrelay.sdk.storage import Module
+from flowrelay.core.storage import Module
+from flowrelay.sdk.flow import registration_for
 
 
 @pytest.fixture
-def store(run_table: str) -> RunStore:
-    return RunStore(boto3.client("dynamodb"), run_table)
+def store(run_table: str) -> Store:
+    return Store(boto3.client("dynamodb"), run_table)
 
 
 def etl_registration(rows: int = 10):
@@ -33,22 +33,22 @@ def etl_registration(rows: int = 10):
     ).with_content_hash()
 
 
-def test_registering_unchanged_content_keeps_the_version(store: RunStore) -> None:
-    first, created = store.register_flow(etl_registration())
+def test_registering_unchanged_content_keeps_the_version(store: Store) -> None:
+    first, created = store.flows.register(etl_registration())
     assert (first.version, created) == (1, True)
-    again, created = store.register_flow(etl_registration())
+    again, created = store.flows.register(etl_registration())
     assert (again.version, created) == (1, False)
-    changed, created = store.register_flow(etl_registration(rows=20))
+    changed, created = store.flows.register(etl_registration(rows=20))
     assert (changed.version, created) == (2, True)
-    assert store.get_flow("etl").version == 2  # type: ignore[union-attr]
-    assert store.get_flow("etl", version=1).parameters[1].default == 10  # type: ignore[union-attr]
-    assert store.get_flow("etl", version=3) is None
-    assert store.get_flow("nope") is None
+    assert store.flows.get("etl").version == 2  # type: ignore[union-attr]
+    assert store.flows.get("etl", version=1).parameters[1].default == 10  # type: ignore[union-attr]
+    assert store.flows.get("etl", version=3) is None
+    assert store.flows.get("nope") is None
 
 
-def test_a_registration_round_trips_everything(store: RunStore) -> None:
-    stored, _ = store.register_flow(etl_registration())
-    loaded = store.get_flow("etl")
+def test_a_registration_round_trips_everything(store: Store) -> None:
+    stored, _ = store.flows.register(etl_registration())
+    loaded = store.flows.get("etl")
     assert loaded == stored
     assert loaded.storage == Module("flowrelay.sdk.examples.etl:flow")
     assert loaded.executor.type == "LocalDaskExecutor"
@@ -56,13 +56,13 @@ def test_a_registration_round_trips_everything(store: RunStore) -> None:
     assert loaded.registered_at is not None
 
 
-def test_concurrent_registrations_get_distinct_versions(store: RunStore) -> None:
+def test_concurrent_registrations_get_distinct_versions(store: Store) -> None:
     barrier = threading.Barrier(4)
     versions: list[int] = []
 
     def register(rows: int) -> None:
         barrier.wait()
-        versions.append(store.register_flow(etl_registration(rows=rows))[0].version)
+        versions.append(store.flows.register(etl_registration(rows=rows))[0].version)
 
     threads = [threading.Thread(target=register, args=(rows,)) for rows in (1, 2, 3, 4)]
     for thread in threads:
@@ -70,26 +70,26 @@ def test_concurrent_registrations_get_distinct_versions(store: RunStore) -> None
     for thread in threads:
         thread.join()
     assert sorted(versions) == [1, 2, 3, 4]
-    assert store.get_flow("etl").version == 4  # type: ignore[union-attr]
+    assert store.flows.get("etl").version == 4  # type: ignore[union-attr]
 
 
-def test_targets_crud(store: RunStore) -> None:
+def test_targets_crud(store: Store) -> None:
     fargate = Target(
         name="fargate", kind="ecs", labels=["prod", "prod"], settings={"cluster": "flows"}
     )
     laptop = Target(name="laptop", kind="local")
-    store.put_target(fargate)
-    store.put_target(laptop)
-    assert [t.name for t in store.list_targets()] == ["fargate", "laptop"]
-    assert store.get_target("fargate") == fargate
-    assert store.get_target("fargate").labels == ["prod"]  # type: ignore[union-attr]
-    store.put_target(
+    store.targets.put(fargate)
+    store.targets.put(laptop)
+    assert [t.name for t in store.targets.list()] == ["fargate", "laptop"]
+    assert store.targets.get("fargate") == fargate
+    assert store.targets.get("fargate").labels == ["prod"]  # type: ignore[union-attr]
+    store.targets.put(
         Target(name="fargate", kind="ecs", labels=["prod", "ml"], settings={"cluster": "flows"})
     )
-    assert store.get_target("fargate").labels == ["ml", "prod"]  # type: ignore[union-attr]
-    assert store.delete_target("laptop")
-    assert not store.delete_target("laptop")
-    assert [t.name for t in store.list_targets()] == ["fargate"]
+    assert store.targets.get("fargate").labels == ["ml", "prod"]  # type: ignore[union-attr]
+    assert store.targets.delete("laptop")
+    assert not store.targets.delete("laptop")
+    assert [t.name for t in store.targets.list()] == ["fargate"]
 
 
 def test_registration_needs_storage() -> None:
@@ -99,12 +99,12 @@ def test_registration_needs_storage() -> None:
         registration_for(Flow("bare"))
 
 
-def test_run_config_survives_registration(store: RunStore) -> None:
+def test_run_config_survives_registration(store: Store) -> None:
     from flowrelay import Flow
 
     flow = Flow(
         "configured", run_config=ECSRun(cpu="1 vcpu", labels=["prod"]), storage=Module("x:flow")
     )
-    stored, _ = store.register_flow(registration_for(flow))
-    assert store.get_flow("configured").run_config == ECSRun(cpu="1 vcpu", labels=["prod"])  # type: ignore[union-attr]
+    stored, _ = store.flows.register(registration_for(flow))
+    assert store.flows.get("configured").run_config == ECSRun(cpu="1 vcpu", labels=["prod"])  # type: ignore[union-attr]
     assert stored.labels == ["prod"]

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from flowrelay.core.events import (
-    ECS_GROUP_PREFIX,
     FlowRunCancelRequested,
     FlowRunRequested,
     FlowRunStateChanged,
@@ -23,6 +22,8 @@ from flowrelay.core.events import (
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.devstack.deploy import create_stack
 from flowrelay.devstack.template import function_event_sources, load_template
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
+from flowrelay.launchers.kinds import event_readers
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -117,7 +118,7 @@ def test_events_reach_the_queues_their_rules_name(stack: dict[str, str]) -> None
         "version": 3,
     }
     # ECS publishes on the default bus; only flowrelay's tasks (by group) are routed.
-    for group in (ECS_GROUP_PREFIX + run_id, "family:someone-else"):
+    for group in (GROUP_PREFIX + run_id, "family:someone-else"):
         entries.append(
             {
                 "Source": "aws.ecs",
@@ -137,20 +138,20 @@ def test_events_reach_the_queues_their_rules_name(stack: dict[str, str]) -> None
         )
     }
     kinds = {
-        output: sorted(type(parse_event(body).detail).__name__ for body in bodies)
+        output: sorted(type(parse_event(body, event_readers()).detail).__name__ for body in bodies)
         for output, bodies in received.items()
     }
     assert kinds == {
         "DispatchQueueUrl": ["FlowRunRequested"],
-        "StateQueueUrl": ["EcsTaskStateChange", "FlowRunStateChanged"],
+        "StateQueueUrl": ["FlowRunStateChanged", "InfraEvent"],
         "CancelQueueUrl": ["FlowRunCancelRequested"],
     }
     ecs_events = [
-        parse_event(body).detail
+        parse_event(body, event_readers()).detail
         for body in received["StateQueueUrl"]
         if body["source"] == "aws.ecs"
     ]
-    assert [event.flow_run_id for event in ecs_events] == [run_id]
+    assert [event.run_id for event in ecs_events] == [run_id]
     for output in ("DispatchDLQUrl", "StateDLQUrl", "CancelDLQUrl", "DeliveryDLQUrl"):
         attributes = sqs.get_queue_attributes(
             QueueUrl=queue_url(sqs, stack[output]), AttributeNames=["ApproximateNumberOfMessages"]

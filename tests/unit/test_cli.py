@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from flowrelay.cli import cli
-from flowrelay.cli.local import parse_params
+from flowrelay.cli.options import parse_params
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "flowrelay" / "sdk" / "examples"
 

@@ -16,17 +16,15 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from flowrelay.control.store import FlowRun
-from flowrelay.core.routing import EcsSettings, Target
+from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import ECSRun
-from flowrelay.launchers.ecs import (
-    EcsLauncher,
-    LaunchError,
-    build_task_definition,
-    client_token,
-    merge_run_task_kwargs,
-    task_definition_family,
-)
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import LaunchError
+from flowrelay.launchers.ecs import EcsLauncher
+from flowrelay.launchers.ecs.names import client_token
+from flowrelay.launchers.ecs.run_task import merge_run_task_kwargs
+from flowrelay.launchers.ecs.settings import EcsSettings
+from flowrelay.launchers.ecs.task_definitions import build_task_definition, task_definition_family
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/flows"
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/flows/0123456789abcdef0123456789abcdef"

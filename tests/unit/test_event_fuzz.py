@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from flowrelay.core.events import (
-    DETAIL_MODELS,
     EventError,
     FlowrelayEvent,
     ParsedEvent,
@@ -23,6 +22,8 @@ from flowrelay.core.events import (
     parse_event,
 )
 from tests.strategies import (
+    EVERY_DETAIL_MODEL,
+    MODEL_READERS,
     VALID_DETAILS,
     NearValid,
     detail_type_of,
@@ -37,7 +38,7 @@ from tests.strategies import (
     unreadable_json,
 )
 
-MODELS = sorted(DETAIL_MODELS.values(), key=detail_type_of)
+MODELS = sorted(EVERY_DETAIL_MODEL.values(), key=detail_type_of)
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -45,7 +46,7 @@ def outcome(raw: Any) -> ParsedEvent | EventError:
     """What parse_event makes of ``raw``: the event, or the EventError it raised. Any other
     exception propagates and fails the test."""
     try:
-        return parse_event(raw)
+        return parse_event(raw, MODEL_READERS)
     except EventError as exc:
         reason = str(exc)
         assert reason.strip(), "an EventError must say what is wrong"
@@ -54,8 +55,8 @@ def outcome(raw: Any) -> ParsedEvent | EventError:
 
 
 def test_every_detail_model_has_a_strategy() -> None:
-    assert set(DETAIL_MODELS.values()) == set(VALID_DETAILS)
-    for (source, detail_type), model in DETAIL_MODELS.items():
+    assert set(EVERY_DETAIL_MODEL.values()) == set(VALID_DETAILS)
+    for (source, detail_type), model in EVERY_DETAIL_MODEL.items():
         assert (source_of(model), detail_type_of(model)) == (source, detail_type)
 
 
@@ -107,7 +108,9 @@ def test_any_object_as_the_event(raw: dict[str, Any]) -> None:
 
 @FUZZ
 @given(
-    st.sampled_from([*DETAIL_MODELS, ("flowrelay", "Other"), ("aws.ecs", "Flow Run Requested")]),
+    st.sampled_from(
+        [*EVERY_DETAIL_MODEL, ("flowrelay", "Other"), ("aws.ecs", "Flow Run Requested")]
+    ),
     json_values,
 )
 def test_envelopes_with_any_detail(key: tuple[str, str], detail: Any) -> None:
@@ -117,7 +120,7 @@ def test_envelopes_with_any_detail(key: tuple[str, str], detail: Any) -> None:
         reason = str(result)
         if not isinstance(detail, dict):
             assert reason.startswith("not an EventBridge event: detail: "), reason
-        elif key in DETAIL_MODELS:
+        elif key in EVERY_DETAIL_MODEL:
             assert reason.startswith(f"{detail_type}: detail"), reason
         else:
             assert reason.startswith("unknown event: "), reason
@@ -143,10 +146,10 @@ def test_random_detail_dicts(model: type[BaseModel], data: st.DataObject) -> Non
 @given(data=st.data())
 def test_valid_events_parse_and_round_trip(model: type[BaseModel], data: st.DataObject) -> None:
     detail = data.draw(VALID_DETAILS[model])
-    parsed = parse_event(event_of(model, detail))
+    parsed = parse_event(event_of(model, detail), MODEL_READERS)
     assert isinstance(parsed.detail, model)
     dumped = json.loads(parsed.detail.model_dump_json())
-    again = parse_event(json.dumps(event_of(model, dumped)))
+    again = parse_event(json.dumps(event_of(model, dumped)), MODEL_READERS)
     assert again.detail == parsed.detail
     assert again.envelope.model_dump(exclude={"detail"}) == parsed.envelope.model_dump(
         exclude={"detail"}

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowrelay.core.events import (
-    EcsTaskStateChange,
     EventError,
     FlowRunCancelRequested,
     FlowRunRequested,
@@ -21,6 +20,9 @@ from flowrelay.core.events import (
 )
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.run_configs import ECSRun
+from flowrelay.launchers.base import InfraEvent
+from flowrelay.launchers.ecs.status import EcsTaskStateChange
+from flowrelay.launchers.kinds import event_readers
 from tests.strategies import envelope
 
 
@@ -153,12 +155,20 @@ def test_ecs_task_that_failed_to_start_with_no_containers() -> None:
         "version": 3,
         "someFieldAwsAddsLater": {"x": 1},
     }
-    event = parse_event(envelope("ECS Task State Change", detail, source="aws.ecs"))
+    event = parse_event(
+        envelope("ECS Task State Change", detail, source="aws.ecs"), event_readers()
+    )
     ecs = event.detail
-    assert isinstance(ecs, EcsTaskStateChange)
-    assert ecs.flow_run_id == "run-42"
-    assert ecs.containers == []
-    assert ecs.stopCode == "TaskFailedToStart"
+    assert isinstance(ecs, InfraEvent)
+    assert ecs.run_id == "run-42"
+    assert ecs.status.phase == "stopped"
+    assert ecs.status.message.endswith("; no container ran")
+    assert ecs.status.exit_code is None
+    assert ecs.status.details["stop_code"] == "TaskFailedToStart"
+    assert ecs.status.sequence == 3
+    # Without the launchers' readers, an ECS event is not one parse_event knows.
+    with pytest.raises(EventError, match=r"unknown event: source 'aws\.ecs'"):
+        parse_event(envelope("ECS Task State Change", detail, source="aws.ecs"))
 
 
 def test_ecs_tasks_not_started_by_flowrelay_have_no_run() -> None:

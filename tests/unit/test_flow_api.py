@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flowrelay import Edge, Flow, Parameter, Task, task, unmapped
-from flowrelay.sdk.engine import ParameterError
+from flowrelay.core.registration import ParameterError
 from flowrelay.sdk.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
 from flowrelay.sdk.tasks import Collection
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowrelay.core.labels import LabelMatch, match_labels
+from flowrelay.core.routing import LabelMatch, match_labels
 
 
 def test_seed_example_superset_matches() -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from flowrelay.core.storage import S3, Local, Module, parse_storage, split_location
 from flowrelay.sdk.flow import Flow
-from flowrelay.sdk.storage import S3, FlowLoadError, Local, Module, parse_storage, split_location
+from flowrelay.sdk.storage import FlowLoadError, load_flow
 
 TWO_TASK_FLOW = """
 from flowrelay import Flow, Parameter, task
@@ -82,7 +83,7 @@ def total_of(flow: Flow, **parameters: object) -> object:
 
 
 def test_module_storage_loads_the_example_flow() -> None:
-    flow = Module("flowrelay.sdk.examples.hello:flow").load()
+    flow = load_flow(Module("flowrelay.sdk.examples.hello:flow"))
     assert isinstance(flow, Flow)
     assert flow.name == "hello"
     state = flow.run()
@@ -94,14 +95,14 @@ def test_module_storage_loads_the_example_flow() -> None:
 def test_module_storage_without_attr_finds_the_only_flow() -> None:
     from flowrelay.sdk.examples import hello
 
-    assert Module("flowrelay.sdk.examples.hello").load() is hello.flow
+    assert load_flow(Module("flowrelay.sdk.examples.hello")) is hello.flow
 
 
 def test_module_storage_loads_a_named_flow_from_a_module(
     write_module: Callable[[str], str],
 ) -> None:
     name = write_module(TWO_TASK_FLOW)
-    flow = Module(f"{name}:flow").load()
+    flow = load_flow(Module(f"{name}:flow"))
     assert flow.name == "adder"
     assert total_of(flow, x=2) == 44
 
@@ -110,37 +111,41 @@ def test_module_storage_without_attr_finds_the_single_flow_in_a_module(
     write_module: Callable[[str], str],
 ) -> None:
     name = write_module(TWO_TASK_FLOW)
-    flow = Module(name).load()
+    flow = load_flow(Module(name))
     assert flow is sys.modules[name].flow
     assert total_of(flow) == 42
 
 
 def test_module_with_two_flows_needs_an_attr(write_module: Callable[[str], str]) -> None:
     name = write_module(TWO_FLOWS)
-    message = load_error(Module(name).load)
+    message = load_error(lambda: load_flow(Module(name)))
     assert "2 flows (alpha, zeta)" in message
     assert name in message
-    assert Module(f"{name}:zeta").load().name == "zeta"
+    assert load_flow(Module(f"{name}:zeta")).name == "zeta"
 
 
 def test_module_storage_errors(write_module: Callable[[str], str]) -> None:
     name = write_module(TWO_TASK_FLOW + "\nnot_a_flow = 3\n")
-    assert load_error(Module(f"{name}:missing").load) == f"{name} has no attribute 'missing'"
     assert (
-        load_error(Module(f"{name}:not_a_flow").load) == f"{name}:not_a_flow is a int, not a Flow"
+        load_error(lambda: load_flow(Module(f"{name}:missing")))
+        == f"{name} has no attribute 'missing'"
+    )
+    assert (
+        load_error(lambda: load_flow(Module(f"{name}:not_a_flow")))
+        == f"{name}:not_a_flow is a int, not a Flow"
     )
     empty = write_module("X = 1\n")
-    assert load_error(Module(empty).load) == f"{empty} defines no Flow"
+    assert load_error(lambda: load_flow(Module(empty))) == f"{empty} defines no Flow"
 
 
 def test_module_storage_that_cannot_be_imported() -> None:
-    message = load_error(Module("flowrelay_no_such_module_anywhere:flow").load)
+    message = load_error(lambda: load_flow(Module("flowrelay_no_such_module_anywhere:flow")))
     assert "cannot import 'flowrelay_no_such_module_anywhere'" in message
 
 
 def test_module_storage_whose_import_raises(write_module: Callable[[str], str]) -> None:
     name = write_module("raise RuntimeError('database is down')\n")
-    message = load_error(Module(name).load)
+    message = load_error(lambda: load_flow(Module(name)))
     assert name in message
     assert "RuntimeError" in message
     assert "database is down" in message
@@ -148,7 +153,7 @@ def test_module_storage_whose_import_raises(write_module: Callable[[str], str]) 
 
 def test_module_storage_with_a_syntax_error(write_module: Callable[[str], str]) -> None:
     name = write_module("from flowrelay import Flow\n\nflow = Flow('x'\n\nx = = 2\n")
-    message = load_error(Module(name).load)
+    message = load_error(lambda: load_flow(Module(name)))
     assert name in message
     assert "SyntaxError" in message
     assert "line" in message
@@ -162,67 +167,70 @@ def test_local_storage_loads_a_script_by_relative_path(
 ) -> None:
     write_script(tmp_path, TWO_TASK_FLOW, "etl.py")
     monkeypatch.chdir(tmp_path)
-    flow = Local("etl.py").load()
+    flow = load_flow(Local("etl.py"))
     assert flow.name == "adder"
     assert total_of(flow, x=5) == 50
 
 
 def test_local_storage_loads_a_named_flow(tmp_path: Path) -> None:
     script = write_script(tmp_path, TWO_FLOWS)
-    assert Local(f"{script}:alpha").load().name == "alpha"
-    assert Local(f"{script}:zeta").load().name == "zeta"
+    assert load_flow(Local(f"{script}:alpha")).name == "alpha"
+    assert load_flow(Local(f"{script}:zeta")).name == "zeta"
 
 
 def test_local_storage_returns_a_flow_with_no_tasks(tmp_path: Path) -> None:
     # An empty Flow has len() == 0, so it is falsy: loading must not test truthiness.
     script = write_script(tmp_path, "from flowrelay import Flow\n\nflow = Flow('empty')\n")
-    flow = Local(str(script)).load()
+    flow = load_flow(Local(str(script)))
     assert flow.name == "empty"
     assert len(flow) == 0
 
 
 def test_local_storage_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.py"
-    assert load_error(Local(str(missing)).load) == f"{missing}: no such file"
-    assert load_error(Local(f"{missing}:flow").load) == f"{missing}: no such file"
+    assert load_error(lambda: load_flow(Local(str(missing)))) == f"{missing}: no such file"
+    assert load_error(lambda: load_flow(Local(f"{missing}:flow"))) == f"{missing}: no such file"
 
 
 def test_local_storage_directory_is_not_a_script(tmp_path: Path) -> None:
-    assert load_error(Local(str(tmp_path)).load) == f"{tmp_path}: no such file"
+    assert load_error(lambda: load_flow(Local(str(tmp_path)))) == f"{tmp_path}: no such file"
 
 
 def test_local_storage_script_without_a_flow(tmp_path: Path) -> None:
     script = write_script(tmp_path, "VALUE = 1\n")
-    assert load_error(Local(str(script)).load) == f"{script} defines no Flow"
+    assert load_error(lambda: load_flow(Local(str(script)))) == f"{script} defines no Flow"
 
 
 def test_local_storage_two_flows_without_attr_lists_them(tmp_path: Path) -> None:
     script = write_script(tmp_path, TWO_FLOWS)
-    message = load_error(Local(str(script)).load)
+    message = load_error(lambda: load_flow(Local(str(script))))
     assert message == (f"{script} defines 2 flows (alpha, zeta); name one as {script}:NAME")
 
 
 def test_local_storage_attr_missing(tmp_path: Path) -> None:
     script = write_script(tmp_path, TWO_TASK_FLOW)
-    assert load_error(Local(f"{script}:other").load) == f"{script} has no attribute 'other'"
+    assert (
+        load_error(lambda: load_flow(Local(f"{script}:other")))
+        == f"{script} has no attribute 'other'"
+    )
 
 
 def test_local_storage_attr_is_not_a_flow(tmp_path: Path) -> None:
     script = write_script(tmp_path, TWO_TASK_FLOW)
-    message = load_error(Local(f"{script}:double").load)
+    message = load_error(lambda: load_flow(Local(f"{script}:double")))
     assert message == f"{script}:double is a FunctionTask, not a Flow"
 
 
 def test_local_storage_syntax_error_names_the_line(tmp_path: Path) -> None:
     script = write_script(tmp_path, "from flowrelay import Flow\n\nflow = Flow('x')\nx = = 2\n")
-    message = load_error(Local(str(script)).load)
+    message = load_error(lambda: load_flow(Local(str(script))))
     assert message.startswith(f"{script}:4: syntax error: ")
 
 
 def test_local_storage_exception_while_loading(tmp_path: Path) -> None:
     script = write_script(tmp_path, "import os\n\nraise KeyError('MISSING_SETTING')\n")
     with pytest.raises(FlowLoadError) as info:
-        Local(str(script)).load()
+        load_flow(Local(str(script)))
     assert str(info.value) == f"{script}: raised KeyError while loading: 'MISSING_SETTING'"
     assert isinstance(info.value.__cause__, KeyError)
 
@@ -230,9 +238,9 @@ def test_local_storage_exception_while_loading(tmp_path: Path) -> None:
 def test_local_storage_can_load_again_after_the_script_is_fixed(tmp_path: Path) -> None:
     script = write_script(tmp_path, "raise ValueError('not yet')\n")
     with pytest.raises(FlowLoadError, match="not yet"):
-        Local(str(script)).load()
+        load_flow(Local(str(script)))
     write_script(tmp_path, TWO_TASK_FLOW)
-    assert total_of(Local(str(script)).load()) == 42
+    assert total_of(load_flow(Local(str(script)))) == 42
 
 
 # --- JSON round trip, validation ----------------------------------------------------------------
@@ -314,7 +322,7 @@ def test_s3_rejects_invalid_bucket_names(bucket: str) -> None:
 
 
 def test_s3_without_key_cannot_load() -> None:
-    message = load_error(S3("my-bucket").load)
+    message = load_error(lambda: load_flow(S3("my-bucket")))
     assert "'my-bucket'" in message
     assert "no key" in message
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flowrelay.core.routing import EcsSettings, Target, choose_target
+from flowrelay.core.registration import ExecutorSpec
+from flowrelay.core.routing import Target, choose_target
 from flowrelay.core.run_configs import ECSRun, KubernetesRun, LocalRun, UniversalRun
+from flowrelay.launchers.ecs.settings import EcsSettings
+from flowrelay.launchers.kinds import TargetSettingsError, checked_target, typed_settings
 from flowrelay.sdk.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
-from flowrelay.sdk.executors.spec import ExecutorSpec, build_executor, executor_spec
+from flowrelay.sdk.executors.spec import build_executor, executor_spec
 
 FARGATE = Target(name="fargate", kind="ecs", labels=["prod"], settings={"cluster": "flows"})
 LAPTOP = Target(name="laptop", kind="local")
@@ -45,13 +48,14 @@ def test_reasons_name_missing_labels_per_target() -> None:
 
 
 def test_settings_are_checked_against_the_kind() -> None:
-    with pytest.raises(ValidationError, match="cluster"):
-        Target(name="bad", kind="ecs", settings={})
-    with pytest.raises(ValidationError, match="subnet"):
-        Target(name="bad", kind="local", settings={"subnet": "x"})
+    with pytest.raises(TargetSettingsError, match=r"settings\.cluster: Field required"):
+        checked_target(Target(name="bad", kind="ecs", settings={}))
+    with pytest.raises(TargetSettingsError, match=r"settings\.subnet: Extra inputs"):
+        checked_target(Target(name="bad", kind="local", settings={"subnet": "x"}))
     with pytest.raises(ValidationError, match="name"):
         Target(name="no spaces", kind="local")
-    settings = FARGATE.typed_settings()
+    assert checked_target(FARGATE).settings["launch_type"] == "FARGATE"
+    settings = typed_settings(FARGATE, EcsSettings)
     assert isinstance(settings, EcsSettings)
     assert settings.launch_type == "FARGATE"
     spot = Target(
@@ -62,7 +66,7 @@ def test_settings_are_checked_against_the_kind() -> None:
             "capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT"}],
         },
     )
-    assert spot.typed_settings().launch_type is None
+    assert typed_settings(spot, EcsSettings).launch_type is None
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import flowrelay.devstack.template
-from flowrelay.core.events import ECS_GROUP_PREFIX, SOURCE
+from flowrelay.core.events import SOURCE
 from flowrelay.devstack.template import (
     EventSource,
     function_event_sources,
@@ -31,6 +31,7 @@ from flowrelay.devstack.template import (
     rate_seconds,
     resource_properties,
 )
+from flowrelay.launchers.ecs.names import GROUP_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -388,7 +389,7 @@ def test_rules_route_each_event_to_its_queue(resources: dict[str, Any]) -> None:
             {
                 "source": ["aws.ecs"],
                 "detail-type": ["ECS Task State Change"],
-                "detail": {"group": [{"prefix": ECS_GROUP_PREFIX}]},
+                "detail": {"group": [{"prefix": GROUP_PREFIX}]},
             },
             [get_att("StateQueue", "Arn")],
         ),
@@ -600,22 +601,33 @@ def test_functions_share_runtime_layers_and_environment(template: dict[str, Any]
     )
 
 
-@pytest.mark.parametrize("function", ["Dispatch", "RecordState", "Monitor"])
+@pytest.mark.parametrize("function", ["Dispatch", "RecordState", "Cancel", "Monitor"])
 def test_handler_file_defines_the_handler(template: dict[str, Any], function: str) -> None:
     spec = functions(template)[function]
     path = ROOT / spec.handler_path
     if not path.exists():
         pytest.skip(f"{spec.handler_path} is not written yet")
     tree = ast.parse(path.read_text())
-    defined = {
-        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    } | {
-        target.id
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+    defined = (
+        {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        | {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        | {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+    )
     assert spec.handler_function in defined
 
 

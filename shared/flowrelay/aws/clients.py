@@ -7,10 +7,12 @@ backoff by botocore itself. ``AWS_ENDPOINT_URL`` (the dev stack, tests) is honou
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from flowrelay.core.modeling import Model
+from flowrelay.core.settings import SettingsError, from_environment
 
 RETRIES: Any = {"mode": "standard", "max_attempts": 5}
 
@@ -31,25 +33,22 @@ REAL_AWS_SETTINGS = (
 class Settings(Model):
     """Where flowrelay's resources are: the table and the bus."""
 
+    ENVIRONMENT: ClassVar[dict[str, str]] = {
+        "table_name": "FLOWRELAY_TABLE_NAME",
+        "bus_name": "FLOWRELAY_BUS_NAME",
+    }
+
     table_name: str
     bus_name: str
 
     @classmethod
-    def from_environment(cls) -> Settings:
-        """Read ``FLOWRELAY_TABLE_NAME`` and ``FLOWRELAY_BUS_NAME``; a clear error names a
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``FLOWRELAY_TABLE_NAME`` and ``FLOWRELAY_BUS_NAME``; ``SettingsError`` names a
         missing one."""
-        missing = [
-            name
-            for name in ("FLOWRELAY_TABLE_NAME", "FLOWRELAY_BUS_NAME")
-            if not os.environ.get(name)
-        ]
-        if missing:
-            raise RuntimeError(
-                f"set {' and '.join(missing)} (the stack's TableName and BusName outputs)"
-            )
-        return cls(
-            table_name=os.environ["FLOWRELAY_TABLE_NAME"], bus_name=os.environ["FLOWRELAY_BUS_NAME"]
-        )
+        try:
+            return from_environment(cls, os.environ if env is None else env, cls.ENVIRONMENT)
+        except SettingsError as exc:
+            raise SettingsError(f"{exc} (the stack's TableName and BusName outputs)") from None
 
 
 @cache

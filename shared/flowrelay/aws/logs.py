@@ -1,7 +1,7 @@
 """Where a flow run's logs are in CloudWatch Logs, and reading them back.
 
-A run's ``infrastructure`` (what the launcher stored, e.g. ``LaunchResult`` for ECS) names the
-log group, and the stream follows from awslogs' naming rule. Two readers:
+A run's ``infrastructure`` (what its launcher recorded) names the log group, stream and
+region. Two readers:
 
 - ``tail``: the last few lines, clipped, for a crash report. Best effort: it never raises
   because logs are unreadable, so a report is never lost to a missing stream or a throttle.
@@ -24,9 +24,6 @@ from flowrelay.core.modeling import Model
 
 logger = logging.getLogger("flowrelay.aws.logs")
 
-#: The ECS launcher's container name (``flowrelay.launchers.ecs.CONTAINER_NAME``); repeated, not
-#: imported, to keep the launcher out of the monitor's imports.
-_DEFAULT_CONTAINER = "flow"
 #: One line of a crash report is clipped to this many characters.
 LINE_CHARS = 300
 _MAX_LIMIT = 10_000  # GetLogEvents' largest ``limit``
@@ -77,35 +74,22 @@ class LogEvent(NamedTuple):
 
 
 def log_location(infrastructure: Mapping[str, Any]) -> LogLocation | None:
-    """Where the logs of a run with this ``infrastructure`` are; None when it has none (not
-    launched yet, or its task does not log with awslogs and a stream prefix).
+    """Where the logs of a run with this ``infrastructure`` are: its ``log_group``,
+    ``log_stream`` and ``log_region``, as its launcher recorded them
+    (``flowrelay.launchers.base.Launched``); None when it has none (not launched yet, or it
+    does not log to CloudWatch).
 
-    The stream is ``log_stream`` when given, else awslogs' ``<prefix>/<container>/<task id>``;
-    the region is ``log_region`` when given, else the task ARN's.
-
-    >>> log_location({
-    ...     "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/flows/0123abcd",
-    ...     "container": "flow", "log_group": "/ecs/flows", "log_stream_prefix": "flowrelay",
-    ... })
+    >>> log_location({"log_group": "/ecs/flows", "log_stream": "flowrelay/flow/0123abcd",
+    ...               "log_region": "us-east-1"})
     LogLocation(group='/ecs/flows', stream='flowrelay/flow/0123abcd', region='us-east-1')
     >>> log_location({}) is None
     True
     """
     group = _text(infrastructure.get("log_group"))
-    if group is None:
-        return None
-    task_arn = _text(infrastructure.get("task_arn"))
     stream = _text(infrastructure.get("log_stream"))
-    if stream is None:
-        prefix = _text(infrastructure.get("log_stream_prefix"))
-        # Without a prefix awslogs names the stream after the container id, which ECS does not
-        # report back in a way stored here: no stream can be named.
-        if prefix is None or task_arn is None:
-            return None
-        container = _text(infrastructure.get("container")) or _DEFAULT_CONTAINER
-        stream = f"{prefix}/{container}/{task_arn.rsplit('/', 1)[-1]}"
-    region = _text(infrastructure.get("log_region")) or _arn_region(task_arn)
-    return LogLocation(group=group, stream=stream, region=region)
+    if group is None or stream is None:
+        return None
+    return LogLocation(group=group, stream=stream, region=_text(infrastructure.get("log_region")))
 
 
 def read_all(
@@ -238,16 +222,6 @@ def _event(raw: Mapping[str, Any]) -> LogEvent:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _arn_region(arn: str | None) -> str | None:
-    """The region of an ARN (``arn:partition:service:region:account:resource``)."""
-    if not arn or not arn.startswith("arn:"):
-        return None
-    parts = arn.split(":", 5)
-    if len(parts) < 6 or not parts[3]:
-        return None
-    return parts[3]
 
 
 def _console_escape(name: str) -> str:

@@ -11,11 +11,22 @@ import sys
 import click
 
 from flowrelay import __version__
-from flowrelay.cli.control import COMMANDS as CONTROL_COMMANDS
-from flowrelay.cli.dev import dev
-from flowrelay.cli.dlq import dlq
-from flowrelay.cli.local import demo, run_local, schema
-from flowrelay.cli.settings import STACK_META_KEY
+
+# The commands' modules, imported as modules: each defines its command under its own name, and
+# the package's attributes stay the modules (``flowrelay.cli.runs`` is the module, not the group).
+from flowrelay.cli import (
+    demo,
+    dev,
+    dlq,
+    invoke,
+    local,
+    monitor,
+    register,
+    run,
+    runs,
+    targets,
+)
+from flowrelay.cli.stack import STACK_META_KEY
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,12 +43,19 @@ def cli(ctx: click.Context, stack: str | None) -> None:
     ctx.meta[STACK_META_KEY] = stack
 
 
-cli.add_command(run_local)
-cli.add_command(demo)
-cli.add_command(schema)
-cli.add_command(dev)
-cli.add_command(dlq)
-for _command in CONTROL_COMMANDS:
+for _command in (
+    register.register,
+    run.run,
+    runs.runs,
+    targets.targets,
+    dlq.dlq,
+    monitor.monitor,
+    invoke.invoke,
+    local.run_local,
+    local.schema,
+    demo.demo,
+    dev.dev,
+):
     cli.add_command(_command)
 
 

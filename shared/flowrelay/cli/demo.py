@@ -10,16 +10,20 @@ cancel`` does), and prints each run's state timeline from DynamoDB. ``run_demo``
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import click
 from rich.markup import escape
 
-from flowrelay.cli import output
+from flowrelay.cli import render
+from flowrelay.core.interrupts import raise_on_sigterm
+from flowrelay.core.storage import Module
 from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
-from flowrelay.sdk.storage import Module
+from flowrelay.sdk.storage import load_flow
 
 
 @dataclass
@@ -76,13 +80,13 @@ def run_demo(as_json: bool = False) -> int:
     """Run every demo flow; 0 when each ended as designed, 1 otherwise."""
     outcomes = []
     for number, run in enumerate(demo_runs(), start=1):
-        flow = Module(run.flow_path).load()
+        flow = load_flow(Module(run.flow_path))
         if not as_json:
-            output.stdout.rule(
+            render.stdout.rule(
                 f"[bold]{number}. {run.title}[/]  ({run.flow_path} on {run.executor!r})"
             )
         started = time.perf_counter()
-        with output.task_prints_to_stderr(enabled=as_json):
+        with render.task_prints_to_stderr(enabled=as_json):
             state = flow.run(parameters=run.parameters, executor=run.executor)
         seconds = time.perf_counter() - started
         as_designed = state.is_successful() == run.expect_success
@@ -97,14 +101,14 @@ def run_demo(as_json: bool = False) -> int:
             }
         )
         if not as_json:
-            output.print_run(flow, state)
+            render.print_run(flow, state)
             verdict = "[green]as designed[/]" if as_designed else "[red]NOT as designed[/]"
-            output.stdout.print(f"{verdict} in {seconds:.2f}s\n")
+            render.stdout.print(f"{verdict} in {seconds:.2f}s\n")
     all_good = all(outcome["as_designed"] for outcome in outcomes)
     if as_json:
         print(json.dumps({"ok": all_good, "runs": outcomes}, indent=2))
     else:
-        output.stdout.print(
+        render.stdout.print(
             f"[bold]{sum(1 for o in outcomes if o['as_designed'])} of {len(outcomes)} "
             "demo runs ended as designed.[/]"
         )
@@ -132,15 +136,16 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
     import boto3
 
     from flowrelay.aws.bus import Publisher
-    from flowrelay.control.store import RunStore
+    from flowrelay.control.store import Store
     from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
-    from flowrelay.core.registration import registration_for
     from flowrelay.core.routing import Target
     from flowrelay.devstack import DevStack
+    from flowrelay.launchers.kinds import checked_target
+    from flowrelay.sdk.flow import registration_for
 
     def say(line: str) -> None:
         if not as_json:
-            output.stderr.print(line, markup=False, highlight=False)
+            render.stderr.print(line, markup=False, highlight=False)
 
     runs = [
         ControlPlaneRun("A run that succeeds", "hello", "Success", parameters={"name": "demo"}),
@@ -173,20 +178,20 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             region_name=environment["AWS_DEFAULT_REGION"],
         )
         endpoint = environment["AWS_ENDPOINT_URL"]
-        store = RunStore(
-            session.client("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"]
-        )
+        store = Store(session.client("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"])
         publisher = Publisher(
             session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
         )
         ecs = session.client("ecs", endpoint_url=endpoint)
         for name in sorted({run.flow for run in runs}):
-            flow = Module(f"flowrelay.sdk.examples.{name}:flow").load()
-            registration, _ = store.register_flow(
+            flow = load_flow(Module(f"flowrelay.sdk.examples.{name}:flow"))
+            registration, _ = store.flows.register(
                 registration_for(flow, storage=Module(f"flowrelay.sdk.examples.{name}:flow"))
             )
             say(f"registered {registration.name} version {registration.version}")
-        store.put_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
+        store.targets.put(
+            checked_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
+        )
         say("target 'fargate' (ecs, no labels) is ready")
         for run in runs:
             run.run_id = str(uuid.uuid4())
@@ -206,9 +211,14 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             timeout,
         )
         say(f"run {gpu_run.run_id} waits: {_message(store, gpu_run.run_id)}")
-        store.put_target(
-            Target(
-                name="gpu-fargate", kind="ecs", labels=["gpu"], settings=stack.ecs_target_settings()
+        store.targets.put(
+            checked_target(
+                Target(
+                    name="gpu-fargate",
+                    kind="ecs",
+                    labels=["gpu"],
+                    settings=stack.ecs_target_settings(),
+                )
             )
         )
         say("target 'gpu-fargate' (ecs, labels: gpu) added")
@@ -236,7 +246,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         for outcome in outcomes:
             _print_timeline(outcome)
         verdict = sum(1 for outcome in outcomes if outcome["as_designed"])
-        output.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
+        render.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
     return 0 if ok else 1
 
 
@@ -244,12 +254,12 @@ _FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
 
 
 def _state(store: Any, run_id: str) -> str:
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     return str(run.state) if run else "unknown"
 
 
 def _message(store: Any, run_id: str) -> str:
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     return (run.message or "") if run else ""
 
 
@@ -263,7 +273,7 @@ def _wait(condition: Any, timeout: float) -> None:
 
 def _task_status(ecs: Any, store: Any, run_id: str, stack: Any) -> dict[str, Any] | None:
     """The run's ECS task as ECS describes it now, and whether its process still runs here."""
-    record = store.get_run(run_id)
+    record = store.runs.get(run_id)
     infrastructure = record.infrastructure if record else {}
     if not infrastructure.get("task_arn"):
         return None
@@ -283,8 +293,8 @@ def _task_status(ecs: Any, store: Any, run_id: str, stack: Any) -> dict[str, Any
 def _timeline(
     store: Any, run: ControlPlaneRun, task: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    record = store.get_run(run.run_id)
-    history = store.history(run.run_id)
+    record = store.runs.get(run.run_id)
+    history = store.runs.history(run.run_id)
     message = record.message or ""
     stopped = task is None or (task["last_status"] == "STOPPED" and not task["process_running"])
     return {
@@ -314,7 +324,7 @@ def _timeline(
 
 
 def _print_timeline(outcome: dict[str, Any]) -> None:
-    output.stdout.rule(
+    render.stdout.rule(
         f"[bold]{outcome['title']}[/]  ({outcome['flow']}, run {outcome['run_id'][:8]})"
     )
     start = None
@@ -322,10 +332,10 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
     for entry in outcome["history"]:
         at = datetime.fromisoformat(entry["at"])
         start = start or at
-        style = output.STYLES.get(entry["state"], "white")
+        style = render.STYLES.get(entry["state"], "white")
         # A Crashed message carries the log's last lines: keep them under the message column.
         message = escape(entry["message"] or "").replace("\n", "\n" + indent)
-        output.stdout.print(
+        render.stdout.print(
             f"  +{(at - start).total_seconds():6.2f}s  [{style}]{entry['state']:<10}[/] "
             f"{entry['source']:<14} {message}",
             markup=True,
@@ -340,6 +350,23 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
             ecs += f" ({escape(task['stopped_reason'])})"
         if task.get("process_running"):
             ecs += " [red]its process still runs[/]"
-    output.stdout.print(
+    render.stdout.print(
         f"  target: {outcome['target']}  task: {outcome['task_arn']}{ecs}  {verdict}\n"
     )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Run the example flows in this process on every executor instead (no dev stack).",
+)
+def demo(as_json: bool, local: bool) -> None:
+    """See the whole system work on this machine: start the dev stack, register the example
+    flows and a target, request runs through the bus, print each run's state timeline, stop.
+
+    Exit 0 when every run ended as designed (one of them fails on purpose).
+    """
+    with raise_on_sigterm():
+        sys.exit(run_demo(as_json=as_json) if local else run_control_plane_demo(as_json=as_json))

@@ -99,8 +99,9 @@ def up(
 def _create_dev_target(stack: DevStack) -> None:
     import boto3
 
-    from flowrelay.control.store import RunStore
+    from flowrelay.control.store import Store
     from flowrelay.core.routing import Target
+    from flowrelay.launchers.kinds import checked_target
 
     environment = stack.environment()
     dynamodb = boto3.client(
@@ -110,5 +111,7 @@ def _create_dev_target(stack: DevStack) -> None:
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         region_name=environment["AWS_DEFAULT_REGION"],
     )
-    store = RunStore(dynamodb, stack.outputs["TableName"])
-    store.put_target(Target(name="dev", kind="ecs", settings=stack.ecs_target_settings()))
+    store = Store(dynamodb, stack.outputs["TableName"])
+    store.targets.put(
+        checked_target(Target(name="dev", kind="ecs", settings=stack.ecs_target_settings()))
+    )

@@ -9,16 +9,15 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from flowrelay.cli import output
-from flowrelay.cli.control import (
-    _echo_json,
-    _local_time,
-    _print_table,
-    _store,
-    _truncate,
+from flowrelay.cli import render
+from flowrelay.cli.stack import (
+    ConfigError,
+    aws_client,
+    current,
+    current_outputs,
+    open_store,
     reports_errors,
 )
-from flowrelay.cli.settings import ConfigError, aws_client, current, current_outputs
 from flowrelay.control.dead_letters import (
     QUEUE_NAMES,
     DeadLetterQueues,
@@ -26,6 +25,7 @@ from flowrelay.control.dead_letters import (
     list_dead_letters,
     redrive,
 )
+from flowrelay.launchers.kinds import event_readers
 
 _QUEUE_OPTION = click.option(
     "--queue",
@@ -36,7 +36,7 @@ _QUEUE_OPTION = click.option(
 
 def _queues() -> DeadLetterQueues:
     try:
-        return DeadLetterQueues.from_outputs(current_outputs())
+        return DeadLetterQueues.from_outputs(current_outputs(), event_readers())
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -64,15 +64,15 @@ def dlq_ls(queue: str | None, as_json: bool) -> None:
       flowrelay dlq ls --queue dispatch --json
     """
     queues = _queues()
-    letters = list_dead_letters(aws_client("sqs"), queues, only=queue, store=_store(current()))
+    letters = list_dead_letters(aws_client("sqs"), queues, only=queue, store=open_store(current()))
     if as_json:
-        _echo_json([letter.model_dump(mode="json") for letter in letters])
+        render.echo_json([letter.model_dump(mode="json") for letter in letters])
         return
     if not letters:
         where = f"the {queue} dead-letter queue" if queue else "the dead-letter queues"
-        output.stderr.print(f"[dim]nothing in {where}[/]")
+        render.stderr.print(f"[dim]nothing in {where}[/]")
         return
-    _print_table(
+    render.print_table(
         (
             "queue",
             "message id",
@@ -92,9 +92,9 @@ def dlq_ls(queue: str | None, as_json: bool) -> None:
                 letter.flow or "",
                 letter.detail_type or "(not an event)",
                 str(letter.receive_count or ""),
-                _local_time(letter.sent_at),
+                render.local_time(letter.sent_at),
                 str(letter.run_state or ""),
-                _truncate(letter.delivery_error or letter.run_message, 50),
+                render.truncate(letter.delivery_error or letter.run_message, 50),
             )
             for letter in letters
         ],
@@ -125,9 +125,9 @@ def dlq_redrive(
       flowrelay dlq redrive --queue dispatch --all
     """
     if not message_ids and not redrive_all:
-        output.fail("name the MESSAGE_IDs to redrive (see `flowrelay dlq ls`), or give --all", 2)
+        render.fail("name the MESSAGE_IDs to redrive (see `flowrelay dlq ls`), or give --all", 2)
     if message_ids and redrive_all:
-        output.fail("give MESSAGE_IDs or --all, not both", 2)
+        render.fail("give MESSAGE_IDs or --all, not both", 2)
     results = redrive(
         aws_client("sqs"),
         _queues(),
@@ -136,7 +136,7 @@ def dlq_redrive(
     )
     problems = [result for result in results if result.status != "moved"]
     if as_json:
-        _echo_json([result.model_dump(mode="json") for result in results])
+        render.echo_json([result.model_dump(mode="json") for result in results])
     else:
         _print_results(results, redrive_all, queue)
     if problems:
@@ -147,24 +147,24 @@ def _print_results(results: list[RedriveResult], redrive_all: bool, queue: str |
     moved = [result for result in results if result.status == "moved"]
     for result in moved:
         run = f" (run {result.run_id})" if result.run_id else ""
-        output.stdout.print(
+        render.stdout.print(
             f"moved {escape(result.message_id)}: {result.queue} DLQ -> {result.to_queue} "
             f"queue{escape(run)}",
             highlight=False,
         )
     for result in results:
         if result.status == "skipped":
-            output.stderr.print(
+            render.stderr.print(
                 f"[yellow]left in the {result.queue} DLQ[/]: {escape(result.message_id)}: "
                 f"{escape(result.reason or '')}"
             )
         elif result.status == "not_found":
-            output.stderr.print(
+            render.stderr.print(
                 f"[red]not found[/]: {escape(result.message_id)} (not in the DLQs, or being "
                 f"read by someone else right now)"
             )
     if redrive_all and not results:
         where = f"the {queue} dead-letter queue is" if queue else "the dead-letter queues are"
-        output.stderr.print(f"[dim]nothing to redrive: {where} empty[/]")
+        render.stderr.print(f"[dim]nothing to redrive: {where} empty[/]")
     elif moved:
-        output.stdout.print(f"{len(moved)} message{'s' if len(moved) != 1 else ''} moved")
+        render.stdout.print(f"{len(moved)} message{'s' if len(moved) != 1 else ''} moved")

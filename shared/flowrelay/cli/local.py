@@ -1,19 +1,20 @@
-"""Commands that run flows in this process: ``run-local``, ``demo``, ``schema``."""
+"""Commands that need no stack: ``run-local`` (a flow in this process) and ``schema``."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import click
 
-from flowrelay.cli import output
+from flowrelay.cli import render
+from flowrelay.cli.options import param_option, parse_params
 from flowrelay.core.interrupts import Terminated, raise_on_sigterm
-from flowrelay.sdk.engine import ParameterError
+from flowrelay.core.registration import ParameterError
+from flowrelay.core.storage import Local
 from flowrelay.sdk.executors import DaskExecutor, Executor, LocalDaskExecutor, LocalExecutor
-from flowrelay.sdk.storage import FlowLoadError, Local
+from flowrelay.sdk.storage import FlowLoadError, load_flow
 
 EXECUTORS: dict[str, Callable[[], Executor]] = {
     "local": LocalExecutor,
@@ -23,34 +24,8 @@ EXECUTORS: dict[str, Callable[[], Executor]] = {
 }
 
 
-def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("n=3", "name=ada")`` -> ``{"n": 3, "name": "ada"}``; values are JSON when they parse
-    as JSON, else strings."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
-        try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
-
-
 def fail_usage(message: str) -> None:
-    output.fail(message, 2)
-
-
-param_option = click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A parameter value (JSON or text); repeatable.",
-)
-"""The ``--param NAME=VALUE`` option of every command that starts a run (see ``parse_params``)."""
+    render.fail(message, 2)
 
 
 @click.command("run-local")
@@ -76,7 +51,7 @@ def run_local(
     """
     parameters = parse_params(params)
     try:
-        flow = Local(location).load()
+        flow = load_flow(Local(location))
     except FlowLoadError as exc:
         fail_usage(str(exc))
         return
@@ -84,42 +59,23 @@ def run_local(
     try:
         with (
             raise_on_sigterm(),
-            output.live_task_lines(enabled=not quiet and not as_json),
-            output.task_prints_to_stderr(enabled=as_json),
+            render.live_task_lines(enabled=not quiet and not as_json),
+            render.task_prints_to_stderr(enabled=as_json),
         ):
             state = flow.run(parameters=parameters, executor=chosen)
     except ParameterError as exc:
         fail_usage(str(exc))
         return
     except (KeyboardInterrupt, Terminated) as exc:
-        output.stderr.print(
+        render.stderr.print(
             f"[yellow]interrupted:[/] flow {flow.name!r} stopped ({exc or 'SIGINT'})"
         )
         sys.exit(getattr(exc, "exit_code", 130))
     if as_json:
-        click.echo(output.run_as_json(flow, state))
+        click.echo(render.run_as_json(flow, state))
     else:
-        output.print_run(flow, state)
+        render.print_run(flow, state)
     sys.exit(0 if state.is_successful() else 1)
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
-@click.option(
-    "--local",
-    is_flag=True,
-    help="Run the example flows in this process on every executor instead (no dev stack).",
-)
-def demo(as_json: bool, local: bool) -> None:
-    """See the whole system work on this machine: start the dev stack, register the example
-    flows and a target, request runs through the bus, print each run's state timeline, stop.
-
-    Exit 0 when every run ended as designed (one of them fails on purpose).
-    """
-    from flowrelay.cli.demo import run_control_plane_demo, run_demo
-
-    with raise_on_sigterm():
-        sys.exit(run_demo(as_json=as_json) if local else run_control_plane_demo(as_json=as_json))
 
 
 @click.command()
@@ -131,6 +87,6 @@ def schema(kind: str) -> None:
 
         click.echo(json.dumps(run_config_json_schema(), indent=2))
     else:
-        from flowrelay.sdk.storage import storage_json_schema
+        from flowrelay.core.storage import storage_json_schema
 
         click.echo(json.dumps(storage_json_schema(), indent=2))

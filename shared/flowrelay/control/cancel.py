@@ -1,7 +1,8 @@
 """Cancellation: a "Flow Run Cancel Requested" event stops a run's infrastructure.
 
-The control plane stops the task itself (ECS StopTask with the reason) rather than trusting the
-code inside the container to notice. What a cancel does depends on where the run is:
+The control plane stops the run's infrastructure itself (its launcher's ``stop_launched``, with
+the reason: ECS StopTask) rather than trusting the code inside the container to notice. What a
+cancel does depends on where the run is:
 
 - not launched (Scheduled, Pending) and no launch begun: Cancelled at once, in one conditional
   write that fails if a dispatcher claims the launch meanwhile;
@@ -9,10 +10,10 @@ code inside the container to notice. What a cancel does depends on where the run
   started as soon as it sees the run is cancelling (``flowrelay.control.dispatch``);
 - a launch begun and never finished (its dispatcher died, or RunTask went unanswered):
   Cancelling; the monitor looks for that attempt's task and stops it;
-- launched (Submitted, Queued, Running): Cancelling, then StopTask. The run becomes Cancelled
-  when the task is confirmed stopped: by its ECS "STOPPED" event or the monitor describing the
-  task (the runner's own SIGTERM report does not end it);
-- already Cancelling: StopTask again (stopping a stopped task is not an error);
+- launched (Submitted, Queued, Running): Cancelling, then stopped. The run becomes Cancelled
+  when its infrastructure is confirmed stopped: by its infrastructure event (ECS "STOPPED") or
+  the monitor asking its launcher (the runner's own SIGTERM report does not end it);
+- already Cancelling: stopped again (stopping what is stopped is not an error);
 - final: nothing to do, said plainly.
 
 >>> canceller = Canceller(store, {"ecs": launcher})                     # doctest: +SKIP
@@ -24,20 +25,13 @@ code inside the container to notice. What a cancel does depends on where the run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
 
-from flowrelay.control.store import FlowRun, RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunCancelRequested
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
-
-#: ECS's limit for StopTask's reason.
-STOP_REASON_MAX = 255
-
-
-class Stopper(Protocol):
-    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
-        """Stop what a launch started; already stopped or gone is not an error."""
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import Launched, Launcher
 
 
 class CancelError(LookupError):
@@ -60,14 +54,14 @@ def cancel_message(request: FlowRunCancelRequested) -> str:
 
 
 class Canceller:
-    """Applies cancel requests. ``launchers`` maps target kinds to launchers (for StopTask)."""
+    """Applies cancel requests. ``launchers`` maps target kinds to launchers (to stop runs)."""
 
-    def __init__(self, store: RunStore, launchers: Mapping[str, Stopper]) -> None:
+    def __init__(self, store: Store, launchers: Mapping[str, Launcher]) -> None:
         self.store = store
         self.launchers = launchers
 
     def cancel(self, request: FlowRunCancelRequested) -> CancelOutcome:
-        run = self.store.get_run(request.flow_run_id)
+        run = self.store.runs.get(request.flow_run_id)
         if run is None:
             raise CancelError(f"no flow run {request.flow_run_id!r} to cancel")
         if run.state.is_final:
@@ -81,13 +75,13 @@ class Canceller:
         # went unanswered) may have a task nobody recorded: it goes through Cancelling, where
         # the monitor looks for that task and stops it before the run is Cancelled.
         if run.state in WAITING_STATES and run.claimed_attempt is None:
-            result = self.store.transition(
+            result = self.store.runs.transition(
                 run.run_id, RunState.CANCELLED, Source.USER, message=message, unless_claimed=True
             )
             if result.applied and result.run is not None:
                 return CancelOutcome(run_id=run.run_id, state=result.run.state, message=message)
         if run.state is not RunState.CANCELLING:
-            result = self.store.transition(
+            result = self.store.runs.transition(
                 run.run_id, RunState.CANCELLING, Source.USER, message=message
             )
             if result.run is None:  # pragma: no cover - a run is never deleted
@@ -103,13 +97,14 @@ class Canceller:
         return CancelOutcome(run_id=run.run_id, state=run.state, message=message, stopped=stopped)
 
     def stop(self, run: FlowRun, reason: str | None) -> bool:
-        """StopTask the run's infrastructure; False when it has none yet (its dispatcher stops
-        what it is launching, see ``flowrelay.control.dispatch``)."""
-        if not run.infrastructure.get("task_arn"):
+        """Stop the run's infrastructure; False when it has none yet (its dispatcher stops what
+        it is launching, see ``flowrelay.control.dispatch``)."""
+        if not run.infrastructure:
             return False
-        launcher = self.launchers.get(str(run.infrastructure.get("kind", "ecs")))
+        kind = Launched.model_validate(run.infrastructure).kind
+        launcher = self.launchers.get(kind)
         if launcher is None:
-            raise CancelError(f"no launcher here can stop {run.infrastructure.get('kind')!r}")
+            raise CancelError(f"no launcher here can stop {kind!r} infrastructure")
         stop_reason = f"flowrelay: cancelled: {reason}" if reason else "flowrelay: cancelled"
-        launcher.stop_launched(run.infrastructure, stop_reason[:STOP_REASON_MAX])
+        launcher.stop_launched(run.infrastructure, stop_reason)
         return True

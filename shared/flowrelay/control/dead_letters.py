@@ -22,25 +22,24 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from flowrelay.control.store import RunStore, requested_run_id
+from flowrelay.control.store import Store
 from flowrelay.core.events import (
-    ECS_GROUP_PREFIX,
-    ECS_SOURCE,
-    RUN_ID_PATTERN,
-    EcsTaskStateChange,
+    SOURCE,
     FlowRunCancelRequested,
     FlowRunRequested,
     FlowRunStateChanged,
     TaskRunStateChanged,
 )
-from flowrelay.core.lifecycle import RunState
+from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
+from flowrelay.core.runs import RUN_ID_PATTERN, requested_run_id
+from flowrelay.launchers.base import EventReader
 
 #: The DLQs, in the order they are listed.
 QUEUE_NAMES: tuple[str, ...] = ("dispatch", "state", "cancel", "delivery")
@@ -57,14 +56,15 @@ WORK_QUEUE_OUTPUTS: dict[str, str] = {
     "state": "StateQueueUrl",
     "cancel": "CancelQueueUrl",
 }
-#: Where an event EventBridge could not deliver belongs: the queue its rule targets.
+#: Where one of flowrelay's events that EventBridge could not deliver belongs: the queue its
+#: rule targets. Infrastructure events (the launchers' readers) belong to the state queue.
 DELIVERY_ROUTES: dict[str, str] = {
     FlowRunRequested.DETAIL_TYPE: "dispatch",
     FlowRunStateChanged.DETAIL_TYPE: "state",
     TaskRunStateChanged.DETAIL_TYPE: "state",
-    EcsTaskStateChange.DETAIL_TYPE: "state",
     FlowRunCancelRequested.DETAIL_TYPE: "cancel",
 }
+Readers = Mapping[tuple[str, str], EventReader]
 #: Long enough that one listing never receives a message twice, short enough that a listing cut
 #: off before it could release its messages hides them only briefly.
 PEEK_VISIBILITY_SECONDS = 30
@@ -80,13 +80,18 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 
 @dataclass(frozen=True)
 class DeadLetterQueues:
-    """The DLQ and work queue URLs of one stack, by queue name (``QUEUE_NAMES``)."""
+    """The DLQ and work queue URLs of one stack, by queue name (``QUEUE_NAMES``), and the
+    readers of the infrastructure events its state queue takes
+    (``flowrelay.launchers.kinds.event_readers``), which say which run such an event is about."""
 
     dead_letter: Mapping[str, str]
     work: Mapping[str, str]
+    readers: Readers = field(default_factory=dict)
 
     @classmethod
-    def from_outputs(cls, outputs: Mapping[str, str]) -> DeadLetterQueues:
+    def from_outputs(
+        cls, outputs: Mapping[str, str], readers: Readers | None = None
+    ) -> DeadLetterQueues:
         """The queues named by a flowrelay stack's CloudFormation outputs; ``ValueError``
         naming the outputs that are missing."""
         wanted = [*DLQ_OUTPUTS.values(), *WORK_QUEUE_OUTPUTS.values()]
@@ -99,6 +104,7 @@ class DeadLetterQueues:
         return cls(
             dead_letter={name: outputs[output] for name, output in DLQ_OUTPUTS.items()},
             work={name: outputs[output] for name, output in WORK_QUEUE_OUTPUTS.items()},
+            readers=dict(readers or {}),
         )
 
     def selected(self, only: str | None = None) -> list[str]:
@@ -111,11 +117,18 @@ class DeadLetterQueues:
             raise ValueError(f"no dead-letter queue {only!r} (known: {known})")
         return [only]
 
-    def redrive_target(self, queue: str, detail_type: str | None) -> str | None:
+    def redrive_target(
+        self, queue: str, detail_type: str | None, source: str | None = SOURCE
+    ) -> str | None:
         """The work queue a message from DLQ ``queue`` goes back to: the queue whose consumer
-        failed on it, or for ``delivery`` the one its rule targets (by ``detail_type``). None
-        when nothing says where it belongs."""
-        target = DELIVERY_ROUTES.get(detail_type or "") if queue == "delivery" else queue
+        failed on it, or for ``delivery`` the one its rule targets (by its source and
+        ``detail_type``). None when nothing says where it belongs."""
+        target: str | None = queue
+        if queue == "delivery":
+            if (str(source), str(detail_type)) in self.readers:
+                target = "state"
+            else:
+                target = DELIVERY_ROUTES.get(detail_type or "") if source == SOURCE else None
         return target if target in self.work else None
 
 
@@ -132,13 +145,13 @@ class BodyFacts:
     flow: str | None = None
 
 
-def parse_body(body: str) -> BodyFacts:
+def parse_body(body: str, readers: Readers | None = None) -> BodyFacts:
     """The event type, run and flow of an SQS message body holding an EventBridge envelope.
 
     The run id is found as the consumers find it: ``detail.flow_run_id``; for a "Flow Run
     Requested" without one, the id the dispatcher gives the run (``requested_run_id``: from
-    the idempotency key, else the envelope id); for an ECS task event, the task's group
-    after ``ECS_GROUP_PREFIX``. Never raises: anything else gives None fields.
+    the idempotency key, else the envelope id); for an infrastructure event, what its reader
+    in ``readers`` says. Never raises: anything else gives None fields.
     """
     try:
         data = json.loads(body)
@@ -154,7 +167,7 @@ def parse_body(body: str) -> BodyFacts:
     return BodyFacts(
         source=source,
         detail_type=detail_type,
-        run_id=_run_id(data, detail, source, detail_type),
+        run_id=_run_id(data, detail, source, detail_type, readers or {}),
         flow=_text(detail.get("flow")),
     )
 
@@ -164,13 +177,18 @@ def _text(value: Any) -> str | None:
 
 
 def _run_id(
-    envelope: dict[str, Any], detail: dict[str, Any], source: str | None, detail_type: str | None
+    envelope: dict[str, Any],
+    detail: dict[str, Any],
+    source: str | None,
+    detail_type: str | None,
+    readers: Readers,
 ) -> str | None:
-    if source == ECS_SOURCE:
-        group = _text(detail.get("group"))
-        if group is None or not group.startswith(ECS_GROUP_PREFIX):
+    reader = readers.get((str(source), str(detail_type)))
+    if reader is not None:
+        try:
+            return reader(detail).run_id
+        except Exception:  # a malformed event belongs to no run
             return None
-        return group[len(ECS_GROUP_PREFIX) :] or None
     if "flow_run_id" in detail:
         # Present but not text: the consumers reject the event, so it belongs to no run.
         return _text(detail["flow_run_id"])
@@ -236,7 +254,7 @@ def list_dead_letters(
     queues: DeadLetterQueues,
     *,
     only: str | None = None,
-    store: RunStore | None = None,
+    store: Store | None = None,
 ) -> list[DeadLetter]:
     """Every message in the DLQs (or in ``only``), without consuming any.
 
@@ -259,7 +277,7 @@ def list_dead_letters(
 
 def _dead_letter(queue: str, message: dict[str, Any], queues: DeadLetterQueues) -> DeadLetter:
     body = str(message.get("Body", ""))
-    facts = parse_body(body)
+    facts = parse_body(body, queues.readers)
     attributes = message.get("Attributes", {})
     return DeadLetter(
         queue=queue,
@@ -272,7 +290,7 @@ def _dead_letter(queue: str, message: dict[str, Any], queues: DeadLetterQueues) 
         flow=facts.flow,
         receive_count=_int(attributes.get("ApproximateReceiveCount")),
         sent_at=_sent_at(attributes.get("SentTimestamp")),
-        redrive_to=queues.redrive_target(queue, facts.detail_type),
+        redrive_to=queues.redrive_target(queue, facts.detail_type, facts.source),
         delivery_error=_delivery_error(message.get("MessageAttributes", {})),
     )
 
@@ -304,7 +322,7 @@ def _sent_at(milliseconds: Any) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value is not None else None
 
 
-def _add_runs(letters: list[DeadLetter], store: RunStore) -> None:
+def _add_runs(letters: list[DeadLetter], store: Store) -> None:
     """Fill in each letter's run state and message (one read per run)."""
     runs: dict[str, Any] = {}
     for letter in letters:
@@ -312,7 +330,7 @@ def _add_runs(letters: list[DeadLetter], store: RunStore) -> None:
         if letter.run_id is None or not _RUN_ID.match(letter.run_id):
             continue
         if letter.run_id not in runs:
-            runs[letter.run_id] = store.get_run(letter.run_id)
+            runs[letter.run_id] = store.runs.get(letter.run_id)
         run = runs[letter.run_id]
         if run is not None:
             letter.run_state = run.state
@@ -374,7 +392,7 @@ def _move(
     forget: Callable[[str], Any],
 ) -> RedriveResult:
     body = str(message.get("Body", ""))
-    facts = parse_body(body)
+    facts = parse_body(body, queues.readers)
     result = RedriveResult(
         message_id=message["MessageId"],
         status="moved",
@@ -382,7 +400,7 @@ def _move(
         run_id=facts.run_id,
         detail_type=facts.detail_type,
     )
-    target = queues.redrive_target(queue, facts.detail_type)
+    target = queues.redrive_target(queue, facts.detail_type, facts.source)
     if target is None:
         reason = (
             f"no queue takes detail-type {facts.detail_type!r}"
@@ -464,3 +482,37 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
                 for index, message in enumerate(chunk)
             ],
         )
+
+
+# --- on the run --------------------------------------------------------------------------------
+
+
+def note_on_run(
+    store: Store,
+    *,
+    queue: str,
+    message_id: str,
+    body: str,
+    receives: int,
+    error: Exception,
+    readers: Readers | None = None,
+) -> bool:
+    """Write on a message's run that the message failed its last delivery and is going to the
+    ``queue`` dead-letter queue, with the error, so the run shows why and where the message is.
+    False when the message names no run, or its run is already final."""
+    run_id = parse_body(body, readers).run_id
+    run = store.runs.get(run_id) if run_id and _RUN_ID.match(run_id) else None
+    if run is None or run.state.is_final:
+        return False
+    message = (
+        f"a {queue} message for this run failed {receives} times and is now in the {queue} "
+        f"dead-letter queue (flowrelay dlq ls): {type(error).__name__}: {error}"
+    )
+    store.runs.amend(
+        run,
+        Source.MONITOR if queue == "state" else Source.DISPATCHER,
+        message[:2000],
+        {},
+        {"dead_letter": {"queue": queue, "message_id": message_id}},
+    )
+    return True

@@ -2,71 +2,53 @@
 
 For each request: create the run once (its id comes from ``flow_run_id``, else the idempotency
 key, else the EventBridge event id, so every redelivery finds the same run), resolve the
-registered flow and the run's config and labels, pick a target, claim the launch, launch, and
-record Submitted with the infrastructure reference.
+registered flow and the run's config and labels, pick a target, claim the launch, launch it with
+the target kind's launcher, and record Submitted with what was launched.
 
 What can go wrong, and where it ends up:
 
 - The user must fix it (unknown flow or version, parameters that do not fit, a run config the
-  target kind cannot run, a task definition ECS rejects): the run is Failed with the reason.
+  target kind cannot run, a launch the platform refuses for good): the run is Failed with the
+  reason.
 - Nothing can take the run yet (no target fits): the run waits in Pending with a message naming
-  what is missing; the monitor asks for it again once a target fits (``flowrelay.control.monitor``).
-- AWS says "not now" (throttling, capacity): the attempt is recorded as failed with AWS's
-  reason (in the run's history), and ``RetryLater`` says when to try the next attempt
-  (exponential backoff with jitter, ``flowrelay.core.retries``); the function queues the request
-  again with that delay. A run that exhausts ``max_attempts`` is Failed with the last reason.
-- RunTask goes unanswered (timeout, connection lost): the task may exist, so the same attempt
-  is tried again, looking for its task first; it is never counted as a new attempt.
-- The run was cancelled while its task was being started: the task is stopped at once and
+  what is missing; the monitor asks for it again once a target fits
+  (``flowrelay.control.monitor``).
+- The platform says "not now" (throttling, capacity): the attempt is recorded as failed with
+  the platform's reason (in the run's history), and ``RetryLater`` says when to try the next
+  attempt (exponential backoff with jitter, ``flowrelay.core.policies``); the function queues
+  the request again with that delay. A run that exhausts ``max_attempts`` is Failed with the
+  last reason.
+- The launch goes unanswered (timeout, connection lost): what it started may exist, so the same
+  attempt is tried again, looking for it first; it is never counted as a new attempt.
+- The run was cancelled while it was being launched: what was started is stopped at once and
   recorded on the run, so the monitor can confirm it stopped.
 
 Launch attempts are numbered on the run, not by message deliveries: a dispatcher that dies
 mid-launch leaves the claim and the attempt number behind, and whoever takes over after the
-claim's lease repeats the same attempt, with the same ``clientToken``.
+claim's lease repeats the same attempt (for ECS, with the same ``clientToken``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from flowrelay.control.store import FlowRun, RunStore, requested_run_id
+from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunRequested, ParsedEvent
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
-from flowrelay.core.registration import FlowRegistration
-from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.policies import RetryPolicy, Timeouts, resolve_timeouts
+from flowrelay.core.registration import FlowRegistration, ParameterError, check_parameters
 from flowrelay.core.routing import Target, choose_target
-from flowrelay.core.timeouts import Timeouts, resolve_timeouts
-from flowrelay.sdk.engine import ParameterError, check_parameters
+from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun, requested_run_id
+from flowrelay.launchers.base import Launched, Launcher, LaunchError
 
 LAUNCH_LEASE = timedelta(minutes=5)
 #: How soon a request is looked at again while another delivery holds the launch claim.
 CLAIM_BUSY_DELAY = 30.0
-
-
-class LaunchFailed(Exception):
-    """What launchers raise: ``retryable`` when AWS may say yes later; ``outcome_unknown`` when
-    the launch went unanswered and may have happened."""
-
-    def __init__(self, reason: str, retryable: bool, outcome_unknown: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.outcome_unknown = outcome_unknown
-
-
-class Launcher(Protocol):
-    def launch(
-        self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False
-    ) -> Any:
-        """Start the run's infrastructure; returns an object with ``model_dump()`` describing it
-        (task ARN, cluster, ...). ``resume``: look for the attempt's task before starting one."""
-
-    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
-        """Stop what ``launch`` started (described by its ``model_dump()``); stopping what is
-        already stopped or gone is not an error."""
 
 
 class RetryLater(Exception):
@@ -92,25 +74,23 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: RunStore,
+        store: Store,
         launchers: Mapping[str, Launcher],
         *,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
-        launch_errors: Callable[[Exception], LaunchFailed | None] | None = None,
     ) -> None:
         self.store = store
         self.launchers = launchers
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
-        self.launch_errors = launch_errors or _launch_failure
 
     def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
         """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
         request: FlowRunRequested = event.detail
         run_id = requested_run_id(request.flow_run_id, request.idempotency_key, event.envelope.id)
-        registration = self.store.get_flow(request.flow, request.version)
-        run, created = self.store.create_run(
+        registration = self.store.flows.get(request.flow, request.version)
+        run, created = self.store.runs.create(
             run_id,
             request.flow,
             flow_version=registration.version if registration else request.version,
@@ -138,13 +118,13 @@ class Dispatcher:
         if run.retry_at is not None and run.retry_at > now:
             delay = (run.retry_at - now).total_seconds()
             raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
-        choice = choose_target(self.store.list_targets(), run.labels, run.run_config)
+        choice = choose_target(self.store.targets.list(), run.labels, run.run_config)
         if choice.target is None:
             message = (
                 f"waiting for a launch target: {choice.reason.removeprefix('no target fits: ')}"
             )
             if run.message != message:
-                self.store.note_pending(run.run_id, message)
+                self.store.runs.note_pending(run.run_id, message)
             return DispatchOutcome(
                 run_id=run.run_id, state=RunState.PENDING, message=message, created=created
             )
@@ -152,9 +132,9 @@ class Dispatcher:
         launcher = self.launchers.get(target.kind)
         if launcher is None:
             return self._fail(run, f"no launcher for {target.kind} targets here", created)
-        claim = self.store.claim_launch(run.run_id, run.attempt, LAUNCH_LEASE)
+        claim = self.store.runs.claim_launch(run.run_id, run.attempt, LAUNCH_LEASE)
         if claim is None:
-            current = self.store.get_run(run.run_id)
+            current = self.store.runs.get(run.run_id)
             state = current.state if current else run.state
             if state in WAITING_STATES:
                 raise RetryLater(
@@ -163,24 +143,23 @@ class Dispatcher:
             return DispatchOutcome(run_id=run.run_id, state=state, created=created)
         try:
             launched = launcher.launch(run, target, attempt=claim.attempt, resume=claim.resumed)
-        except Exception as exc:
+        except LaunchError as exc:
             return self._launch_failed(run, target, exc, created)
+        except Exception:
+            # A bug, not an answer from the platform: what it launched may or may not exist.
+            self.store.runs.release_launch(run.run_id, maybe_launched=True)
+            raise
         return self._launched(run, target, launcher, launched, created)
 
     def _launch_failed(
-        self, run: FlowRun, target: Target, exc: Exception, created: bool
+        self, run: FlowRun, target: Target, failure: LaunchError, created: bool
     ) -> DispatchOutcome:
-        failure = self.launch_errors(exc)
-        if failure is None:
-            # A bug, not an answer from AWS: the task may or may not exist.
-            self.store.release_launch(run.run_id, maybe_launched=True)
-            raise exc
         if failure.outcome_unknown:
-            self.store.release_launch(run.run_id, maybe_launched=True)
+            self.store.runs.release_launch(run.run_id, maybe_launched=True)
             raise RetryLater(
                 f"attempt {run.attempt} went unanswered, trying it again: {failure.reason}",
                 self.retry.delay(run.attempt),
-            ) from exc
+            ) from failure
         attempts = f"attempt {run.attempt} of {self.retry.max_attempts}"
         if failure.retryable and run.attempt < self.retry.max_attempts:
             delay = self.retry.delay(run.attempt)
@@ -189,10 +168,10 @@ class Dispatcher:
                 f"launch {attempts} on {target.name!r} failed: {failure.reason}; "
                 f"trying again in {delay:.0f} s"
             )
-            self.store.fail_attempt(
+            self.store.runs.fail_attempt(
                 run, failure.reason, retry_at, message=message, details={"target": target.name}
             )
-            raise RetryLater(message, delay) from exc
+            raise RetryLater(message, delay) from failure
         after = f" (after {run.attempt} attempts)" if failure.retryable else ""
         return self._fail(
             run,
@@ -202,14 +181,14 @@ class Dispatcher:
         )
 
     def _launched(
-        self, run: FlowRun, target: Target, launcher: Launcher, launched: Any, created: bool
+        self, run: FlowRun, target: Target, launcher: Launcher, launched: Launched, created: bool
     ) -> DispatchOutcome:
         infrastructure = launched.model_dump(mode="json", exclude_none=True)
         message = f"launched on {target.name!r}"
         if run.attempt > 1:
             message += f" (attempt {run.attempt})"
         timeouts = resolve_timeouts(self.timeouts, target.timeouts, run.timeout_seconds)
-        result = self.store.transition(
+        result = self.store.runs.transition(
             run.run_id,
             RunState.SUBMITTED,
             Source.DISPATCHER,
@@ -240,7 +219,9 @@ class Dispatcher:
         launcher.stop_launched(infrastructure, reason)
         message = "cancelled while being launched: the task that was starting is being stopped"
         if run.state is RunState.CANCELLING:
-            self.store.amend(run, Source.DISPATCHER, message, {"infrastructure": infrastructure})
+            self.store.runs.amend(
+                run, Source.DISPATCHER, message, {"infrastructure": infrastructure}
+            )
         return DispatchOutcome(
             run_id=run.run_id, state=run.state, message=message, created=created, launched=True
         )
@@ -252,7 +233,7 @@ class Dispatcher:
         created: bool,
         details: Mapping[str, Any] | None = None,
     ) -> DispatchOutcome:
-        result = self.store.transition(
+        result = self.store.runs.transition(
             run.run_id, RunState.FAILED, Source.DISPATCHER, message=message, details=details
         )
         state = result.run.state if result.run else RunState.FAILED
@@ -288,12 +269,27 @@ def _parameter_problem(given: Mapping[str, Any], registration: FlowRegistration)
     return None
 
 
-def _launch_failure(exc: Exception) -> LaunchFailed | None:
-    """Launchers' errors as LaunchFailed; anything else is a bug and propagates."""
-    if isinstance(exc, LaunchFailed):
-        return exc
-    retryable = getattr(exc, "retryable", None)
-    reason = getattr(exc, "reason", None)
-    if isinstance(retryable, bool) and isinstance(reason, str):
-        return LaunchFailed(reason, retryable, bool(getattr(exc, "outcome_unknown", False)))
-    return None
+def reject_request(store: Store, body: str, reason: str) -> str | None:
+    """A malformed request that still names its run and flow is recorded on that run as Failed
+    with the reason, so the person who sent it sees why; returns that run's id. None when it
+    names no usable run id, or names a run already past waiting (a bad duplicate of a launched
+    run's request must not fail that run): the message then fails, and ends in the DLQ."""
+    try:
+        detail = json.loads(body).get("detail", {})
+        run_id, flow = detail.get("flow_run_id"), detail.get("flow")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if not (
+        isinstance(run_id, str)
+        and re.fullmatch(RUN_ID_PATTERN, run_id)
+        and isinstance(flow, str)
+        and flow
+    ):
+        return None
+    run, created = store.runs.create(run_id, flow)
+    if not created and run.state not in WAITING_STATES:
+        return None
+    applied = store.runs.transition(
+        run.run_id, RunState.FAILED, Source.DISPATCHER, message=f"rejected request: {reason}"
+    )
+    return run.run_id if applied.applied else None

@@ -1,22 +1,23 @@
 """The monitor: every active run reconciled with its infrastructure, once a minute.
 
 It reads active runs through the sparse ``active`` index (never a table scan), one query per
-state, and holds each against its limits (``flowrelay.core.timeouts``, stored on the run at launch):
+state, and holds each against its limits (``flowrelay.core.policies``, stored on the run at launch):
 
 - **Pending**: re-offered to dispatch when a target fits it now (a target was added or its
   labels changed), unless a launch is under way or a failed attempt's backoff is pending.
-- **Submitted / Queued** longer than the start timeout: ECS is asked. A task that is gone or
-  stopped makes the run Crashed with ECS's reason (or, for a transient start failure, starts
-  the next attempt); a task still starting is left alone until the start limit, then stopped,
-  and the run is Crashed.
-- **Running** past the run's own timeout: its task is stopped, then the run is TimedOut.
-- **Running** with no heartbeat for the heartbeat timeout: ECS is asked. A stopped or gone task
-  makes the run Crashed with the stop reason; a task still running means the run is alive but
-  its runner cannot report: a warning (and the ``RunnersSilent`` metric, which is alarmed on),
-  never a crash.
-- **Cancelling**: Cancelled once the task is confirmed stopped; stopped again if it is still
-  running after the stop grace period. A run with no task recorded but a launch begun (its
-  dispatcher died) has that attempt's task looked for, and stopped when found.
+- **Submitted / Queued** longer than the start timeout: its launcher is asked. Infrastructure
+  that is gone or stopped makes the run Crashed with the platform's reason (or, for a transient
+  start failure, starts the next attempt); infrastructure still starting is left alone until
+  the start limit, then stopped, and the run is Crashed.
+- **Running** past the run's own timeout: its infrastructure is stopped, then the run is
+  TimedOut.
+- **Running** with no heartbeat for the heartbeat timeout: its launcher is asked. Stopped or
+  gone infrastructure makes the run Crashed with the stop reason; infrastructure still running
+  means the run is alive but its runner cannot report: a warning (and the ``RunnersSilent``
+  metric, which is alarmed on), never a crash.
+- **Cancelling**: Cancelled once its infrastructure is confirmed stopped; stopped again if it
+  is still running after the stop grace period. A run with nothing recorded but a launch begun
+  (its dispatcher died) has what that attempt started looked for, and stopped when found.
 
 Every change is one conditional transition with a message a user can act on, so a monitor pass
 racing a late event or another pass cannot move a run twice.
@@ -27,38 +28,27 @@ racing a late event or another pass cannot move a run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from flowrelay.control.recorder import stopped_task_verdict
-from flowrelay.control.store import FlowRun, RunStore
-from flowrelay.core.events import EcsTaskStateChange, FlowRunRequested
+from flowrelay.control.recorder import stopped_verdict
+from flowrelay.control.store import Store
+from flowrelay.core.events import FlowRunRequested
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
-from flowrelay.core.retries import RetryPolicy
-from flowrelay.core.routing import Target, choose_target
-from flowrelay.core.timeouts import Timeouts
+from flowrelay.core.policies import RetryPolicy, Timeouts
+from flowrelay.core.routing import choose_target
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import InfraStatus, Launched, Launcher
 
 log = logging.getLogger("flowrelay.control.monitor")
 
 Action = Literal[
     "offered", "crashed", "relaunched", "stopped", "timed_out", "cancelled", "runner_silent"
 ]
-
-
-class Infrastructure(Protocol):
-    def status(self, infrastructure: Mapping[str, Any]) -> EcsTaskStateChange | None:
-        """The launched task as ECS describes it now; None when it is gone."""
-
-    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
-        """Stop the launched task; already stopped or gone is not an error."""
-
-    def find_unrecorded(self, run: FlowRun, attempt: int, targets: Iterable[Target]) -> Any:
-        """What ``attempt`` of ``run`` launched on one of ``targets`` without the run recording
-        it (a ``model_dump``-able result), or None."""
 
 
 class Publisher(Protocol):
@@ -99,14 +89,14 @@ def is_due(run: FlowRun, now: datetime) -> bool:
     return (run.retry_at is None or run.retry_at <= now) and not run.launch_claimed(now)
 
 
-def requests_for_waiting_runs(store: RunStore) -> list[tuple[FlowRunRequested, str]]:
+def requests_for_waiting_runs(store: Store) -> list[tuple[FlowRunRequested, str]]:
     """A new request (and why) for every run waiting in Pending that some target fits now and
     that is due (``is_due``). Dispatch takes them like any request: same run id, so the run is
     launched once, by the one function allowed to launch."""
-    targets = store.list_targets()
+    targets = store.targets.list()
     now = store.clock()
     offers = []
-    for run in store.active_runs(RunState.PENDING):
+    for run in store.runs.active(RunState.PENDING):
         if not is_due(run, now):
             continue
         choice = choose_target(targets, run.labels, run.run_config)
@@ -125,8 +115,8 @@ class Monitor:
 
     def __init__(
         self,
-        store: RunStore,
-        launchers: Mapping[str, Infrastructure],
+        store: Store,
+        launchers: Mapping[str, Launcher],
         publisher: Publisher,
         *,
         defaults: Timeouts | None = None,
@@ -150,7 +140,7 @@ class Monitor:
             (RunState.CANCELLING, self._check_cancelling),
         ]
         for state, check in checks:
-            for run in self.store.active_runs(state):
+            for run in self.store.runs.active(state):
                 report.checked += 1
                 try:
                     action = check(run, self.store.clock())
@@ -186,22 +176,22 @@ class Monitor:
         waited = _seconds_since(run.launched_at or run.state_entered_at, now)
         if waited <= limits.start_seconds:
             return None
-        task = self._status(run)
-        if task is None or task.lastStatus == "STOPPED":
-            return self._stopped(run, task, f"not started after {waited:.0f} s")
-        if task.lastStatus == "RUNNING":
+        status = self._status(run)
+        if status.ended:
+            return self._stopped(run, status, f"not started after {waited:.0f} s")
+        if status.phase == "running":
             return self._silent(
-                run, f"its task is running but the runner has not reported in {waited:.0f} s"
+                run,
+                f"its {status.noun} is running but the runner has not reported in {waited:.0f} s",
             )
         if waited <= limits.start_limit_seconds:
             return None
-        status = task.lastStatus
         message = (
-            f"the ECS task did not start within {limits.start_limit_seconds:.0f} s "
-            f"(still {status}); it was stopped"
+            f"the {status.noun} did not start within {limits.start_limit_seconds:.0f} s "
+            f"(still {status.state}); it was stopped"
         )
         self._stop(run, f"flowrelay: did not start within {limits.start_limit_seconds:.0f} s")
-        return self._move(run, RunState.CRASHED, "crashed", message, {"ecs_status": status})
+        return self._move(run, RunState.CRASHED, "crashed", message, status.details)
 
     def _check_running(self, run: FlowRun, now: datetime) -> MonitorAction | None:
         limits = run.timeouts or self.defaults
@@ -216,18 +206,18 @@ class Monitor:
         silent_for = _seconds_since(run.heartbeat_at or run.state_entered_at, now)
         if silent_for <= limits.heartbeat_seconds:
             return None
-        task = self._status(run)
-        if task is None or task.lastStatus == "STOPPED":
-            return self._stopped(run, task, f"no heartbeat for {silent_for:.0f} s")
+        status = self._status(run)
+        if status.ended:
+            return self._stopped(run, status, f"no heartbeat for {silent_for:.0f} s")
         return self._silent(
             run,
-            f"no heartbeat for {silent_for:.0f} s but its ECS task is {task.lastStatus}: the "
-            "runner cannot report (check the task's network path to EventBridge)",
+            f"no heartbeat for {silent_for:.0f} s but its {status.noun} is {status.state}: the "
+            "runner cannot report (check its network path to EventBridge)",
         )
 
     def _check_cancelling(self, run: FlowRun, now: datetime) -> MonitorAction | None:
         limits = run.timeouts or self.defaults
-        if not run.infrastructure.get("task_arn"):
+        if not run.infrastructure:
             if run.launch_claimed(now):
                 return None  # its dispatcher stops what it launches
             if run.claimed_attempt is not None:
@@ -239,10 +229,13 @@ class Monitor:
             return self._move(
                 run, RunState.CANCELLED, "cancelled", "cancelled before it was launched"
             )
-        task = self._status(run)
-        if task is None or task.lastStatus == "STOPPED":
+        status = self._status(run)
+        if status.ended:
             return self._move(
-                run, RunState.CANCELLED, "cancelled", "cancelled: its task is confirmed stopped"
+                run,
+                RunState.CANCELLED,
+                "cancelled",
+                f"cancelled: its {status.noun} is confirmed stopped",
             )
         if _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
             return None
@@ -251,54 +244,56 @@ class Monitor:
             run_id=run.run_id,
             action="stopped",
             state=run.state,
-            message=f"still {task.lastStatus} after the cancel; asked ECS to stop it again",
+            message=f"still {status.state} after the cancel; asked for its {status.noun} to be "
+            "stopped again",
         )
 
     # --- what the checks do --------------------------------------------------------------------
 
-    def _find_unrecorded(self, run: FlowRun, attempt: int) -> dict[str, Any] | None:
-        """The task a dead dispatcher may have started for ``attempt`` and never recorded, as
-        the run would record it; None when there is none (or no launcher can look)."""
-        targets = self.store.list_targets()
+    def _find_unrecorded(self, run: FlowRun, attempt: int) -> Launched | None:
+        """What a dead dispatcher may have started for ``attempt`` and never recorded; None
+        when there is nothing (or no launcher can look)."""
+        targets = self.store.targets.list()
         for kind, launcher in self.launchers.items():
             fitting = [target for target in targets if target.kind == kind]
             found = launcher.find_unrecorded(run, attempt, fitting)
             if found is not None:
-                return dict(found.model_dump(mode="json", exclude_none=True))
+                return found
         return None
 
-    def _stop_unrecorded(self, run: FlowRun, infrastructure: dict[str, Any]) -> MonitorAction:
-        """Stop a task found for a cancelling run that did not know it, and record it on the run,
-        so its STOPPED event (or the next pass) ends the run Cancelled."""
-        launcher = self.launchers[str(infrastructure.get("kind", "ecs"))]
-        launcher.stop_launched(infrastructure, "flowrelay: cancelled (a task started unrecorded)")
-        message = (
-            f"cancelled: found task {infrastructure.get('task_arn')}, started by a launch that "
-            "never recorded it; it is being stopped"
+    def _stop_unrecorded(self, run: FlowRun, found: Launched) -> MonitorAction:
+        """Stop what was found for a cancelling run that did not know it, and record it on the
+        run, so its stop (an event, or the next pass) ends the run Cancelled."""
+        infrastructure = found.model_dump(mode="json", exclude_none=True)
+        self.launchers[found.kind].stop_launched(
+            infrastructure, "flowrelay: cancelled (a task started unrecorded)"
         )
-        self.store.amend(run, Source.MONITOR, message, {"infrastructure": infrastructure})
+        message = (
+            f"cancelled: found {found.label}, started by a launch that never recorded it; it is "
+            "being stopped"
+        )
+        self.store.runs.amend(run, Source.MONITOR, message, {"infrastructure": infrastructure})
         return MonitorAction(run_id=run.run_id, action="stopped", state=run.state, message=message)
 
-    def _status(self, run: FlowRun) -> EcsTaskStateChange | None:
-        launcher = self.launchers[str(run.infrastructure.get("kind", "ecs"))]
-        return launcher.status(run.infrastructure)
+    def _launcher(self, run: FlowRun) -> Launcher:
+        kind = Launched.model_validate(run.infrastructure).kind
+        launcher = self.launchers.get(kind)
+        if launcher is None:
+            raise LookupError(f"no launcher here for {kind!r} infrastructure")
+        return launcher
+
+    def _status(self, run: FlowRun) -> InfraStatus:
+        return self._launcher(run).status(run.infrastructure)
 
     def _stop(self, run: FlowRun, reason: str) -> None:
-        if run.infrastructure.get("task_arn"):
-            launcher = self.launchers[str(run.infrastructure.get("kind", "ecs"))]
-            launcher.stop_launched(run.infrastructure, reason[:255])
+        if run.infrastructure:
+            self._launcher(run).stop_launched(run.infrastructure, reason)
 
-    def _stopped(
-        self, run: FlowRun, task: EcsTaskStateChange | None, why: str
-    ) -> MonitorAction | None:
-        """The run's task is stopped (``task``) or gone (None)."""
-        if task is None:
-            message = (
-                f"{why}, and ECS no longer knows its task {run.infrastructure.get('task_arn')} "
-                "(it stopped long ago or never started)"
-            )
-            return self._move(run, RunState.CRASHED, "crashed", message)
-        verdict = stopped_task_verdict(task, run, self.retry, self.store.clock())
+    def _stopped(self, run: FlowRun, status: InfraStatus, why: str) -> MonitorAction | None:
+        """The run's infrastructure is stopped, or gone."""
+        if status.phase == "gone":
+            return self._move(run, RunState.CRASHED, "crashed", f"{why}, and {status.message}")
+        verdict = stopped_verdict(status, run, self.retry, self.store.clock())
         if verdict.relaunch:
             action = self._move(
                 run, verdict.state, "relaunched", verdict.message, verdict.details, verdict.updates
@@ -325,7 +320,7 @@ class Monitor:
         details: Mapping[str, Any] | None = None,
         updates: Mapping[str, Any] | None = None,
     ) -> MonitorAction | None:
-        result = self.store.transition(
+        result = self.store.runs.transition(
             run.run_id,
             state,
             Source.MONITOR,

@@ -1,31 +1,29 @@
-"""Recording state: runner, dispatcher and monitor reports, and ECS task state changes, applied to
-runs through the transition table.
+"""Recording state: runner, dispatcher and monitor reports, and infrastructure events (ECS task
+state changes), applied to runs through the transition table.
 
-ECS is read conservatively: a task that stops before its run reached a final state makes the run
-Crashed with the stop code, the reason and each container's exit code (and the tail of its log,
-when it can be read: the runner may have died before it could say anything). A missing exit
-code is never read as success. If the runner's own final report was merely delayed, it replaces
-the Crashed verdict when it arrives (see ``flowrelay.core.lifecycle``).
+Infrastructure is read conservatively: when what a run was launched on stops before the run
+reached a final state, the run is Crashed with the platform's reason and exit codes (and the
+tail of its log, when it can be read: the runner may have died before it could say anything).
+A missing exit code is never read as success. If the runner's own final report was merely
+delayed, it replaces the Crashed verdict when it arrives (see ``flowrelay.core.lifecycle``).
 
-One exception: a task that failed to start for a reason AWS calls transient (its network
-interface or ephemeral storage was not ready in time, its image pull timed out, no capacity)
-sends the run back to Pending as its next launch attempt, up to the retry policy's limit.
-Events about an earlier attempt's task are ignored (the store compares task ARNs).
+One exception: infrastructure that failed to start for a reason that usually passes (the
+launcher marks it ``transient``) sends the run back to Pending as its next launch attempt, up
+to the retry policy's limit. Events about an earlier attempt's launch are ignored (the store
+compares their ``ref``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
 
-from flowrelay.control.store import FlowRun, RunStore
+from flowrelay.control.store import Store
 from flowrelay.core.events import (
-    EcsTaskStateChange,
     EventError,
     FlowRunStateChanged,
     ParsedEvent,
@@ -33,18 +31,11 @@ from flowrelay.core.events import (
 )
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
-from flowrelay.core.retries import RetryPolicy
+from flowrelay.core.policies import RetryPolicy
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.base import InfraEvent, InfraStatus
 
 log = logging.getLogger("flowrelay.control.recorder")
-
-_ECS_WAITING = {"PROVISIONING", "PENDING", "ACTIVATING"}
-#: Fargate start failures AWS documents as transient (retrying usually succeeds), and capacity.
-TRANSIENT_START_FAILURE = re.compile(
-    r"network interface provision|waiting for network interface|eni.*(timeout|timed out)"
-    r"|ephemeral storage.*(timeout|timed out)|(timeout|timed out).*ephemeral storage"
-    r"|i/o timeout|TLS handshake timeout|capacity is unavailable|RESOURCE:",
-    re.IGNORECASE,
-)
 
 
 class RecordOutcome(Model):
@@ -54,33 +45,8 @@ class RecordOutcome(Model):
     reason: str
 
 
-def ecs_stop_message(task: EcsTaskStateChange) -> str:
-    """What a stopped ECS task says about why, in one line.
-
-    >>> ecs_stop_message(EcsTaskStateChange(taskArn="t", lastStatus="STOPPED", version=3,
-    ...     stopCode="TaskFailedToStart", stoppedReason="CannotPullContainerError: not found"))
-    'ECS task stopped (TaskFailedToStart): CannotPullContainerError: not found; no container ran'
-    """
-    head = f"ECS task stopped ({task.stopCode or 'no stop code'})"
-    if task.stoppedReason:
-        head += f": {task.stoppedReason}"
-    if not task.containers:
-        return f"{head}; no container ran"
-    parts = []
-    for container in task.containers:
-        name = container.name or "container"
-        if container.exitCode is None:
-            part = f"container {name!r} has no exit code"
-        else:
-            part = f"container {name!r} exited with code {container.exitCode}"
-        if container.reason:
-            part += f" ({container.reason})"
-        parts.append(part)
-    return f"{head}; " + "; ".join(parts)
-
-
 class StopVerdict(Model):
-    """What a stopped task means for its run: ``updates`` schedule the next attempt when the
+    """What a stopped launch means for its run: ``updates`` schedule the next attempt when the
     run is sent back to Pending (``relaunch``)."""
 
     state: RunState
@@ -90,32 +56,22 @@ class StopVerdict(Model):
     updates: dict[str, Any] | None = None
 
 
-def stopped_task_verdict(
-    task: EcsTaskStateChange, run: FlowRun | None, retry: RetryPolicy, now: datetime
+def stopped_verdict(
+    status: InfraStatus, run: FlowRun | None, retry: RetryPolicy, now: datetime
 ) -> StopVerdict:
-    """Crashed with ECS's reason, or, for a transient start failure of a run that has attempts
-    left, back to Pending for the next attempt, due after the policy's backoff from ``now``.
-    Shared by ``record_state`` (ECS events) and the monitor (tasks it describes), so both read a
-    stopped task the same way."""
-    message = ecs_stop_message(task)
-    details: dict[str, Any] = {
-        "task_arn": task.taskArn,
-        "stop_code": task.stopCode,
-        "exit_codes": {c.name or "?": c.exitCode for c in task.containers},
-    }
-    never_ran = all(container.exitCode is None for container in task.containers)
-    transient = (
-        task.stopCode == "TaskFailedToStart"
-        and never_ran
-        and bool(TRANSIENT_START_FAILURE.search(task.stoppedReason or ""))
-    )
-    if transient and run is not None and run.state in (RunState.SUBMITTED, RunState.QUEUED):
+    """Crashed with the platform's reason, or, for a transient start failure of a run that has
+    attempts left, back to Pending for the next attempt, due after the policy's backoff from
+    ``now``. Shared by ``record_state`` (events) and the monitor (what it describes), so both
+    read a stopped launch the same way."""
+    message = status.message
+    details = dict(status.details)
+    if status.transient and run is not None and run.state in (RunState.SUBMITTED, RunState.QUEUED):
         if run.attempt < retry.max_attempts:
             return StopVerdict(
                 state=RunState.PENDING,
                 message=(
                     f"attempt {run.attempt} of {retry.max_attempts} failed to start "
-                    f"(transient): {task.stoppedReason}; launching again"
+                    f"(transient): {status.reason}; launching again"
                 ),
                 relaunch=True,
                 details=details,
@@ -131,14 +87,14 @@ def stopped_task_verdict(
 class StateRecorder:
     """Applies state events to runs.
 
-    ``retry``: the launch retry policy (for tasks that failed to start). ``log_tail``: reads
+    ``retry``: the launch retry policy (for launches that failed to start). ``log_tail``: reads
     the last lines of a run's log from its infrastructure, for Crashed messages (best effort).
     ``relaunch``: asks dispatch for the next attempt of a run sent back to Pending.
     """
 
     def __init__(
         self,
-        store: RunStore,
+        store: Store,
         *,
         retry: RetryPolicy | None = None,
         log_tail: Callable[[dict[str, Any]], str] | None = None,
@@ -153,8 +109,8 @@ class StateRecorder:
         detail = event.detail
         if isinstance(detail, FlowRunStateChanged):
             return self._flowrelay(detail)
-        if isinstance(detail, EcsTaskStateChange):
-            return self._ecs(detail)
+        if isinstance(detail, InfraEvent):
+            return self._infrastructure(detail)
         if isinstance(detail, TaskRunStateChanged):
             return RecordOutcome(
                 run_id=detail.flow_run_id, applied=False, reason="task states are not recorded"
@@ -163,13 +119,13 @@ class StateRecorder:
 
     def _flowrelay(self, change: FlowRunStateChanged) -> RecordOutcome:
         if change.heartbeat:
-            alive = self.store.heartbeat(change.flow_run_id)
+            alive = self.store.runs.heartbeat(change.flow_run_id)
             return RecordOutcome(
                 run_id=change.flow_run_id,
                 applied=alive,
                 reason="heartbeat" if alive else "heartbeat for a run that is final or unknown",
             )
-        result = self.store.transition(
+        result = self.store.runs.transition(
             change.flow_run_id,
             change.state,
             change.source,
@@ -184,18 +140,19 @@ class StateRecorder:
             reason=result.reason,
         )
 
-    def _ecs(self, task: EcsTaskStateChange) -> RecordOutcome:
-        run_id = task.flow_run_id
+    def _infrastructure(self, event: InfraEvent) -> RecordOutcome:
+        status = event.status
+        run_id = event.run_id
         if run_id is None:
             return RecordOutcome(
-                run_id=None, applied=False, reason=f"ECS task {task.taskArn} is not flowrelay's"
+                run_id=None, applied=False, reason=f"{status.noun} {status.ref} is not flowrelay's"
             )
-        details: dict[str, Any] = {"task_arn": task.taskArn, "ecs_status": task.lastStatus}
+        details: dict[str, Any] = dict(status.details)
         updates: dict[str, Any] | None = None
         relaunch = False
-        if task.lastStatus == "STOPPED":
-            run = self.store.get_run(run_id)
-            verdict = stopped_task_verdict(task, run, self.retry, self.store.clock())
+        if status.phase == "stopped":
+            run = self.store.runs.get(run_id)
+            verdict = stopped_verdict(status, run, self.retry, self.store.clock())
             proposed, message, relaunch = verdict.state, verdict.message, verdict.relaunch
             details.update(verdict.details)
             updates = verdict.updates
@@ -206,20 +163,22 @@ class StateRecorder:
                 and self.log_tail is not None
             ):
                 message += self.log_tail(run.infrastructure)
-        elif task.lastStatus in _ECS_WAITING:
-            proposed, message = RunState.QUEUED, f"ECS task {task.lastStatus.lower()}"
+        elif status.phase == "starting":
+            proposed, message = RunState.QUEUED, status.message
         else:
             return RecordOutcome(
-                run_id=run_id, applied=False, reason=f"ECS status {task.lastStatus} changes nothing"
+                run_id=run_id,
+                applied=False,
+                reason=f"{status.noun} status {status.state} changes nothing",
             )
-        result = self.store.transition(
+        result = self.store.runs.transition(
             run_id,
             proposed,
             Source.INFRASTRUCTURE,
             message=message,
             details={k: v for k, v in details.items() if v is not None},
-            ecs_version=task.version,
-            task_arn=task.taskArn,
+            infra_sequence=status.sequence,
+            infra_ref=status.ref,
             updates=updates,
         )
         if result.applied and relaunch and result.run is not None and self.relaunch is not None:

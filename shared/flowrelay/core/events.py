@@ -1,7 +1,8 @@
-"""The events on the flowrelay bus, and the AWS events the control plane listens to.
+"""The events on the flowrelay bus, and how any event the control plane receives is parsed.
 
 Every event is an EventBridge envelope whose ``detail`` is one of the models here, chosen by
-``source`` and ``detail-type``. ``parse_event`` turns raw JSON into (envelope, detail) or raises
+``source`` and ``detail-type`` (infrastructure events, such as ECS's task state changes, are
+read by their launcher's reader). ``parse_event`` turns raw JSON into (envelope, detail) or raises
 ``EventError`` with a message naming every bad field::
 
     >>> event = parse_event({
@@ -12,8 +13,8 @@ Every event is an EventBridge envelope whose ``detail`` is one of the models her
     ('etl', {'rows': 10})
 
 Our own events are versioned (``schema_version``) and strict: an unknown field is an error, so a
-misspelt ``paramters`` is caught where it is sent instead of being silently dropped. AWS events
-are lenient: AWS adds fields over time.
+misspelt ``paramters`` is caught where it is sent instead of being silently dropped. The
+launchers read AWS's events leniently: AWS adds fields over time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -29,12 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
+from flowrelay.core.runs import RUN_ID_PATTERN
 
 SOURCE = "flowrelay"
-ECS_SOURCE = "aws.ecs"
-#: ECS tasks started by flowrelay carry ``group = "flowrelay:<flow run id>"``.
-ECS_GROUP_PREFIX = "flowrelay:"
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 #: How deep an event's values may nest. Far beyond any real parameters, and well inside what
 #: pydantic can write back (255 levels): what parses can always be stored on its run.
 MAX_NESTING = 64
@@ -128,41 +127,6 @@ class TaskRunStateChanged(FlowrelayEvent):
     message: str | None = Field(default=None, max_length=8192)
 
 
-class EcsContainer(Model):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str | None = None
-    lastStatus: str | None = None
-    exitCode: int | None = None
-    reason: str | None = None
-
-
-class EcsTaskStateChange(Model):
-    """The ``detail`` of an ``aws.ecs`` "ECS Task State Change" event (the fields we use)."""
-
-    model_config = ConfigDict(extra="ignore")
-    DETAIL_TYPE: ClassVar[str] = "ECS Task State Change"
-
-    taskArn: str
-    clusterArn: str | None = None
-    lastStatus: str
-    desiredStatus: str | None = None
-    group: str | None = None
-    startedBy: str | None = None
-    stopCode: str | None = None
-    stoppedReason: str | None = None
-    containers: list[EcsContainer] = Field(default_factory=list)
-    version: int = Field(ge=0, description="Increases with every change of this task.")
-    taskDefinitionArn: str | None = None
-
-    @property
-    def flow_run_id(self) -> str | None:
-        """The run this task belongs to, when flowrelay started it."""
-        if self.group and self.group.startswith(ECS_GROUP_PREFIX):
-            return self.group[len(ECS_GROUP_PREFIX) :] or None
-        return None
-
-
 class Envelope(Model):
     """An EventBridge event. Our own model rather than powertools' ``EventBridgeModel``:
     importing that loads every AWS event model powertools ships (over 100 ms of cold start,
@@ -192,7 +156,9 @@ DETAIL_MODELS: dict[tuple[str, str], type[BaseModel]] = {
         TaskRunStateChanged,
     )
 }
-DETAIL_MODELS[(ECS_SOURCE, EcsTaskStateChange.DETAIL_TYPE)] = EcsTaskStateChange
+#: Reads the ``detail`` of one kind of event (source, detail-type) into its model; raises
+#: ``pydantic.ValidationError`` when the detail does not fit.
+DetailReader = Callable[[Mapping[str, Any]], Any]
 
 
 class ParsedEvent(Model):
@@ -200,8 +166,15 @@ class ParsedEvent(Model):
     detail: Any
 
 
-def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
-    """The envelope and typed detail of one EventBridge event; ``EventError`` if unusable."""
+def parse_event(
+    raw: str | bytes | dict[str, Any],
+    readers: Mapping[tuple[str, str], DetailReader] | None = None,
+) -> ParsedEvent:
+    """The envelope and typed detail of one EventBridge event; ``EventError`` if unusable.
+
+    flowrelay's own events are read by their models; ``readers`` read other sources' events
+    (the launchers' infrastructure events: ``flowrelay.launchers.kinds.event_readers``).
+    """
     try:
         data = (
             json.loads(raw, parse_constant=_reject_constant)
@@ -223,13 +196,17 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> ParsedEvent:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:
         raise EventError(f"not an EventBridge event: {describe(exc)}") from None
-    model = DETAIL_MODELS.get((envelope.source, envelope.detail_type))
-    if model is None:
+    key = (envelope.source, envelope.detail_type)
+    model = DETAIL_MODELS.get(key)
+    reader: DetailReader | None = model.model_validate if model is not None else None
+    if reader is None and readers is not None:
+        reader = readers.get(key)
+    if reader is None:
         raise EventError(
             f"unknown event: source {envelope.source!r}, detail-type {envelope.detail_type!r}"
         )
     try:
-        detail = model.model_validate(envelope.detail)
+        detail = reader(envelope.detail)
     except ValidationError as exc:
         raise EventError(f"{envelope.detail_type}: {describe(exc, 'detail')}") from None
     return ParsedEvent(envelope=envelope, detail=detail)

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from flowrelay.core.contract import EXIT_TERMINATED
+
 
 class Terminated(BaseException):
     """The process received SIGTERM. A BaseException, like KeyboardInterrupt: tasks that catch
     ``Exception`` do not swallow it."""
 
-    exit_code = 143
+    exit_code = EXIT_TERMINATED
 
 
 @contextmanager

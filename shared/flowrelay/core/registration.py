@@ -1,27 +1,65 @@
 """Flow registrations: what the control plane knows about a flow without importing it.
 
-A registration is a flow's name, version, labels, run config, executor, storage and parameters,
-as JSON. Registering unchanged content again returns the existing version, so CI can register
-on every deploy without minting versions.
+A registration is a flow's name, version, labels, run config, executor (as data: its class and
+arguments), storage and parameters, as JSON. Registering unchanged content again returns the
+existing version, so CI can register on every deploy without minting versions. The parameter
+rule (``check_parameters``) is here too: dispatch checks a request against the registration,
+the runner against the flow it loaded.
+
+>>> check_parameters("etl", {"rows": False, "day": True}, {"day": "2026-11-29"})
+>>> try:
+...     check_parameters("etl", {"rows": False}, {"row": 1})
+... except ParameterError as exc:
+...     print(exc)
+Flow 'etl' has no parameter 'row'; its parameters are: rows
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
-from flowrelay.sdk.executors.spec import ExecutorSpec, executor_spec
-from flowrelay.sdk.storage import Local, Storage
+from flowrelay.core.storage import Local, Storage
 
-if TYPE_CHECKING:
-    from flowrelay.sdk.flow import Flow
+
+class ParameterError(ValueError):
+    """Parameters given to a run do not fit the flow's parameters."""
+
+
+class ExecutorSpec(Model):
+    """An executor's class and constructor arguments (JSON-safe)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["LocalExecutor", "LocalDaskExecutor", "DaskExecutor"] = "LocalExecutor"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_parameters(
+    flow_name: str, required: Mapping[str, bool], given: Mapping[str, Any]
+) -> None:
+    """Raise ParameterError when ``given`` names a parameter the flow does not declare, or leaves
+    out a required one. ``required`` maps each declared parameter to whether it is required."""
+    unexpected = sorted(set(given) - set(required))
+    if unexpected:
+        raise ParameterError(
+            f"Flow {flow_name!r} has no parameter {', '.join(map(repr, unexpected))}; "
+            f"its parameters are: {', '.join(sorted(required)) or 'none'}"
+        )
+    missing = sorted(name for name, needed in required.items() if needed and name not in given)
+    if missing:
+        raise ParameterError(
+            f"Flow {flow_name!r} needs a value for required parameter "
+            f"{', '.join(map(repr, missing))}"
+        )
 
 
 class ParameterSpec(Model):
@@ -60,34 +98,3 @@ class FlowRegistration(Model):
                 content["script_sha256"] = hashlib.sha256(script.read_bytes()).hexdigest()
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
         return self.model_copy(update={"content_hash": digest})
-
-
-def registration_for(flow: Flow, storage: Storage | None = None) -> FlowRegistration:
-    """The registration of ``flow`` (its own storage unless ``storage`` is given).
-
-    Raises ValueError when the flow has no storage, or parameter defaults are not JSON.
-    """
-    where = storage or flow.storage
-    if where is None:
-        raise ValueError(
-            f"Flow {flow.name!r} has no storage: set flow.storage (Module, Local or S3) so the "
-            f"flow runner can find it"
-        )
-    parameters = [
-        ParameterSpec(name=p.name, default=p.default, required=p.required)
-        for p in sorted(flow.parameters(), key=lambda p: p.name)
-    ]
-    try:
-        json.dumps([p.default for p in parameters])
-    except TypeError as exc:
-        raise ValueError(f"Flow {flow.name!r}: parameter defaults must be JSON: {exc}") from None
-    registration = FlowRegistration(
-        name=flow.name,
-        labels=sorted(flow.labels),
-        run_config=flow.run_config,
-        executor=executor_spec(flow.executor),
-        storage=where,
-        parameters=parameters,
-        schedule=str(flow.schedule) if flow.schedule is not None else None,
-    )
-    return registration.with_content_hash()

@@ -1,81 +1,73 @@
-"""Launch targets: the serverless stand-in for an agent. A named place runs can go, with a kind,
-labels, and the settings its launcher needs. ``choose_target`` applies the label rule and the
-run-config kind rule, and says in words why no target fits.
+"""Routing: which launch target takes a run.
 
->>> ecs = Target(name="fargate", kind="ecs", labels=["prod"],
-...              settings={"cluster": "flows", "subnets": ["subnet-1"]})
+A target is the serverless stand-in for an agent: a named place runs can go, with a kind (the
+infrastructure its launcher starts), labels, and the settings that launcher needs (validated by
+the launcher of its kind: ``flowrelay.launchers.checked_target``). ``choose_target`` applies
+the label rule and the run-config kind rule, and says in words why no target fits.
+
+The label rule (docs/run-configs.md): a target may take a run when the target's labels are a
+superset of the run's labels. An empty label set counts as a label of its own: a run with no
+labels goes only to targets with no labels.
+
+>>> match_labels(target_labels=["dev", "staging", "ml"], run_labels=["dev", "ml"]).matches
+True
+>>> match_labels(target_labels=["dev", "staging"], run_labels=["dev", "ml"]).reason
+'missing labels: ml'
+>>> ecs = Target(name="fargate", kind="ecs", labels=["prod"], settings={"cluster": "flows"})
 >>> choose_target([ecs], run_labels=["prod", "ml"], run_config=None).reason
 "no target fits: 'fargate': missing labels: ml"
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from flowrelay.core.labels import match_labels
 from flowrelay.core.modeling import Model
-from flowrelay.core.run_configs import RunConfig
-from flowrelay.core.timeouts import TimeoutOverrides
+from flowrelay.core.policies import TimeoutOverrides
+from flowrelay.core.run_configs import RunConfig, parse_run_config
 
+#: The kinds of infrastructure a target can name; each has its launcher package.
 TargetKind = Literal["ecs", "kubernetes", "local"]
 
 
-class EcsSettings(Model):
-    """Where and how an ECS target starts tasks; a run's ECSRun fields are merged over these."""
+@dataclass(frozen=True, slots=True)
+class LabelMatch:
+    """The outcome of matching one run against one target; ``reason`` says why not."""
 
-    model_config = ConfigDict(extra="forbid")
+    matches: bool
+    missing: frozenset[str]
+    reason: str
 
-    cluster: str = Field(min_length=1)
-    subnets: list[str] = Field(default_factory=list)
-    security_groups: list[str] = Field(default_factory=list)
-    assign_public_ip: bool = False
-    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = "FARGATE"
-    capacity_provider_strategy: list[dict[str, Any]] | None = None
-    platform_version: str | None = None
-    image: str | None = None
-    cpu: str = "256"
-    memory: str = "512"
-    task_role_arn: str | None = None
-    execution_role_arn: str | None = None
-    log_group: str | None = None
-
-    @model_validator(mode="after")
-    def _launch_type_or_capacity(self) -> EcsSettings:
-        if self.capacity_provider_strategy:
-            self.launch_type = None
-        return self
+    def __bool__(self) -> bool:
+        return self.matches
 
 
-class LocalSettings(Model):
-    """A local target: runs as processes on the machine hosting the dev stack."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    working_dir: str | None = None
-
-
-class KubernetesSettings(Model):
-    model_config = ConfigDict(extra="forbid")
-
-    namespace: str = "default"
-    image: str | None = None
-    service_account_name: str | None = None
-    kubeconfig: str | None = None
-    eks_cluster: str | None = None
-
-
-_SETTINGS: dict[str, type[BaseModel]] = {
-    "ecs": EcsSettings,
-    "local": LocalSettings,
-    "kubernetes": KubernetesSettings,
-}
+def match_labels(target_labels: Iterable[str], run_labels: Iterable[str]) -> LabelMatch:
+    """Whether a target with ``target_labels`` may take a run with ``run_labels``, and why not."""
+    target, run = frozenset(target_labels), frozenset(run_labels)
+    if not run and target:
+        return LabelMatch(
+            matches=False,
+            missing=frozenset(),
+            reason=(
+                "the run has no labels, and a run with no labels only goes to targets with no "
+                f"labels (this target has: {', '.join(sorted(target))})"
+            ),
+        )
+    missing = run - target
+    if missing:
+        return LabelMatch(False, missing, f"missing labels: {', '.join(sorted(missing))}")
+    return LabelMatch(True, frozenset(), "labels match")
 
 
 class Target(Model):
-    """A named launch target."""
+    """A named launch target. ``settings`` are the launcher's for its ``kind`` (checked by
+    ``flowrelay.launchers.checked_target`` when a target is saved, and by the launcher when it
+    launches)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,16 +83,6 @@ class Target(Model):
     @classmethod
     def _unique_labels(cls, labels: list[str]) -> list[str]:
         return sorted(set(labels))
-
-    @model_validator(mode="after")
-    def _settings_fit_kind(self) -> Target:
-        model = _SETTINGS[self.kind].model_validate(self.settings)
-        self.settings = model.model_dump(exclude_none=True)
-        return self
-
-    def typed_settings(self) -> Any:
-        """The settings as the model of this target's kind (e.g. ``EcsSettings``)."""
-        return _SETTINGS[self.kind].model_validate(self.settings)
 
 
 class TargetChoice(Model):
@@ -139,9 +121,7 @@ def _config_type(run_config: RunConfig | Mapping[str, Any] | None) -> str:
     return run_config.type
 
 
-def _kind_rule(run_config: RunConfig | Mapping[str, Any] | None) -> Any:
-    from flowrelay.core.run_configs import parse_run_config
-
+def _kind_rule(run_config: RunConfig | Mapping[str, Any] | None) -> Callable[[str], bool]:
     if run_config is None:
         return lambda kind: True
     config = parse_run_config(dict(run_config)) if isinstance(run_config, Mapping) else run_config

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
-from flowrelay.launchers.ecs import CONTAINER_NAME, RUN_ID_TAG
+from flowrelay.core.contract import ENV_ATTEMPT
+from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
@@ -196,8 +197,8 @@ class EcsExecutor(threading.Thread):
         override = overrides.get(container["name"], {})
         env = {item["name"]: item["value"] for item in container.get("environment", [])}
         env.update({item["name"]: item["value"] for item in override.get("environment", [])})
-        run_id = _tag(task, RUN_ID_TAG) or _run_of_group(task.get("group"))
-        key = (run_id or arn, env.get("FLOWRELAY_ATTEMPT", ""))
+        run_id = _tag(task, RUN_ID_TAG) or run_id_of_group(task.get("group"))
+        key = (run_id or arn, env.get(ENV_ATTEMPT, ""))
         if run_id is not None and key in self.executed:
             self.ecs.stop_task(
                 cluster=task["clusterArn"],
@@ -355,7 +356,7 @@ class EcsExecutor(threading.Thread):
         if status == "STOPPED":
             detail["stopCode"] = stop_code
             detail["stoppedReason"] = reason
-        run_id = _run_of_group(task.get("group"))
+        run_id = run_id_of_group(task.get("group"))
         with self._lock:
             if run_id in self._lose:
                 self.lost_events.setdefault(run_id, []).append(status)
@@ -402,14 +403,6 @@ def _tag(task: Mapping[str, Any], key: str) -> str | None:
     for tag in task.get("tags") or []:
         if tag.get("key") == key:
             return str(tag.get("value"))
-    return None
-
-
-def _run_of_group(group: str | None) -> str | None:
-    from flowrelay.core.events import ECS_GROUP_PREFIX
-
-    if group and group.startswith(ECS_GROUP_PREFIX):
-        return group[len(ECS_GROUP_PREFIX) :]
     return None
 
 

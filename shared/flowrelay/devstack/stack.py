@@ -29,7 +29,8 @@ from typing import Any
 
 from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
-from flowrelay.devstack.functions import Function, Scheduler, SqsPoller, load_handler
+from flowrelay.devstack.event_sources import Scheduler, SqsPoller
+from flowrelay.devstack.lambda_emulator import Function, load_handler
 from flowrelay.devstack.template import function_event_sources, functions, load_template
 
 REGION = "us-east-1"

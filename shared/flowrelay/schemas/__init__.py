@@ -18,7 +18,7 @@ def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     """File name -> function producing that schema."""
     from flowrelay.core.events import DETAIL_MODELS
     from flowrelay.core.run_configs import run_config_json_schema
-    from flowrelay.sdk.storage import storage_json_schema
+    from flowrelay.core.storage import storage_json_schema
 
     generated: dict[str, Callable[[], dict[str, Any]]] = {
         "run-config.schema.json": run_config_json_schema,

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from flowrelay.core.registration import check_parameters
 from flowrelay.sdk.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
 from flowrelay.sdk.tasks import Parameter, Task
 
@@ -32,31 +33,8 @@ task_log = logging.getLogger("flowrelay.task")
 UpstreamInput = tuple[str | None, str, Any]
 
 
-class ParameterError(ValueError):
-    """Parameters given to a run do not fit the flow's parameters."""
-
-
 class TaskTimeoutError(Exception):
     """One attempt of a task ran longer than its timeout."""
-
-
-def check_parameters(
-    flow_name: str, required: Mapping[str, bool], given: Mapping[str, Any]
-) -> None:
-    """Raise ParameterError when ``given`` names a parameter the flow does not declare, or leaves
-    out a required one. ``required`` maps each declared parameter to whether it is required."""
-    unexpected = sorted(set(given) - set(required))
-    if unexpected:
-        raise ParameterError(
-            f"Flow {flow_name!r} has no parameter {', '.join(map(repr, unexpected))}; "
-            f"its parameters are: {', '.join(sorted(required)) or 'none'}"
-        )
-    missing = sorted(name for name, needed in required.items() if needed and name not in given)
-    if missing:
-        raise ParameterError(
-            f"Flow {flow_name!r} needs a value for required parameter "
-            f"{', '.join(map(repr, missing))}"
-        )
 
 
 def resolve_parameters(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:

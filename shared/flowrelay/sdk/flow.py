@@ -17,16 +17,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flowrelay.sdk.tasks import Edge, Parameter, Task, _active_flow, as_task
+from flowrelay.sdk.context import enter_flow, leave_flow
+from flowrelay.sdk.tasks import Edge, Parameter, Task, as_task
 
 if TYPE_CHECKING:
     from contextvars import Token
 
+    from flowrelay.core.registration import FlowRegistration
     from flowrelay.core.run_configs import RunConfig
+    from flowrelay.core.storage import Storage
     from flowrelay.sdk.environments import Environment
     from flowrelay.sdk.executors.base import Executor
     from flowrelay.sdk.states import State
-    from flowrelay.sdk.storage import Storage
 
 
 class Flow:
@@ -94,11 +96,11 @@ class Flow:
     # --- context manager (functional API) --------------------------------------------------
 
     def __enter__(self) -> Flow:
-        self._context_tokens.append(_active_flow.set(self))
+        self._context_tokens.append(enter_flow(self))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _active_flow.reset(self._context_tokens.pop())
+        leave_flow(self._context_tokens.pop())
 
     # --- building ----------------------------------------------------------------------------
 
@@ -330,3 +332,39 @@ class Flow:
         from flowrelay.sdk.engine import run_flow
 
         return run_flow(self, {**(parameters or {}), **parameter_values}, executor)
+
+
+def registration_for(flow: Flow, storage: Storage | None = None) -> FlowRegistration:
+    """The registration of ``flow`` (its own storage unless ``storage`` is given).
+
+    Raises ValueError when the flow has no storage, or parameter defaults are not JSON.
+    """
+    import json
+
+    from flowrelay.core.registration import FlowRegistration, ParameterSpec
+    from flowrelay.sdk.executors.spec import executor_spec
+
+    where = storage or flow.storage
+    if where is None:
+        raise ValueError(
+            f"Flow {flow.name!r} has no storage: set flow.storage (Module, Local or S3) so the "
+            f"flow runner can find it"
+        )
+    parameters = [
+        ParameterSpec(name=p.name, default=p.default, required=p.required)
+        for p in sorted(flow.parameters(), key=lambda p: p.name)
+    ]
+    try:
+        json.dumps([p.default for p in parameters])
+    except TypeError as exc:
+        raise ValueError(f"Flow {flow.name!r}: parameter defaults must be JSON: {exc}") from None
+    registration = FlowRegistration(
+        name=flow.name,
+        labels=sorted(flow.labels),
+        run_config=flow.run_config,
+        executor=executor_spec(flow.executor),
+        storage=where,
+        parameters=parameters,
+        schedule=str(flow.schedule) if flow.schedule is not None else None,
+    )
+    return registration.with_content_hash()

@@ -1,14 +1,9 @@
-"""Storage: where the flow runner finds a flow object.
+"""Loading flows from where their storage says they are, and uploading scripts to S3.
 
-- ``Module("pkg.module:flow")``: importable code, e.g. baked into the run's image.
-- ``Local("flows/etl.py")`` or ``Local("flows/etl.py:flow")``: a script on this machine
-  (development and the dev stack).
-- ``S3("my-bucket")``: a script uploaded to S3 at registration (``S3.upload``); the runner
-  downloads and loads it.
+The descriptions (``Module``, ``Local``, ``S3``) are in ``flowrelay.core.storage``; the public
+path ``flowrelay.storage`` offers both.
 
-When no attribute is named, the script or module must define exactly one ``Flow``.
-
->>> Module("flowrelay.sdk.examples.hello:flow").load().name
+>>> load_flow(Module("flowrelay.sdk.examples.hello:flow")).name
 'hello'
 """
 
@@ -22,11 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict, Field, field_validator
-
-from flowrelay.core.modeling import Model, ModelUnion
+from flowrelay.core.storage import S3, Local, Module, Storage, split_location
 
 if TYPE_CHECKING:
     from flowrelay.sdk.flow import Flow
@@ -36,16 +29,15 @@ class FlowLoadError(Exception):
     """A flow could not be loaded; the message says from where and why."""
 
 
-def split_location(location: str) -> tuple[str, str | None]:
-    """``"path/flow.py:attr"`` -> ``("path/flow.py", "attr")``; no attribute -> None.
-
-    >>> split_location("flows/etl.py:daily")
-    ('flows/etl.py', 'daily')
-    """
-    head, sep, tail = location.rpartition(":")
-    if sep and tail.isidentifier() and head and not re.fullmatch(r"[A-Za-z]", head):
-        return head, tail
-    return location, None
+def load_flow(storage: Storage, client: Any = None) -> Flow:
+    """The flow object ``storage`` points at; ``FlowLoadError`` saying from where and why not.
+    ``client``: the S3 client for ``S3`` storage (one is made when not given)."""
+    if isinstance(storage, Module):
+        return _load_module(storage)
+    if isinstance(storage, Local):
+        script, attr = split_location(storage.path)
+        return load_flow_from_script(script, attr)
+    return _load_s3(storage, client)
 
 
 def load_flow_from_script(path: str | Path, attr: str | None = None) -> Flow:
@@ -98,129 +90,53 @@ def _flow_in(module: ModuleType, attr: str | None, where: str) -> Flow:
     return next(iter(flows.values()))
 
 
-class _StorageBase(Model):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def load(self) -> Flow:
-        """The flow object this storage points at."""
-        raise NotImplementedError
-
-
-class Module(_StorageBase):
-    """A flow in importable code: ``Module("pkg.module:flow")`` (``:flow`` optional)."""
-
-    type: Literal["Module"] = "Module"
-    path: str = Field(min_length=1, description="'package.module' or 'package.module:attribute'")
-
-    # Defined on each class: the pydantic mypy plugin gives every model its own __init__.
-    def __init__(self, path: str | None = None, /, **data: Any) -> None:
-        if path is not None:
-            data["path"] = path
-        super().__init__(**data)
-
-    def load(self) -> Flow:
-        module_name, _, attr = self.path.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise FlowLoadError(f"cannot import {module_name!r}: {exc}") from exc
-        except Exception as exc:  # a SyntaxError or any error raised by the module's code
-            raise FlowLoadError(
-                f"{module_name}: raised {type(exc).__name__} while importing: {exc}"
-            ) from exc
-        return _flow_in(module, attr or None, module_name)
+def _load_module(storage: Module) -> Flow:
+    module_name, _, attr = storage.path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FlowLoadError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # a SyntaxError or any error raised by the module's code
+        raise FlowLoadError(
+            f"{module_name}: raised {type(exc).__name__} while importing: {exc}"
+        ) from exc
+    return _flow_in(module, attr or None, module_name)
 
 
-class Local(_StorageBase):
-    """A flow in a script on this machine: ``Local("flows/etl.py")`` or ``"flows/etl.py:flow"``."""
+def upload_script(storage: S3, script: str | Path, flow_name: str, client: Any = None) -> S3:
+    """Upload ``script``; returns ``storage`` completed with the key it was uploaded under.
 
-    type: Literal["Local"] = "Local"
-    path: str = Field(min_length=1, description="Script path, optionally ':attribute'.")
-
-    def __init__(self, path: str | None = None, /, **data: Any) -> None:
-        if path is not None:
-            data["path"] = path
-        super().__init__(**data)
-
-    def load(self) -> Flow:
-        script, attr = split_location(self.path)
-        return load_flow_from_script(script, attr)
+    The key holds the script's content hash, so uploading the same script twice is a no-op
+    and a registration always points at exactly the code it was made from.
+    """
+    body = Path(script).read_bytes()
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]", "-", flow_name)
+    key = storage.key or f"flows/{safe_name}/{digest}.py"
+    (client or _s3_client()).put_object(Bucket=storage.bucket, Key=key, Body=body)
+    return storage.model_copy(update={"key": key})
 
 
-class S3(_StorageBase):
-    """A flow script in S3: ``S3("bucket")`` is completed by ``upload`` at registration, which
-    stores the script under a content-addressed key."""
+def _load_s3(storage: S3, client: Any = None) -> Flow:
+    if storage.key is None:
+        raise FlowLoadError(
+            f"S3 storage in bucket {storage.bucket!r} has no key: register the flow first"
+        )
+    from botocore.exceptions import ClientError
 
-    type: Literal["S3"] = "S3"
-    bucket: str = Field(min_length=3, max_length=63)
-    key: str | None = Field(default=None, min_length=1)
-    attr: str | None = Field(default=None, description="The Flow's name in the script.")
-
-    def __init__(self, bucket: str | None = None, key: str | None = None, /, **data: Any) -> None:
-        if bucket is not None:
-            data["bucket"] = bucket
-        if key is not None:
-            data["key"] = key
-        super().__init__(**data)
-
-    @field_validator("bucket")
-    @classmethod
-    def _check_bucket(cls, bucket: str) -> str:
-        if (
-            not re.fullmatch(r"[a-z0-9][a-z0-9.-]+[a-z0-9]", bucket)
-            or ".." in bucket
-            or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket)
-        ):
-            raise ValueError(f"{bucket!r} is not an S3 bucket name")
-        return bucket
-
-    def upload(self, script: str | Path, flow_name: str, client: Any = None) -> S3:
-        """Upload ``script`` and return this storage completed with its key.
-
-        The key holds the script's content hash, so uploading the same script twice is a no-op
-        and a registration always points at exactly the code it was made from.
-        """
-        body = Path(script).read_bytes()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        safe_name = re.sub(r"[^A-Za-z0-9_.-]", "-", flow_name)
-        key = self.key or f"flows/{safe_name}/{digest}.py"
-        (client or _s3_client()).put_object(Bucket=self.bucket, Key=key, Body=body)
-        return self.model_copy(update={"key": key})
-
-    def load(self, client: Any = None) -> Flow:
-        if self.key is None:
-            raise FlowLoadError(
-                f"S3 storage in bucket {self.bucket!r} has no key: register the flow first"
-            )
-        from botocore.exceptions import ClientError
-
-        try:
-            response = (client or _s3_client()).get_object(Bucket=self.bucket, Key=self.key)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, reason = error.get("Code", "error"), error.get("Message", exc)
-            raise FlowLoadError(f"s3://{self.bucket}/{self.key}: {code}: {reason}") from exc
-        with tempfile.TemporaryDirectory(prefix="flowrelay-") as folder:
-            local = Path(folder) / Path(self.key).name
-            local.write_bytes(response["Body"].read())
-            return load_flow_from_script(local, self.attr)
+    try:
+        response = (client or _s3_client()).get_object(Bucket=storage.bucket, Key=storage.key)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, reason = error.get("Code", "error"), error.get("Message", exc)
+        raise FlowLoadError(f"s3://{storage.bucket}/{storage.key}: {code}: {reason}") from exc
+    with tempfile.TemporaryDirectory(prefix="flowrelay-") as folder:
+        local = Path(folder) / Path(storage.key).name
+        local.write_bytes(response["Body"].read())
+        return load_flow_from_script(local, storage.attr)
 
 
 def _s3_client() -> Any:
     import boto3
 
     return boto3.client("s3")
-
-
-Storage = Annotated[Module | Local | S3, Field(discriminator="type")]
-_STORAGE: ModelUnion[Storage] = ModelUnion(Storage, title="Storage")
-
-
-def parse_storage(data: str | bytes | dict[str, Any]) -> Storage:
-    """A storage from its JSON text or dict."""
-    return _STORAGE.parse(data)
-
-
-def storage_json_schema() -> dict[str, Any]:
-    """The JSON Schema of every storage type (discriminated by ``type``)."""
-    return _STORAGE.json_schema()

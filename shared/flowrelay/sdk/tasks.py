@@ -19,22 +19,17 @@ import copy
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from flowrelay.sdk.context import active_flow
+
 if TYPE_CHECKING:
     from flowrelay.sdk.flow import Flow
 
-_active_flow: ContextVar[Flow | None] = ContextVar("flowrelay_active_flow", default=None)
 _DASK_RESOURCE_TAG = re.compile(r"^dask-resource:(?P<key>[^=]+)=(?P<amount>.+)$")
 _NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
-
-
-def active_flow() -> Flow | None:
-    """The flow whose ``with`` block is open in this context, if any."""
-    return _active_flow.get()
 
 
 class unmapped:

@@ -1,31 +1,13 @@
-"""The ECS/Fargate launcher: one flow run becomes one ECS task running ``flowrelay-runner``."""
+"""The ECS/Fargate launcher: one flow run becomes one ECS task running ``flowrelay-runner``.
 
-from flowrelay.launchers.ecs.launcher import (
-    ATTEMPT_TAG,
-    CONTAINER_NAME,
-    FAMILY_PREFIX,
-    RUN_ID_TAG,
-    STARTED_BY,
-    EcsLauncher,
-    LaunchError,
-    LaunchResult,
-    build_task_definition,
-    client_token,
-    merge_run_task_kwargs,
-    task_definition_family,
-)
+- ``launcher``: ``EcsLauncher`` (the launcher contract) and ``LaunchResult``;
+- ``task_definitions``: content-addressed task definitions;
+- ``run_task``: the RunTask request and the run's ``run_task_kwargs`` merged over it;
+- ``status``: what a task ECS describes means (``InfraStatus``); ``events``: ECS's task events;
+- ``errors``: which of ECS's refusals may pass; ``names``: groups, tags, tokens;
+- ``settings``: what an ECS target holds.
+"""
 
-__all__ = [
-    "ATTEMPT_TAG",
-    "CONTAINER_NAME",
-    "FAMILY_PREFIX",
-    "RUN_ID_TAG",
-    "STARTED_BY",
-    "EcsLauncher",
-    "LaunchError",
-    "LaunchResult",
-    "build_task_definition",
-    "client_token",
-    "merge_run_task_kwargs",
-    "task_definition_family",
-]
+from flowrelay.launchers.ecs.launcher import EcsLauncher, LaunchResult
+
+__all__ = ["EcsLauncher", "LaunchResult"]

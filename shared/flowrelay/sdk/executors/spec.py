@@ -9,23 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ConfigDict, Field
-
-from flowrelay.core.modeling import Model
+from flowrelay.core.registration import ExecutorSpec
 from flowrelay.sdk.executors.base import Executor
 from flowrelay.sdk.executors.dask_executors import DaskExecutor, LocalDaskExecutor
 from flowrelay.sdk.executors.local import LocalExecutor
-
-
-class ExecutorSpec(Model):
-    """An executor's class and constructor arguments (JSON-safe)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["LocalExecutor", "LocalDaskExecutor", "DaskExecutor"] = "LocalExecutor"
-    kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
 def executor_spec(executor: Executor | None) -> ExecutorSpec:

@@ -16,13 +16,19 @@ A name set in the environment overrides the same output of a stack found through
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from flowrelay.aws.clients import RETRIES
+from flowrelay.cli import render
+from flowrelay.control.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 NO_STACK = (
     "no flowrelay stack: set FLOWRELAY_STACK (or --stack) to your stack's name, or run "
@@ -128,3 +134,46 @@ def current_outputs(
             "stack's name, or run `flowrelay dev up` and use the export line it prints"
         )
     return stack_outputs(str(stack))
+
+
+def reports_errors(command: F) -> F:
+    """Turn the errors a command can meet talking to AWS into one line and an exit code, so no
+    user ever sees a botocore traceback for a wrong name, endpoint or credentials."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import (
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+        )
+
+        from flowrelay.aws.bus import PublishError
+
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            render.fail(str(exc), 2)
+        except (NoCredentialsError, NoRegionError) as exc:
+            render.fail(f"AWS is not configured: {exc}", 2)
+        except EndpointConnectionError as exc:
+            render.fail(f"cannot reach AWS: {exc}", 1)
+        except PublishError as exc:
+            render.fail(str(exc), 1)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "Error"), error.get("Message", str(exc))
+            if code == "ResourceNotFoundException":
+                render.fail(
+                    f"{message} (is FLOWRELAY_TABLE_NAME / FLOWRELAY_BUS_NAME or the stack right?)",
+                    2,
+                )
+            render.fail(f"{exc.operation_name}: {code}: {message}", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(names: StackNames) -> Store:
+    """The table the names point at."""
+    return Store(aws_client("dynamodb"), names.table_name)

@@ -1,7 +1,7 @@
-"""The template's functions, run in-process and fed as Lambda feeds them.
+"""The template's event sources, feeding its functions (run in-process by
+``flowrelay.devstack.lambda_emulator``) as Lambda feeds them.
 
-Lambda is emulated where flowrelay relies on it: the handler is loaded from the function's
-CodeUri/Handler; an SQS source is polled in batches of its BatchSize and the handler gets the same
+An SQS source is polled in batches of its BatchSize and the handler gets the same
 event shape (``Records`` with ``messageId``, ``receiptHandle``, ``attributes`` incl.
 ``ApproximateReceiveCount``, ``eventSourceARN``, ...); with ReportBatchItemFailures only the
 records it names are retried, a handler that raises fails the whole batch, and the queue's
@@ -13,96 +13,18 @@ emulated: each poll waits at most one second for messages and invokes with what 
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from flowrelay.devstack.lambda_emulator import Function
 from flowrelay.devstack.template import EventSource
 
 Handler = Callable[[dict[str, Any], Any], Any]
 log = logging.getLogger("flowrelay.devstack")
-
-
-@dataclass
-class LambdaContext:
-    """What Lambda passes as ``context`` (the attributes Powertools and flowrelay read)."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    timeout: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    _started: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = self.log_stream_name or f"devstack/{self.aws_request_id}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout - (time.monotonic() - self._started)) * 1000))
-
-
-@dataclass
-class Function:
-    """One function of the stack: its loaded handler and how Lambda would describe it."""
-
-    logical_id: str
-    name: str
-    arn: str
-    handler: Handler
-    timeout: float
-    memory_size: int
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        context = LambdaContext(
-            function_name=self.name,
-            invoked_function_arn=self.arn,
-            memory_limit_in_mb=self.memory_size,
-            timeout=self.timeout,
-        )
-        return self.handler(event, context)
-
-
-def load_handler(root: Path, handler_path: str, handler_function: str, logical_id: str) -> Handler:
-    """The handler callable, imported from its file as Lambda imports it from the code folder.
-
-    Each function gets its own module name (every handler file is called app.py).
-    """
-    path = (root / handler_path).resolve()
-    name = f"flowrelay_devstack_{logical_id}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load handler file {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return _attribute(module, handler_function, path)
-
-
-def _attribute(module: ModuleType, name: str, path: Path) -> Handler:
-    handler = getattr(module, name, None)
-    if not callable(handler):
-        raise ImportError(f"{path} has no callable {name!r}")
-    return handler  # type: ignore[no-any-return]
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

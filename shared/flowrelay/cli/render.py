@@ -1,4 +1,5 @@
-"""How the CLI shows flow runs: live task lines while running, a table (or JSON) at the end."""
+"""How the CLI shows things: tables on a terminal, plain columns in a pipe, JSON for scripts,
+one error line; a flow run in this process as live task lines and a table; a run's timeline."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
+from datetime import datetime
 from typing import Any, NoReturn
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.runs import FlowRun, HistoryEntry
 from flowrelay.sdk.flow import Flow
 from flowrelay.sdk.states import State
 
@@ -136,3 +141,69 @@ def run_as_json(flow: Flow, state: State) -> str:
     return json.dumps(
         {"flow": flow.name, "state": state.name, "message": state.message, "tasks": rows}, indent=2
     )
+
+
+def local_time(moment: datetime | None, with_date: bool = True) -> str:
+    if moment is None:
+        return ""
+    local = moment.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def styled(state: RunState) -> str:
+    style = STYLES.get(str(state), "cyan" if state.is_active else "white")
+    return f"[{style}]{state}[/]"
+
+
+def print_table(
+    columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str | None = None
+) -> None:
+    """A table on a terminal; aligned plain columns otherwise, so piped output is whole (a rich
+    table squeezed into 80 columns cuts ids) and easy to grep or ``awk``. Cells are plain text;
+    a ``state`` column is coloured on a terminal."""
+    console = stdout
+    if not console.is_terminal:
+        if title:
+            console.print(title, markup=False)
+        widths = [max(len(row[index]) for row in [columns, *rows]) for index in range(len(columns))]
+        for row in [columns, *rows]:
+            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            console.print(line.rstrip(), markup=False)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        # The message gives way first; ids, states and times stay whole and on one line.
+        table.add_column(column, no_wrap=column != "message", overflow="fold")
+    state_at = columns.index("state") if "state" in columns else None
+    for row in rows:
+        cells = [escape(cell) for cell in row]
+        if state_at is not None:
+            cells[state_at] = styled(RunState(row[state_at]))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def truncate(text: str | None, width: int = 60) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def timeline_line(entry: HistoryEntry) -> str:
+    return timeline(entry.at, entry.state, str(entry.source), entry.message)
+
+
+def timeline(at: datetime, state: RunState, source: str, message: str | None) -> str:
+    """One line of ``run --watch``: time, state, who said so, and why."""
+    padded = styled(state) + " " * max(0, 10 - len(str(state)))
+    return f"{local_time(at, with_date=False)}  {padded}  {source:<14}  {escape(message or '')}"
+
+
+def run_json(run: FlowRun, history: list[HistoryEntry]) -> dict[str, Any]:
+    return {
+        "run": run.model_dump(mode="json"),
+        "history": [entry.model_dump(mode="json") for entry in history],
+    }

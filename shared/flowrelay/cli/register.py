@@ -1,0 +1,87 @@
+"""``flowrelay register``: a flow's registration in the stack's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from pydantic import ValidationError
+from rich.markup import escape
+
+from flowrelay.cli import render
+from flowrelay.cli.stack import (
+    aws_client,
+    current,
+    open_store,
+    reports_errors,
+)
+from flowrelay.core.events import describe
+from flowrelay.core.storage import S3, Local, Storage, split_location
+from flowrelay.sdk.storage import FlowLoadError, load_flow, upload_script
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command()
+@click.argument("location", metavar="FILE[:ATTR]")
+@click.option(
+    "--storage",
+    "storage_kind",
+    type=click.Choice(["local", "s3"]),
+    help="Where runs load the flow from (default: the flow's own storage, else this file).",
+)
+@click.option("--bucket", help="With --storage s3: the bucket the script is uploaded to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the registration as JSON.")
+@reports_errors
+def register(location: str, storage_kind: str | None, bucket: str | None, as_json: bool) -> None:
+    """Register the flow in FILE (the attribute ATTR, or its only Flow).
+
+    \b
+    Registering unchanged content again keeps the version, so CI may register on every deploy.
+    Storage: the flow's own (flow.storage) when set; otherwise this script by absolute path
+    (Local, for the dev stack and this machine); `--storage s3 --bucket B` uploads the script
+    to B under a content-addressed key, for deployed stacks.
+
+    \b
+    Example:
+      flowrelay register flows/etl.py:flow --storage s3 --bucket my-flows
+    """
+    from flowrelay.sdk.flow import registration_for
+
+    if bucket and storage_kind is None:
+        storage_kind = "s3"
+    if storage_kind == "s3" and not bucket:
+        render.fail("--storage s3 needs --bucket BUCKET", 2)
+    if storage_kind == "local" and bucket:
+        render.fail("--bucket goes with --storage s3, not --storage local", 2)
+    script, attr = split_location(location)
+    try:
+        flow = load_flow(Local(location))
+    except FlowLoadError as exc:
+        render.fail(str(exc), 2)
+    names = current()
+    storage: Storage | None
+    if storage_kind == "s3":
+        try:
+            target = S3(str(bucket), attr=attr)
+        except ValidationError as exc:
+            render.fail(f"--bucket: {describe(exc)}", 2)
+        storage = upload_script(target, script, flow.name, client=aws_client("s3"))
+    elif storage_kind == "local" or flow.storage is None:
+        absolute = str(Path(script).resolve())
+        storage = Local(f"{absolute}:{attr}" if attr else absolute)
+    else:
+        storage = None  # the flow's own
+    try:
+        registration = registration_for(flow, storage=storage)
+    except ValueError as exc:
+        render.fail(str(exc), 2)
+    stored, created = open_store(names).flows.register(registration)
+    if as_json:
+        render.echo_json(stored.model_dump(mode="json"))
+    elif created:
+        render.stdout.print(f"registered {escape(stored.name)} version {stored.version}")
+    else:
+        render.stdout.print(f"{escape(stored.name)} is unchanged: version {stored.version}")

@@ -1,0 +1,444 @@
+"""``flowrelay runs ls|show|logs|cancel``: the runs in the stack's table, their logs, and
+cancelling one; following a run's states as they come (``run --watch``, ``cancel --wait``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from flowrelay.aws.logs import LogEvent, LogLocation, log_location, read_all
+from flowrelay.cli import render
+from flowrelay.cli.options import requested_by
+from flowrelay.cli.stack import (
+    aws_client,
+    current,
+    open_store,
+    reports_errors,
+)
+from flowrelay.control.store import Store
+from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
+from flowrelay.core.runs import FlowRun
+
+if TYPE_CHECKING:
+    pass
+
+
+#: Seconds between polls of a watched run: quick enough to feel live, a few reads a second.
+POLL_SECONDS = 0.5
+
+
+def pause() -> None:
+    """Wait between polls (its own function so tests can interrupt it)."""
+    time.sleep(POLL_SECONDS)
+
+
+def follow(store: Store, run_id: str, console: Console) -> Iterator[FlowRun | None]:
+    """Poll a run, printing each state it reaches (a timeline line) and each new reason a
+    waiting run gives, as they come; yields the run after each poll (None while it does not
+    exist yet), pausing between polls, until the caller stops."""
+    shown_versions: set[int] = set()
+    last_note: tuple[int, str | None] | None = None
+    while True:
+        run = store.runs.get(run_id)
+        if run is not None:
+            for entry in store.runs.history(run_id):
+                if entry.version not in shown_versions:
+                    shown_versions.add(entry.version)
+                    console.print(render.timeline_line(entry))
+                    last_note = (entry.version, entry.message)
+            # A waiting run's reason changes without a new state (note_pending): show it too.
+            if (
+                last_note is not None
+                and run.version == last_note[0]
+                and run.message != last_note[1]
+            ):
+                last_note = (run.version, run.message)
+                if run.message:
+                    console.print(render.timeline(run.updated_at, run.state, "note", run.message))
+        yield run
+        pause()
+
+
+def watch_run(store: Store, run_id: str, timeout: float, as_json: bool) -> int:
+    """Follow a run until it is final; the exit code of ``run --watch``."""
+    console = render.stderr if as_json else render.stdout
+    deadline = time.monotonic() + timeout
+    run: FlowRun | None = None
+    try:
+        for run in follow(store, run_id, console):
+            if run is None:
+                if time.monotonic() >= deadline:
+                    render.fail(
+                        f"flow run {run_id} did not appear within {timeout:g} s: is the "
+                        f"dispatch function running (`flowrelay dev up`, or the stack's "
+                        f"DispatchQueue and its DLQ)?",
+                        1,
+                    )
+            elif run.state.is_final:
+                break
+    except KeyboardInterrupt:
+        render.stderr.print(
+            f"[yellow]stopped watching[/]: flow run {run_id} goes on (flowrelay runs show {run_id})"
+        )
+        return 130
+    assert run is not None
+    if as_json:
+        render.echo_json(render.run_json(run, store.runs.history(run_id)))
+    return 0 if run.state is RunState.SUCCESS else 1
+
+
+@click.group()
+def runs() -> None:
+    """Flow runs: list, inspect and cancel."""
+
+
+@runs.command("ls")
+@click.option("--flow", "flow_name", help="Runs of this flow, newest first (finished ones too).")
+@click.option(
+    "--state",
+    type=click.Choice([str(state) for state in RunState], case_sensitive=False),
+    help="Only runs in this state (a final state needs --flow).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@reports_errors
+def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """List runs. Without --flow: the runs that have not finished (every active state), longest
+    waiting first; finished runs are listed per flow, with --flow.
+
+    \b
+    Examples:
+      flowrelay runs ls                       # everything not finished
+      flowrelay runs ls --flow etl            # etl's latest runs, finished or not
+      flowrelay runs ls --flow etl --state Failed
+    """
+    wanted = _run_state(state) if state else None
+    if wanted is not None and wanted.is_final and flow_name is None:
+        render.fail(
+            f"{wanted} is a final state: finished runs are listed per flow, add --flow FLOW", 2
+        )
+    store = open_store(current())
+    found: list[FlowRun]
+    if flow_name is not None:
+        found = store.runs.of_flow(flow_name, limit=limit)
+        if wanted is not None:
+            found = [run for run in found if run.state is wanted]
+    else:
+        states = (
+            [wanted]
+            if wanted is not None
+            else [state for state in RunState if state in ACTIVE_STATES]
+        )
+        found = [run for active in states for run in store.runs.active(active)]
+        found.sort(key=lambda run: run.created_at)
+        found = found[:limit]
+    if as_json:
+        render.echo_json([run.model_dump(mode="json") for run in found])
+        return
+    if not found:
+        what = f"runs of flow {flow_name!r}" if flow_name else "active runs"
+        render.stderr.print(f"[dim]no {escape(what)}{f' in state {wanted}' if wanted else ''}[/]")
+        return
+    render.print_table(
+        ("run id", "flow", "state", "target", "created", "message"),
+        [
+            (
+                found_run.run_id,
+                found_run.flow_name
+                + (f" v{found_run.flow_version}" if found_run.flow_version else ""),
+                str(found_run.state),
+                found_run.target or "",
+                render.local_time(found_run.created_at),
+                render.truncate(found_run.message, 40),
+            )
+            for found_run in found
+        ],
+    )
+
+
+def _run_state(name: str) -> RunState:
+    return next(state for state in RunState if str(state).lower() == name.lower())
+
+
+def _console_url(location: LogLocation) -> str | None:
+    """The CloudWatch console link of a run's logs; none against a local endpoint (the dev
+    stack), whose log groups the console has never heard of."""
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_LOGS"):
+        return None
+    return location.console_url()
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its history as JSON.")
+@reports_errors
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show a run: where it is, where it ran, where its logs are, and every state it went
+    through. With --json, ``logs`` is the log group, stream, region and console link (null
+    until the run is launched, or when its task does not log to CloudWatch)."""
+    store = open_store(current())
+    found = store.runs.get(run_id)
+    if found is None:
+        render.fail(f"no flow run {run_id!r}", 1)
+    history = store.runs.history(run_id)
+    location = log_location(found.infrastructure)
+    if as_json:
+        shown = render.run_json(found, history)
+        shown["logs"] = (
+            {**location.model_dump(mode="json"), "console_url": _console_url(location)}
+            if location is not None
+            else None
+        )
+        render.echo_json(shown)
+        return
+    console = render.stdout
+    version = f" version {found.flow_version}" if found.flow_version else ""
+    console.print(f"[bold]flow run {escape(found.run_id)}[/]: {escape(found.flow_name)}{version}")
+    fields: list[tuple[str, str]] = [
+        ("state", render.styled(found.state)),
+        ("message", escape(found.message or "")),
+        ("target", escape(found.target or "")),
+        ("created", render.local_time(found.created_at)),
+        ("updated", render.local_time(found.updated_at)),
+        ("heartbeat", render.local_time(found.heartbeat_at)),
+        ("parameters", escape(json.dumps(found.parameters)) if found.parameters else ""),
+        ("labels", escape(", ".join(found.labels))),
+        ("idempotency key", escape(found.idempotency_key or "")),
+    ]
+    fields += [(key, escape(str(value))) for key, value in sorted(found.infrastructure.items())]
+    if location is not None:
+        fields += [
+            ("log group", escape(location.group)),
+            ("log stream", escape(location.stream)),
+            ("logs", escape(_console_url(location) or f"flowrelay runs logs {found.run_id}")),
+        ]
+    for label, value in fields:
+        if value:
+            console.print(f"  {label + ':':<17}{value}")
+    render.print_table(
+        ("time", "state", "source", "message"),
+        [
+            (render.local_time(entry.at), str(entry.state), str(entry.source), entry.message or "")
+            for entry in history
+        ],
+        title="history",
+    )
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option(
+    "--tail", "-n", "last", type=click.IntRange(min=1), metavar="N", help="Only the last N lines."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the location and the events (time, message)."
+)
+@reports_errors
+def runs_logs(run_id: str, last: int | None, as_json: bool) -> None:
+    """Print the log lines of a run's task (from CloudWatch Logs), oldest first.
+
+    \b
+    Exit 1 when the run is unknown, has no log location (not launched yet, or its task does
+    not log to CloudWatch), or its log stream does not exist yet. A line is one log event.
+
+    \b
+    Examples:
+      flowrelay runs logs 0b6e...            # everything
+      flowrelay runs logs 0b6e... --tail 50  # the last 50 lines
+    """
+    from botocore.exceptions import ClientError
+
+    found = open_store(current()).runs.get(run_id)
+    if found is None:
+        render.fail(f"no flow run {run_id!r}", 1)
+    location = log_location(found.infrastructure)
+    if location is None:
+        if not found.infrastructure:
+            render.fail(
+                f"run {run_id} has no log location yet: it has not been launched "
+                f"(state {found.state})",
+                1,
+            )
+        render.fail(
+            f"run {run_id} has no log location: its task does not log to CloudWatch Logs "
+            f"(no awslogs log configuration with a stream prefix)",
+            1,
+        )
+    client = aws_client("logs")
+    events: list[LogEvent] = []
+    try:
+        if last is not None:
+            # Read from the end and stop once there are enough: a long run's stream may hold
+            # far more than anyone asks to see.
+            for event in read_all(client, location, start_from_head=False, page_size=last):
+                events.append(event)
+                if len(events) == last:
+                    break
+            events.reverse()
+        else:
+            for event in read_all(client, location):
+                if as_json:
+                    events.append(event)
+                else:
+                    click.echo(event.message)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        hint = (
+            "its task may not have written any yet"
+            if found.state.is_active
+            else "its task never wrote any, or they expired"
+        )
+        render.fail(
+            f"run {run_id} has no logs yet: log stream {location.stream!r} in group "
+            f"{location.group!r} does not exist ({hint})",
+            1,
+        )
+    if as_json:
+        render.echo_json(
+            {
+                "run_id": run_id,
+                "log_group": location.group,
+                "log_stream": location.stream,
+                "events": [
+                    {"timestamp": event.timestamp.isoformat(), "message": event.message}
+                    for event in events
+                ],
+            }
+        )
+    elif last is not None:
+        for event in events:
+            click.echo(event.message)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.option("--reason", help="Why: kept in the run's history and in ECS's stop reason.")
+@click.option(
+    "--wait",
+    "-w",
+    is_flag=True,
+    help="Follow the run until it ends: exit 0 only when it ends Cancelled.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="With --wait: seconds to wait for the run to end.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the request (or, with --wait, the run)."
+)
+@reports_errors
+def runs_cancel(run_id: str, reason: str | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Ask the stack to cancel the run RUN_ID: its task is stopped and the run ends Cancelled.
+
+    \b
+    A run not launched yet is Cancelled at once; a launched one is Cancelling until its ECS
+    task is confirmed stopped (StopTask; the monitor stops it again if it lingers). A run that
+    has already ended is left alone (exit 0). Exit 1 when there is no such run. With --wait,
+    the run's states are followed: exit 0 when it ends Cancelled, 1 when it ends any other way
+    (it may finish before the cancel reaches it) or has not ended within --timeout; Ctrl-C
+    stops watching (exit 130) and the cancel goes on.
+
+    \b
+    Example:
+      flowrelay runs cancel 0b6e... --reason "wrong parameters" --wait
+    """
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.core.events import FlowRunCancelRequested
+
+    names = current()
+    store = open_store(names)
+    found = store.runs.get(run_id)
+    if found is None:
+        render.fail(f"no flow run {run_id!r}", 1)
+    if found.state.is_final:
+        # A clear no-op, not an error: the user's goal (the run is not running) holds.
+        message = f"run {run_id} is already {found.state}; nothing to cancel"
+        if as_json:
+            render.echo_json(
+                {
+                    "flow_run_id": run_id,
+                    "cancel_requested": False,
+                    "state": str(found.state),
+                    "message": message,
+                }
+            )
+        else:
+            render.stdout.print(escape(message))
+        return
+    try:
+        request = FlowRunCancelRequested(
+            flow_run_id=run_id, reason=reason, requested_by=requested_by()
+        )
+    except ValidationError as exc:
+        # Named as the user gave them: RUN_ID, --reason.
+        shown = {"flow_run_id": "RUN_ID", "reason": "--reason"}
+        problems = []
+        for item in exc.errors(include_url=False):
+            field = str(item["loc"][0]) if item["loc"] else "request"
+            problems.append(f"{shown.get(field, field)}: {item['msg']}")
+        render.fail("; ".join(problems), 2)
+    Publisher(aws_client("events"), names.bus_name).publish(request)
+    requested = f"cancel requested for run {run_id} (was {found.state})"
+    if as_json and not wait:
+        render.echo_json(
+            {
+                "cancel_requested": True,
+                "was": str(found.state),
+                **request.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return
+    (render.stderr if as_json else render.stdout).print(escape(requested))
+    if wait:
+        sys.exit(wait_cancelled(store, run_id, timeout, as_json))
+
+
+def wait_cancelled(store: Store, run_id: str, timeout: float, as_json: bool) -> int:
+    """Follow a run after a cancel request until it is final (``_follow``); the exit code of
+    ``runs cancel --wait``: 0 only when the run ends Cancelled."""
+    console = render.stderr if as_json else render.stdout
+    deadline = time.monotonic() + timeout
+    found: FlowRun | None = None
+    try:
+        for found in follow(store, run_id, console):
+            if found is None:  # pragma: no cover - runs are never deleted
+                render.fail(f"flow run {run_id} disappeared", 1)
+            if found.state.is_final:
+                break
+            if time.monotonic() >= deadline:
+                render.fail(
+                    f"run {run_id} is still {found.state} after {timeout:g} s; the cancel "
+                    f"request stands (flowrelay runs show {run_id})",
+                    1,
+                )
+    except KeyboardInterrupt:
+        render.stderr.print(
+            f"[yellow]stopped watching[/]: the cancel of flow run {run_id} goes on "
+            f"(flowrelay runs show {run_id})"
+        )
+        return 130
+    assert found is not None
+    if as_json:
+        render.echo_json(render.run_json(found, store.runs.history(run_id)))
+    if found.state is not RunState.CANCELLED:
+        render.stderr.print(
+            f"run {run_id} ended {found.state}, not Cancelled: "
+            f"{escape(render.truncate(found.message, 200))}"
+        )
+        return 1
+    return 0

@@ -1,0 +1,67 @@
+"""The control plane's table: runs (with their history), flow registrations and targets.
+
+One ``Store`` gives each a store of its own over the same table, client and clock::
+
+    >>> store = Store(boto3.client("dynamodb"), "flowrelay-table")    # doctest: +SKIP
+    >>> run, created = store.runs.create(run_id_for("nightly"), "etl")  # doctest: +SKIP
+    >>> store.flows.get("etl"), store.targets.list()                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flowrelay.control.store.flows import FlowStore
+from flowrelay.control.store.runs import (
+    HISTORY_RETENTION,
+    LaunchClaim,
+    RunNotFoundError,
+    RunStore,
+    TransitionResult,
+)
+from flowrelay.control.store.table import Table
+from flowrelay.control.store.targets import TargetStore
+
+
+class Store:
+    """Runs, flows and targets in one table; ``clock`` may be replaced (tests) and all three
+    follow."""
+
+    def __init__(
+        self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.table = Table(client, table_name, clock)
+        self.runs = RunStore(self.table)
+        self.flows = FlowStore(self.table)
+        self.targets = TargetStore(self.table)
+
+    @property
+    def client(self) -> Any:
+        return self.table.client
+
+    @property
+    def table_name(self) -> str:
+        return self.table.table_name
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.table.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self.table.clock = clock
+
+
+__all__ = [
+    "HISTORY_RETENTION",
+    "FlowStore",
+    "LaunchClaim",
+    "RunNotFoundError",
+    "RunStore",
+    "Store",
+    "Table",
+    "TargetStore",
+    "TransitionResult",
+]

@@ -1,0 +1,48 @@
+"""The one DynamoDB table the control plane keeps everything in, and what its stores share.
+
+Keys follow the access patterns (the table is defined in template.yaml):
+
+- run: ``pk = RUN#<id>``, ``sk = RUN``; index ``by-flow``: ``FLOW#<name>`` / ``<created>#<id>``
+  (a flow's runs, newest first); sparse index ``active``, present only while the run is not
+  final: ``ACTIVE#<state>`` / ``<entered state at>#<id>`` (what the monitor reads).
+- history: ``pk = RUN#<id>``, ``sk = HIST#<version>``: one per applied transition, removed by TTL
+  (``expires_at``) after ``HISTORY_RETENTION``.
+- flow: ``pk = FLOW#<name>``, ``sk = LATEST`` (the latest version) and ``VERSION#<n>``.
+- target: ``pk = TARGET``, ``sk = <name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+#: How often a write that lost a race with another writer is decided again before giving up.
+MAX_RACES = 5
+
+
+class Table:
+    """The table's client, name and clock, shared by the stores of one ``Store``."""
+
+    def __init__(
+        self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    def query(self, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:
+        """Every item a query finds (all pages), or the first ``limit``."""
+        items: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **query):
+            items.extend(page.get("Items", []))
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
+        return items
+
+
+def condition_failed(exc: Any) -> bool:
+    """Whether a cancelled transaction failed on a condition (lost a race, or already exists)."""
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

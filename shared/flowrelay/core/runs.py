@@ -1,0 +1,111 @@
+"""A flow run as the control plane records it, its history, and how a request names its run.
+
+A run's id is fixed by its request, so every delivery of one request finds the same run:
+
+>>> run_id_for("nightly-2026-11-23") == run_id_for("nightly-2026-11-23")
+True
+>>> requested_run_id("r-1", "nightly-2026-11-23", "e-1")
+'r-1'
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.modeling import Model
+from flowrelay.core.policies import Timeouts
+
+#: What a flow run id may look like: it names DynamoDB keys, ECS groups and Kubernetes labels.
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_RUN_ID_NAMESPACE = uuid.UUID("6f1c1f0e-3a59-4d2e-9a63-1c5d0d7f6b21")
+
+
+def run_id_for(idempotency_key: str) -> str:
+    """The run id a request with this idempotency key always gets: the same key can create only
+    one run, with no extra item or lookup.
+
+    >>> run_id_for("nightly-2026-11-23") == run_id_for("nightly-2026-11-23")
+    True
+    """
+    return str(uuid.uuid5(_RUN_ID_NAMESPACE, idempotency_key))
+
+
+def requested_run_id(flow_run_id: str | None, idempotency_key: str | None, event_id: str) -> str:
+    """The run a "Flow Run Requested" event makes: its ``flow_run_id``, else the id its
+    idempotency key always gets, else one from its EventBridge event id (so redeliveries of one
+    event make one run).
+
+    >>> requested_run_id(None, "nightly-2026-11-23", "e-1") == run_id_for("nightly-2026-11-23")
+    True
+    """
+    return flow_run_id or run_id_for(idempotency_key or f"event:{event_id}")
+
+
+class FlowRun(Model):
+    """A flow run as the control plane records it."""
+
+    run_id: str
+    flow_name: str
+    flow_version: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    labels: list[str] = Field(default_factory=list)
+    run_config: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    state: RunState = RunState.PENDING
+    message: str | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    state_entered_at: datetime
+    heartbeat_at: datetime | None = None
+    target: str | None = None
+    infrastructure: dict[str, Any] = Field(default_factory=dict)
+    infra_sequence: int | None = Field(
+        default=None,
+        description="The newest infrastructure event applied for its current launch (older ones"
+        " are ignored).",
+    )
+    attempt: int = Field(default=1, ge=1, description="The launch attempt now under way.")
+    retry_at: datetime | None = Field(
+        default=None, description="A failed attempt's backoff: not launched again before this."
+    )
+    timeout_seconds: float | None = Field(default=None, description="The run's own time limit.")
+    launched_at: datetime | None = Field(default=None, description="When its task was started.")
+    timeouts: Timeouts | None = Field(
+        default=None, description="The limits the monitor holds the run to (set at launch)."
+    )
+    claimed_until: datetime | None = Field(
+        default=None,
+        exclude=True,
+        description="A dispatcher is launching the run until then (kept outside the run JSON).",
+    )
+    claimed_attempt: int | None = Field(
+        default=None,
+        exclude=True,
+        description=(
+            "The attempt a dispatcher claimed and did not finish: it may have started a task "
+            "it never recorded (kept outside the run JSON)."
+        ),
+    )
+
+    def launch_claimed(self, now: datetime) -> bool:
+        """Whether a dispatcher holds the claim to launch this run at ``now``."""
+        return self.claimed_until is not None and self.claimed_until > now
+
+
+class HistoryEntry(Model):
+    """One applied transition."""
+
+    version: int
+    state: RunState
+    previous: RunState | None
+    source: Source
+    message: str | None = None
+    at: datetime
+    event_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

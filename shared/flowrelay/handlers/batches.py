@@ -1,0 +1,91 @@
+"""What every SQS-fed function does with its records: read each as an event, and when one fails
+its last delivery, say why on its run before SQS moves it to the dead-letter queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from flowrelay.aws.batch import process_sqs_batch
+from flowrelay.core.events import EventError, ParsedEvent, parse_event
+from flowrelay.handlers import wiring
+
+#: The queues' maxReceiveCount (template.yaml): the delivery after which SQS dead-letters.
+MAX_RECEIVES = 5
+
+RecordHandler = Callable[[SQSRecord], dict[str, Any]]
+BatchHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def batch_handler(queue: str, handle: RecordHandler, *, concurrent: bool = False) -> BatchHandler:
+    """The handler of an SQS-fed function: each record of a batch through ``handle`` (at once,
+    when ``concurrent``), failures reported per record (``noting_dead_letters``)."""
+    noted = noting_dead_letters(queue, handle)
+
+    def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_sqs_batch(event, context, noted, concurrent=concurrent)
+
+    return handle_batch
+
+
+def parse_record(
+    record: SQSRecord, detail_type: str | None = None, *, infrastructure: bool = False
+) -> ParsedEvent:
+    """The event in an SQS record, which must be of ``detail_type`` when one is given;
+    ``infrastructure``: the launchers' infrastructure events are taken too. ``EventError``
+    naming what is wrong otherwise."""
+    readers = wiring.event_readers() if infrastructure else None
+    event = parse_event(record.body, readers)
+    if detail_type is not None and event.envelope.detail_type != detail_type:
+        raise EventError(
+            f"this queue takes {detail_type!r} events, not {event.envelope.detail_type!r}"
+        )
+    return event
+
+
+def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
+    """``handle``, with each failed record logged (its message id, delivery and reason); and
+    when a record fails on its last delivery (SQS moves it to the queue's DLQ next), the reason
+    written on its run, so the run shows why and where the message is."""
+
+    def handle_noting(record: SQSRecord) -> dict[str, Any]:
+        try:
+            return handle(record)
+        except Exception as exc:
+            receives = int(record.attributes.approximate_receive_count or 1)
+            # powertools logs a failed record only at DEBUG: say which message and why here.
+            # Bad input (ValueError: EventError; LookupError: no such run) needs no traceback.
+            bad_input = isinstance(exc, ValueError | LookupError)
+            (wiring.logger.warning if bad_input else wiring.logger.exception)(
+                "Message %s failed (delivery %d of %d): %s: %s",
+                record.message_id,
+                receives,
+                MAX_RECEIVES,
+                type(exc).__name__,
+                exc,
+            )
+            if receives >= MAX_RECEIVES:
+                note_dead_letter(record, queue, receives, exc)
+            raise
+
+    return handle_noting
+
+
+def note_dead_letter(record: SQSRecord, queue: str, receives: int, exc: Exception) -> None:
+    """Best effort: a failure here must not hide the original error."""
+    from flowrelay.control.dead_letters import note_on_run
+
+    try:
+        note_on_run(
+            wiring.store(),
+            queue=queue,
+            message_id=record.message_id,
+            body=record.body,
+            receives=receives,
+            error=exc,
+            readers=wiring.event_readers() if queue == "state" else None,
+        )
+    except Exception:
+        wiring.logger.exception("Could not note the dead letter %s on its run", record.message_id)

@@ -1,0 +1,157 @@
+"""The one launcher contract: everything the control plane may ask of any kind of infrastructure.
+
+A launcher starts a run's infrastructure (an ECS task, later a Kubernetes Job), finds it again,
+says how it is doing, and stops it. The control plane (dispatch, the recorder, the monitor, the
+canceller) holds launchers by their kind and reasons only about what this module defines:
+
+- ``Launched``: what a launch started, as the run records it (``FlowRun.infrastructure``): the
+  launcher ``kind``, a ``ref`` naming the launched thing (each attempt's is its own), the
+  ``attempt``, and where its logs are. Each kind adds its own fields.
+- ``InfraStatus``: how that infrastructure is doing now, in kind-neutral words (``phase``) plus
+  the kind's own one-line account (``message``), its exit code, and whether a failure to start
+  may pass (``transient``).
+- ``InfraEvent``: an infrastructure event (ECS's "ECS Task State Change") read into the run it
+  is about and an ``InfraStatus``; a kind's ``EventReader`` does the reading.
+- ``LaunchError``: why a launch (or a stop, a lookup) did not happen, and whether to try again.
+
+>>> status = InfraStatus(phase="stopped", ref="task-1", noun="ECS task", state="STOPPED",
+...                      message="ECS task stopped (EssentialContainerExited)", exit_code=1)
+>>> status.ended
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, Protocol
+
+from pydantic import ConfigDict, Field
+
+from flowrelay.core.modeling import Model
+from flowrelay.core.routing import Target
+from flowrelay.core.runs import FlowRun
+
+
+class LaunchError(Exception):
+    """A run's infrastructure could not be launched, found or stopped.
+
+    ``retryable``: whether the same call may succeed later (throttling, capacity), so the
+    dispatcher retries with backoff instead of failing the run. ``reason``: the platform's own
+    text when it refused (verbatim, e.g. ``"Cluster not found."`` or ``"RESOURCE:MEMORY"``),
+    otherwise flowrelay's explanation. ``code``: the platform's error code, when there is one.
+    ``outcome_unknown``: the launch got no answer (connection lost, timeout, a server error),
+    so it may have happened; the same attempt must be tried again, looking for what it started
+    first (``launch(resume=True)``), rather than counted as failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        reason: str | None = None,
+        code: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.reason = reason if reason is not None else message
+        self.code = code
+        self.outcome_unknown = outcome_unknown
+
+
+class Launched(Model):
+    """What a launch started, as its run records it. ``ref`` names it uniquely (an event about
+    another ``ref`` is about an earlier attempt); ``log_group``/``log_stream``/``log_region``
+    say where its CloudWatch logs are, when it logs there."""
+
+    # Each kind's model adds its own fields; read as this base, a run's infrastructure keeps
+    # only what every kind has.
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str
+    ref: str
+    attempt: int = Field(ge=1)
+    log_group: str | None = None
+    log_stream: str | None = None
+    log_region: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How a message names it: ``task arn:aws:ecs:...``."""
+        return self.ref
+
+
+#: Where a launched run's infrastructure is: still starting (pulling its image, waiting for a
+#: node), running, on its way down, stopped (with a reason and an exit code), or gone (the
+#: platform no longer knows it: it ended long ago, or never existed).
+Phase = Literal["starting", "running", "stopping", "stopped", "gone"]
+
+
+class InfraStatus(Model):
+    """How a launched run's infrastructure is doing, as the monitor and the recorder read it.
+
+    ``noun`` names what runs (``"ECS task"``) and ``state`` is its platform status word
+    (``"PROVISIONING"``), for messages such as "its ECS task is RUNNING". ``message`` is the
+    kind's own one-line account (for ``stopped`` and ``gone``: why it ended, with exit codes);
+    ``reason`` the platform's short reason. ``transient``: it failed to start for a reason that
+    usually passes (the run may be launched again as its next attempt). ``sequence`` orders the
+    events of one launch (older ones are ignored); ``details`` go into the run's history.
+    """
+
+    phase: Phase
+    ref: str
+    noun: str
+    state: str
+    message: str
+    reason: str | None = None
+    exit_code: int | None = None
+    transient: bool = False
+    sequence: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        """Stopped or gone: nothing of it runs any more."""
+        return self.phase in ("stopped", "gone")
+
+
+class InfraEvent(Model):
+    """An infrastructure event, read: the run it is about (None when it is not a flowrelay run's
+    infrastructure) and what it says."""
+
+    run_id: str | None
+    status: InfraStatus
+
+
+#: Reads one infrastructure event's ``detail``; raises ``pydantic.ValidationError`` when the
+#: detail is not what that event type carries.
+EventReader = Callable[[Mapping[str, Any]], InfraEvent]
+
+
+class Launcher(Protocol):
+    """What every kind of infrastructure provides; the control plane knows launchers only by
+    this."""
+
+    kind: str
+
+    def launch(
+        self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False
+    ) -> Launched:
+        """Start attempt ``attempt`` of ``run`` on ``target``, at most once per attempt.
+        ``resume``: the attempt was begun before and may have started something; look for it
+        first. Raises ``LaunchError``."""
+
+    def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
+        """Stop what ``launch`` started (as the run recorded it); stopping what is already
+        stopped or gone is not an error. Raises ``LaunchError``."""
+
+    def status(self, infrastructure: Mapping[str, Any]) -> InfraStatus:
+        """How what ``launch`` started is doing now (``phase="gone"`` when the platform no
+        longer knows it). Raises ``LaunchError``."""
+
+    def find_unrecorded(
+        self, run: FlowRun, attempt: int, targets: Iterable[Target]
+    ) -> Launched | None:
+        """What attempt ``attempt`` of ``run`` started on one of ``targets`` without the run
+        recording it (its dispatcher died, or the launch went unanswered); None when nothing."""

@@ -1,0 +1,256 @@
+"""One execution of one flow run: load the run, its registration and its flow, run it with its
+executor, and report how it ended; SIGTERM (ECS StopTask, pod deletion) is reported too."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from flowrelay.core.contract import (
+    EXIT_FLOW_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_RUN,
+    EXIT_SUCCESS,
+    EXIT_TERMINATED,
+)
+from flowrelay.core.interrupts import Terminated, raise_on_sigterm
+from flowrelay.core.lifecycle import RunState
+from flowrelay.runner.config import RunnerConfig
+from flowrelay.runner.reporting import Reporter, heartbeats
+from flowrelay.sdk.storage import load_flow
+
+if TYPE_CHECKING:
+    from flowrelay.control.store import Store
+    from flowrelay.core.registration import FlowRegistration
+    from flowrelay.core.runs import FlowRun
+    from flowrelay.sdk.executors.base import Executor
+    from flowrelay.sdk.flow import Flow
+    from flowrelay.sdk.states import State
+
+log = logging.getLogger("flowrelay.runner")
+
+STOPPED_BY_SIGTERM = "Flow run stopped by SIGTERM (ECS StopTask or pod deletion) before it finished"
+
+
+class NotRunnable(Exception):
+    """The flow cannot be run; the message names the cause.
+
+    ``report`` is False when there is no run to report on (its id is unknown to the table):
+    an event about it would only end in a dead-letter queue.
+    """
+
+    def __init__(self, message: str, *, report: bool = True) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class PreparedRun:
+    """Everything needed to run the flow, checked before anything is reported as Running."""
+
+    run: FlowRun
+    registration: FlowRegistration
+    flow: Flow
+    executor: Executor
+    parameters: dict[str, Any]
+
+
+def prepare(store: Store, run_id: str) -> PreparedRun:
+    """Load the run, its registration, the flow and its executor; ``NotRunnable`` names what
+    is missing or wrong."""
+    from flowrelay.core.registration import ParameterError
+    from flowrelay.sdk.engine import resolve_parameters
+    from flowrelay.sdk.executors.dask_executors import DaskExecutor
+    from flowrelay.sdk.executors.spec import build_executor
+    from flowrelay.sdk.storage import FlowLoadError
+
+    try:
+        run = store.runs.get(run_id)
+    except Exception as exc:
+        raise NotRunnable(
+            f"Cannot read flow run {run_id!r} from table {store.table_name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if run is None:
+        raise NotRunnable(
+            f"Flow run {run_id!r} not found in table {store.table_name!r}", report=False
+        )
+    if run.state.is_final:
+        raise NotRunnable(
+            f"Flow run {run_id!r} is already {run.state}; not running it again", report=False
+        )
+    if run.state is RunState.CANCELLING:
+        raise NotRunnable(
+            f"Flow run {run_id!r} was asked to cancel before its flow started; not running it"
+        )
+
+    version = "latest version" if run.flow_version is None else f"version {run.flow_version}"
+    try:
+        registration = store.flows.get(run.flow_name, run.flow_version)
+    except Exception as exc:
+        raise NotRunnable(
+            f"Cannot read the registration of flow {run.flow_name!r} ({version}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if registration is None:
+        raise NotRunnable(f"Flow {run.flow_name!r} ({version}) is not registered")
+    where = f"flow {registration.name!r} version {registration.version}"
+
+    try:
+        flow = load_flow(registration.storage)
+    except FlowLoadError as exc:
+        raise NotRunnable(f"Cannot load {where} from its storage: {exc}") from exc
+    except Exception as exc:  # e.g. S3 unreachable: botocore raises its own errors
+        raise NotRunnable(
+            f"Cannot load {where} from its storage: {type(exc).__name__}: {exc}"
+        ) from exc
+    if flow.name != registration.name:
+        log.warning("The storage of %s holds a flow named %r; running it anyway", where, flow.name)
+
+    try:
+        parameters = resolve_parameters(flow, run.parameters)
+    except ParameterError as exc:
+        raise NotRunnable(f"Parameters of flow run {run_id!r} do not fit {where}: {exc}") from exc
+
+    spec = registration.executor
+    try:
+        executor = build_executor(spec)
+        if isinstance(executor, DaskExecutor) and isinstance(executor.cluster_class, str):
+            # Resolve the import string now: a typo is a registration error (exit 2), not a
+            # failure of the flow that shows only after the run was reported Running.
+            executor.resolve_cluster_class()
+    except Exception as exc:
+        raise NotRunnable(
+            f"Cannot build the executor of {where} ({spec.type} with {spec.kwargs}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return PreparedRun(
+        run=run,
+        registration=registration,
+        flow=flow,
+        executor=executor,
+        parameters=parameters,
+    )
+
+
+def failed_tasks(flow: Flow, state: State) -> list[str]:
+    """The names of the tasks where the run's failure started."""
+    from flowrelay.sdk.engine import failure_causes
+
+    task_states = state.result if isinstance(state.result, dict) else {}
+    return [flow.slug(task) for task in failure_causes(flow, task_states)]
+
+
+@contextmanager
+def _reports_not_interrupted() -> Iterator[None]:
+    """Outside the flow, SIGTERM only notes itself: the final report (a few seconds at most, well
+    within the ECS and Kubernetes grace periods) must not be cut short by it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        log.warning("Received %s; finishing the report first", signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Runner:
+    """One execution of one flow run (``run`` below drives it)."""
+
+    def __init__(self, config: RunnerConfig, store: Store, reporter: Reporter) -> None:
+        self.config = config
+        self.store = store
+        self.reporter = reporter
+        self.prepared: PreparedRun | None = None
+        self.state: State | None = None
+        self.started_at: float | None = None
+
+    def execute(self) -> int:
+        """Run the flow and report how it ended; returns the process exit code."""
+        with _reports_not_interrupted():
+            try:
+                with raise_on_sigterm():
+                    self._prepare_and_run()
+            except NotRunnable as exc:
+                log.error("Not running the flow: %s", exc)
+                if exc.report:
+                    self.reporter.report(RunState.FAILED, str(exc))
+                return EXIT_NOT_RUN
+            except (Terminated, KeyboardInterrupt) as exc:
+                if self.state is not None:  # the signal came after the flow had finished
+                    return self._report_outcome(self.state)
+                return self._report_stopped(exc)
+            except Exception as exc:
+                # The engine turns task errors into states; what reaches here kept the flow
+                # from running at all (its executor or cluster did not start, a hook raised).
+                log.exception("The flow run crashed")
+                self.reporter.report(
+                    RunState.FAILED,
+                    f"Flow run crashed: {type(exc).__name__}: {exc}",
+                    details=self._elapsed(),
+                )
+                return EXIT_FLOW_FAILED
+            assert self.state is not None
+            return self._report_outcome(self.state)
+
+    def _prepare_and_run(self) -> None:
+        prepared = prepare(self.store, self.config.run_id)
+        self.prepared = prepared
+        registration = prepared.registration
+        log.info(
+            "Running flow %r version %d with %r",
+            registration.name,
+            registration.version,
+            prepared.executor,
+        )
+        self.started_at = time.monotonic()
+        self.reporter.report(
+            RunState.RUNNING,
+            f"Running flow {registration.name!r} version {registration.version}",
+            details={"executor": registration.executor.type},
+        )
+        with heartbeats(self.reporter, self.config.heartbeat_seconds):
+            self.state = prepared.flow.run(
+                parameters=prepared.parameters, executor=prepared.executor
+            )
+
+    def _report_outcome(self, state: State) -> int:
+        details = self._elapsed()
+        if state.is_successful():
+            self.reporter.report(RunState.SUCCESS, state.message, details=details)
+            return EXIT_SUCCESS
+        assert self.prepared is not None
+        tasks = failed_tasks(self.prepared.flow, state)
+        if tasks:
+            details["failed_tasks"] = tasks
+        self.reporter.report(RunState.FAILED, state.message, details=details)
+        return EXIT_FLOW_FAILED
+
+    def _report_stopped(self, exc: BaseException) -> int:
+        if isinstance(exc, KeyboardInterrupt):
+            message, code = "Flow run stopped by SIGINT before it finished", EXIT_INTERRUPTED
+        else:
+            message, code = STOPPED_BY_SIGTERM, EXIT_TERMINATED
+        log.warning("%s", message)
+        details = {**self._elapsed(), "signal": "SIGINT" if code == EXIT_INTERRUPTED else "SIGTERM"}
+        # Reported even when the stop came before the flow started: the run was launched, and
+        # Failed while Cancelling is how a cancellation takes effect.
+        self.reporter.report(RunState.FAILED, message, details=details)
+        return code
+
+    def _elapsed(self) -> dict[str, Any]:
+        if self.started_at is None:
+            return {}
+        return {"duration_seconds": round(time.monotonic() - self.started_at, 3)}

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench schemas clean
+.PHONY: setup demo test lint typecheck quick bench schemas clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,13 @@ demo: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check shared functions tests benchmarks
 	$(BIN)/ruff format --check shared functions tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-unit: $(INSTALLED)
-	$(BIN)/pytest tests/unit -q
+quick: $(INSTALLED)
+	$(BIN)/pytest -q -m "not slow"
 
 test: lint typecheck
 	$(BIN)/pytest -q

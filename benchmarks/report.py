@@ -29,7 +29,7 @@ kept as it is.
 
 ## Reference: Prefect 1.4.1
 
-The engine the seeds document (Prefect 1.4.1), measured on this kind of machine (2 cores):
+Prefect 1.4.1, measured on this kind of machine (2 cores):
 
 | workload | Prefect 1.4.1 `LocalExecutor` | raw dask, synchronous scheduler |
 |---|---|---|

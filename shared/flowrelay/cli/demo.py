@@ -44,7 +44,7 @@ def demo_runs() -> list[DemoRun]:
             parameters={"name": "demo"},
         ),
         DemoRun(
-            "The imperative API of seed 002",
+            "The imperative API (set_upstream, bind)",
             "flowrelay.sdk.examples.imperative:flow",
             LocalExecutor(),
         ),

@@ -1,4 +1,4 @@
-"""``flowrelay dev up``: the embedded dev stack in the foreground (ARCHITECTURE.md section 8)."""
+"""``flowrelay dev up``: the embedded dev stack in the foreground (docs/devstack.md)."""
 
 from __future__ import annotations
 

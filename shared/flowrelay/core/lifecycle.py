@@ -17,9 +17,10 @@ Two kinds of final state differ in authority:
   ordered), the runner's report replaces it: the runner knows how the flow ended. So does the
   monitor's ``TimedOut``: the monitor stops a run that ran too long, and the task stopping is
   the consequence, not the cause.
-- A launched run goes back to ``Pending`` only when the infrastructure watchers say its task
-  failed to start for a reason AWS calls transient: it is launched again as the next attempt.
-  Events about the earlier attempt's task are told apart by the task ARN (``RunStore``).
+- A launched run goes back to ``Pending`` only when the infrastructure watchers say what was
+  launched failed to start for a reason that may pass: it is launched again as the next
+  attempt. Events about the earlier attempt's launch are told apart by its ``ref``
+  (``RunStore.transition``).
 - A run that is ``Cancelling`` ends ``Cancelled`` when its infrastructure is confirmed stopped
   (its event, the monitor); the runner reporting that it was stopped does not end it. If the
   runner reports ``Success`` first, the run did finish and keeps that.

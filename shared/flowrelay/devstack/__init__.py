@@ -1,4 +1,4 @@
-"""The embedded dev stack (ARCHITECTURE.md section 8): template.yaml in moto server on loopback,
+"""The embedded dev stack (docs/devstack.md): template.yaml in moto server on loopback,
 the functions in-process, ECS tasks as local processes. Needs the ``devstack`` extra."""
 
 from flowrelay.devstack.stack import DevStack

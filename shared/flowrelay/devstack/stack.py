@@ -1,5 +1,5 @@
 """The embedded dev stack: template.yaml created in moto server, its functions run in-process,
-its ECS tasks run as local processes (ARCHITECTURE.md section 8).
+its ECS tasks run as local processes (docs/devstack.md).
 
 Process-wide effects while a stack runs, because the in-process functions read them as Lambda
 functions do: ``os.environ`` holds the stack's AWS settings (loopback endpoint, fake credentials,

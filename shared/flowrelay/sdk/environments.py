@@ -1,4 +1,4 @@
-"""DEPRECATED execution environments (seeds 000-002), kept so existing flow code runs unchanged.
+"""DEPRECATED execution environments (docs/environments.md), kept so existing flow code runs unchanged.
 
 Each environment accepts every documented argument, warns ``DeprecationWarning`` when created,
 and ``translate()``s itself into the run config + executor (+ hooks) that do the same thing.
@@ -35,7 +35,7 @@ Hook = Callable[[], None]
 OnExecute = Callable[[dict[str, Any], dict[str, Any]], None]
 
 # boto3 register_task_definition / run_task argument names, to split FargateTaskEnvironment's
-# **kwargs the way the seed describes (a few names belong to both calls).
+# **kwargs the way Prefect 1.x describes (a few names belong to both calls).
 _TASK_DEFINITION_ARGS = frozenset(
     {
         "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions",
@@ -169,7 +169,7 @@ class DaskKubernetesEnvironment(Environment):
     """A temporary Dask cluster on Kubernetes per run -> ``KubernetesRun`` + ``DaskExecutor`` with
     ``dask_kubernetes.operator.KubeCluster``, adaptive between min_workers and max_workers.
 
-    Custom scheduler/worker specs are read when the environment is created, as the seed says, and
+    Custom scheduler/worker specs are read when the environment is created, as Prefect 1.x did, and
     become the ``custom_cluster_spec`` of the KubeCluster.
     """
 

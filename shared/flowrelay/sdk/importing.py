@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Names users of the seeds write, and names older releases of the Dask cluster libraries used.
+# Names users of Prefect 1.x write, and names older releases of the Dask cluster libraries used.
 ALIASES: dict[str, str] = {
     "prefect.engine.executors.LocalExecutor": "flowrelay.sdk.executors.LocalExecutor",
     "prefect.engine.executors.LocalDaskExecutor": "flowrelay.sdk.executors.LocalDaskExecutor",

@@ -62,12 +62,6 @@ class State:
             setattr(self, slot, value)
 
 
-class Pending(State):
-    """Not run yet."""
-
-    __slots__ = ()
-
-
 class Success(State):
     """Finished and returned ``result``."""
 

@@ -9,7 +9,7 @@ its arguments::
     with Flow("ml") as flow:
         model = train(load(), epochs=10)
 
-Imperative API (seed 002): ``task.set_upstream(other, flow=flow)``, ``task.bind(x=other,
+Imperative API: ``task.set_upstream(other, flow=flow)``, ``task.bind(x=other,
 flow=flow)``. Mapping: ``add.map(numbers, unmapped(10))`` runs one child per item.
 """
 

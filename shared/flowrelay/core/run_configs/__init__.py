@@ -1,4 +1,4 @@
-"""Run configurations: where a flow run goes and how its infrastructure is set up (seed 004).
+"""Run configurations: where a flow run goes and how its infrastructure is set up (docs/run-configs.md).
 
 Every run config is a pydantic model with a ``type`` discriminator, validated on creation and on
 assignment, with a lossless JSON round trip::
@@ -9,7 +9,7 @@ assignment, with a lossless JSON round trip::
 
 Labels decide which launch targets may take a run (see ``flowrelay.core.routing``); the run
 config's type must fit the target's kind (``UniversalRun`` fits every kind). One module per
-kind, as the seeds list them: ``universal``, ``local``, ``docker``, ``kubernetes``, ``ecs``.
+kind: ``universal``, ``local``, ``docker``, ``kubernetes``, ``ecs``.
 """
 
 from __future__ import annotations

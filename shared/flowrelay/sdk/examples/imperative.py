@@ -1,4 +1,4 @@
-"""The imperative API (seed 002): tasks wired with set_upstream and bind instead of calls."""
+"""The imperative API: tasks wired with set_upstream and bind instead of calls."""
 
 from flowrelay import Flow, task
 from flowrelay.run_configs import UniversalRun

@@ -1,4 +1,4 @@
-"""Executors run the tasks of one flow run (seed 003).
+"""Executors run the tasks of one flow run (docs/flows.md).
 
 - ``LocalExecutor()``: one thread, no parallelism; the default.
 - ``LocalDaskExecutor(scheduler="threads"|"processes"|"synchronous", **dask_config)``: dask's

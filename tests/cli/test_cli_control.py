@@ -1,0 +1,492 @@
+"""The commands that talk to a stack (register, run, runs, targets, invoke) against moto over
+HTTP: a table made from template.yaml, a bus, and names given as the user gives them (the
+environment, or a CloudFormation stack's outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
+
+import boto3
+import pytest
+from click.testing import Result
+
+from flowrelay.cli import runs as cli_runs
+from flowrelay.cli.stack import NO_STACK
+from flowrelay.control.store import Store
+from flowrelay.core.events import FlowRunRequested, parse_event
+from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.runs import run_id_for
+from flowrelay.core.storage import Module
+from flowrelay.launchers.kinds import event_readers
+from flowrelay.sdk.flow import registration_for
+from tests.support.cli import invoke, one_error_line, received, routed_queue
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+
+FLOW_SCRIPT = """
+from flowrelay import Flow, Parameter, task
+
+
+@task
+def double(n):
+    return n * {factor}
+
+
+with Flow("cli-etl") as flow:
+    double(Parameter("n", default=1))
+"""
+
+
+@pytest.fixture
+def store(names: dict[str, str]) -> Store:
+    return Store(boto3.client("dynamodb"), names["table"])
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def test_without_names_or_stack_the_error_says_how_to_get_them(
+    aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FLOWRELAY_STACK", "FLOWRELAY_TABLE_NAME", "FLOWRELAY_BUS_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert one_error_line(invoke("runs", "ls"), 2) == NO_STACK
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", "t")
+    assert one_error_line(invoke("targets", "ls"), 2).startswith("FLOWRELAY_BUS_NAME is not set")
+
+
+@pytest.fixture
+def cfn_stack(run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A tiny CloudFormation stack whose outputs name the table and the bus."""
+    for name in ("FLOWRELAY_STACK", "FLOWRELAY_TABLE_NAME", "FLOWRELAY_BUS_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    cloudformation = boto3.client("cloudformation")
+    name = f"flowrelay-cli-{uuid.uuid4().hex[:8]}"
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"TableName": {"Value": run_table}, "BusName": {"Value": bus}},
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    yield name
+    cloudformation.delete_stack(StackName=name)
+
+
+def test_names_come_from_a_stacks_outputs(
+    cfn_stack: str, run_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Store(boto3.client("dynamodb"), run_table).runs.create("from-stack", "etl")
+    listed = invoke("--stack", cfn_stack, "runs", "ls", "--json")
+    assert [run["run_id"] for run in json.loads(listed.stdout)] == ["from-stack"]
+
+    monkeypatch.setenv("FLOWRELAY_STACK", cfn_stack)
+    shown = invoke("runs", "show", "from-stack", "--json")
+    assert json.loads(shown.stdout)["run"]["flow_name"] == "etl"
+
+    # A name typed now wins over names exported earlier.
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", "some-other-table")
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", "some-other-bus")
+    assert invoke("--stack", cfn_stack, "runs", "show", "from-stack").exit_code == 0
+
+    missing = one_error_line(invoke("--stack", "no-such-stack", "runs", "ls"), 2)
+    assert missing.startswith("cannot read stack 'no-such-stack'")
+
+
+# --- register ------------------------------------------------------------------------------
+
+
+def test_register_makes_a_version_only_when_the_flow_changed(
+    names: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    script = tmp_path / "etl.py"
+    script.write_text(FLOW_SCRIPT.format(factor=2))
+    first = invoke("register", str(script))
+    assert first.stdout.strip() == "registered cli-etl version 1"
+    assert invoke("register", str(script)).stdout.strip() == "cli-etl is unchanged: version 1"
+    script.write_text(FLOW_SCRIPT.format(factor=3))
+    as_json = json.loads(invoke("register", str(script), "--json").stdout)
+    assert as_json["version"] == 2
+    assert as_json["storage"] == {"type": "Local", "path": str(script.resolve())}
+    assert [p["name"] for p in as_json["parameters"]] == ["n"]
+    assert store.flows.get("cli-etl") is not None
+
+
+def test_register_to_s3_uploads_the_script(names: dict[str, str], tmp_path: Path) -> None:
+    boto3.client("s3").create_bucket(Bucket="cli-flows")
+    script = tmp_path / "etl.py"
+    script.write_text(FLOW_SCRIPT.format(factor=2))
+    result = invoke(
+        "register", f"{script}:flow", "--storage", "s3", "--bucket", "cli-flows", "--json"
+    )
+    storage = json.loads(result.stdout)["storage"]
+    assert storage["type"] == "S3"
+    assert storage["attr"] == "flow"
+    body = boto3.client("s3").get_object(Bucket="cli-flows", Key=storage["key"])["Body"].read()
+    assert body.decode() == script.read_text()
+
+
+def test_register_errors_are_one_line(names: dict[str, str], tmp_path: Path) -> None:
+    assert one_error_line(invoke("register", str(tmp_path / "nope.py")), 2).endswith("no such file")
+    script = tmp_path / "etl.py"
+    script.write_text(FLOW_SCRIPT.format(factor=2))
+    assert "--bucket" in one_error_line(invoke("register", str(script), "--storage", "s3"), 2)
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def requests_queue(names: dict[str, str]) -> Iterator[str]:
+    """A queue that receives the bus's run requests, as DispatchQueue does."""
+    yield from routed_queue(names["bus"], FlowRunRequested.DETAIL_TYPE)
+
+
+def test_run_publishes_a_request_and_prints_the_run_id(
+    names: dict[str, str], requests_queue: str
+) -> None:
+    result = invoke(
+        "run", "etl", "--param", "rows=3", "-p", "name=ada", "--label", "gpu", "--version", "2"
+    )
+    run_id = result.stdout.strip()
+    uuid.UUID(run_id)
+    keyed = invoke("run", "etl", "--idempotency-key", "nightly-1")
+    assert keyed.stdout.strip() == run_id_for("nightly-1")
+    first, second = received(requests_queue)
+    assert (first.flow, first.parameters, first.labels, first.version) == (
+        "etl",
+        {"rows": 3, "name": "ada"},
+        ["gpu"],
+        2,
+    )
+    assert first.flow_run_id == run_id
+    assert first.requested_by.startswith("flowrelay-cli")
+    assert second.idempotency_key == "nightly-1"
+
+    as_json = json.loads(invoke("run", "etl", "--flow-run-id", "mine-1", "--json").stdout)
+    assert as_json["flow_run_id"] == "mine-1"
+
+
+def test_run_rejects_what_the_request_model_rejects(names: dict[str, str]) -> None:
+    error = one_error_line(invoke("run", "etl", "--flow-run-id", "not ok!"), 2)
+    assert error.startswith("flow-run-id:")
+    assert "NAME=VALUE" in invoke("run", "etl", "--param", "oops").stderr
+
+
+def advance(
+    store: Store, run_id: str, *states: RunState, delay: float = 0.1, note: str | None = None
+) -> threading.Thread:
+    """Play a run's life in the background, as the stack would while the CLI watches."""
+
+    def play() -> None:
+        time.sleep(delay)
+        store.runs.create(run_id, "etl", message="requested")
+        if note:
+            time.sleep(delay)
+            store.runs.note_pending(run_id, note)
+        for state in states:
+            time.sleep(delay)
+            source = Source.DISPATCHER if state is RunState.SUBMITTED else Source.RUNNER
+            store.runs.transition(run_id, state, source, message=f"now {state}", target="fargate")
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_watch_follows_the_run_and_exits_by_how_it_ended(
+    names: dict[str, str], store: Store
+) -> None:
+    good = advance(
+        store,
+        "watched-ok",
+        RunState.SUBMITTED,
+        RunState.RUNNING,
+        RunState.SUCCESS,
+        note="waiting for a launch target: there are no targets",
+    )
+    result = invoke("run", "etl", "--flow-run-id", "watched-ok", "--watch", "--timeout", "10")
+    good.join()
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "watched-ok"
+    states = [line.split()[1] for line in lines[1:]]
+    assert states == ["Pending", "Pending", "Submitted", "Running", "Success"]
+    assert lines[2].split(maxsplit=3)[2:] == [
+        "note",
+        "waiting for a launch target: there are no targets",
+    ]
+    assert "dispatcher" in lines[3]
+    assert lines[-1].endswith("now Success")
+
+    bad = advance(store, "watched-bad", RunState.RUNNING, RunState.FAILED)
+    result = invoke("run", "etl", "--flow-run-id", "watched-bad", "--watch", "--json")
+    bad.join()
+    assert result.exit_code == 1
+    watched = json.loads(result.stdout)  # the timeline went to stderr
+    assert watched["run"]["state"] == "Failed"
+    assert [entry["state"] for entry in watched["history"]] == ["Pending", "Running", "Failed"]
+    assert "Failed" in result.stderr
+
+
+def test_watch_gives_up_on_a_run_that_never_appears(names: dict[str, str]) -> None:
+    result = invoke("run", "etl", "--flow-run-id", "never", "--watch", "--timeout", "0.2")
+    assert "flow run never did not appear within 0.2 s" in one_error_line(result, 1)
+
+
+def test_ctrl_c_stops_watching_and_leaves_the_run_alone(
+    names: dict[str, str], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.runs.create("interrupted", "etl")
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_runs, "pause", interrupt)
+    result = invoke("run", "etl", "--flow-run-id", "interrupted", "--watch")
+    assert result.exit_code == 130
+    assert "stopped watching" in result.stderr
+    assert store.runs.get("interrupted").state is RunState.PENDING  # type: ignore[union-attr]
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def some_runs(store: Store) -> Store:
+    store.runs.create("etl-pending", "etl")
+    store.runs.create("etl-running", "etl")
+    store.runs.transition("etl-running", RunState.RUNNING, Source.RUNNER, target="fargate")
+    store.runs.create("etl-failed", "etl")
+    store.runs.transition("etl-failed", RunState.FAILED, Source.RUNNER, message="boom " * 30)
+    store.runs.create("ml-running", "ml")
+    store.runs.transition("ml-running", RunState.RUNNING, Source.RUNNER)
+    return store
+
+
+def listed(*args: str) -> list[str]:
+    result = invoke("runs", "ls", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return sorted(run["run_id"] for run in json.loads(result.stdout))
+
+
+def test_runs_ls_by_flow_state_both_or_neither(some_runs: Store) -> None:
+    assert listed() == ["etl-pending", "etl-running", "ml-running"]  # active only
+    assert listed("--flow", "etl") == ["etl-failed", "etl-pending", "etl-running"]
+    assert listed("--state", "running") == ["etl-running", "ml-running"]
+    assert listed("--flow", "etl", "--state", "Failed") == ["etl-failed"]
+    assert listed("--flow", "etl", "--limit", "1") == ["etl-failed"]  # newest first
+    error = one_error_line(invoke("runs", "ls", "--state", "Success"), 2)
+    assert "finished runs are listed per flow" in error
+
+    table = invoke("runs", "ls", "--flow", "etl")
+    assert table.exit_code == 0
+    for column in ("run id", "flow", "state", "target", "created", "message"):
+        assert column in table.stdout
+    assert "etl-failed" in table.stdout
+    assert "fargate" in table.stdout
+    assert "boom " * 30 not in table.stdout  # truncated
+
+
+def test_runs_show_history_target_and_infrastructure(store: Store) -> None:
+    store.runs.create("shown", "etl", parameters={"rows": 3})
+    store.runs.transition(
+        "shown",
+        RunState.SUBMITTED,
+        Source.DISPATCHER,
+        message="launched on 'fargate'",
+        target="fargate",
+        infrastructure={"task_arn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc"},
+    )
+    result = invoke("runs", "show", "shown")
+    assert result.exit_code == 0
+    for text in ("Submitted", "fargate", "task/c/abc", "launched on 'fargate'", "dispatcher"):
+        assert text in result.stdout
+    as_json = json.loads(invoke("runs", "show", "shown", "--json").stdout)
+    assert as_json["run"]["infrastructure"]["task_arn"].endswith("task/c/abc")
+    assert [entry["state"] for entry in as_json["history"]] == ["Pending", "Submitted"]
+    assert one_error_line(invoke("runs", "show", "x"), 1) == "no flow run 'x'"
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def test_targets_put_ls_rm(store: Store) -> None:
+    put = invoke(
+        "targets",
+        "put",
+        "fargate",
+        "--kind",
+        "ecs",
+        "--labels",
+        "prod, gpu",
+        "--setting",
+        "cluster=flows",
+        "-s",
+        'subnets=["subnet-1", "subnet-2"]',
+        "-s",
+        "assign_public_ip=true",
+    )
+    assert put.stdout.strip() == "saved target fargate (ecs; labels: gpu, prod)"
+    saved = store.targets.get("fargate")
+    assert saved is not None
+    assert saved.settings["subnets"] == ["subnet-1", "subnet-2"]
+    assert saved.settings["assign_public_ip"] is True
+    invoke("targets", "put", "laptop", "--kind", "local")
+    targets = json.loads(invoke("targets", "ls", "--json").stdout)
+    assert [target["name"] for target in targets] == ["fargate", "laptop"]
+    assert "fargate" in invoke("targets", "ls").stdout
+    assert invoke("targets", "rm", "laptop").stdout.strip() == "removed target laptop"
+    assert one_error_line(invoke("targets", "rm", "laptop"), 1) == "no target 'laptop'"
+
+
+def test_targets_put_names_the_bad_field(names: dict[str, str]) -> None:
+    error = one_error_line(invoke("targets", "put", "fargate", "--kind", "ecs"), 2)
+    assert error == "invalid target 'fargate': settings.cluster: Field required"
+    error = one_error_line(invoke("targets", "put", "bad name", "--kind", "local"), 2)
+    assert error.startswith("invalid target 'bad name': name: String should match pattern")
+    error = one_error_line(
+        invoke("targets", "put", "laptop", "--kind", "local", "-s", "colour=red"), 2
+    )
+    assert error == "invalid target 'laptop': settings.colour: Extra inputs are not permitted"
+
+
+# --- invoke and the sample events ----------------------------------------------------------
+
+
+def sample(name: str) -> Any:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def test_every_function_has_a_sample_event() -> None:
+    folders = {path.name for path in (ROOT / "functions").iterdir() if path.is_dir()}
+    samples = {path.stem for path in EVENTS.glob("*.json")}
+    assert folders <= samples
+
+
+def test_every_sample_event_parses() -> None:
+    for name in ("dispatch", "record_state", "cancel"):
+        records = sample(name)["Records"]
+        assert records
+        for record in records:
+            parse_event(record["body"], event_readers())
+    kinds = [json.loads(r["body"])["detail-type"] for r in sample("record_state")["Records"]]
+    assert kinds == ["ECS Task State Change", "Flow Run State Changed"]
+    assert sample("monitor")["detail-type"] == "Scheduled Event"
+
+
+def invoke_function(name: str, function: str | None = None) -> Result:
+    """``flowrelay invoke`` with the sample event of ``name`` (the function named ``function``,
+    by logical id, or by its folder ``name``)."""
+    event = str(EVENTS / f"{name}.json")
+    template = str(ROOT / "template.yaml")
+    return invoke("invoke", function or name, "--event", event, "--template", template)
+
+
+def test_invoke_dispatch_sample_waits_for_a_target(store: Store) -> None:
+    from flowrelay.sdk.examples.hello import flow
+
+    store.flows.register(
+        registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow"))
+    )
+    result = invoke_function("dispatch")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"batchItemFailures": []}
+    run = store.runs.get("sample-hello-1")
+    assert run is not None
+    assert run.state is RunState.PENDING
+    assert (run.message or "").startswith("waiting for a launch target")
+
+
+def test_invoke_cancel_sample_cancels_the_dispatch_samples_run(store: Store) -> None:
+    from flowrelay.sdk.examples.hello import flow
+
+    store.flows.register(
+        registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow"))
+    )
+    assert invoke_function("dispatch").exit_code == 0
+    result = invoke_function("cancel")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"batchItemFailures": []}
+    run = store.runs.get("sample-hello-1")
+    assert run is not None
+    assert run.state is RunState.CANCELLED
+    assert run.message == (
+        "cancel requested by events/cancel.json: sample cancel from events/cancel.json"
+    )
+
+
+def test_invoke_record_state_sample_applies_to_the_run(store: Store) -> None:
+    store.runs.create("sample-run-1", "hello")
+    result = invoke_function("record_state", "RecordState")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"batchItemFailures": []}
+    history = [entry.state for entry in store.runs.history("sample-run-1")]
+    assert history == [RunState.PENDING, RunState.QUEUED, RunState.RUNNING]
+
+
+def test_invoke_reports_a_batch_that_failed(names: dict[str, str]) -> None:
+    result = invoke_function("record_state")  # its run does not exist: every record fails
+    assert result.exit_code == 1
+    failed = json.loads(result.stdout)["batchItemFailures"]
+    records = sample("record_state")["Records"]
+    assert [item["itemIdentifier"] for item in failed] == [r["messageId"] for r in records]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {len(records)} of {len(records)} records failed (SQS would deliver them again)"
+    )
+    assert "no flow run 'sample-run-1'" in result.stderr
+
+
+def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> None:
+    event = sample("record_state")
+    body = json.loads(event["Records"][1]["body"])
+    body["detail"]["flow_run_id"] = "no-such-run"
+    event["Records"][1]["body"] = json.dumps(body)
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    store.runs.create("sample-run-1", "hello")
+    result = invoke("invoke", "record_state", "--event", str(tmp_path / "event.json"))
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"batchItemFailures": [{"itemIdentifier": ANY}]}
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 1 of 2 records failed (SQS would deliver them again)"
+    )
+
+
+def test_invoke_monitor_sample_returns(names: dict[str, str]) -> None:
+    result = invoke_function("monitor")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"actions": [], "checked": 0}
+    unknown = one_error_line(invoke("invoke", "nope", "--event", str(EVENTS / "monitor.json")), 2)
+    assert unknown.startswith("no function 'nope'")
+
+
+# --- the installed command -----------------------------------------------------------------
+
+
+def test_installed_command_lists_runs_with_names_from_the_environment(some_runs: Store) -> None:
+    command = ROOT / ".venv" / "bin" / "flowrelay"
+    if not command.exists():
+        pytest.skip("no .venv/bin/flowrelay (pip install -e '.[dev]')")
+    done = subprocess.run(
+        [str(command), "runs", "ls", "--json"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(run["run_id"] for run in json.loads(done.stdout)) == [
+        "etl-pending",
+        "etl-running",
+        "ml-running",
+    ]

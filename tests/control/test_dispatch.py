@@ -1,0 +1,263 @@
+"""Dispatch against moto over HTTP: the real store, the real ECS launcher, the real handler.
+
+The same request delivered many times launches one task; requests the user must fix fail their
+run with the reason; runs with no fitting target wait in Pending and launch once one appears;
+a bad message in a batch never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrelay.control.dispatch import Dispatcher, RetryLater
+from flowrelay.control.monitor import requests_for_waiting_runs
+from flowrelay.control.store import Store
+from flowrelay.core.events import FlowRunRequested, parse_event
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.routing import Target
+from flowrelay.core.runs import run_id_for
+from flowrelay.launchers.ecs import EcsLauncher
+from tests.support.lambda_events import Context, sqs_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+BUS = "flowrelay"
+
+
+@pytest.fixture
+def target(cluster: str, network: dict[str, Any]) -> Target:
+    return Target(
+        name="fargate",
+        kind="ecs",
+        labels=[],
+        settings={"cluster": cluster, "image": f"example/flows:{uuid.uuid4().hex[:6]}", **network},
+    )
+
+
+@pytest.fixture
+def dispatcher(store: Store, ecs: Any) -> Dispatcher:
+    launcher = EcsLauncher(ecs, table_name=store.table_name, bus_name=BUS)
+    return Dispatcher(store, {"ecs": launcher})
+
+
+def request(**detail: Any) -> Any:
+    event_id = detail.pop("event_id", str(uuid.uuid4()))
+    return parse_event(envelope(event_id, {"flow": "etl", **detail}))
+
+
+def envelope(event_id: str, detail: Any, detail_type: str = "Flow Run Requested") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": "flowrelay",
+        "time": "2026-11-23T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def tasks_of(ecs: Any, cluster: str) -> list[str]:
+    arns: list[str] = ecs.list_tasks(cluster=cluster)["taskArns"]
+    return arns
+
+
+def test_the_same_request_delivered_five_times_launches_one_task(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.targets.put(target)
+    event = request(idempotency_key="nightly-2026-11-23", parameters={"rows": 3}, event_id="evt-1")
+    outcomes = [dispatcher.handle_request(event) for _ in range(5)]
+    assert [o.launched for o in outcomes] == [True, False, False, False, False]
+    assert len(tasks_of(ecs, cluster)) == 1
+    run = store.runs.get(run_id_for("nightly-2026-11-23"))
+    assert run is not None
+    assert run.state is RunState.SUBMITTED
+    assert run.infrastructure["task_arn"] == tasks_of(ecs, cluster)[0]
+    assert run.target == "fargate"
+
+
+def test_the_same_event_redelivered_without_keys_is_one_run(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.targets.put(target)
+    first = dispatcher.handle_request(request(event_id="evt-same"))
+    again = dispatcher.handle_request(request(event_id="evt-same"))
+    assert first.run_id == again.run_id
+    assert len(tasks_of(ecs, cluster)) == 1
+
+
+def test_concurrent_deliveries_launch_once(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
+) -> None:
+    store.targets.put(target)
+    event = request(flow_run_id="concurrent-1")
+    barrier = threading.Barrier(4)
+    outcomes: list[Any] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(dispatcher.handle_request(event))
+        except RetryLater as exc:  # another delivery holds the launch claim
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tasks_of(ecs, cluster)) == 1
+    assert store.runs.get("concurrent-1").state is RunState.SUBMITTED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("detail", "message"),
+    [
+        ({"flow": "nope"}, "flow 'nope' is not registered"),
+        ({"version": 9}, "flow 'etl' version 9 is not registered"),
+        (
+            {"parameters": {"rowz": 1}},
+            "Flow 'etl' has no parameter 'rowz'; its parameters are: factor, rows",
+        ),
+    ],
+)
+def test_requests_the_user_must_fix_fail_the_run_with_the_reason(
+    dispatcher: Dispatcher,
+    store: Store,
+    target: Target,
+    ecs: Any,
+    cluster: str,
+    detail: dict[str, Any],
+    message: str,
+) -> None:
+    store.targets.put(target)
+    outcome = dispatcher.handle_request(request(**detail))
+    assert outcome.state is RunState.FAILED
+    run = store.runs.get(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.FAILED
+    assert run.message == message
+    assert tasks_of(ecs, cluster) == []
+
+
+def test_ecs_rejecting_the_launch_fails_the_run_with_awss_reason(
+    dispatcher: Dispatcher, store: Store, network: dict[str, Any]
+) -> None:
+    store.targets.put(
+        Target(
+            name="gone",
+            kind="ecs",
+            settings={"cluster": "no-such-cluster", "image": "x", **network},
+        )
+    )
+    outcome = dispatcher.handle_request(request())
+    run = store.runs.get(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.FAILED
+    assert run.message is not None
+    assert run.message.startswith("launch on 'gone' failed: ")
+
+
+def test_no_target_waits_in_pending_then_launches_when_one_appears(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
+) -> None:
+    outcome = dispatcher.handle_request(request(labels=["gpu"]))
+    run = store.runs.get(outcome.run_id)
+    assert run is not None
+    assert run.state is RunState.PENDING
+    assert run.message == "waiting for a launch target: there are no targets"
+    store.targets.put(target)  # no gpu label yet
+    assert requests_for_waiting_runs(store) == []
+    dispatcher.handle_request(request(flow_run_id=outcome.run_id, labels=["gpu"]))
+    assert store.runs.get(outcome.run_id).message == (  # type: ignore[union-attr]
+        "waiting for a launch target: 'fargate': missing labels: gpu"
+    )
+    store.targets.put(target.model_copy(update={"labels": ["gpu"]}))
+    ((again, _),) = requests_for_waiting_runs(store)
+    assert again.flow_run_id == outcome.run_id
+    dispatcher.handle_request(
+        parse_event(envelope("monitor-1", json.loads(again.model_dump_json())))
+    )
+    assert store.runs.get(outcome.run_id).state is RunState.SUBMITTED  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 1
+
+
+# --- the Lambda handler, wired as the template wires it ---------------------------------------
+
+
+def load_handler(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{name}", ROOT / "functions" / name / "app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+@pytest.fixture
+def handler(store: Store, target: Target, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from flowrelay.handlers import wiring
+
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", store.table_name)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", BUS)
+    wiring.reset()
+    store.targets.put(target)
+    yield load_handler("dispatch")
+    wiring.reset()
+
+
+def test_bad_messages_never_block_the_rest_of_the_batch(
+    handler: Any, store: Store, ecs: Any, cluster: str
+) -> None:
+    good = [
+        json.dumps(envelope(f"good-{n}", {"flow": "etl", "flow_run_id": f"good-{n}"}))
+        for n in range(3)
+    ]
+    bad = [
+        "not json at all",
+        json.dumps(envelope("bad-1", {"paramters": {}})),  # no flow, a misspelt field
+        json.dumps(
+            envelope("bad-2", {"flow": "etl", "flow_run_id": "named-bad", "version": "latest"})
+        ),
+    ]
+    response = handler(sqs_batch(good[0], bad[0], good[1], bad[1], good[2], bad[2]), Context())
+    assert sorted(item["itemIdentifier"] for item in response["batchItemFailures"]) == [
+        "m-1",
+        "m-3",
+    ]
+    for n in range(3):
+        assert store.runs.get(f"good-{n}").state is RunState.SUBMITTED  # type: ignore[union-attr]
+    named = store.runs.get("named-bad")
+    assert named is not None
+    assert named.state is RunState.FAILED
+    assert named.message is not None
+    assert named.message.startswith("rejected request: Flow Run Requested: detail.version:")
+    assert len(tasks_of(ecs, cluster)) == 3
+
+
+def test_a_batch_of_ten_launches_every_run(
+    handler: Any, store: Store, ecs: Any, cluster: str
+) -> None:
+    bodies = [
+        json.dumps(envelope(f"ten-{n}", {"flow": "etl", "flow_run_id": f"ten-{n}"}))
+        for n in range(10)
+    ]
+    assert handler(sqs_batch(*bodies), Context()) == {"batchItemFailures": []}
+    assert {store.runs.get(f"ten-{n}").state for n in range(10)} == {RunState.SUBMITTED}  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 10
+
+
+def test_flow_run_requested_entries_are_what_dispatch_reads(store: Store) -> None:
+    entry = FlowRunRequested(flow="etl", parameters={"rows": 1}).entry(BUS)
+    parsed = parse_event(envelope("e", json.loads(entry["Detail"])))
+    assert parsed.detail.flow == "etl"

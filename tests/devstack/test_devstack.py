@@ -1,0 +1,367 @@
+"""The embedded dev stack end to end: template.yaml in moto server, the real handlers in-process,
+the real flow runner as local processes, over HTTP on loopback only.
+
+One stack serves the module (starting one takes about two seconds); the last test stops it and
+checks that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from flowrelay.aws.bus import Publisher
+from flowrelay.control.store import Store
+from flowrelay.core.events import FlowRunRequested
+from flowrelay.core.routing import Target
+from flowrelay.core.storage import Module
+from flowrelay.devstack import DevStack
+from flowrelay.devstack.template import load_template
+from flowrelay.sdk.flow import registration_for
+from flowrelay.sdk.storage import load_flow
+
+ROOT = Path(__file__).resolve().parents[2]
+FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
+HEARTBEAT_TIMEOUT = 3
+
+# moto's CloudFormation skips resource types it does not implement (QueuePolicy, Alarm), with a
+# warning from the server thread.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse", "ignore:No Moto CloudFormation")
+
+
+class Stack:
+    """The running stack and clients for it, as another process would make them."""
+
+    def __init__(self, stack: DevStack, lines: list[str], endpoint_before: str | None) -> None:
+        self.dev = stack
+        self.endpoint_before = endpoint_before
+        self.lines = lines
+        env = stack.environment()
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        )
+        make: Any = session.client  # boto3-stubs type each service separately
+        self.client: Callable[[str], Any] = lambda service: make(
+            service, endpoint_url=env["AWS_ENDPOINT_URL"]
+        )
+        self.store = Store(self.client("dynamodb"), stack.outputs["TableName"])
+        self.publisher = Publisher(self.client("events"), stack.outputs["BusName"])
+        self.sqs = self.client("sqs")
+        self.ecs = self.client("ecs")
+
+    def queue_url(self, output: str) -> str:
+        name = self.dev.outputs[output].rsplit("/", 1)[1]
+        return str(self.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+    def wait_final(self, run_id: str, timeout: float = 25.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.store.runs.get(run_id)
+            if run is not None and str(run.state) in FINAL:
+                return run
+            time.sleep(0.2)
+        raise AssertionError(
+            f"run {run_id} not final after {timeout}s: {self.store.runs.get(run_id)}"
+        )
+
+    def tasks_of(self, run_id: str) -> list[str]:
+        cluster = self.dev.outputs["ClusterName"]
+        arns = [
+            arn
+            for status in ("RUNNING", "STOPPED")
+            for arn in self.ecs.list_tasks(cluster=cluster, desiredStatus=status)["taskArns"]
+        ]
+        if not arns:
+            return []
+        tasks = self.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        return sorted({t["taskArn"] for t in tasks if t.get("group") == f"flowrelay:{run_id}"})
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    lines: list[str] = []
+    endpoint_before = os.environ.get("AWS_ENDPOINT_URL")
+    dev = DevStack(
+        ROOT / "template.yaml",
+        log=lines.append,
+        poll_seconds=0.1,
+        # Short limits and a monitor pass every second, so the monitor's duties show in seconds.
+        schedule_seconds=1,
+        parameters={
+            "HeartbeatTimeoutSeconds": str(HEARTBEAT_TIMEOUT),
+            "StartTimeoutSeconds": "10",
+            "StopGraceSeconds": "5",
+        },
+    )
+    dev.start()
+    try:
+        running = Stack(dev, lines, endpoint_before)
+        for path in (
+            "flowrelay.sdk.examples.hello:flow",
+            "flowrelay.sdk.examples.failing:flow",
+            "tests.support.flows:flow",
+        ):
+            flow = load_flow(Module(path))
+            running.store.flows.register(registration_for(flow, storage=Module(path)))
+        running.store.targets.put(
+            Target(name="fargate", kind="ecs", settings=dev.ecs_target_settings())
+        )
+        yield running
+    finally:
+        dev.stop()
+
+
+def request(stack: Stack, flow: str, run_id: str | None = None, times: int = 1) -> str:
+    run_id = run_id or str(uuid.uuid4())
+    for _ in range(times):
+        stack.publisher.publish(FlowRunRequested(flow=flow, flow_run_id=run_id, requested_by="t"))
+    return run_id
+
+
+def test_the_stack_is_template_yaml_with_every_output(stack: Stack) -> None:
+    template = load_template(ROOT / "template.yaml")
+    assert set(stack.dev.outputs) == set(template["Outputs"])
+    env = stack.dev.environment()
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert env["FLOWRELAY_TABLE_NAME"] == stack.dev.outputs["TableName"]
+    assert env["FLOWRELAY_BUS_NAME"] == stack.dev.outputs["BusName"]
+    assert env["FLOWRELAY_STACK"] == "flowrelay-dev"
+    # moto must not consume the queues itself: the dev stack's pollers are the only consumers.
+    mappings = stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    assert mappings
+    assert {mapping["State"] for mapping in mappings} == {"Disabled"}
+    assert set(stack.dev.functions) == {"Dispatch", "RecordState", "Cancel", "Monitor"}
+
+
+def test_a_requested_run_runs_as_a_local_process_and_succeeds(stack: Stack) -> None:
+    started_before = len(stack.dev.executor.started_pids) if stack.dev.executor else 0
+    run_id = request(stack, "hello")
+
+    run = stack.wait_final(run_id)
+
+    assert str(run.state) == "Success", run.message
+    history = [str(entry.state) for entry in stack.store.runs.history(run_id)]
+    assert history == ["Pending", "Submitted", "Running", "Success"]
+    (task_arn,) = stack.tasks_of(run_id)
+    assert run.infrastructure["task_arn"] == task_arn
+    assert stack.dev.executor is not None
+    assert len(stack.dev.executor.started_pids) == started_before + 1
+    assert any(f"task started: run {run_id}" in line for line in stack.lines)
+    # The runner's state events came from the process, through the bus and the state queue.
+    sources = {str(entry.source) for entry in stack.store.runs.history(run_id)}
+    assert "runner" in sources
+
+
+def test_a_failing_flow_ends_failed_naming_the_task(stack: Stack) -> None:
+    run_id = request(stack, "failing")
+
+    run = stack.wait_final(run_id)
+
+    assert str(run.state) == "Failed"
+    assert "Task 'divide' failed" in (run.message or "")
+
+
+def test_one_request_published_five_times_launches_one_task(stack: Stack) -> None:
+    assert stack.dev.executor is not None
+    run_id = request(stack, "hello", times=5)
+
+    run = stack.wait_final(run_id)
+    assert stack.dev.wait_idle(10)
+
+    assert str(run.state) == "Success"
+    assert len(stack.tasks_of(run_id)) == 1
+    started = [line for line in stack.lines if f"task started: run {run_id}" in line]
+    assert len(started) == 1
+
+
+def test_a_task_repeating_a_run_and_attempt_is_not_run_again(stack: Stack) -> None:
+    """moto ignores RunTask's clientToken; the dev stack emulates AWS returning the first task."""
+    from flowrelay.launchers.ecs.names import RUN_ID_TAG
+
+    run_id = request(stack, "hello")
+    run = stack.wait_final(run_id)
+    assert stack.dev.executor is not None
+    started_before = len(stack.dev.executor.started_pids)
+    network = stack.dev.ecs_target_settings()
+
+    stack.ecs.run_task(
+        cluster=stack.dev.outputs["ClusterName"],
+        taskDefinition=run.infrastructure["task_definition_arn"],
+        launchType="FARGATE",
+        group=f"flowrelay:{run_id}",
+        tags=[{"key": RUN_ID_TAG, "value": run_id}],
+        overrides={
+            "containerOverrides": [
+                {"name": "flow", "environment": [{"name": "FLOWRELAY_ATTEMPT", "value": "1"}]}
+            ]
+        },
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": network["subnets"],
+                "securityGroups": network["security_groups"],
+            }
+        },
+    )
+
+    deadline = time.monotonic() + 10
+    while len(stack.dev.executor.duplicates) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (duplicate,) = stack.dev.executor.duplicates
+    (described,) = stack.ecs.describe_tasks(
+        cluster=stack.dev.outputs["ClusterName"], tasks=[duplicate]
+    )["tasks"]
+    assert described["lastStatus"] == "STOPPED"
+    assert len(stack.dev.executor.started_pids) == started_before
+    assert str(stack.wait_final(run_id).state) == "Success"
+
+
+def test_a_task_stopped_in_ecs_has_its_process_terminated(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runner process imports tests.support
+    run_id = request(stack, "sleepy")
+    deadline = time.monotonic() + 15
+    while not stack.tasks_of(run_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while not any(f"task started: run {run_id}" in line for line in stack.lines):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the runner report Running and start the flow
+    (task_arn,) = stack.tasks_of(run_id)
+
+    stack.ecs.stop_task(
+        cluster=stack.dev.outputs["ClusterName"], task=task_arn, reason="stopped by the test"
+    )
+
+    run = stack.wait_final(run_id, timeout=15)
+    assert str(run.state) in {"Failed", "Crashed"}, run.message
+    assert any(
+        f"task stopped in ECS: run {run_id} (stopped by the test)" in line for line in stack.lines
+    )
+    assert any(f"task exited: run {run_id} code 143" in line for line in stack.lines)
+
+
+def start_sleepy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    """Request the sleepy flow; once it runs, its run id and its runner's process id."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runner process imports tests.support
+    run_id = request(stack, "sleepy")
+    assert stack.dev.executor is not None
+    deadline = time.monotonic() + 20
+    while True:
+        run = stack.store.runs.get(run_id)
+        pid = stack.dev.executor.pid_of(run_id)
+        if run is not None and str(run.state) == "Running" and pid is not None:
+            return run_id, pid
+        assert time.monotonic() < deadline, f"run {run_id} not running: {run}"
+        time.sleep(0.1)
+
+
+def test_a_runner_killed_with_sigkill_is_crashed_with_its_exit_code(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, pid = start_sleepy(stack, monkeypatch)
+    os.kill(pid, signal.SIGKILL)
+    run = stack.wait_final(run_id, timeout=15)
+    assert str(run.state) == "Crashed", run.message
+    assert "container 'flow' exited with code 137" in str(run.message)
+    # The runner could not report: the tail of its task's log says what it was doing.
+    assert "last log lines:" in str(run.message)
+    assert stack.dev.executor is not None
+    assert stack.dev.executor.pid_of(run_id) is None
+
+
+def test_a_killed_runner_whose_events_are_lost_is_crashed_by_the_monitor(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ECS events never arrive: one monitor pass after the heartbeat timeout finds the
+    stopped task and says so."""
+    run_id, pid = start_sleepy(stack, monkeypatch)
+    assert stack.dev.executor is not None
+    stack.dev.executor.lose_events_of(run_id)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    run = stack.wait_final(run_id, timeout=HEARTBEAT_TIMEOUT + 15)
+    took = time.monotonic() - killed_at
+    assert str(run.state) == "Crashed", run.message
+    assert stack.dev.executor.lost_events[run_id] == ["STOPPED"]
+    last = stack.store.runs.history(run_id)[-1]
+    assert str(last.source) == "monitor"
+    assert "no heartbeat for" in str(run.message)
+    # Within one monitor pass (every second here) of the heartbeat timeout, plus polling slack.
+    assert took <= HEARTBEAT_TIMEOUT + 30
+
+
+@pytest.mark.slow
+def test_a_malformed_message_does_not_block_others_and_lands_in_the_dlq(stack: Stack) -> None:
+    dispatch_queue = stack.queue_url("DispatchQueueUrl")
+    dlq = stack.queue_url("DispatchDLQUrl")
+    stack.sqs.send_message(QueueUrl=dispatch_queue, MessageBody="this is not an event")
+    run_id = request(stack, "hello")
+
+    assert str(stack.wait_final(run_id).state) == "Success"
+
+    # maxReceiveCount 5 with the dev stack's 2 s retry delay: in the DLQ after about 10 s.
+    deadline = time.monotonic() + 25
+    bodies: list[str] = []
+    while not bodies and time.monotonic() < deadline:
+        response = stack.sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1)
+        bodies = [message["Body"] for message in response.get("Messages", [])]
+    assert bodies == ["this is not an event"]
+    assert any("dispatch: 1 record(s), 1 failed" in line for line in stack.lines)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - psutil is in the dev environment
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_stop_leaves_no_process_thread_or_server(stack: Stack, loopback_only: list[Any]) -> None:
+    """Runs last in the module: it stops the module's stack while a task process runs."""
+    dev = stack.dev
+    assert dev.executor is not None
+    started_before = len(dev.executor.started_pids)
+    request(stack, "hello")
+    deadline = time.monotonic() + 15
+    while len(dev.executor.started_pids) == started_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = list(dev.executor.started_pids)
+    assert len(pids) > started_before
+    endpoint = dev.endpoint
+
+    dev.stop()
+
+    assert not [pid for pid in pids if _alive(pid)]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        left = [t.name for t in threading.enumerate() if t.name.startswith("devstack-")]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(endpoint + "/moto-api/", timeout=2)
+    assert loopback_only == []
+    assert os.environ.get("AWS_ENDPOINT_URL") == stack.endpoint_before

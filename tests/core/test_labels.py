@@ -1,5 +1,5 @@
-"""The label rule (docs/run-configs.md): a target takes a run when its labels are a superset of the run's;
-a run with no labels goes only to targets with no labels."""
+"""The label rule (docs/run-configs.md): a target takes a run when its labels are a superset of
+the run's; a run with no labels goes only to targets with no labels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Run configs (docs/run-configs.md): fields, defaults, validation, JSON round trip, schema, target kinds."""
+"""Run configs (docs/run-configs.md): fields, defaults, validation, JSON round trip, schema,
+target kinds."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Executors (docs/flows.md): the same flows give the same results on every executor; the specifics of
-LocalDaskExecutor and DaskExecutor; temporary Dask clusters are closed however a run ends.
+"""Executors (docs/flows.md): the same flows give the same results on every executor; the
+specifics of LocalDaskExecutor and DaskExecutor; temporary Dask clusters are closed however a run
+ends.
 
 Tasks are defined at module level because the "processes" scheduler pickles them into worker
 processes. Parallelism is shown with a rendezvous (marker files), never with timings. Every Dask

@@ -1,4 +1,5 @@
-"""DEPRECATED execution environments (docs/environments.md), kept so existing flow code runs unchanged.
+"""DEPRECATED execution environments (docs/environments.md), kept so existing flow code runs
+unchanged.
 
 Each environment accepts every documented argument, warns ``DeprecationWarning`` when created,
 and ``translate()``s itself into the run config + executor (+ hooks) that do the same thing.

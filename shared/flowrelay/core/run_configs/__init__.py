@@ -1,4 +1,5 @@
-"""Run configurations: where a flow run goes and how its infrastructure is set up (docs/run-configs.md).
+"""Run configurations: where a flow run goes and how its infrastructure is set up
+(docs/run-configs.md).
 
 Every run config is a pydantic model with a ``type`` discriminator, validated on creation and on
 assignment, with a lossless JSON round trip::

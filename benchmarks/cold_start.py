@@ -13,10 +13,13 @@ batch processing, pydantic's BaseModel and Field) with nothing of flowrelay's.
 
 from __future__ import annotations
 
+import io
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from benchmarks.report import Row
@@ -101,6 +104,50 @@ def measure(repeats: int = 11) -> list[Row]:
             )
         )
     return rows
+
+
+def _size(folder: Path) -> tuple[int, int, int]:
+    """Bytes on disk, bytes zipped (as the layer is uploaded), and .py files under ``folder``."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(files):
+            archive.write(path, path.relative_to(folder).as_posix())
+    modules = sum(1 for path in files if path.suffix == ".py")
+    return sum(path.stat().st_size for path in files), len(buffer.getvalue()), modules
+
+
+def layer_sizes() -> str:
+    """The flowrelay layer as built now (only what Lambda imports) next to the whole package
+    built the same way (what the layer shipped before docs/architecture.md's layering), as a
+    table."""
+    with tempfile.TemporaryDirectory() as scratch:
+        layer = build_layer(Path(scratch) / "layer")
+        whole = Path(scratch) / "whole" / "python"
+        shutil.copytree(
+            ROOT / "shared" / "flowrelay",
+            whole / "flowrelay",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "compileall", "-q", "-f", "-j", "0"),
+                *("--invalidation-mode", "checked-hash", str(whole)),
+            ],
+            capture_output=True,
+            check=True,
+        )
+        rows = [("the layer: core, aws, launchers, control, handlers", _size(layer))]
+        rows.append(("the whole package (sdk, runner, cli, devstack, examples too)", _size(whole)))
+    lines = [
+        "| flowrelay layer | on disk | zipped | modules |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {disk / 1024:,.0f} KiB | {zipped / 1024:,.0f} KiB | {modules} |"
+        for name, (disk, zipped, modules) in rows
+    ]
+    return "\n".join(lines)
 
 
 def section(rows: list[Row]) -> str:

@@ -22,10 +22,10 @@ it. Run them with:
 make bench
 ```
 
-(`.venv/bin/python -m benchmarks.run`; one to two minutes on a 2-core machine.
-`--no-write` prints the table without touching this file, `--repeats N` changes the number of
-repeats.) Everything between the markers below is rewritten by each run; the rest of this file is
-kept as it is.
+(`.venv/bin/python -m benchmarks.run`; two to three minutes on a 2-core machine.
+`--only executors` or `--only cold-start` runs one section, `--no-write` prints the tables
+without touching this file, `--repeats N` changes the number of repeats.) Everything between
+the markers below is rewritten by each run; the rest of this file is kept as it is.
 
 ## Reference: Prefect 1.4.1
 

@@ -434,6 +434,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=ROOT / "BENCHMARKS.md", help="the file to update"
     )
+    parser.add_argument(
+        "--only",
+        choices=["executors", "cold-start"],
+        help="run one section (default: all); the other sections of the file are kept",
+    )
     return parser.parse_args(argv)
 
 
@@ -443,33 +448,40 @@ def main(argv: list[str] | None = None) -> int:
     if min(asdict(repeats).values()) < 1:
         print("--repeats must be at least 1", file=sys.stderr)
         return 2
-    results = Results()
-    print("Running executor benchmarks (one to two minutes)...", file=sys.stderr, flush=True)
-    bench_local_executor(results, repeats)
-    bench_local_dask(results, repeats)
-    bench_distributed(results, repeats)
-    bench_sleep(results, repeats)
-
-    print("Measuring handler cold starts (fresh interpreters)...", file=sys.stderr, flush=True)
-    cold_rows = cold_start.measure()
-
-    env = environment()
-    text = section(env, results.rows, repeats)
-    print()
-    print(text)
-    cold_text = cold_start.section(cold_rows)
-    print()
-    print(cold_text)
+    written: list[str] = []
+    if args.only in (None, "executors"):
+        results = Results()
+        print("Running executor benchmarks (one to two minutes)...", file=sys.stderr, flush=True)
+        bench_local_executor(results, repeats)
+        bench_local_dask(results, repeats)
+        bench_distributed(results, repeats)
+        bench_sleep(results, repeats)
+        env = environment()
+        text = section(env, results.rows, repeats)
+        print()
+        print(text)
+        if not args.no_write:
+            update_benchmarks_file(args.output, text)
+            raw_path = ROOT / ".bench" / "executors.json"
+            raw_path.parent.mkdir(exist_ok=True)
+            raw_path.write_text(
+                json.dumps({"environment": env, "results": results.raw}, indent=2) + "\n",
+                encoding="utf-8",
+            )
+            written.append(str(raw_path))
+    if args.only in (None, "cold-start"):
+        print("Measuring handler cold starts (fresh interpreters)...", file=sys.stderr, flush=True)
+        cold_text = cold_start.section(cold_start.measure())
+        sizes_text = cold_start.layer_sizes()
+        print()
+        print(cold_text)
+        print()
+        print(sizes_text)
+        if not args.no_write:
+            update_benchmarks_file(args.output, cold_text, name="cold-start")
+            update_benchmarks_file(args.output, sizes_text, name="layer-size")
     if not args.no_write:
-        update_benchmarks_file(args.output, text)
-        update_benchmarks_file(args.output, cold_text, name="cold-start")
-        raw_path = ROOT / ".bench" / "executors.json"
-        raw_path.parent.mkdir(exist_ok=True)
-        raw_path.write_text(
-            json.dumps({"environment": env, "results": results.raw}, indent=2) + "\n",
-            encoding="utf-8",
-        )
-        print(f"\nWrote {args.output} and {raw_path}", file=sys.stderr)
+        print(f"\nWrote {', '.join([str(args.output), *written])}", file=sys.stderr)
     return 0
 
 

@@ -23,6 +23,8 @@ MUST_NOT_LOAD = (
     # Launchers load on first use (wiring); what flow authors use, the runner, the CLI and the
     # dev stack never load in a function at all.
     "flowrelay.launchers.ecs",
+    "flowrelay.launchers.kubernetes",
+    "flowrelay.launchers.local",
     "flowrelay.sdk",
     "flowrelay.runner",
     "flowrelay.cli",

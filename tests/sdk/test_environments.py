@@ -194,8 +194,8 @@ def test_remote_environment_seed_dask_example() -> None:
     [
         ("prefect.engine.executors.LocalExecutor", LocalExecutor),
         ("prefect.executors.LocalDaskExecutor", LocalDaskExecutor),
-        ("flowrelay.sdk.executors.DaskExecutor", DaskExecutor),
-        ("flowrelay.sdk.executors:LocalExecutor", LocalExecutor),
+        ("flowrelay.executors.DaskExecutor", DaskExecutor),
+        ("flowrelay.executors:LocalExecutor", LocalExecutor),
     ],
 )
 def test_remote_environment_resolves_executor_import_strings(

@@ -182,7 +182,6 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         publisher = Publisher(
             session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
         )
-        ecs = session.client("ecs", endpoint_url=endpoint)
         for name in sorted({run.flow for run in runs}):
             flow = load_flow(Module(f"flowrelay.sdk.examples.{name}:flow"))
             registration, _ = store.flows.register(
@@ -237,7 +236,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
         stack.wait_idle(timeout=15)
         outcomes = [
-            _timeline(store, run, _task_status(ecs, store, run.run_id, stack)) for run in runs
+            _timeline(store, run, stack.task_of_run(store.runs.get(run.run_id))) for run in runs
         ]
     ok = all(outcome["as_designed"] for outcome in outcomes)
     if as_json:
@@ -269,25 +268,6 @@ def _wait(condition: Any, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the demo waited {timeout:g}s and gave up")
         time.sleep(0.25)
-
-
-def _task_status(ecs: Any, store: Any, run_id: str, stack: Any) -> dict[str, Any] | None:
-    """The run's ECS task as ECS describes it now, and whether its process still runs here."""
-    record = store.runs.get(run_id)
-    infrastructure = record.infrastructure if record else {}
-    if not infrastructure.get("task_arn"):
-        return None
-    described = ecs.describe_tasks(
-        cluster=infrastructure["cluster"], tasks=[infrastructure["task_arn"]]
-    ).get("tasks", [])
-    task = described[0] if described else {}
-    process_running = stack.executor is not None and stack.executor.pid_of(run_id) is not None
-    return {
-        "last_status": task.get("lastStatus"),
-        "desired_status": task.get("desiredStatus"),
-        "stopped_reason": task.get("stoppedReason"),
-        "process_running": process_running,
-    }
 
 
 def _timeline(

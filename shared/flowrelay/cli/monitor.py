@@ -79,24 +79,23 @@ def monitor(once: bool, every: float | None, as_json: bool) -> None:
 
 
 def _cli_monitor(names: StackNames) -> Monitor:
-    """The Monitor the Lambda function builds (``flowrelay.wiring.run_monitor``), from
+    """The Monitor the Lambda function builds (``flowrelay.handlers.wiring.monitor``), from
     this command's clients: fresh ones (``aws_client``), not the per-process cache the
     functions use."""
     from flowrelay.aws.bus import Publisher
     from flowrelay.aws.logs import crash_log_tail
     from flowrelay.control.monitor import Monitor
     from flowrelay.core.policies import RetryPolicy, Timeouts
-    from flowrelay.launchers.ecs import EcsLauncher
+    from flowrelay.launchers.kinds import build_launchers
 
     try:
         defaults = Timeouts.from_environment(os.environ)
         retry = RetryPolicy.from_environment(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    launcher = EcsLauncher(aws_client("ecs"), table_name=names.table_name, bus_name=names.bus_name)
     return Monitor(
         open_store(names),
-        {"ecs": launcher},
+        build_launchers(aws_client, table_name=names.table_name, bus_name=names.bus_name),
         Publisher(aws_client("events"), names.bus_name),
         defaults=defaults,
         retry=retry,

@@ -182,7 +182,7 @@ class Monitor:
         if status.phase == "running":
             return self._silent(
                 run,
-                f"its {status.noun} is running but the runner has not reported in {waited:.0f} s",
+                f"its task is running but the runner has not reported in {waited:.0f} s",
             )
         if waited <= limits.start_limit_seconds:
             return None
@@ -212,7 +212,7 @@ class Monitor:
         return self._silent(
             run,
             f"no heartbeat for {silent_for:.0f} s but its {status.noun} is {status.state}: the "
-            "runner cannot report (check its network path to EventBridge)",
+            "runner cannot report (check the task's network path to EventBridge)",
         )
 
     def _check_cancelling(self, run: FlowRun, now: datetime) -> MonitorAction | None:
@@ -235,7 +235,7 @@ class Monitor:
                 run,
                 RunState.CANCELLED,
                 "cancelled",
-                f"cancelled: its {status.noun} is confirmed stopped",
+                "cancelled: its task is confirmed stopped",
             )
         if _seconds_since(run.state_entered_at, now) <= limits.stop_grace_seconds:
             return None
@@ -244,8 +244,8 @@ class Monitor:
             run_id=run.run_id,
             action="stopped",
             state=run.state,
-            message=f"still {status.state} after the cancel; asked for its {status.noun} to be "
-            "stopped again",
+            message=f"still {status.state} after the cancel; asked for its {status.noun} to stop "
+            "again",
         )
 
     # --- what the checks do --------------------------------------------------------------------

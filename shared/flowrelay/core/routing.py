@@ -2,7 +2,7 @@
 
 A target is the serverless stand-in for an agent: a named place runs can go, with a kind (the
 infrastructure its launcher starts), labels, and the settings that launcher needs (validated by
-the launcher of its kind: ``flowrelay.launchers.checked_target``). ``choose_target`` applies
+the launcher of its kind: ``flowrelay.launchers.kinds.checked_target``). ``choose_target`` applies
 the label rule and the run-config kind rule, and says in words why no target fits.
 
 The label rule (docs/run-configs.md): a target may take a run when the target's labels are a
@@ -66,7 +66,7 @@ def match_labels(target_labels: Iterable[str], run_labels: Iterable[str]) -> Lab
 
 class Target(Model):
     """A named launch target. ``settings`` are the launcher's for its ``kind`` (checked by
-    ``flowrelay.launchers.checked_target`` when a target is saved, and by the launcher when it
+    ``flowrelay.launchers.kinds.checked_target`` when a target is saved, and by the launcher when it
     launches)."""
 
     model_config = ConfigDict(extra="forbid")

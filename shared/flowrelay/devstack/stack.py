@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from flowrelay.core.runs import FlowRun
 from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
@@ -190,6 +191,26 @@ class DevStack:
         if self.outputs.get("LogGroupName"):
             settings["log_group"] = self.outputs["LogGroupName"]
         return settings
+
+    def task_of_run(self, run: FlowRun | None) -> dict[str, Any] | None:
+        """The run's ECS task as ECS (moto) describes it now, and whether its process still
+        runs here; None when the run has no task recorded."""
+        infrastructure = run.infrastructure if run is not None else {}
+        if not infrastructure.get("task_arn"):
+            return None
+        ecs = self._session().client("ecs", endpoint_url=self.endpoint)
+        described = ecs.describe_tasks(
+            cluster=infrastructure["cluster"], tasks=[infrastructure["task_arn"]]
+        ).get("tasks", [])
+        task = described[0] if described else {}
+        assert run is not None
+        process = self.executor is not None and self.executor.pid_of(run.run_id) is not None
+        return {
+            "last_status": task.get("lastStatus"),
+            "desired_status": task.get("desiredStatus"),
+            "stopped_reason": task.get("stoppedReason"),
+            "process_running": process,
+        }
 
     def wait_idle(self, timeout: float) -> bool:
         """True once the event-source queues are empty and no task process runs."""

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from flowrelay.aws.batch import process_sqs_batch
 from flowrelay.core.events import EventError, ParsedEvent, parse_event
+from flowrelay.core.settings import SettingsError
 from flowrelay.handlers import wiring
 
 #: The queues' maxReceiveCount (template.yaml): the delivery after which SQS dead-letters.
@@ -56,9 +57,13 @@ def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
         except Exception as exc:
             receives = int(record.attributes.approximate_receive_count or 1)
             # powertools logs a failed record only at DEBUG: say which message and why here.
-            # Bad input (ValueError: EventError; LookupError: no such run) needs no traceback.
+            # Bad input (ValueError: EventError; LookupError: no such run) needs no traceback;
+            # a function missing its settings is an error of the deployment, said as one.
             bad_input = isinstance(exc, ValueError | LookupError)
-            (wiring.logger.warning if bad_input else wiring.logger.exception)(
+            log = wiring.logger.warning if bad_input else wiring.logger.exception
+            if isinstance(exc, SettingsError):
+                log = wiring.logger.error
+            log(
                 "Message %s failed (delivery %d of %d): %s: %s",
                 record.message_id,
                 receives,

@@ -1,8 +1,8 @@
 """The composition root of the Lambda functions: what each function's objects are made of.
 
-The store, the launchers (one per target kind this deployment can start), the publisher and the
-policies are built here on first use and kept for the life of the execution environment, as
-Lambda reuses it across invocations. Nothing else in the package picks a concrete launcher.
+The store, the launchers (one per target kind this deployment can start, from
+``flowrelay.launchers.kinds``), the publisher and the policies are built here on first use and
+kept for the life of the execution environment, as Lambda reuses it across invocations.
 """
 
 from __future__ import annotations
@@ -87,10 +87,9 @@ def default_timeouts() -> Timeouts:
 def launchers() -> dict[str, Launcher]:
     """The launcher of each target kind this deployment can start (imported here only: a
     function that never launches or stops anything never loads one)."""
-    from flowrelay.launchers.ecs import EcsLauncher
+    from flowrelay.launchers.kinds import build_launchers
 
-    ecs = EcsLauncher(client("ecs"), table_name=settings().table_name, bus_name=settings().bus_name)
-    return {ecs.kind: ecs}
+    return build_launchers(client, table_name=settings().table_name, bus_name=settings().bus_name)
 
 
 @cache

@@ -143,8 +143,9 @@ class Launcher(Protocol):
         first. Raises ``LaunchError``."""
 
     def stop_launched(self, infrastructure: Mapping[str, Any], reason: str) -> None:
-        """Stop what ``launch`` started (as the run recorded it); stopping what is already
-        stopped or gone is not an error. Raises ``LaunchError``."""
+        """Stop what ``launch`` started (as the run recorded it), giving ``reason`` (cut to what
+        the platform takes: callers do not bound it); stopping what is already stopped or gone
+        is not an error. Raises ``LaunchError``."""
 
     def status(self, infrastructure: Mapping[str, Any]) -> InfraStatus:
         """How what ``launch`` started is doing now (``phase="gone"`` when the platform no

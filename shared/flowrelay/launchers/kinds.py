@@ -1,4 +1,6 @@
-"""The target kinds: the settings each kind's launcher takes, and the events each reads.
+"""The target kinds: the launcher of each, the settings each takes, and the events each reads.
+This is the one place that names concrete launchers (the handlers' composition root and the CLI
+build them through ``build_launchers``).
 
 A ``Target`` (``flowrelay.core.routing``) carries its settings as a plain mapping; what they
 must hold is the launcher's business, so it is checked here, by the settings model of the
@@ -12,12 +14,13 @@ launches.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from flowrelay.core.routing import Target
-from flowrelay.launchers.base import EventReader
+from flowrelay.launchers.base import EventReader, Launcher
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -49,6 +52,17 @@ def settings_model(kind: str) -> type[BaseModel]:
 
         return LocalSettings
     raise TargetSettingsError(f"unknown target kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+def build_launchers(
+    make_client: Callable[[str], Any], *, table_name: str, bus_name: str
+) -> dict[str, Launcher]:
+    """The launcher of each kind this deployment can start, by kind, with clients made by
+    ``make_client(service)``; ``table_name`` and ``bus_name`` go to the runners they start."""
+    from flowrelay.launchers.ecs import EcsLauncher
+
+    ecs = EcsLauncher(make_client("ecs"), table_name=table_name, bus_name=bus_name)
+    return {ecs.kind: ecs}
 
 
 def event_readers() -> dict[tuple[str, str], EventReader]:
@@ -89,6 +103,7 @@ def settings_errors(error: ValidationError) -> str:
 __all__ = [
     "KINDS",
     "TargetSettingsError",
+    "build_launchers",
     "checked_target",
     "event_readers",
     "settings_errors",

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 HERE = Path(__file__).parent
 
 
@@ -19,12 +21,16 @@ def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     from flowrelay.core.events import DETAIL_MODELS
     from flowrelay.core.run_configs import run_config_json_schema
     from flowrelay.core.storage import storage_json_schema
+    from flowrelay.launchers.ecs.status import EcsTaskStateChange
 
     generated: dict[str, Callable[[], dict[str, Any]]] = {
         "run-config.schema.json": run_config_json_schema,
         "storage.schema.json": storage_json_schema,
     }
-    for model in DETAIL_MODELS.values():
+    # flowrelay's own events, and the infrastructure events the state queue takes (the fields
+    # flowrelay reads of them).
+    models: list[type[BaseModel]] = [*DETAIL_MODELS.values(), EcsTaskStateChange]
+    for model in models:
         name = model.DETAIL_TYPE.lower().replace(" ", "-")  # type: ignore[attr-defined]
         generated[f"event-{name}.schema.json"] = model.model_json_schema
     return generated

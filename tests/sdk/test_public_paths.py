@@ -1,0 +1,50 @@
+"""The import paths flow authors write (README.md, docs/flows.md, Prefect 1.x code with the
+package renamed) keep working, and name the same objects the layers define."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "flowrelay": ("flowrelay.sdk.flow", ["Flow"], "flowrelay.sdk.tasks", ["task", "Parameter"]),
+    "flowrelay.executors": (
+        "flowrelay.sdk.executors",
+        ["LocalExecutor", "LocalDaskExecutor", "DaskExecutor", "Executor"],
+    ),
+    "flowrelay.run_configs": (
+        "flowrelay.core.run_configs",
+        ["UniversalRun", "LocalRun", "DockerRun", "KubernetesRun", "ECSRun", "parse_run_config"],
+    ),
+    "flowrelay.storage": ("flowrelay.core.storage", ["Module", "Local", "S3", "parse_storage"]),
+    "flowrelay.environments": (
+        "flowrelay.sdk.environments",
+        [
+            "LocalEnvironment",
+            "RemoteEnvironment",
+            "DaskKubernetesEnvironment",
+            "DaskCloudProviderEnvironment",
+            "FargateTaskEnvironment",
+            "KubernetesJobEnvironment",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("public", sorted(PUBLIC))
+def test_public_paths_name_the_layers_objects(public: str) -> None:
+    module = importlib.import_module(public)
+    spec = PUBLIC[public]
+    for home, names in zip(spec[::2], spec[1::2], strict=True):
+        defined = importlib.import_module(str(home))
+        for name in names:
+            assert getattr(module, name) is getattr(defined, name), (public, name)
+
+
+def test_loading_is_on_the_public_storage_path() -> None:
+    from flowrelay.sdk.storage import load_flow as defined
+    from flowrelay.storage import Module, load_flow
+
+    assert load_flow is defined
+    assert load_flow(Module("flowrelay.sdk.examples.hello:flow")).name == "hello"

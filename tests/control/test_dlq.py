@@ -27,6 +27,7 @@ import pytest
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.control.dead_letters import (
     DLQ_OUTPUTS,
+    NO_REASON,
     WORK_QUEUE_OUTPUTS,
     DeadLetterQueues,
     list_dead_letters,
@@ -530,3 +531,58 @@ def test_cli_needs_a_stack_for_the_queues(aws_env: str, monkeypatch: pytest.Monk
     )
     missing = one_error_line(invoke("--stack", "no-such-stack", "dlq", "redrive", "--all"), 2)
     assert missing.startswith("cannot read stack 'no-such-stack'")
+
+
+# --- why: never empty -------------------------------------------------------------------------
+
+
+def test_a_function_dead_letters_its_last_failure_with_the_reason(
+    queues: Queues, run_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a message's last delivery the function puts it in its DLQ itself, with why as message
+    attributes, and reports it done (so SQS deletes it from the work queue); the listing's
+    "why" is that reason."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from flowrelay.handlers import wiring
+    from flowrelay.handlers.batches import noting_dead_letters
+
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", "unused")
+    monkeypatch.setenv("FLOWRELAY_DEAD_LETTER_QUEUE_URL", queues.queues.dead_letter["state"])
+    wiring.reset()
+    body = state_changed("never-created")
+
+    def broken(record: SQSRecord) -> dict[str, Any]:
+        raise RuntimeError("no flow run 'never-created'")
+
+    handle = noting_dead_letters("state", broken)
+    record = SQSRecord(
+        {"messageId": "m-4", "body": body, "attributes": {"ApproximateReceiveCount": "4"}}
+    )
+    with pytest.raises(RuntimeError):
+        handle(record)  # not the last delivery: SQS delivers it again
+    assert visible(queues.sqs, queues.queues.dead_letter["state"]) == 0
+    last = SQSRecord(
+        {"messageId": "m-5", "body": body, "attributes": {"ApproximateReceiveCount": "5"}}
+    )
+    assert handle(last) == {
+        "dead_lettered": "state",
+        "reason": "RuntimeError: no flow run 'never-created'",
+    }
+    (letter,) = list_dead_letters(queues.sqs, queues.queues, only="state")
+    assert letter.body == body
+    assert letter.error == "RuntimeError: no flow run 'never-created'"
+    assert letter.why == letter.error
+    wiring.reset()
+
+
+def test_why_is_never_empty(queues: Queues, run_table: str) -> None:
+    """A message SQS moved by itself (its function crashed or timed out on its last try), for a
+    run that does not exist: "why" says no reason was recorded, and where to look."""
+    queues.put("cancel", envelope("Flow Run Cancel Requested", {"flow_run_id": "no-such-run"}))
+    queues.put("dispatch", "garbage that came from nowhere")
+    store = Store(boto3.client("dynamodb"), run_table)
+    letters = list_dead_letters(queues.sqs, queues.queues, store=store)
+    assert [letter.why for letter in letters] == [NO_REASON, NO_REASON]
+    assert all(json.loads(letter.model_dump_json())["why"] for letter in letters)

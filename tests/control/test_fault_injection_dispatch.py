@@ -39,7 +39,7 @@ from typing import Any, Literal
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryLater
 from flowrelay.control.store import Store
@@ -120,12 +120,21 @@ def _connection_lost(call: str) -> BaseException:
     return EndpointConnectionError(endpoint_url=f"http://127.0.0.1/ ({call})")
 
 
+def _http_500(call: str) -> BaseException:
+    """What moto answered for a Fargate RunTask without security groups: a bare HTTP 500."""
+    response: Any = {
+        "Error": {"Code": "500", "Message": "<!doctype html><title>500 Internal</title>"},
+        "ResponseMetadata": {"HTTPStatusCode": 500},
+    }
+    return ClientError(response, call.rsplit(":", maxsplit=1)[-1])
+
+
 @dataclass(frozen=True)
 class Fault:
     """Raise ``error(call)`` at call ``index`` (0-based) of one delivery, in ``phase``; that call
-    must be ``call``."""
+    must be ``call``. ``index`` None: at the delivery's first ``call``, wherever it comes."""
 
-    index: int
+    index: int | None
     phase: Phase
     call: str
     error: Callable[[str], BaseException] = _kill
@@ -137,7 +146,8 @@ class Fault:
     @property
     def label(self) -> str:
         what = "" if self.kills else f"{self.error.__name__.lstrip('_').replace('_', '-')} at "
-        return f"{what}{self.index}:{self.call}/{self.phase}"
+        where = "" if self.index is None else f"{self.index}:"
+        return f"{what}{where}{self.call}/{self.phase}"
 
 
 class CallTrace:
@@ -162,7 +172,8 @@ class CallTrace:
     def _maybe_fail(self, phase: Phase) -> None:
         index = len(self.calls) - 1
         for fault in self.faults:
-            if fault.index == index and fault.phase == phase and fault not in self.fired:
+            here = fault.index == index or (fault.index is None and self.calls[index] == fault.call)
+            if here and fault.phase == phase and fault not in self.fired:
                 if self.calls[index] != fault.call:
                     self.mismatches.append(f"call {index} is {self.calls[index]}, not {fault.call}")
                 self.fired.append(fault)
@@ -353,6 +364,8 @@ class Scenario:
     #: A delivery dies (or gets no answer) after RunTask started a task and before the run
     #: records it: the redelivery must find that task rather than start another.
     task_left_behind: bool
+    #: The launch can never succeed: the run must end Failed, saying why, with no task.
+    gives_up: bool = False
 
     @property
     def phase(self) -> Phase:
@@ -363,6 +376,7 @@ def leaves_task_behind(calls: Sequence[str], fault: Fault) -> bool:
     """Whether a delivery that makes ``calls`` and dies at ``fault`` leaves a started task the
     run does not record."""
     run_task, last = calls.index("ecs:RunTask"), len(calls) - 1
+    assert fault.index is not None, "a kill is placed by its index"
     started = fault.index > run_task or (fault.index == run_task and fault.phase == "after")
     recorded = fault.index == last and fault.phase == "after"
     return started and not recorded
@@ -382,8 +396,8 @@ KILLS = [
 
 RUN_TASK = CLEAN_DISPATCH.index("ecs:RunTask")
 _TIMEOUT = Fault(RUN_TASK, "after", "ecs:RunTask", _read_timeout)
-#: After RunTask goes unanswered the dispatcher releases its claim (keeping the attempt):
-#: UpdateItem, the call after RunTask.
+#: After RunTask goes unanswered the dispatcher records the try on the run and releases its claim
+#: (keeping the attempt): TransactWriteItems, the call after RunTask.
 _RELEASE = RUN_TASK + 1
 _LOST = Fault(RUN_TASK, "after", "ecs:RunTask", _connection_lost)
 _UNSENT = Fault(RUN_TASK, "before", "ecs:RunTask", _connection_lost)
@@ -398,8 +412,21 @@ AMBIGUOUS = [
             faults=((_TIMEOUT, release),),
             task_left_behind=True,
         )
-        for release in (Fault(_RELEASE, phase, "dynamodb:UpdateItem") for phase in PHASES)
+        for release in (Fault(_RELEASE, phase, "dynamodb:TransactWriteItems") for phase in PHASES)
     ),
+]
+#: Every try of an attempt goes unanswered before ECS acts (ECS answers HTTP 500, or the
+#: connection is lost): after the retry policy's tries (5), the dispatcher looks for a task once
+#: more and fails the run with the last answer, instead of trying for ever.
+UNANSWERED_EVERY_TRY = [
+    Scenario(
+        name=f"{error.__name__.lstrip('_').replace('_', '-')} at every ecs:RunTask/before",
+        kind="unanswered every try",
+        faults=tuple((Fault(None, "before", "ecs:RunTask", error),) for _ in range(5)),
+        task_left_behind=False,
+        gives_up=True,
+    )
+    for error in (_http_500, _connection_lost)
 ]
 
 _CLAIMED = Fault(CLEAN_DISPATCH.index("dynamodb:UpdateItem"), "after", "dynamodb:UpdateItem")
@@ -414,6 +441,10 @@ SECOND_KILLS = [
         Fault(index, phase, call) for index, call in enumerate(TAKEOVER) for phase in PHASES
     )
 ]
+
+
+def run_id_of_last_case(figures: Figures) -> str:
+    return figures.results[-1].run_id
 
 
 def params(scenarios: list[Scenario]) -> list[Any]:
@@ -431,6 +462,7 @@ def params(scenarios: list[Scenario]) -> list[Any]:
 
 @dataclass
 class CaseResult:
+    run_id: str
     case: str
     kind: str
     phase: str
@@ -446,6 +478,7 @@ class CaseResult:
     failed_by_fault: bool = False
     stuck: bool = False
     wrong_task: bool = False
+    gave_up: bool = False
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -464,6 +497,7 @@ def examine(
         for task in tasks
     )
     result = CaseResult(
+        run_id=run_id,
         case=scenario.name,
         kind=scenario.kind,
         phase=scenario.phase,
@@ -481,6 +515,14 @@ def examine(
     if run is None:
         result.lost = True
         result.problems.append("the run is gone")
+    elif scenario.gives_up:
+        message = run.message or ""
+        result.gave_up = run.state is RunState.FAILED and "went unanswered" in message
+        if not result.gave_up or "the last answer: " not in message or tasks:
+            result.problems.append(
+                f"the run is {run.state} ({message!r}) with {len(tasks)} tasks; it must end "
+                "Failed, saying how many tries went unanswered and the last answer, with none"
+            )
     elif run.state is RunState.FAILED:
         result.failed_by_fault = True
         result.problems.append(f"the run is Failed: {run.message}")
@@ -519,6 +561,7 @@ class Figures:
         "failed_by_fault",
         "double_launches",
         "wrong_task_recorded",
+        "gave_up_with_reason",
         "deliveries",
     )
 
@@ -533,13 +576,15 @@ class Figures:
             "tasks_left_behind": sum(r.task_left_behind for r in results),
             "submitted": sum(r.state == RunState.SUBMITTED for r in results),
             "waiting_for_retry": sum(
-                r.state != RunState.SUBMITTED and r.retry_at is not None for r in results
+                r.state in (RunState.PENDING, RunState.SCHEDULED) and r.retry_at is not None
+                for r in results
             ),
             "runs_lost": sum(r.lost for r in results),
             "runs_stuck": sum(r.stuck for r in results),
             "failed_by_fault": sum(r.failed_by_fault for r in results),
             "double_launches": sum(r.double_launch for r in results),
             "wrong_task_recorded": sum(r.wrong_task for r in results),
+            "gave_up_with_reason": sum(r.gave_up for r in results),
             "deliveries": sum(len(r.deliveries) for r in results),
         }
 
@@ -663,6 +708,23 @@ def test_runtask_unanswered_then_redelivered(
     asked): the dispatcher releases its claim, keeping the attempt, and says RetryLater; the
     same attempt looks for its task when the request comes back."""
     play(world, figures, scenario)
+
+
+@pytest.mark.parametrize("scenario", params(UNANSWERED_EVERY_TRY))
+def test_a_launch_unanswered_every_time_fails_the_run_with_the_reason(
+    world: World, figures: Figures, scenario: Scenario
+) -> None:
+    """RunTask never gets an answer ECS acted on: each try is written on the run, backed off,
+    and after the policy's tries the run is Failed with the last answer, not retried for ever."""
+    play(world, figures, scenario)
+    run = world.store().runs.get(run_id_of_last_case(figures))
+    assert run is not None
+    notes = [
+        entry.message or ""
+        for entry in world.store().runs.history(run.run_id)
+        if entry.details.get("unanswered") and entry.state is RunState.PENDING
+    ]
+    assert [f"try {n} of 5" in note for n, note in enumerate(notes, 1)] == [True] * 5, notes
 
 
 @pytest.mark.parametrize("scenario", params(SECOND_KILLS))

@@ -474,8 +474,12 @@ def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, An
         assert statement["Condition"] == {
             "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
         }
-    for action in ("sqs:GetQueueUrl", "sqs:SendMessage"):
-        assert resources_of(allowed[action]) == [get_att("DispatchQueue", "Arn")]
+    # Its own queue (a request that must wait), and its DLQ (a last failure, with the reason).
+    assert resources_of(allowed["sqs:GetQueueUrl"]) == [get_att("DispatchQueue", "Arn")]
+    assert resources_of(allowed["sqs:SendMessage"]) == [
+        get_att("DispatchQueue", "Arn"),
+        get_att("DispatchDLQ", "Arn"),
+    ]
     for action in RUN_TABLE_ACTIONS:
         assert resources_of(allowed[action]) == [
             get_att("Table", "Arn"),
@@ -504,16 +508,27 @@ def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, An
 def test_record_state_may_only_write_runs(translated: dict[str, Any]) -> None:
     allowed = grants(translated, "RecordStateRole")
     # and ask for a relaunch on the bus, and read a crashed run's log
-    assert set(allowed) == RUN_TABLE_ACTIONS | {"events:PutEvents", "logs:GetLogEvents"}
+    # and dead-letter a message with its reason
+    assert set(allowed) == RUN_TABLE_ACTIONS | {
+        "events:PutEvents",
+        "logs:GetLogEvents",
+        "sqs:SendMessage",
+    }
     for action in RUN_TABLE_ACTIONS:
         assert get_att("Table", "Arn") in resources_of(allowed[action])
     assert resources_of(allowed["events:PutEvents"]) == [get_att("Bus", "Arn")]
     assert resources_of(allowed["logs:GetLogEvents"]) == [get_att("FlowRunLogGroup", "Arn")]
+    assert resources_of(allowed["sqs:SendMessage"]) == [get_att("StateDLQ", "Arn")]
 
 
 def test_cancel_may_stop_flow_tasks_on_the_cluster(translated: dict[str, Any]) -> None:
     allowed = grants(translated, "CancelRole")
-    assert set(allowed) == RUN_TABLE_ACTIONS | {"ecs:DescribeTasks", "ecs:StopTask"}
+    assert set(allowed) == RUN_TABLE_ACTIONS | {
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+        "sqs:SendMessage",
+    }
+    assert resources_of(allowed["sqs:SendMessage"]) == [get_att("CancelDLQ", "Arn")]
     for action in ("ecs:DescribeTasks", "ecs:StopTask"):
         (statement,) = allowed[action]
         assert statement["Resource"]["Fn::Sub"].endswith(":task/${FlowrelayCluster}/*")

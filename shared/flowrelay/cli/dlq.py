@@ -94,7 +94,7 @@ def dlq_ls(queue: str | None, as_json: bool) -> None:
                 str(letter.receive_count or ""),
                 render.local_time(letter.sent_at),
                 str(letter.run_state or ""),
-                render.truncate(letter.delivery_error or letter.run_message, 50),
+                render.truncate(letter.why, 50),
             )
             for letter in letters
         ],

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from flowrelay.control.store import Store
 from flowrelay.core.events import (
@@ -65,6 +65,17 @@ DELIVERY_ROUTES: dict[str, str] = {
     FlowRunCancelRequested.DETAIL_TYPE: "cancel",
 }
 Readers = Mapping[tuple[str, str], EventReader]
+#: The message attributes a function puts on a message it dead-letters itself: why it failed,
+#: on which delivery, and the message's id in its work queue.
+ERROR_ATTRIBUTE = "flowrelay-error"
+RECEIVES_ATTRIBUTE = "flowrelay-receives"
+ORIGINAL_ID_ATTRIBUTE = "flowrelay-message-id"
+#: What "why" says of a message with no reason anywhere: it reached the DLQ by SQS's redrive
+#: policy, so its function never got to say why.
+NO_REASON = (
+    "no reason recorded: its function did not finish its last try (a crash or a timeout?); "
+    "see the function's logs at the time it was sent"
+)
 #: Long enough that one listing never receives a message twice, short enough that a listing cut
 #: off before it could release its messages hides them only briefly.
 PEEK_VISIBILITY_SECONDS = 30
@@ -228,10 +239,22 @@ class DeadLetter(Model):
         description="Why EventBridge could not deliver it (its ERROR_CODE and ERROR_MESSAGE "
         "message attributes; delivery DLQ only).",
     )
+    error: str | None = Field(
+        default=None,
+        description="Why its function failed on it, as the function said when it dead-lettered "
+        "it (its flowrelay-error message attribute).",
+    )
     run_state: RunState | None = Field(default=None, description="The run's state now.")
     run_message: str | None = Field(
         default=None, description="The run's message: why its message failed, when recorded."
     )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def why(self) -> str:
+        """Why it is here, never empty: the function's reason, else EventBridge's, else what its
+        run says, else that nothing recorded one."""
+        return self.error or self.delivery_error or self.run_message or NO_REASON
 
 
 class RedriveResult(Model):
@@ -292,7 +315,13 @@ def _dead_letter(queue: str, message: dict[str, Any], queues: DeadLetterQueues) 
         sent_at=_sent_at(attributes.get("SentTimestamp")),
         redrive_to=queues.redrive_target(queue, facts.detail_type, facts.source),
         delivery_error=_delivery_error(message.get("MessageAttributes", {})),
+        error=_attribute(message.get("MessageAttributes", {}), ERROR_ATTRIBUTE),
     )
+
+
+def _attribute(attributes: dict[str, Any], name: str) -> str | None:
+    attribute = attributes.get(name)
+    return _text(attribute.get("StringValue")) if isinstance(attribute, dict) else None
 
 
 def _delivery_error(attributes: dict[str, Any]) -> str | None:

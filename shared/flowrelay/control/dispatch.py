@@ -141,6 +141,8 @@ class Dispatcher:
                     f"run {run.run_id} is being launched by another delivery", CLAIM_BUSY_DELAY
                 )
             return DispatchOutcome(run_id=run.run_id, state=state, created=created)
+        if claim.resumed and run.unanswered >= self.retry.max_attempts:
+            return self._last_look(run, target, launcher, created)
         try:
             launched = launcher.launch(run, target, attempt=claim.attempt, resume=claim.resumed)
         except LaunchError as exc:
@@ -155,11 +157,7 @@ class Dispatcher:
         self, run: FlowRun, target: Target, failure: LaunchError, created: bool
     ) -> DispatchOutcome:
         if failure.outcome_unknown:
-            self.store.runs.release_launch(run.run_id, maybe_launched=True)
-            raise RetryLater(
-                f"attempt {run.attempt} went unanswered, trying it again: {failure.reason}",
-                self.retry.delay(run.attempt),
-            ) from failure
+            raise self._unanswered(run, target, str(failure), failure.reason) from failure
         attempts = f"attempt {run.attempt} of {self.retry.max_attempts}"
         if failure.retryable and run.attempt < self.retry.max_attempts:
             delay = self.retry.delay(run.attempt)
@@ -178,6 +176,61 @@ class Dispatcher:
             f"launch on {target.name!r} failed{after}: {failure.reason}",
             created,
             details={"attempt": run.attempt, "reason": failure.reason},
+        )
+
+    def _unanswered(self, run: FlowRun, target: Target, what: str, reason: str) -> RetryLater:
+        """Count a try of the run's attempt that went unanswered, say so on the run, and say
+        when to try again (looking for what this try may have started first)."""
+        tries = run.unanswered + 1
+        budget = self.retry.max_attempts
+        delay = self.retry.delay(tries)
+        then = (
+            f"its task is looked for, then it is tried again in {delay:.0f} s"
+            if tries < budget
+            else f"its task is looked for one last time in {delay:.0f} s"
+        )
+        message = (
+            f"attempt {run.attempt} on {target.name!r}: {what}; whether it started a task is "
+            f"unknown (it went unanswered; try {tries} of {budget}): {then}"
+        )
+        retry_at = self.store.clock() + timedelta(seconds=delay)
+        self.store.runs.note_unanswered(
+            run, reason, retry_at, message=message, details={"target": target.name}
+        )
+        return RetryLater(message, delay)
+
+    def _last_look(
+        self, run: FlowRun, target: Target, launcher: Launcher, created: bool
+    ) -> DispatchOutcome:
+        """Every try of the run's attempt went unanswered: look for a task one of them started;
+        record it as the launch if there is one, else fail the run with the last answer."""
+        try:
+            found = launcher.find_unrecorded(run, run.attempt, [target])
+        except LaunchError as exc:
+            if run.unanswered < 2 * self.retry.max_attempts:
+                raise self._unanswered(
+                    run, target, f"looking for its task failed: {exc}", exc.reason
+                ) from exc
+            found = None
+            reason = f"{exc}; so is looking for a task they may have started"
+        else:
+            reason = "none of them started a task"
+        if found is not None:
+            return self._launched(run, target, launcher, found, created)
+        last = next(
+            (
+                entry.details.get("reason")
+                for entry in reversed(self.store.runs.history(run.run_id))
+                if entry.details.get("unanswered")
+            ),
+            None,
+        )
+        return self._fail(
+            run,
+            f"launch on {target.name!r} failed: {run.unanswered} tries of attempt "
+            f"{run.attempt} went unanswered ({reason}); the last answer: {last}",
+            created,
+            details={"attempt": run.attempt, "unanswered": run.unanswered, "reason": last},
         )
 
     def _launched(

@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.limits import DETAILS_BYTES, REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
 from flowrelay.core.runs import RUN_ID_PATTERN
@@ -87,6 +88,26 @@ class FlowRunRequested(FlowrelayEvent):
         default=None, gt=0, description="Stop the run and make it TimedOut after this long running."
     )
 
+    @model_validator(mode="after")
+    def _fits_a_run(self) -> FlowRunRequested:
+        carried = {
+            "parameters": self.parameters,
+            "run_config": self.run_config.model_dump(mode="json") if self.run_config else None,
+            "labels": self.labels,
+        }
+        size = json_size(carried)
+        if size > REQUEST_BYTES:
+            raise ValueError(
+                over(
+                    "the run's parameters, run config and labels",
+                    size,
+                    REQUEST_BYTES,
+                    "a run is one DynamoDB item of at most 400 KB; pass large inputs by "
+                    "reference, e.g. an S3 key",
+                )
+            )
+        return self
+
 
 class FlowRunStateChanged(FlowrelayEvent):
     """A run moved (or someone proposes that it moves) to ``state``."""
@@ -103,6 +124,16 @@ class FlowRunStateChanged(FlowrelayEvent):
     details: dict[str, Any] = Field(
         default_factory=dict, description="Where logs are, the failing task, exit codes, ..."
     )
+
+    @field_validator("details")
+    @classmethod
+    def _details_fit(cls, details: dict[str, Any]) -> dict[str, Any]:
+        size = json_size(details)
+        if size > DETAILS_BYTES:
+            raise ValueError(
+                over("details", size, DETAILS_BYTES, "they are kept in the run's history")
+            )
+        return details
 
 
 class FlowRunCancelRequested(FlowrelayEvent):
@@ -250,7 +281,8 @@ def describe(error: ValidationError, prefix: str | None = None) -> str:
         location = ".".join(field_label(part) for part in item["loc"])
         if prefix:
             location = f"{prefix}.{location}" if location else prefix
-        parts.append(f"{location or 'event'}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{location or 'event'}: {message}")
     return "; ".join(parts)
 
 

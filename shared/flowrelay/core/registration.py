@@ -23,11 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from flowrelay.core.limits import REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
-from flowrelay.core.storage import Local, Storage
+from flowrelay.core.storage import Local, Storage, split_location
 
 
 class ParameterError(ValueError):
@@ -86,15 +87,41 @@ class FlowRegistration(Model):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Runs running longer are stopped and become TimedOut."
     )
+    code_sha256: str | None = Field(
+        default=None,
+        description="The sha256 of a Local script as registered: a version runs only that code.",
+    )
     content_hash: str = ""
     registered_at: datetime | None = None
 
+    @model_validator(mode="after")
+    def _fits_the_table(self) -> FlowRegistration:
+        size = json_size(self.model_dump(mode="json"))
+        if size > REQUEST_BYTES:
+            raise ValueError(
+                over(
+                    f"the registration of flow {self.name!r}",
+                    size,
+                    REQUEST_BYTES,
+                    "its run config, executor arguments and parameter defaults together",
+                )
+            )
+        return self
+
     def with_content_hash(self) -> FlowRegistration:
-        """This registration with ``content_hash`` set from everything that defines it."""
+        """This registration with ``code_sha256`` (a Local script's) and ``content_hash`` set
+        from everything that defines it."""
+        code = local_code_sha256(self.storage) if isinstance(self.storage, Local) else None
+        code = code or self.code_sha256
         content = self.model_dump(mode="json", exclude={"version", "content_hash", "registered_at"})
-        if isinstance(self.storage, Local):
-            script = Path(self.storage.path.rpartition(":")[0] or self.storage.path)
-            if script.is_file():
-                content["script_sha256"] = hashlib.sha256(script.read_bytes()).hexdigest()
+        content["code_sha256"] = code
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        return self.model_copy(update={"content_hash": digest})
+        return self.model_copy(update={"content_hash": digest, "code_sha256": code})
+
+
+def local_code_sha256(storage: Local) -> str | None:
+    """The sha256 of the script a Local storage names; None when there is no such file."""
+    script = Path(split_location(storage.path)[0])
+    if not script.is_file():
+        return None
+    return hashlib.sha256(script.read_bytes()).hexdigest()

@@ -74,6 +74,12 @@ class FlowRun(Model):
     retry_at: datetime | None = Field(
         default=None, description="A failed attempt's backoff: not launched again before this."
     )
+    unanswered: int = Field(
+        default=0,
+        ge=0,
+        description="Tries of the current attempt whose launch went unanswered (its outcome is "
+        "unknown: it may have started something, which each next try looks for first).",
+    )
     timeout_seconds: float | None = Field(default=None, description="The run's own time limit.")
     launched_at: datetime | None = Field(default=None, description="When its task was started.")
     timeouts: Timeouts | None = Field(

@@ -257,6 +257,10 @@ class DevStack:
     def _start_server(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from flowrelay.devstack import moto_fixes
+
+        moto_fixes.apply()
+
         # One access-log line per AWS call would drown the stack's own lines; and moto logs and
         # warns about each resource its CloudFormation skips (QueuePolicy, Alarm), which the
         # dev stack does not need.

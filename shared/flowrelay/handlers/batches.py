@@ -3,18 +3,23 @@ its last delivery, say why on its run before SQS moves it to the dead-letter que
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from flowrelay.aws.batch import process_sqs_batch
+from flowrelay.aws.clients import client
 from flowrelay.core.events import EventError, ParsedEvent, parse_event
+from flowrelay.core.limits import clip
 from flowrelay.core.settings import SettingsError
 from flowrelay.handlers import wiring
 
 #: The queues' maxReceiveCount (template.yaml): the delivery after which SQS dead-letters.
 MAX_RECEIVES = 5
+#: The function's dead-letter queue (template.yaml), where it dead-letters with the reason.
+DEAD_LETTER_QUEUE_VARIABLE = "FLOWRELAY_DEAD_LETTER_QUEUE_URL"
 
 RecordHandler = Callable[[SQSRecord], dict[str, Any]]
 BatchHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -73,9 +78,53 @@ def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
             )
             if receives >= MAX_RECEIVES:
                 note_dead_letter(record, queue, receives, exc)
+                if dead_letter_with_reason(record, receives, exc):
+                    return {"dead_lettered": queue, "reason": reason_of(exc)}
             raise
 
     return handle_noting
+
+
+def reason_of(error: Exception) -> str:
+    """An exception as the one line a dead letter carries."""
+    return clip(f"{type(error).__name__}: {error}", 4000) or type(error).__name__
+
+
+def dead_letter_with_reason(record: SQSRecord, receives: int, error: Exception) -> bool:
+    """Put a message that failed its last delivery in the function's dead-letter queue
+    ourselves, with why as message attributes, so the reason travels with it (SQS's redrive
+    policy would move it there too, but with no word of why). False when the queue is not
+    known here or the send fails: the redrive policy then moves it, and the reason is in the
+    logs and, when it names one, on its run."""
+    url = os.environ.get(DEAD_LETTER_QUEUE_VARIABLE)
+    if not url:
+        return False
+    from flowrelay.control.dead_letters import (
+        ERROR_ATTRIBUTE,
+        ORIGINAL_ID_ATTRIBUTE,
+        RECEIVES_ATTRIBUTE,
+    )
+
+    try:
+        client("sqs").send_message(
+            QueueUrl=url,
+            MessageBody=record.body,
+            MessageAttributes={
+                ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason_of(error)},
+                RECEIVES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(receives)},
+                ORIGINAL_ID_ATTRIBUTE: {"DataType": "String", "StringValue": record.message_id},
+            },
+        )
+    except Exception:
+        wiring.logger.exception("Could not dead-letter message %s myself", record.message_id)
+        return False
+    wiring.logger.error(
+        "Message %s dead-lettered after %d deliveries: %s",
+        record.message_id,
+        receives,
+        reason_of(error),
+    )
+    return True
 
 
 def note_dead_letter(record: SQSRecord, queue: str, receives: int, exc: Exception) -> None:

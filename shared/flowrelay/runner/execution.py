@@ -36,6 +36,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowrelay.runner")
 
+
+def code_changed(registration: FlowRegistration) -> str | None:
+    """Why the code a Local storage names is not the code this version was registered with;
+    None when it is (or its storage pins nothing: S3 keys hold the content's hash, and a
+    Module is the image's code)."""
+    from flowrelay.core.registration import local_code_sha256
+    from flowrelay.core.storage import Local
+
+    storage = registration.storage
+    if not isinstance(storage, Local) or registration.code_sha256 is None:
+        return None
+    now = local_code_sha256(storage)
+    if now == registration.code_sha256:
+        return None
+    found = "is gone" if now is None else f"has changed (sha256 {now[:12]}…)"
+    return (
+        f"its script {storage.path} {found} since it was registered (sha256 "
+        f"{registration.code_sha256[:12]}…); a version runs only the code it was registered "
+        f"with: register the flow again and run the new version"
+    )
+
+
 STOPPED_BY_SIGTERM = "Flow run stopped by SIGTERM (ECS StopTask or pod deletion) before it finished"
 
 
@@ -102,6 +124,9 @@ def prepare(store: Store, run_id: str) -> PreparedRun:
     if registration is None:
         raise NotRunnable(f"Flow {run.flow_name!r} ({version}) is not registered")
     where = f"flow {registration.name!r} version {registration.version}"
+    changed = code_changed(registration)
+    if changed is not None:
+        raise NotRunnable(f"Cannot run {where}: {changed}")
 
     try:
         flow = load_flow(registration.storage)

@@ -14,6 +14,7 @@ from typing import Any
 
 from flowrelay.control.store.table import MAX_RACES, Table, condition_failed
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source, decide
+from flowrelay.core.limits import clip
 from flowrelay.core.modeling import Model
 from flowrelay.core.runs import FlowRun, HistoryEntry
 
@@ -67,6 +68,7 @@ class RunStore:
         Safe to call any number of times with the same ``run_id``: exactly one call creates.
         """
         now = self.table.clock()
+        message = clip(message)
         run = FlowRun(
             run_id=run_id,
             flow_name=flow_name,
@@ -228,6 +230,7 @@ class RunStore:
             "message": message,
             "attempt": run.attempt + 1,
             "retry_at": retry_at,
+            "unanswered": 0,
         }
         history = {
             "source": Source.DISPATCHER,
@@ -235,6 +238,35 @@ class RunStore:
             "details": {"attempt": run.attempt, "reason": reason, **(details or {})},
         }
         return self._write(run, changes, history, now=self.table.clock(), release_claim=True)
+
+    def note_unanswered(
+        self,
+        run: FlowRun,
+        reason: str,
+        retry_at: datetime,
+        *,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> FlowRun | None:
+        """Record that a try of launch attempt ``run.attempt`` went unanswered (it may have
+        started something): the try is counted (``unanswered``), the reason goes in the history,
+        and the attempt is tried again, as the same attempt, no sooner than ``retry_at``. The
+        claim is released but the claimed attempt kept, so the next try looks for what this one
+        may have started before starting anything. None when the run changed meanwhile."""
+        changes = {"message": message, "retry_at": retry_at, "unanswered": run.unanswered + 1}
+        history = {
+            "source": Source.DISPATCHER,
+            "message": message,
+            "details": {
+                "attempt": run.attempt,
+                "unanswered": run.unanswered + 1,
+                "reason": reason,
+                **(details or {}),
+            },
+        }
+        return self._write(
+            run, changes, history, now=self.table.clock(), release_claim=True, keep_attempt=True
+        )
 
     def amend(
         self,
@@ -259,11 +291,15 @@ class RunStore:
         now: datetime,
         unclaimed_at: datetime | None = None,
         release_claim: bool = False,
+        keep_attempt: bool = False,
     ) -> FlowRun | None:
         """Write one change of a run (its new fields and a history item) in one transaction,
         conditional on the version it was decided from; None when another writer changed the
-        run first."""
+        run first. ``release_claim``: the launch claim goes (``keep_attempt``: but the claimed
+        attempt is remembered, as its launch may have happened)."""
         state = changes.get("state", run.state)
+        changes = {**changes, "message": clip(changes.get("message", run.message))}
+        history = {**history, "message": clip(history.get("message"))}
         updated = run.model_copy(
             update={
                 **changes,
@@ -279,7 +315,11 @@ class RunStore:
             self.table.table_name,
             run.version,
             updated,
-            remove=("claim_until", "claim_attempt") if release_claim else (),
+            remove=(
+                (("claim_until",) if keep_attempt else ("claim_until", "claim_attempt"))
+                if release_claim
+                else ()
+            ),
         )
         if unclaimed_at is not None:
             update["ConditionExpression"] += (
@@ -350,7 +390,7 @@ class RunStore:
         run = self.get(run_id)
         if run is None or run.state is not RunState.PENDING:
             return False
-        noted = run.model_copy(update={"message": message, "updated_at": self.table.clock()})
+        noted = run.model_copy(update={"message": clip(message), "updated_at": self.table.clock()})
         try:
             self.table.client.update_item(
                 TableName=self.table.table_name,

@@ -59,10 +59,16 @@ def client_error(operation: str, exc: ClientError) -> LaunchError:
     """An AWS refusal as a LaunchError carrying AWS's message verbatim."""
     code, message, status = error_code(exc), error_message(exc), http_status(exc)
     retryable = code in _RETRYABLE_CODES or status >= 500 or bool(_CAPACITY_MESSAGE.search(message))
-    if status >= 500 and message.lstrip().startswith("<"):
-        message = f"HTTP {status} from the ECS endpoint"  # an HTML error page, not AWS's words
+    if status >= 500:
+        if message.lstrip().startswith("<"):
+            # An HTML error page, not AWS's words: a proxy, or an emulator's internal error.
+            message = "an error page, not an AWS error"
+        answer = f"HTTP {status}" + (f" {code}" if code.isalpha() else "")
+        text = f"{operation} answered {answer}: {message}"
+    else:
+        text = f"{operation} failed: {code or status}: {message}"
     return LaunchError(
-        f"{operation} failed: {code or status}: {message}",
+        text,
         retryable=retryable,
         reason=message,
         code=code or None,

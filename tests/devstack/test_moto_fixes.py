@@ -69,7 +69,7 @@ def test_a_failed_transaction_does_not_undo_other_writers(
     moto 5.2.5 rolls back by restoring a copy of the whole table taken when the transaction
     began, which undoes any write another request made meanwhile (a run's history item was
     lost that way during a retry storm). Here the other write is made exactly in that window."""
-    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
 
     dynamodb = boto3.client("dynamodb")
     key = {"pk": {"S": "TXN"}, "sk": {"S": "1"}}
@@ -79,12 +79,12 @@ def test_a_failed_transaction_does_not_undo_other_writers(
 
     def deepcopy_then_pause(value: Any, *args: Any) -> Any:
         copied = real_deepcopy(value, *args)
-        if isinstance(value, models.Table) and not backup_taken.is_set():
+        if isinstance(value, Table) and not backup_taken.is_set():
             backup_taken.set()
             written.wait(timeout=2)  # the other write lands now, unless writes are serialised
         return copied
 
-    monkeypatch.setattr(models.copy, "deepcopy", deepcopy_then_pause)
+    monkeypatch.setattr(copy, "deepcopy", deepcopy_then_pause)
 
     def other_writer() -> None:
         backup_taken.wait(timeout=5)

@@ -317,6 +317,26 @@ def test_runs_show_history_target_and_infrastructure(store: Store) -> None:
     assert one_error_line(invoke("runs", "show", "x"), 1) == "no flow run 'x'"
 
 
+def test_runs_show_prints_the_failing_tasks_traceback(store: Store) -> None:
+    store.runs.create("broken", "etl")
+    for state in (RunState.SUBMITTED, RunState.RUNNING):
+        store.runs.transition("broken", state, Source.RUNNER)
+    trace = "Traceback (most recent call last):\n  File \"flow.py\", line 9\nKeyError: 'rows'"
+    store.runs.transition(
+        "broken",
+        RunState.FAILED,
+        Source.RUNNER,
+        message="Task 'extract' failed: KeyError: 'rows'",
+        details={"failed_tasks": ["extract"], "traceback": trace},
+    )
+    shown = invoke("runs", "show", "broken")
+    assert shown.exit_code == 0
+    assert "traceback of task 'extract':" in shown.stdout
+    assert trace in shown.stdout
+    as_json = json.loads(invoke("runs", "show", "broken", "--json").stdout)
+    assert as_json["history"][-1]["details"]["traceback"] == trace
+
+
 # --- targets -------------------------------------------------------------------------------
 
 

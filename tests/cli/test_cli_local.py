@@ -41,6 +41,23 @@ def test_run_local_failure_exits_1_and_names_the_failing_task() -> None:
     assert "TriggerFailed" in out
 
 
+def test_run_local_shows_the_failing_tasks_traceback() -> None:
+    code, _, err = invoke("run-local", str(EXAMPLES / "failing.py"), "-q")
+    assert code == 1
+    # Where the error was raised, on stderr beside the table: the line of the user's code.
+    assert "divide failed:" in err
+    assert "Traceback (most recent call last)" in err
+    assert "return x / by" in err
+    assert "ZeroDivisionError: division by zero" in err
+
+    code, out, _ = invoke("run-local", str(EXAMPLES / "failing.py"), "--json")
+    rows = {row["task"]: row for row in json.loads(out)["tasks"]}
+    assert "return x / by" in rows["divide"]["traceback"]
+    # Downstream tasks did not raise: nothing to show for them.
+    assert rows["report"]["traceback"] is None
+    assert rows["numerator"]["traceback"] is None
+
+
 def test_run_local_json_is_machine_readable() -> None:
     code, out, _ = invoke(
         "run-local", f"{EXAMPLES / 'etl.py'}:flow", "-p", "rows=3", "-p", "factor=2", "--json"

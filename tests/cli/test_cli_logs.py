@@ -5,6 +5,7 @@ made from template.yaml and CloudWatch Logs streams written as awslogs names the
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import boto3
@@ -95,10 +96,14 @@ def test_runs_show_names_the_log_group_and_stream(store: Store, group: str) -> N
     launch(store, "shown", group, "task4")
     text = invoke("runs", "show", "shown")
     assert text.exit_code == 0, text.stderr
-    assert f"log group:       {group}" in text.stdout
-    assert "log stream:      flowrelay/flow/task4" in text.stdout
+    assert re.search(rf"\n  log group: +{re.escape(group)}\n", text.stdout)
+    assert re.search(r"\n  log stream: +flowrelay/flow/task4\n", text.stdout)
     # Against a local endpoint the AWS console has nothing to show: the command is suggested.
-    assert "logs:            flowrelay runs logs shown" in text.stdout
+    assert re.search(r"\n  logs: +flowrelay runs logs shown\n", text.stdout)
+    # Each once, under one column of labels.
+    assert text.stdout.count(group) == 1
+    fields = [line for line in text.stdout.splitlines() if re.match(r"  [a-z ]+: ", line)]
+    assert len({re.match(r"  [a-z ]+: +", line).end() for line in fields}) == 1, text.stdout  # type: ignore[union-attr]
 
     shown = json.loads(invoke("runs", "show", "shown", "--json").stdout)
     assert shown["logs"] == {

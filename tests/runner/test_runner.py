@@ -313,6 +313,11 @@ def test_a_failing_run_reports_the_failing_task_and_exits_1(
     failed = states[1]
     assert failed.message == "Task 'divide' failed: ZeroDivisionError: division by zero"
     assert failed.details["failed_tasks"] == ["divide"]
+    # The story of the failure travels with the report and is in the run's log.
+    assert "return x / by" in failed.details["traceback"]
+    assert failed.details["traceback"].endswith("ZeroDivisionError: division by zero")
+    assert "Task divide failed:" in result.stderr
+    assert "return x / by" in result.stderr
 
 
 def test_a_running_flow_sends_heartbeats_until_its_final_report(
@@ -403,6 +408,24 @@ def _script_gone(store: Store, tmp_path: Path) -> str:
     return new_run(store, "adder")
 
 
+def _code_changed(store: Store, tmp_path: Path) -> str:
+    script = write_script(tmp_path, ADDER)
+    register_script(store, script)
+    script.write_text(script.read_text() + "\n# edited after registration\n")
+    return new_run(store, "adder")
+
+
+def _older_version(store: Store, tmp_path: Path) -> str:
+    """Version 1 asked for after version 2 was registered from the same, edited, script."""
+    script = write_script(tmp_path, ADDER)
+    register_script(store, script)
+    script.write_text(script.read_text() + "\n# version 2\n")
+    register_script(store, script)
+    run_id = uuid.uuid4().hex
+    store.runs.create(run_id, "adder", flow_version=1)
+    return run_id
+
+
 def _bad_parameter(store: Store, tmp_path: Path) -> str:
     register_script(store, write_script(tmp_path, ADDER))
     return new_run(store, "adder", parameters={"z": 1})
@@ -423,8 +446,17 @@ def _bad_executor(store: Store, tmp_path: Path) -> str:
         (_script_gone, "Cannot load flow 'adder' version 1 from its storage: "),
         (_bad_parameter, "Flow 'adder' has no parameter 'z'"),
         (_bad_executor, "Cannot build the executor of flow 'adder' version 1 (DaskExecutor"),
+        (_code_changed, "Cannot run flow 'adder' version 1: its script "),
+        (_older_version, "Cannot run flow 'adder' version 1: its script "),
     ],
-    ids=["not-registered", "script-gone", "bad-parameter", "bad-executor"],
+    ids=[
+        "not-registered",
+        "script-gone",
+        "bad-parameter",
+        "bad-executor",
+        "code-changed",
+        "older-version",
+    ],
 )
 def test_a_run_that_cannot_start_reports_failed_naming_the_cause_and_exits_2(
     store: Store,

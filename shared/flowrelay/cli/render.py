@@ -18,6 +18,7 @@ from rich.table import Table
 
 from flowrelay.core.lifecycle import RunState
 from flowrelay.core.runs import FlowRun, HistoryEntry
+from flowrelay.sdk.engine import failure_causes, failure_traceback
 from flowrelay.sdk.flow import Flow
 from flowrelay.sdk.states import State
 
@@ -103,6 +104,7 @@ def task_rows(flow: Flow, state: State) -> list[dict[str, Any]]:
                 "children": len(task_state.map_states)
                 if task_state.map_states is not None
                 else None,
+                "traceback": failure_traceback(task_state) if task_state.is_failed() else None,
             }
         )
     return rows
@@ -125,6 +127,13 @@ def print_run(flow: Flow, state: State) -> None:
         )
     stdout.print(table)
     stdout.print(f"[{STYLES.get(state.name, 'white')}]{state.name}[/]: {state.message}")
+    task_states: dict[Any, State] = state.result or {}
+    for task in failure_causes(flow, task_states):
+        trace = failure_traceback(task_states[task])
+        if trace is not None:
+            # The error's story, where the failure started (the run's log has every line).
+            stderr.print(f"[red]{escape(flow.slug(task))}[/] failed:", highlight=False)
+            stderr.print(trace, markup=False, highlight=False)
 
 
 def run_as_json(flow: Flow, state: State) -> str:

@@ -89,10 +89,11 @@ def run(
         )
     except ValidationError as exc:
         # Named as the options are: --flow-run-id, not flow_run_id.
-        problems = [
-            f"{'.'.join(str(part) for part in item['loc']).replace('_', '-')}: {item['msg']}"
-            for item in exc.errors(include_url=False)
-        ]
+        problems = []
+        for item in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in item["loc"]).replace("_", "-")
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
         render.fail("; ".join(problems), 2)
     run_id = request.flow_run_id or run_id_for(str(request.idempotency_key))
     names = current()

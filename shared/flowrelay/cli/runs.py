@@ -216,16 +216,27 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ("labels", escape(", ".join(found.labels))),
         ("idempotency key", escape(found.idempotency_key or "")),
     ]
-    fields += [(key, escape(str(value))) for key, value in sorted(found.infrastructure.items())]
+    fields += [
+        (key.replace("_", " "), escape(str(value)))
+        for key, value in sorted(found.infrastructure.items())
+        if not key.startswith("log_")  # shown below, with the link
+    ]
     if location is not None:
         fields += [
             ("log group", escape(location.group)),
             ("log stream", escape(location.stream)),
             ("logs", escape(_console_url(location) or f"flowrelay runs logs {found.run_id}")),
         ]
-    for label, value in fields:
-        if value:
-            console.print(f"  {label + ':':<17}{value}")
+    lines = [(label, value) for label, value in fields if value]
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        console.print(f"  {label + ':':<{width}}{value}")
+    trace = next((entry for entry in reversed(history) if entry.details.get("traceback")), None)
+    if trace is not None:
+        tasks = trace.details.get("failed_tasks") or []
+        where = f" of task {tasks[0]!r}" if tasks else ""
+        console.print(f"  traceback{where}:")
+        console.print(str(trace.details["traceback"]), markup=False, highlight=False)
     render.print_table(
         ("time", "state", "source", "message"),
         [

@@ -48,16 +48,17 @@ def code_changed(registration: FlowRegistration) -> str | None:
     if not isinstance(storage, Local) or registration.code_sha256 is None:
         return None
     now = local_code_sha256(storage)
-    if now == registration.code_sha256:
-        return None
-    found = "is gone" if now is None else f"has changed (sha256 {now[:12]}…)"
+    if now is None or now == registration.code_sha256:
+        return None  # the same code; or no script at all, which loading the flow reports
     return (
-        f"its script {storage.path} {found} since it was registered (sha256 "
-        f"{registration.code_sha256[:12]}…); a version runs only the code it was registered "
-        f"with: register the flow again and run the new version"
+        f"its script {storage.path} has changed since it was registered (sha256 "
+        f"{registration.code_sha256[:12]}…, now {now[:12]}…); a version runs only the code it "
+        f"was registered with: register the flow again and run the new version"
     )
 
 
+#: How many failed tasks a report names (the rest are counted).
+MAX_FAILED_TASKS = 20
 STOPPED_BY_SIGTERM = "Flow run stopped by SIGTERM (ECS StopTask or pod deletion) before it finished"
 
 
@@ -173,6 +174,18 @@ def failed_tasks(flow: Flow, state: State) -> list[str]:
     return [flow.slug(task) for task in failure_causes(flow, task_states)]
 
 
+def root_traceback(flow: Flow, state: State) -> str | None:
+    """The traceback of the first task where the run's failure started, bounded."""
+    from flowrelay.sdk.engine import failure_causes, failure_traceback
+
+    task_states = state.result if isinstance(state.result, dict) else {}
+    for task in failure_causes(flow, task_states):
+        trace = failure_traceback(task_states[task])
+        if trace is not None:
+            return trace
+    return None
+
+
 @contextmanager
 def _reports_not_interrupted() -> Iterator[None]:
     """Outside the flow, SIGTERM only notes itself: the final report (a few seconds at most, well
@@ -259,7 +272,14 @@ class Runner:
         assert self.prepared is not None
         tasks = failed_tasks(self.prepared.flow, state)
         if tasks:
-            details["failed_tasks"] = tasks
+            shown = tasks[:MAX_FAILED_TASKS]
+            if len(tasks) > len(shown):
+                shown.append(f"... and {len(tasks) - len(shown)} more")
+            details["failed_tasks"] = shown
+        trace = root_traceback(self.prepared.flow, state)
+        if trace is not None:
+            log.error("Task %s failed:\n%s", tasks[0] if tasks else "?", trace)
+            details["traceback"] = trace
         self.reporter.report(RunState.FAILED, state.message, details=details)
         return EXIT_FLOW_FAILED
 

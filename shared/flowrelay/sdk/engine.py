@@ -309,6 +309,26 @@ def failure_causes(flow: Flow, task_states: Mapping[Task, State]) -> list[Task]:
     ]
 
 
+#: How much of a failed task's traceback travels with a report (its end, where the error is).
+TRACEBACK_CHARS = 4000
+
+
+def failure_traceback(state: State, limit: int = TRACEBACK_CHARS) -> str | None:
+    """The traceback of the error a failed task raised (for a mapped task: its first child that
+    raised), cut to its last ``limit`` characters; None when none was captured (a timeout, a
+    task that did not run)."""
+    text = state.traceback
+    if text is None and state.map_states is not None:
+        text = next((child.traceback for child in state.map_states if child.traceback), None)
+    if text is None:
+        return None
+    text = text.rstrip()
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return "…" + cut[cut.find("\n") :] if "\n" in cut else "…" + cut
+
+
 def _failed_here(state: State) -> bool:
     """Whether a failure started in this task rather than upstream of it (for a mapped task:
     in one of its children, not only in children that did not run)."""

@@ -18,8 +18,9 @@ from unittest.mock import ANY
 
 import boto3
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
+from flowrelay.cli import cli
 from flowrelay.cli import runs as cli_runs
 from flowrelay.cli.stack import NO_STACK
 from flowrelay.control.store import Store
@@ -151,15 +152,36 @@ def requests_queue(names: dict[str, str]) -> Iterator[str]:
     yield from routed_queue(names["bus"], FlowRunRequested.DETAIL_TYPE)
 
 
+def register_etl(store: Store, versions: int = 1) -> None:
+    """The flow "etl" (parameters: rows, required; name), registered ``versions`` times."""
+    from flowrelay import Flow, Parameter, task
+    from flowrelay.core.registration import FlowRegistration
+
+    @task
+    def load(rows: int, name: str) -> int:
+        return rows
+
+    with Flow("etl") as flow:
+        load(Parameter("rows", required=True), Parameter("name", default="x"))
+    registration = registration_for(flow, storage=Module("etl_module:flow"))
+    for version in range(versions):
+        store.flows.register(
+            FlowRegistration.model_validate(
+                {**registration.model_dump(), "labels": [f"v{version + 1}"]}
+            )
+        )
+
+
 def test_run_publishes_a_request_and_prints_the_run_id(
-    names: dict[str, str], requests_queue: str
+    names: dict[str, str], store: Store, requests_queue: str
 ) -> None:
+    register_etl(store, versions=2)
     result = invoke(
         "run", "etl", "--param", "rows=3", "-p", "name=ada", "--label", "gpu", "--version", "2"
     )
     run_id = result.stdout.strip()
     uuid.UUID(run_id)
-    keyed = invoke("run", "etl", "--idempotency-key", "nightly-1")
+    keyed = invoke("run", "etl", "-p", "rows=1", "--idempotency-key", "nightly-1")
     assert keyed.stdout.strip() == run_id_for("nightly-1")
     first, second = received(requests_queue)
     assert (first.flow, first.parameters, first.labels, first.version) == (
@@ -172,14 +194,122 @@ def test_run_publishes_a_request_and_prints_the_run_id(
     assert first.requested_by.startswith("flowrelay-cli")
     assert second.idempotency_key == "nightly-1"
 
-    as_json = json.loads(invoke("run", "etl", "--flow-run-id", "mine-1", "--json").stdout)
+    as_json = json.loads(
+        invoke("run", "etl", "-p", "rows=1", "--flow-run-id", "mine-1", "--json").stdout
+    )
     assert as_json["flow_run_id"] == "mine-1"
+    assert as_json["sent"] is True
 
 
-def test_run_rejects_what_the_request_model_rejects(names: dict[str, str]) -> None:
-    error = one_error_line(invoke("run", "etl", "--flow-run-id", "not ok!"), 2)
+def test_run_rejects_what_the_request_model_rejects(names: dict[str, str], store: Store) -> None:
+    register_etl(store)
+    error = one_error_line(invoke("run", "etl", "-p", "rows=1", "--flow-run-id", "not ok!"), 2)
     assert error.startswith("flow-run-id:")
-    assert "NAME=VALUE" in invoke("run", "etl", "--param", "oops").stderr
+    assert "NAME=VALUE" in one_error_line(invoke("run", "etl", "--param", "oops"), 2)
+
+
+def test_run_checks_the_registration_first(
+    names: dict[str, str], store: Store, requests_queue: str
+) -> None:
+    """What dispatch would fail the run for is refused before anything is sent (exit 2)."""
+    assert one_error_line(invoke("run", "nope"), 2) == (
+        "flow 'nope' is not registered (flowrelay register FILE registers it)"
+    )
+    register_etl(store, versions=2)
+    assert one_error_line(invoke("run", "etl", "-p", "rows=1", "--version", "5"), 2) == (
+        "flow 'etl' version 5 is not registered (its latest version is 2)"
+    )
+    assert one_error_line(invoke("run", "etl", "-p", "rows=1", "-p", "colour=red"), 2) == (
+        "Flow 'etl' has no parameter 'colour'; its parameters are: name, rows"
+    )
+    assert one_error_line(invoke("run", "etl"), 2) == (
+        "Flow 'etl' needs a value for required parameter 'rows'"
+    )
+    assert received(requests_queue, wait_seconds=1) == []
+    # Scripts that know better (or run before registering) can skip the check.
+    sent = invoke("run", "nope", "--no-check", "--flow-run-id", "unchecked")
+    assert sent.exit_code == 0, sent.stderr
+    (request,) = received(requests_queue)
+    assert (request.flow, request.flow_run_id) == ("nope", "unchecked")
+
+
+def test_a_reused_key_prints_the_same_run_or_is_refused_naming_what_differs(
+    names: dict[str, str], store: Store, requests_queue: str
+) -> None:
+    register_etl(store)
+    first = invoke("run", "etl", "-p", "rows=3", "--idempotency-key", "daily")
+    run_id = first.stdout.strip()
+    store.runs.create(run_id, "etl", parameters={"rows": 3}, idempotency_key="daily")
+
+    again = invoke("run", "etl", "-p", "rows=3", "--idempotency-key", "daily")
+    assert again.exit_code == 0
+    assert again.stdout.strip() == run_id
+    assert "already requested with these values (Pending): nothing new sent" in again.stderr
+
+    refused = one_error_line(invoke("run", "etl", "-p", "rows=4", "--idempotency-key", "daily"), 2)
+    assert refused == (
+        f"run {run_id} (Pending) was requested with this --idempotency-key 'daily' and other "
+        "values: parameters: rows is 4 here, 3 on the run; use a new key to run with these"
+    )
+    assert len(received(requests_queue)) == 1  # only the first was sent
+
+
+def test_run_takes_parameters_from_a_file_and_sets_run_config_env_and_timeout(
+    names: dict[str, str], store: Store, requests_queue: str, tmp_path: Path
+) -> None:
+    register_etl(store)
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"rows": 5, "name": "from-file"}))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"type": "ECSRun", "cpu": 1024, "env": {"A": "1"}}))
+    result = invoke(
+        "run", "etl", "--params-file", str(params), "-p", "name=cli",
+        "--run-config", f"@{config}", "--env", "B=x=y", "--run-timeout", "90",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (request,) = received(requests_queue)
+    assert request.parameters == {"rows": 5, "name": "cli"}  # --param wins over the file
+    assert request.run_config is not None
+    assert request.run_config.model_dump(exclude_none=True) == {
+        "type": "ECSRun", "cpu": "1024", "env": {"A": "1", "B": "x=y"}, "labels": [],
+    }  # fmt: skip
+    assert request.timeout_seconds == 90
+
+    # --env alone goes on top of the registered run config (here the flow's default).
+    invoke("run", "etl", "-p", "rows=1", "--env", "DEBUG=1")
+    (request,) = received(requests_queue)
+    assert request.run_config is not None
+    assert request.run_config.env == {"DEBUG": "1"}
+
+    # Stdin, and a file that is not what it should be: one line each.
+    piped = CliRunner().invoke(cli, ["run", "etl", "--params-file", "-"], input='{"rows": 2}')
+    assert piped.exit_code == 0, piped.stderr
+    assert received(requests_queue)[0].parameters == {"rows": 2}
+    bad = tmp_path / "bad.json"
+    for content, expected in [
+        ("[1, 2]", "holds a JSON list, not an object of parameter values"),
+        ("{rows: 1}", "is not JSON: Expecting property name enclosed in double quotes"),
+        ('{"rows": NaN}', "NaN is not a JSON number"),
+    ]:
+        bad.write_text(content)
+        assert expected in one_error_line(invoke("run", "etl", "--params-file", str(bad)), 2)
+    assert "is not UTF-8 text" in one_error_line(
+        invoke("run", "etl", "--params-file", str(_write_bytes(bad, b"\xff"))), 2
+    )
+    assert "cannot read" in one_error_line(
+        invoke("run", "etl", "--params-file", str(tmp_path / "none.json")), 2
+    )
+    assert "--run-config" in one_error_line(
+        invoke("run", "etl", "-p", "rows=1", "--run-config", '{"type": "NoSuchRun"}'), 2
+    )
+    assert "--env adds to the registered run config" in one_error_line(
+        invoke("run", "etl", "--no-check", "--env", "A=1"), 2
+    )
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def advance(
@@ -214,7 +344,9 @@ def test_watch_follows_the_run_and_exits_by_how_it_ended(
         RunState.SUCCESS,
         note="waiting for a launch target: there are no targets",
     )
-    result = invoke("run", "etl", "--flow-run-id", "watched-ok", "--watch", "--timeout", "10")
+    result = invoke(
+        "run", "etl", "--flow-run-id", "watched-ok", "--watch", "--timeout", "10", "--no-check"
+    )
     good.join()
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -229,7 +361,7 @@ def test_watch_follows_the_run_and_exits_by_how_it_ended(
     assert lines[-1].endswith("now Success")
 
     bad = advance(store, "watched-bad", RunState.RUNNING, RunState.FAILED)
-    result = invoke("run", "etl", "--flow-run-id", "watched-bad", "--watch", "--json")
+    result = invoke("run", "etl", "--flow-run-id", "watched-bad", "--watch", "--json", "--no-check")
     bad.join()
     assert result.exit_code == 1
     watched = json.loads(result.stdout)  # the timeline went to stderr
@@ -239,7 +371,9 @@ def test_watch_follows_the_run_and_exits_by_how_it_ended(
 
 
 def test_watch_gives_up_on_a_run_that_never_appears(names: dict[str, str]) -> None:
-    result = invoke("run", "etl", "--flow-run-id", "never", "--watch", "--timeout", "0.2")
+    result = invoke(
+        "run", "etl", "--flow-run-id", "never", "--watch", "--timeout", "0.2", "--no-check"
+    )
     assert "flow run never did not appear within 0.2 s" in one_error_line(result, 1)
 
 
@@ -252,7 +386,7 @@ def test_ctrl_c_stops_watching_and_leaves_the_run_alone(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_runs, "pause", interrupt)
-    result = invoke("run", "etl", "--flow-run-id", "interrupted", "--watch")
+    result = invoke("run", "etl", "--flow-run-id", "interrupted", "--watch", "--no-check")
     assert result.exit_code == 130
     assert "stopped watching" in result.stderr
     assert store.runs.get("interrupted").state is RunState.PENDING  # type: ignore[union-attr]

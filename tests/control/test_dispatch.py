@@ -11,12 +11,13 @@ import importlib.util
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowrelay.control.dispatch import Dispatcher, RetryLater
+from flowrelay.control.dispatch import Dispatcher, RequestConflict, RetryLater
 from flowrelay.control.monitor import requests_for_waiting_runs
 from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunRequested, parse_event
@@ -261,3 +262,99 @@ def test_flow_run_requested_entries_are_what_dispatch_reads(store: Store) -> Non
     entry = FlowRunRequested(flow="etl", parameters={"rows": 1}).entry(BUS)
     parsed = parse_event(envelope("e", json.loads(entry["Detail"])))
     assert parsed.detail.flow == "etl"
+
+
+# --- a reused key asking for something else ---------------------------------------------------
+
+TaskList = Callable[[], list[str]]
+
+
+@pytest.fixture
+def tasks(ecs: Any, cluster: str) -> TaskList:
+    """The tasks in the test's cluster, when called."""
+    return lambda: tasks_of(ecs, cluster)
+
+
+@pytest.mark.parametrize(
+    ("again", "differs"),
+    [
+        ({"parameters": {"rows": 4}}, "parameters: rows is 4 here, 3 on the run"),
+        ({"parameters": {}}, "parameters: rows is on the run, not given here"),
+        ({"parameters": {"rows": 3, "x": 1}}, "parameters: x is given here, not on the run"),
+        ({"parameters": {"rows": 3}, "labels": ["gpu"]}, "labels: ['gpu'] here, [] on the run"),
+        ({"parameters": {"rows": 3}, "version": 7}, "version: 7 here, 1 on the run"),
+        ({"parameters": {"rows": 3}, "timeout_seconds": 60}, "timeout_seconds: 60 here, none"),
+        (
+            {"parameters": {"rows": 3}, "run_config": {"type": "ECSRun", "cpu": 1024}},
+            "run_config: not the run config the run was made with",
+        ),
+        ({"flow": "other", "parameters": {"rows": 3}}, "flow: 'other' here, 'etl' on the run"),
+    ],
+    ids=["value", "missing", "extra", "labels", "version", "timeout", "run-config", "flow"],
+)
+def test_a_reused_key_with_other_values_is_refused_naming_the_run_and_what_differs(
+    dispatcher: Dispatcher, store: Store, target: Target, tasks: TaskList, again: Any, differs: str
+) -> None:
+    store.targets.put(target)
+    key = f"nightly-{uuid.uuid4().hex[:6]}"
+    first = dispatcher.handle_request(request(idempotency_key=key, parameters={"rows": 3}))
+    assert first.launched
+    with pytest.raises(RequestConflict) as refused:
+        dispatcher.handle_request(request(idempotency_key=key, **again))
+    message = str(refused.value)
+    assert message.startswith(
+        f"run {first.run_id} (Submitted) was requested with this idempotency key {key!r} and "
+        "other values: "
+    )
+    assert differs in message
+    assert message.endswith("use a new key to run with these")
+    # The run is as it was, with its one task.
+    run = store.runs.get(first.run_id)
+    assert run is not None
+    assert run.parameters == {"rows": 3}
+    assert run.state is RunState.SUBMITTED
+    assert len(tasks()) == 1
+
+
+def test_a_repeat_of_the_same_request_is_the_same_run(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
+) -> None:
+    """A new event with the same key and values (a client's retry) is not a conflict, nor is one
+    that leaves to the registration what the first also left to it."""
+    store.targets.put(target)
+    first = dispatcher.handle_request(request(idempotency_key="same", parameters={"rows": 3}))
+    again = dispatcher.handle_request(request(idempotency_key="same", parameters={"rows": 3}))
+    assert again.run_id == first.run_id
+    assert not again.launched
+    labelled = dispatcher.handle_request(request(flow_run_id="lab", labels=["b", "a", "a"]))
+    assert dispatcher.handle_request(request(flow_run_id="lab", labels=["a", "b"])).run_id == (
+        labelled.run_id
+    )
+    assert store.runs.get("lab").labels == ["a", "b"]  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 1  # "lab" waits for a target with its labels
+
+
+def test_a_conflicting_request_is_dead_lettered_at_once_with_the_reason(
+    handler: Any, store: Store, ecs: Any, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from flowrelay.control.dead_letters import ERROR_ATTRIBUTE
+
+    sqs = boto3.client("sqs")
+    dead = sqs.create_queue(QueueName=f"dispatch-dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    monkeypatch.setenv("FLOWRELAY_DISPATCH_DEAD_LETTER_QUEUE_URL", dead)
+    first = json.dumps(envelope("e-1", {"flow": "etl", "flow_run_id": "conf", "parameters": {}}))
+    other = json.dumps(
+        envelope("e-2", {"flow": "etl", "flow_run_id": "conf", "parameters": {"rows": 9}})
+    )
+    assert handler(sqs_batch(first), Context()) == {"batchItemFailures": []}
+    # Its first delivery: no point delivering it four more times.
+    assert handler(sqs_batch(other), Context()) == {"batchItemFailures": []}
+    received = sqs.receive_message(QueueUrl=dead, MessageAttributeNames=["All"])["Messages"]
+    assert [json.loads(message["Body"])["id"] for message in received] == ["e-2"]
+    reason = received[0]["MessageAttributes"][ERROR_ATTRIBUTE]["StringValue"]
+    assert reason.startswith("RequestConflict: run conf (Submitted) was requested with this ")
+    assert "rows is given here, not on the run" in reason
+    assert store.runs.get("conf").parameters == {}  # type: ignore[union-attr]
+    assert len(tasks_of(ecs, cluster)) == 1

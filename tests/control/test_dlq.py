@@ -549,7 +549,7 @@ def test_a_function_dead_letters_its_last_failure_with_the_reason(
 
     monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
     monkeypatch.setenv("FLOWRELAY_BUS_NAME", "unused")
-    monkeypatch.setenv("FLOWRELAY_DEAD_LETTER_QUEUE_URL", queues.queues.dead_letter["state"])
+    monkeypatch.setenv("FLOWRELAY_STATE_DEAD_LETTER_QUEUE_URL", queues.queues.dead_letter["state"])
     wiring.reset()
     body = state_changed("never-created")
 

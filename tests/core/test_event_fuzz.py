@@ -18,9 +18,9 @@ from flowrelay.core.events import (
     EventError,
     FlowrelayEvent,
     ParsedEvent,
-    field_label,
     parse_event,
 )
+from flowrelay.core.jsonvalues import field_label
 from tests.support.strategies import (
     EVERY_DETAIL_MODEL,
     MODEL_READERS,

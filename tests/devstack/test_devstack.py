@@ -7,6 +7,7 @@ checks that nothing is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -319,7 +320,7 @@ def test_a_malformed_message_does_not_block_others_and_lands_in_the_dlq(stack: S
     while not bodies and time.monotonic() < deadline:
         response = stack.sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1)
         bodies = [message["Body"] for message in response.get("Messages", [])]
-    assert bodies == ["this is not an event"]
+    assert bodies == ["this is not an event"], "\n".join(stack.lines[-60:])
     assert any("dispatch: 1 record(s), 1 failed" in line for line in stack.lines)
 
 
@@ -365,3 +366,27 @@ def test_stop_leaves_no_process_thread_or_server(stack: Stack, loopback_only: li
         urllib.request.urlopen(endpoint + "/moto-api/", timeout=2)
     assert loopback_only == []
     assert os.environ.get("AWS_ENDPOINT_URL") == stack.endpoint_before
+
+
+def test_functions_cannot_set_one_variable_to_two_values() -> None:
+    """The dev stack's functions share one process environment: a template giving two functions
+    different values for one variable would silently give both the last one."""
+    from flowrelay.devstack.stack import DevStackError, merged_environment
+
+    with pytest.raises(DevStackError, match=r"functions Dispatch and Cancel set QUEUE_URL to"):
+        merged_environment({"Dispatch": {"QUEUE_URL": "a"}, "Cancel": {"QUEUE_URL": "b"}})
+    # The template's own functions agree on every variable they share.
+    template = load_template(ROOT / "template.yaml")
+    per_function = {
+        logical_id: {
+            name: json.dumps(value, sort_keys=True)
+            for name, value in resource["Properties"]
+            .get("Environment", {})
+            .get("Variables", {})
+            .items()
+        }
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert len(per_function) >= 4
+    merged_environment(per_function)

@@ -7,6 +7,8 @@ loading error (the message says what to fix), 130/143 interrupted by SIGINT/SIGT
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -22,6 +24,7 @@ from flowrelay.cli import (
     local,
     monitor,
     register,
+    render,
     run,
     runs,
     targets,
@@ -29,7 +32,56 @@ from flowrelay.cli import (
 from flowrelay.cli.stack import STACK_META_KEY
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FlowrelayGroup(click.Group):
+    """The command group, refusing arguments that are not UTF-8 before any command sees them:
+    names, values and paths are stored and sent as UTF-8 text, and Python hands such bytes on
+    as text that cannot be encoded (a traceback wherever it is first written)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for position, arg in enumerate(args, start=1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raw = arg.encode("utf-8", "surrogateescape")
+                raise click.UsageError(
+                    f"argument {position} ({raw!r}) is not UTF-8 text (byte {exc.start + 1} "
+                    f"is not): flowrelay's names, values and paths are UTF-8",
+                    ctx,
+                ) from None
+        return super().parse_args(ctx, args)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main, with its usage errors as every other error of the CLI: one line on
+        stderr (``error: ...`` and where to read more), exit 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message(), err=True)  # the help, asked for by asking nothing
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            context = exc.ctx
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            render.fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            render.fail(exc.format_message(), exc.exit_code)
+        except click.exceptions.Abort:
+            render.fail("aborted", 1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
+
+@click.group(
+    "flowrelay", cls=FlowrelayGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="flowrelay")
 @click.option(
     "--stack",
@@ -61,4 +113,9 @@ for _command in (
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(cli.main(standalone_mode=True))
+    try:
+        sys.exit(cli.main(standalone_mode=True))
+    except UnicodeError as exc:
+        # Text that is not UTF-8 from elsewhere than the arguments (a file, the environment):
+        # one line, as for any other bad input.
+        render.fail(f"not UTF-8 text: {exc}", 2)

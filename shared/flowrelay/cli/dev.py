@@ -57,6 +57,7 @@ def up(
     """
     try:
         from flowrelay.devstack import DevStack
+        from flowrelay.devstack.stack import DevStackError
     except ImportError as exc:
         raise click.ClickException(
             f"the dev stack needs the devstack extra (pip install 'flowrelay[devstack]'): {exc}"
@@ -75,7 +76,10 @@ def up(
         template, port=port, stack_name=stack_name, schedule_seconds=schedule_seconds, log=say
     )
     try:
-        stack.start()
+        try:
+            stack.start()
+        except DevStackError as exc:
+            raise click.ClickException(str(exc)) from None
         if target:
             _create_dev_target(stack)
             say("launch target 'dev' created (kind ecs, no labels): runs without labels go there")

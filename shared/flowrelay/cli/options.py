@@ -5,24 +5,59 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from flowrelay.core import jsonvalues
 
-def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+
+def parse_params(pairs: tuple[str, ...], option: str = "--param") -> dict[str, Any]:
     """``("n=3", "name=ada")`` -> ``{"n": 3, "name": "ada"}``; values are JSON when they parse
-    as JSON, else strings."""
+    as JSON, else strings. What JSON cannot carry unchanged (``NaN``, ``Infinity``, ``1e999``)
+    is refused, not turned into text or null: ``'n="NaN"'`` is the text."""
     params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint=option)
         try:
-            params[name] = json.loads(raw)
+            params[name] = jsonvalues.loads(raw, whole=name)
         except json.JSONDecodeError:
             params[name] = raw
+        except jsonvalues.JsonValueError as exc:
+            raise click.BadParameter(
+                f"{pair!r}: {exc}; quote it ('{name}={json.dumps(raw)}') to pass it as text",
+                param_hint=option,
+            ) from None
     return params
+
+
+def read_json_option(path: Path, option: str) -> Any:
+    """The JSON value in the file an option names (``-``: stdin); ``click.BadParameter`` with
+    one line naming the file and what is wrong (unreadable, not UTF-8, not JSON, a value JSON
+    cannot carry)."""
+    try:
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot read {path}: {exc.strerror or exc}", param_hint=option
+        ) from None
+    try:
+        return jsonvalues.loads(raw.decode("utf-8"), whole=str(path))
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{path} is not UTF-8 text (byte {exc.start + 1})", param_hint=option
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"{path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            param_hint=option,
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint=option) from None
 
 
 param_option = click.option(

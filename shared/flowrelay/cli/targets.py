@@ -60,7 +60,7 @@ def targets_put(
     from flowrelay.core.routing import Target
     from flowrelay.launchers.kinds import TargetSettingsError, checked_target
 
-    values = parse_params(settings)
+    values = parse_params(settings, "--setting")
     label_list = [label.strip() for label in labels.split(",") if label.strip()]
     try:
         target = checked_target(Target(name=name, kind=kind, labels=label_list, settings=values))

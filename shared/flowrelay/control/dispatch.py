@@ -7,6 +7,8 @@ the target kind's launcher, and record Submitted with what was launched.
 
 What can go wrong, and where it ends up:
 
+- The request reuses a run's id or idempotency key with other values (``RequestConflict``):
+  refused without touching that run; the function dead-letters it at once with the reason.
 - The user must fix it (unknown flow or version, parameters that do not fit, a run config the
   target kind cannot run, a launch the platform refuses for good): the run is Failed with the
   reason.
@@ -41,7 +43,7 @@ from flowrelay.core.events import FlowRunRequested, ParsedEvent
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import RetryPolicy, Timeouts, resolve_timeouts
-from flowrelay.core.registration import FlowRegistration, ParameterError, check_parameters
+from flowrelay.core.registration import FlowRegistration, ParameterError, not_registered
 from flowrelay.core.routing import Target, choose_target
 from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun, requested_run_id
 from flowrelay.launchers.base import Launched, Launcher, LaunchError
@@ -58,6 +60,12 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+class RequestConflict(ValueError):
+    """A request names an existing run (by its ``flow_run_id`` or ``idempotency_key``) but asks
+    for something else: refused, as ECS refuses a reused clientToken with other parameters,
+    and the run is left alone. The message names the run and what differs."""
 
 
 class DispatchOutcome(Model):
@@ -101,11 +109,22 @@ class Dispatcher:
             timeout_seconds=request.timeout_seconds
             or (registration.timeout_seconds if registration else None),
         )
+        if not created:
+            differences = request.differences(run)
+            if differences:
+                key = (
+                    f"idempotency key {request.idempotency_key!r}"
+                    if request.flow_run_id is None and request.idempotency_key is not None
+                    else "flow_run_id"
+                )
+                raise RequestConflict(
+                    f"run {run_id} ({run.state.value}) was requested with this {key} and "
+                    f"other values: {'; '.join(differences)}; use a new key to run with these"
+                )
         if run.state not in WAITING_STATES:
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
         if registration is None:
-            version = f" version {request.version}" if request.version else ""
-            return self._fail(run, f"flow {request.flow!r}{version} is not registered", created)
+            return self._fail(run, not_registered(request.flow, request.version), created)
         problem = _parameter_problem(request.parameters, registration)
         if problem:
             return self._fail(run, problem, created)
@@ -314,9 +333,8 @@ def _run_config(
 
 
 def _parameter_problem(given: Mapping[str, Any], registration: FlowRegistration) -> str | None:
-    required = {parameter.name: parameter.required for parameter in registration.parameters}
     try:
-        check_parameters(registration.name, required, given)
+        registration.check_run_parameters(given)
     except ParameterError as exc:
         return str(exc)
     return None

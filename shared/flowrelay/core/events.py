@@ -20,7 +20,6 @@ launchers read AWS's events leniently: AWS adds fields over time.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -28,16 +27,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flowrelay.core import jsonvalues
+from flowrelay.core.jsonvalues import field_label
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.limits import DETAILS_BYTES, REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
-from flowrelay.core.runs import RUN_ID_PATTERN
+from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun
 
 SOURCE = "flowrelay"
-#: How deep an event's values may nest. Far beyond any real parameters, and well inside what
-#: pydantic can write back (255 levels): what parses can always be stored on its run.
-MAX_NESTING = 64
 
 
 class EventError(ValueError):
@@ -90,6 +88,18 @@ class FlowRunRequested(FlowrelayEvent):
 
     @model_validator(mode="after")
     def _fits_a_run(self) -> FlowRunRequested:
+        # Python callers can put what JSON cannot carry (float("nan")) where the bus's reader
+        # would refuse it: refused here, before it is sent and changed.
+        jsonvalues.check(
+            {
+                "flow": self.flow,
+                "parameters": self.parameters,
+                "labels": self.labels,
+                "idempotency_key": self.idempotency_key,
+                "requested_by": self.requested_by,
+            },
+            whole="request",
+        )
         carried = {
             "parameters": self.parameters,
             "run_config": self.run_config.model_dump(mode="json") if self.run_config else None,
@@ -107,6 +117,68 @@ class FlowRunRequested(FlowrelayEvent):
                 )
             )
         return self
+
+    def differences(self, run: FlowRun) -> list[str]:
+        """What this request asks for that the existing ``run`` (the one its ``flow_run_id`` or
+        ``idempotency_key`` names) was not made with; empty when it is a repeat of the
+        request that made it. Only what the request states is compared: a request that
+        leaves the version, labels, run config or timeout to the registration repeats one that
+        did the same, whatever the registration says now.
+
+        >>> from datetime import UTC, datetime
+        >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> run = FlowRun(run_id="r", flow_name="etl", parameters={"rows": 1},
+        ...               created_at=now, updated_at=now, state_entered_at=now)
+        >>> FlowRunRequested(flow="etl", parameters={"rows": 2}).differences(run)
+        ['parameters: rows is 2 here, 1 on the run']
+        """
+        found: list[str] = []
+        if self.flow != run.flow_name:
+            found.append(f"flow: {self.flow!r} here, {run.flow_name!r} on the run")
+        if self.version is not None and self.version != run.flow_version:
+            found.append(f"version: {self.version} here, {run.flow_version} on the run")
+        if self.parameters != run.parameters:
+            found.append(f"parameters: {_what_differs(self.parameters, run.parameters)}")
+        labels = self.labels
+        if labels is None and self.run_config is not None and self.run_config.labels:
+            labels = list(self.run_config.labels)
+        if labels is not None and sorted(set(labels)) != sorted(run.labels):
+            found.append(f"labels: {sorted(set(labels))} here, {sorted(run.labels)} on the run")
+        if self.run_config is not None and self.run_config.model_dump(mode="json") != (
+            run.run_config
+        ):
+            found.append("run_config: not the run config the run was made with")
+        if self.timeout_seconds is not None and self.timeout_seconds != run.timeout_seconds:
+            recorded = "none" if run.timeout_seconds is None else f"{run.timeout_seconds:g}"
+            found.append(f"timeout_seconds: {self.timeout_seconds:g} here, {recorded} on the run")
+        return found
+
+
+def _what_differs(asked: Mapping[str, Any], recorded: Mapping[str, Any]) -> str:
+    """The parameters that differ, named (at most three), with short values."""
+    names = sorted(
+        name
+        for name in asked.keys() | recorded.keys()
+        if name not in asked or name not in recorded or asked[name] != recorded[name]
+    )
+    parts = []
+    for name in names[:3]:
+        if name not in recorded:
+            parts.append(f"{name} is given here, not on the run")
+        elif name not in asked:
+            parts.append(f"{name} is on the run, not given here")
+        else:
+            parts.append(
+                f"{name} is {_short(asked[name])} here, {_short(recorded[name])} on the run"
+            )
+    if len(names) > 3:
+        parts.append(f"and {len(names) - 3} more")
+    return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class FlowRunStateChanged(FlowrelayEvent):
@@ -207,11 +279,11 @@ def parse_event(
     (the launchers' infrastructure events: ``flowrelay.launchers.kinds.event_readers``).
     """
     try:
-        data = (
-            json.loads(raw, parse_constant=_reject_constant)
-            if isinstance(raw, (str, bytes))
-            else raw
-        )
+        data = jsonvalues.loads(raw, whole="event") if isinstance(raw, (str, bytes)) else raw
+        if not isinstance(raw, (str, bytes)):
+            jsonvalues.check(raw, whole="event")
+    except jsonvalues.JsonValueError as exc:
+        raise EventError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise EventError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError as exc:
@@ -222,7 +294,6 @@ def parse_event(
         raise EventError("not JSON that can be read: nested too deeply") from None
     if not isinstance(data, dict):
         raise EventError(f"an event must be a JSON object, got {type(data).__name__}")
-    _check_values(data)
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:
@@ -241,37 +312,6 @@ def parse_event(
     except ValidationError as exc:
         raise EventError(f"{envelope.detail_type}: {describe(exc, 'detail')}") from None
     return ParsedEvent(envelope=envelope, detail=detail)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _check_values(data: dict[str, Any]) -> None:
-    """Refuse what JSON cannot carry or a run cannot store: non-finite numbers (Python reads
-    ``NaN``; pydantic would write it back as null, changing the parameters) and nesting deeper
-    than ``MAX_NESTING``. Iterative, so no input can exhaust the stack."""
-    pending: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while pending:
-        value, path = pending.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            raise EventError(f"{_path(path)}: {value} is not a JSON number")
-        if isinstance(value, dict | list):
-            if len(path) >= MAX_NESTING:
-                raise EventError(f"{_path(path[:4])}: nested deeper than {MAX_NESTING} levels")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            pending.extend((item, (*path, field_label(key))) for key, item in items)
-
-
-def _path(path: tuple[str, ...]) -> str:
-    return ".".join(path) or "event"
-
-
-def field_label(part: int | str) -> str:
-    """A location part as a reader can tell it apart: odd names (empty, with dots or spaces)
-    quoted. ``field_label("flow") == "flow"``; ``field_label("") == "''"``."""
-    text = str(part)
-    return text if text and text.replace("_", "").replace("-", "").isalnum() else repr(text)
 
 
 def describe(error: ValidationError, prefix: str | None = None) -> str:

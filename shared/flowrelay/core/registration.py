@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from flowrelay.core import jsonvalues
 from flowrelay.core.limits import REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
@@ -63,6 +64,12 @@ def check_parameters(
         )
 
 
+def not_registered(flow_name: str, version: int | None = None) -> str:
+    """Why a request for an unregistered flow (or version) cannot run, as the run and the CLI
+    say it."""
+    return f"flow {flow_name!r}{f' version {version}' if version else ''} is not registered"
+
+
 class ParameterSpec(Model):
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +103,7 @@ class FlowRegistration(Model):
 
     @model_validator(mode="after")
     def _fits_the_table(self) -> FlowRegistration:
+        jsonvalues.check(self.model_dump(), whole="registration")
         size = json_size(self.model_dump(mode="json"))
         if size > REQUEST_BYTES:
             raise ValueError(
@@ -107,6 +115,12 @@ class FlowRegistration(Model):
                 )
             )
         return self
+
+    def check_run_parameters(self, given: Mapping[str, Any]) -> None:
+        """``ParameterError`` when ``given`` does not fit this flow's parameters (an unknown
+        one, a required one missing)."""
+        required = {parameter.name: parameter.required for parameter in self.parameters}
+        check_parameters(self.name, required, given)
 
     def with_content_hash(self) -> FlowRegistration:
         """This registration with ``code_sha256`` (a Local script's) and ``content_hash`` set

@@ -50,6 +50,33 @@ def default_template() -> Path:
     return checkout
 
 
+class DevStackError(RuntimeError):
+    """The dev stack cannot start as the template asks; the message says why."""
+
+
+def merged_environment(per_function: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The functions' environment variables as one environment: the dev stack runs every function
+    in one process, so a variable two functions set to different values would silently give
+    each the last one. ``DevStackError`` naming it instead.
+
+    >>> merged_environment({"A": {"TABLE": "t", "X": "1"}, "B": {"TABLE": "t"}})
+    {'TABLE': 't', 'X': '1'}
+    """
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for function, variables in per_function.items():
+        for name, value in variables.items():
+            if name in merged and merged[name] != value:
+                raise DevStackError(
+                    f"functions {owner[name]} and {function} set {name} to different values "
+                    f"({merged[name]!r}, {value!r}): the dev stack runs every function in one "
+                    f"process with one environment; give each value its own variable name"
+                )
+            merged[name] = value
+            owner.setdefault(name, function)
+    return merged
+
+
 class DevStack:
     """AWS for one developer, on loopback: see the module docstring and ``flowrelay dev up``.
 
@@ -306,14 +333,14 @@ class DevStack:
         self.security_groups = [groups["SecurityGroups"][0]["GroupId"]]
         lambda_ = client("lambda")
         root = self.template.parent
-        environment: dict[str, str] = {}
+        per_function: dict[str, dict[str, str]] = {}
         for logical_id, spec in functions(load_template(self.template)).items():
             name = self.resources[logical_id]["PhysicalResourceId"]
             configuration = lambda_.get_function_configuration(FunctionName=name)
             # What CloudFormation resolved for Lambda: the template's variables, with the
             # stack's physical names in place of Ref/GetAtt.
             variables = (configuration.get("Environment") or {}).get("Variables", {})
-            environment.update({name: str(value) for name, value in variables.items()})
+            per_function[logical_id] = {name: str(value) for name, value in variables.items()}
             self.functions[logical_id] = Function(
                 logical_id=logical_id,
                 name=name,
@@ -322,7 +349,7 @@ class DevStack:
                 timeout=spec.timeout,
                 memory_size=spec.memory_size,
             )
-        self.function_environment = environment
+        self.function_environment = merged_environment(per_function)
 
     def _start_threads(self, session: Any) -> None:
         def client(service: str) -> Any:

@@ -18,8 +18,18 @@ from flowrelay.handlers import wiring
 
 #: The queues' maxReceiveCount (template.yaml): the delivery after which SQS dead-letters.
 MAX_RECEIVES = 5
-#: The function's dead-letter queue (template.yaml), where it dead-letters with the reason.
-DEAD_LETTER_QUEUE_VARIABLE = "FLOWRELAY_DEAD_LETTER_QUEUE_URL"
+
+
+def dead_letter_queue_variable(queue: str) -> str:
+    """The variable naming the dead-letter queue of the function fed by ``queue`` (template.yaml),
+    where it dead-letters with the reason. One name per queue, not one shared name: functions
+    that share a process (the dev stack, ``flowrelay invoke``) share one environment.
+
+    >>> dead_letter_queue_variable("state")
+    'FLOWRELAY_STATE_DEAD_LETTER_QUEUE_URL'
+    """
+    return f"FLOWRELAY_{queue.upper()}_DEAD_LETTER_QUEUE_URL"
+
 
 RecordHandler = Callable[[SQSRecord], dict[str, Any]]
 BatchHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -78,7 +88,7 @@ def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
             )
             if receives >= MAX_RECEIVES:
                 note_dead_letter(record, queue, receives, exc)
-                if dead_letter_with_reason(record, receives, exc):
+                if dead_letter_with_reason(record, queue, receives, exc):
                     return {"dead_lettered": queue, "reason": reason_of(exc)}
             raise
 
@@ -90,13 +100,13 @@ def reason_of(error: Exception) -> str:
     return clip(f"{type(error).__name__}: {error}", 4000) or type(error).__name__
 
 
-def dead_letter_with_reason(record: SQSRecord, receives: int, error: Exception) -> bool:
+def dead_letter_with_reason(record: SQSRecord, queue: str, receives: int, error: Exception) -> bool:
     """Put a message that failed its last delivery in the function's dead-letter queue
     ourselves, with why as message attributes, so the reason travels with it (SQS's redrive
     policy would move it there too, but with no word of why). False when the queue is not
     known here or the send fails: the redrive policy then moves it, and the reason is in the
     logs and, when it names one, on its run."""
-    url = os.environ.get(DEAD_LETTER_QUEUE_VARIABLE)
+    url = os.environ.get(dead_letter_queue_variable(queue))
     if not url:
         return False
     from flowrelay.control.dead_letters import (

@@ -8,11 +8,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from flowrelay.aws.clients import client
-from flowrelay.control.dispatch import RetryLater, reject_request
+from flowrelay.control.dispatch import RequestConflict, RetryLater, reject_request
 from flowrelay.core.events import EventError
 from flowrelay.handlers import wiring
-from flowrelay.handlers.batches import batch_handler, parse_record
+from flowrelay.handlers.batches import batch_handler, dead_letter_with_reason, parse_record
 
+QUEUE = "dispatch"
 #: SQS's longest DelaySeconds.
 MAX_SQS_DELAY = 900
 
@@ -33,6 +34,14 @@ def dispatch_record(record: SQSRecord) -> dict[str, Any]:
         return {"rejected": str(exc), "flow_run_id": run_id}
     try:
         outcome = wiring.dispatcher().handle_request(event)
+    except RequestConflict as conflict:
+        # Redelivering cannot make it fit: dead-lettered now, with the reason (else the
+        # queue's redrive policy takes it after its deliveries, the reason in the logs).
+        receives = int(record.attributes.approximate_receive_count or 1)
+        if not dead_letter_with_reason(record, QUEUE, receives, conflict):
+            raise
+        wiring.logger.warning("Refused message %s: %s", record.message_id, conflict)
+        return {"refused": str(conflict)}
     except RetryLater as later:
         delay = max(1, min(MAX_SQS_DELAY, round(later.delay)))
         client("sqs").send_message(
@@ -46,7 +55,7 @@ def dispatch_record(record: SQSRecord) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
-dispatch_batch = batch_handler("dispatch", dispatch_record, concurrent=True)
+dispatch_batch = batch_handler(QUEUE, dispatch_record, concurrent=True)
 
 
 #: Lambda's entry point (``functions/dispatch/app.handler``).

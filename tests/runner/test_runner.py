@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from flowrelay.runner import (
     ENV_ATTEMPT,
     ENV_BUS_NAME,
     ENV_HEARTBEAT_SECONDS,
+    ENV_LOG_LEVEL,
     ENV_RUN_ID,
     ENV_TABLE_NAME,
     ConfigError,
@@ -154,6 +156,27 @@ executor = DaskExecutor(
 )
 with Flow("stuck-on-dask", executor=executor) as flow:
     stuck()
+"""
+
+
+CHATTY_DASK = """
+import logging
+
+from flowrelay import Flow, task
+from flowrelay.sdk.executors import DaskExecutor
+
+log = logging.getLogger("my_etl")
+
+
+@task
+def shout(n):
+    log.info("user line %d", n)
+    return n
+
+
+executor = DaskExecutor(cluster_kwargs={"n_workers": 1, "threads_per_worker": 1})
+with Flow("chatty", executor=executor) as flow:
+    shout(42)
 """
 
 
@@ -318,6 +341,32 @@ def test_a_failing_run_reports_the_failing_task_and_exits_1(
     assert failed.details["traceback"].endswith("ZeroDivisionError: division by zero")
     assert "Task divide failed:" in result.stderr
     assert "return x / by" in result.stderr
+
+
+def test_run_logs_are_the_flows_own_lines_and_task_states(
+    store: Store, bus: Bus, tmp_path: Path
+) -> None:
+    """On a temporary Dask cluster with worker processes: no botocore credential lines, no
+    distributed INFO chatter (from this process or the workers'), unless the run logs at DEBUG."""
+    register_script(store, write_script(tmp_path, CHATTY_DASK))
+    result = run_runner(runner_env(store, bus, new_run(store, "chatty")), tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any("my_etl: user line 42" in line for line in lines), result.stderr
+    assert any("Task 'shout': Success" in line for line in lines), result.stderr
+    chatter = [
+        line
+        for line in lines
+        if re.search(r"(botocore|boto3|urllib3|distributed)\S*[:\s-]+INFO", line)
+        or re.search(r"INFO \[run \S+\] (botocore|boto3|urllib3|distributed)", line)
+    ]
+    assert chatter == [], "\n".join(chatter)
+
+    debug = run_runner(
+        runner_env(store, bus, new_run(store, "chatty"), **{ENV_LOG_LEVEL: "DEBUG"}), tmp_path
+    )
+    assert debug.returncode == 0, debug.stderr
+    assert re.search(r"DEBUG \[run \S+\] botocore", debug.stderr)  # all of it, when asked
 
 
 def test_a_running_flow_sends_heartbeats_until_its_final_report(

@@ -45,34 +45,15 @@ from flowrelay.core.contract import (
     EXIT_SUCCESS,
     EXIT_TERMINATED,
 )
+from flowrelay.core.logs import configure_run_logging
 from flowrelay.runner.config import ConfigError, RunnerConfig, config_from_env
 from flowrelay.runner.execution import NotRunnable, Runner, prepare
 from flowrelay.runner.reporting import Reporter
 
 
-class _RunIdFilter(logging.Filter):
-    """Stamps every record with the run id, including records from dask and botocore loggers:
-    the container's log stream is searched by run id."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = self.run_id
-        return True
-
-
 def configure_logging(config: RunnerConfig) -> None:
-    """Log to stderr (what ECS and Kubernetes collect), one line per record, with the run id."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RunIdFilter(config.run_id))
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [run %(run_id)s] %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.log_level)
+    """The runner's log lines (``flowrelay.core.logs``): stderr, with the run id."""
+    configure_run_logging(config.run_id, config.log_level)
 
 
 def run(env: Mapping[str, str]) -> int:

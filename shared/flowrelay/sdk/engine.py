@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from flowrelay.core.logs import ensure_worker_process_logging
 from flowrelay.core.registration import check_parameters
 from flowrelay.sdk.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
 from flowrelay.sdk.tasks import Parameter, Task
@@ -185,6 +186,7 @@ def run_task(
     task: Task, slug: str, upstream: list[UpstreamInput], constants: Mapping[str, Any]
 ) -> State:
     """Run one task (or one mapped child) once its upstream states are known."""
+    ensure_worker_process_logging()
     inputs = dict(constants) if constants else {}
     not_successful = None
     for key, upstream_slug, state in upstream:

@@ -175,11 +175,21 @@ def test_cancel_wait_gives_up_after_its_timeout(store: Store, cancel_queue: str)
 def test_monitor_once_on_an_empty_stack(names: dict[str, str]) -> None:
     result = invoke("monitor", "--once", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"actions": [], "checked": 0}
+    assert json.loads(result.stdout) == {"actions": [], "checked": 0, "waiting": 0}
     table = invoke("monitor", "--once")
     assert table.exit_code == 0
     assert table.stdout == ""
     assert table.stderr.strip() == "checked 0 active runs: nothing to do"
+
+
+def test_monitor_once_counts_the_runs_waiting_to_launch(store: Store) -> None:
+    """Waiting runs are looked at too (a target may fit them now): the count says so."""
+    store.runs.create("waits-1", "etl", labels=["gpu"])
+    store.runs.create("waits-2", "etl", labels=["gpu"])
+    report = json.loads(invoke("monitor", "--once", "--json").stdout)
+    assert (report["checked"], report["waiting"], report["actions"]) == (2, 2, [])
+    table = invoke("monitor", "--once")
+    assert table.stderr.strip() == "checked 2 active runs (2 waiting to launch): nothing to do"
 
 
 def test_monitor_needs_once_or_every(names: dict[str, str]) -> None:
@@ -203,7 +213,7 @@ def test_monitor_once_offers_a_waiting_run_that_a_target_now_fits(
     result = invoke("monitor", "--once")
     assert result.exit_code == 0, result.stderr
     title, header, row = result.stdout.strip().splitlines()
-    assert title == "checked 0 active runs, 1 action"
+    assert title == "checked 1 active run (1 waiting to launch), 1 action"
     assert header.split() == ["run", "id", "action", "state", "message"]
     assert row.split()[:3] == ["wants-gpu", "offered", "Pending"]
     assert "offered to dispatch again: labels and kind fit 'gpu'" in row

@@ -414,13 +414,18 @@ def listed(*args: str) -> list[str]:
 
 
 def test_runs_ls_by_flow_state_both_or_neither(some_runs: Store) -> None:
-    assert listed() == ["etl-pending", "etl-running", "ml-running"]  # active only
+    everything = ["etl-failed", "etl-pending", "etl-running", "ml-running"]
+    assert listed() == everything  # finished runs too, of every flow
+    assert listed("--active") == ["etl-pending", "etl-running", "ml-running"]
     assert listed("--flow", "etl") == ["etl-failed", "etl-pending", "etl-running"]
     assert listed("--state", "running") == ["etl-running", "ml-running"]
+    assert listed("--state", "failed") == ["etl-failed"]
+    assert listed("--state", "Success") == []
     assert listed("--flow", "etl", "--state", "Failed") == ["etl-failed"]
     assert listed("--flow", "etl", "--limit", "1") == ["etl-failed"]  # newest first
-    error = one_error_line(invoke("runs", "ls", "--state", "Success"), 2)
-    assert "finished runs are listed per flow" in error
+    assert listed("--limit", "2") == ["etl-failed", "ml-running"]  # newest first, every flow
+    error = one_error_line(invoke("runs", "ls", "--active", "--state", "Success"), 2)
+    assert "Success is final" in error
 
     table = invoke("runs", "ls", "--flow", "etl")
     assert table.exit_code == 0
@@ -579,13 +584,21 @@ def test_invoke_cancel_sample_cancels_the_dispatch_samples_run(store: Store) -> 
     )
 
 
-def test_invoke_record_state_sample_applies_to_the_run(store: Store) -> None:
-    store.runs.create("sample-run-1", "hello")
+def test_the_samples_work_as_shipped_one_after_the_other(store: Store) -> None:
+    """As events/README.md says: register hello, then dispatch, record_state and cancel."""
+    from flowrelay.sdk.examples.hello import flow
+
+    store.flows.register(
+        registration_for(flow, storage=Module("flowrelay.sdk.examples.hello:flow"))
+    )
+    assert invoke_function("dispatch").exit_code == 0
     result = invoke_function("record_state", "RecordState")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"batchItemFailures": []}
-    history = [entry.state for entry in store.runs.history("sample-run-1")]
+    history = [entry.state for entry in store.runs.history("sample-hello-1")]
     assert history == [RunState.PENDING, RunState.QUEUED, RunState.RUNNING]
+    assert invoke_function("cancel").exit_code == 0
+    assert store.runs.get("sample-hello-1").state is RunState.CANCELLING  # type: ignore[union-attr]
 
 
 def test_invoke_reports_a_batch_that_failed(names: dict[str, str]) -> None:
@@ -597,7 +610,7 @@ def test_invoke_reports_a_batch_that_failed(names: dict[str, str]) -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {len(records)} of {len(records)} records failed (SQS would deliver them again)"
     )
-    assert "no flow run 'sample-run-1'" in result.stderr
+    assert "no flow run 'sample-hello-1'" in result.stderr
 
 
 def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> None:
@@ -606,7 +619,7 @@ def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> Non
     body["detail"]["flow_run_id"] = "no-such-run"
     event["Records"][1]["body"] = json.dumps(body)
     (tmp_path / "event.json").write_text(json.dumps(event))
-    store.runs.create("sample-run-1", "hello")
+    store.runs.create("sample-hello-1", "hello")
     result = invoke("invoke", "record_state", "--event", str(tmp_path / "event.json"))
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"batchItemFailures": [{"itemIdentifier": ANY}]}
@@ -618,7 +631,7 @@ def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> Non
 def test_invoke_monitor_sample_returns(names: dict[str, str]) -> None:
     result = invoke_function("monitor")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"actions": [], "checked": 0}
+    assert json.loads(result.stdout) == {"actions": [], "checked": 0, "waiting": 0}
     unknown = one_error_line(invoke("invoke", "nope", "--event", str(EVENTS / "monitor.json")), 2)
     assert unknown.startswith("no function 'nope'")
 
@@ -640,6 +653,7 @@ def test_installed_command_lists_runs_with_names_from_the_environment(some_runs:
     )
     assert done.returncode == 0, done.stderr
     assert sorted(run["run_id"] for run in json.loads(done.stdout)) == [
+        "etl-failed",
         "etl-pending",
         "etl-running",
         "ml-running",

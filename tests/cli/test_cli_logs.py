@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import boto3
@@ -28,6 +30,12 @@ def store(run_table: str, monkeypatch: pytest.MonkeyPatch) -> Store:
 
 def launch(store: Store, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:
     """A run the dispatcher launched: Submitted with the launcher's infrastructure."""
+    store.runs.create(run_id, "etl")
+    return launch_existing(store, run_id, group, task_id)
+
+
+def launch_existing(store: Store, run_id: str, group: str | None, task_id: str) -> dict[str, Any]:
+    """``launch`` for a run already created."""
     infrastructure = LaunchResult(
         task_arn=f"arn:aws:ecs:us-east-1:123456789012:task/flows/{task_id}",
         cluster="arn:aws:ecs:us-east-1:123456789012:cluster/flows",
@@ -36,7 +44,6 @@ def launch(store: Store, run_id: str, group: str | None, task_id: str) -> dict[s
         log_group=group,
         log_stream_prefix="flowrelay" if group else None,
     ).model_dump(mode="json", exclude_none=True)
-    store.runs.create(run_id, "etl")
     store.runs.transition(
         run_id,
         RunState.SUBMITTED,
@@ -116,3 +123,55 @@ def test_runs_show_names_the_log_group_and_stream(store: Store, group: str) -> N
     store.runs.create("not-launched", "etl")
     assert json.loads(invoke("runs", "show", "not-launched", "--json").stdout)["logs"] is None
     assert "log stream" not in invoke("runs", "show", "not-launched").stdout
+
+
+def test_runs_logs_follow_prints_lines_as_they_come_until_the_run_ends(
+    store: Store, group: str
+) -> None:
+    """Waits for the launch, prints what is there, then each line as it is written; ends once
+    the run has ended and its last lines are read."""
+    logs = boto3.client("logs")
+    stream = "flowrelay/flow/task-f"
+    store.runs.create("followed", "etl")
+
+    def play() -> None:
+        time.sleep(0.6)
+        launch_existing(store, "followed", group, "task-f")
+        write_log(logs, group, stream, ["first", "second"])
+        store.runs.transition("followed", RunState.RUNNING, Source.RUNNER)
+        time.sleep(1.2)
+        append_log(logs, group, stream, ["third"])
+        time.sleep(1.2)
+        append_log(logs, group, stream, ["last words"])
+        store.runs.transition("followed", RunState.SUCCESS, Source.RUNNER, message="done")
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    followed = invoke("runs", "logs", "followed", "--follow")
+    player.join()
+    assert followed.exit_code == 0, followed.stderr
+    assert followed.stdout.splitlines() == ["first", "second", "third", "last words"]
+    assert "run followed ended Success: done" in followed.stderr
+
+    # With --tail: the last N lines there are, then what comes (here: nothing, it has ended).
+    assert invoke("runs", "logs", "followed", "-f", "-n", "2").stdout.splitlines() == [
+        "third",
+        "last words",
+    ]
+    store.runs.create("never-launched", "etl")
+    store.runs.transition("never-launched", RunState.CANCELLED, Source.USER)
+    assert one_error_line(invoke("runs", "logs", "never-launched", "-f"), 1) == (
+        "run never-launched ended Cancelled without logs to follow"
+    )
+    assert "does not take --json" in one_error_line(
+        invoke("runs", "logs", "followed", "-f", "--json"), 2
+    )
+
+
+def append_log(logs: Any, group: str, stream: str, messages: list[str]) -> None:
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)],
+    )

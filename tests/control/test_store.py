@@ -245,3 +245,21 @@ def test_an_unknown_run_is_a_clear_error(store: Store) -> None:
 def test_idempotency_keys_map_to_stable_distinct_run_ids() -> None:
     assert run_id_for("a") == run_id_for("a")
     assert run_id_for("a") != run_id_for("b")
+
+
+def test_recent_runs_come_newest_first_across_days_and_flows(store: Store, clock: Clock) -> None:
+    """One index partition per UTC day: a listing walks back day by day, and stops once it has
+    enough."""
+    for day in range(4):
+        for flow in ("etl", "ml"):
+            store.runs.create(f"{flow}-day{day}", flow)
+            clock.advance(60)
+        clock.advance(24 * 3600)
+    newest = [run.run_id for run in store.runs.recent(limit=5)]
+    assert newest == ["ml-day3", "etl-day3", "ml-day2", "etl-day2", "ml-day1"]
+    assert [run.run_id for run in store.runs.recent(days=2)] == [
+        "ml-day3",
+        "etl-day3",
+    ]  # today is day 4: day 3 and today
+    ml_runs = store.runs.recent(keep=lambda run: run.flow_name == "ml", limit=10)
+    assert [run.run_id for run in ml_runs] == ["ml-day3", "ml-day2", "ml-day1", "ml-day0"]

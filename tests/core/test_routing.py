@@ -33,7 +33,7 @@ def test_a_run_without_labels_goes_only_to_unlabelled_targets() -> None:
 def test_the_run_config_kind_must_fit() -> None:
     choice = choose_target([LAPTOP], [], ECSRun())
     assert choice.target is None
-    assert choice.reason == "no target fits: 'laptop': a ECSRun cannot run on a local target"
+    assert choice.reason == "no target fits: 'laptop': an ECSRun cannot run on a local target"
     assert choose_target([LAPTOP], [], {"type": "LocalRun"}).target == LAPTOP
     assert choose_target([FARGATE], ["prod"], KubernetesRun()).target is None
     assert choose_target([LAPTOP], [], LocalRun()).target == LAPTOP

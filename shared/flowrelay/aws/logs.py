@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -111,6 +111,56 @@ def read_all(
     """
     for page in _pages(logs_client, location, start_from_head, page_size):
         yield from page
+
+
+def follow(
+    logs_client: Any,
+    location: LogLocation,
+    done: Callable[[], bool],
+    pause: Callable[[], None],
+    *,
+    skip: int = 0,
+) -> Iterator[LogEvent]:
+    """Every event of the stream as it is written, oldest first, until ``done()`` says no more
+    will come (checked when caught up; what came meanwhile is still read). ``pause`` waits
+    between polls; ``skip`` leaves out the first events (already shown). A stream that does
+    not exist yet is waited for.
+
+    >>> wait = lambda: time.sleep(1)
+    >>> for event in follow(logs, location, done=run_ended, pause=wait):  # doctest: +SKIP
+    ...     print(event.message)
+    """
+    from botocore.exceptions import ClientError
+
+    request: dict[str, Any] = {
+        "logGroupName": location.group,
+        "logStreamName": location.stream,
+        "startFromHead": True,
+    }
+    seen = 0
+    finishing = False
+    while True:
+        try:
+            response = logs_client.get_log_events(**request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            response = {}
+        for raw in response.get("events") or []:
+            seen += 1
+            if seen > skip:
+                yield _event(raw)
+        token = response.get("nextForwardToken")
+        caught_up = not response.get("events")
+        if token:
+            request["nextToken"] = token
+        if caught_up:
+            if finishing:
+                return
+            # One more read after the end is known: what was written just before it.
+            finishing = done()
+            if not finishing:
+                pause()
 
 
 def tail(

@@ -120,6 +120,8 @@ def _print_report(report: MonitorReport, title: str | None = None) -> None:
     """A monitor report as a table (run, action, state, message), or one line on stderr saying
     there was nothing to do."""
     checked = f"checked {report.checked} active run{'s' if report.checked != 1 else ''}"
+    if report.waiting:
+        checked += f" ({report.waiting} waiting to launch)"
     heading = f"{title}: {checked}" if title else checked
     if not report.actions:
         render.stderr.print(f"[dim]{escape(heading)}: nothing to do[/]")

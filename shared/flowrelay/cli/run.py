@@ -122,6 +122,20 @@ def run(
     parameters = {**_params_from_file(params_file), **parse_params(params)}
     env = parse_env(env_pairs)
     run_config = _parse_run_config(run_config_text) if run_config_text is not None else None
+    if flow_run_id is None and idempotency_key is None:
+        flow_run_id = str(uuid.uuid4())
+    fields: dict[str, Any] = {
+        "flow": flow,
+        "version": flow_version,
+        "parameters": parameters,
+        "labels": list(labels) if labels else None,
+        "run_config": run_config,
+        "idempotency_key": idempotency_key,
+        "flow_run_id": flow_run_id,
+        "requested_by": requested_by(),
+        "timeout_seconds": run_timeout,
+    }
+    request = _request(**fields)  # what the request itself gets wrong, before any lookup
     names = current()
     store = None if no_check else open_store(names)
     if store is not None:
@@ -136,19 +150,8 @@ def run(
                 2,
             )
         run_config = run_config.model_copy(update={"env": {**(run_config.env or {}), **env}})
-    if flow_run_id is None and idempotency_key is None:
-        flow_run_id = str(uuid.uuid4())
-    request = _request(
-        flow=flow,
-        version=flow_version,
-        parameters=parameters,
-        labels=list(labels) if labels else None,
-        run_config=run_config,
-        idempotency_key=idempotency_key,
-        flow_run_id=flow_run_id,
-        requested_by=requested_by(),
-        timeout_seconds=run_timeout,
-    )
+    if env:
+        request = _request(**{**fields, "run_config": run_config})
     run_id = request.flow_run_id or run_id_for(str(request.idempotency_key))
     repeat = store is not None and _is_a_repeat(store, request, run_id)
     if not repeat:

@@ -25,6 +25,7 @@ from flowrelay.cli.stack import (
     reports_errors,
 )
 from flowrelay.control.store import Store
+from flowrelay.control.store.runs import RECENT_DAYS
 from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
 from flowrelay.core.runs import FlowRun
 
@@ -102,52 +103,80 @@ def runs() -> None:
 
 
 @runs.command("ls")
-@click.option("--flow", "flow_name", help="Runs of this flow, newest first (finished ones too).")
+@click.option("--flow", "flow_name", help="Only runs of this flow.")
 @click.option(
     "--state",
     type=click.Choice([str(state) for state in RunState], case_sensitive=False),
-    help="Only runs in this state (a final state needs --flow).",
+    help="Only runs in this state.",
+)
+@click.option(
+    "--active",
+    is_flag=True,
+    help="Only runs that have not finished, longest waiting first (what the monitor watches).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=RECENT_DAYS,
+    show_default=True,
+    help="Without --flow: how many days back to look.",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @reports_errors
-def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool) -> None:
-    """List runs. Without --flow: the runs that have not finished (every active state), longest
-    waiting first; finished runs are listed per flow, with --flow.
+def runs_ls(
+    flow_name: str | None,
+    state: str | None,
+    active: bool,
+    days: int,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first: every flow's, finished or not (the last --days days), or one
+    flow's (--flow); --active lists the unfinished ones, longest waiting first.
 
     \b
     Examples:
-      flowrelay runs ls                       # everything not finished
-      flowrelay runs ls --flow etl            # etl's latest runs, finished or not
-      flowrelay runs ls --flow etl --state Failed
+      flowrelay runs ls                       # the latest runs of every flow
+      flowrelay runs ls --state Failed        # what failed lately
+      flowrelay runs ls --flow etl --limit 5  # etl's last five runs
+      flowrelay runs ls --active              # everything not finished
     """
     wanted = _run_state(state) if state else None
-    if wanted is not None and wanted.is_final and flow_name is None:
-        render.fail(
-            f"{wanted} is a final state: finished runs are listed per flow, add --flow FLOW", 2
-        )
+    if active and wanted is not None and wanted.is_final:
+        render.fail(f"--active lists runs that have not finished, and {wanted} is final", 2)
     store = open_store(current())
     found: list[FlowRun]
     if flow_name is not None:
-        found = store.runs.of_flow(flow_name, limit=limit)
-        if wanted is not None:
-            found = [run for run in found if run.state is wanted]
-    else:
-        states = (
-            [wanted]
-            if wanted is not None
-            else [state for state in RunState if state in ACTIVE_STATES]
-        )
-        found = [run for active in states for run in store.runs.active(active)]
+        found = [
+            run
+            for run in store.runs.of_flow(flow_name, limit=limit if wanted is None else 1000)
+            if (wanted is None or run.state is wanted) and (not active or run.state.is_active)
+        ][:limit]
+    elif active or (wanted is not None and wanted.is_active):
+        states = [wanted] if wanted is not None else [s for s in RunState if s in ACTIVE_STATES]
+        found = [run for one in states for run in store.runs.active(one)]
         found.sort(key=lambda run: run.created_at)
         found = found[:limit]
+    else:
+        found = store.runs.recent(
+            limit=limit,
+            days=days,
+            keep=None if wanted is None else (lambda run: run.state is wanted),
+        )
     if as_json:
         render.echo_json([run.model_dump(mode="json") for run in found])
         return
     if not found:
-        what = f"runs of flow {flow_name!r}" if flow_name else "active runs"
+        what = (
+            f"runs of flow {flow_name!r}"
+            if flow_name
+            else "active runs"
+            if active
+            else f"runs in the last {days} days"
+        )
         render.stderr.print(f"[dim]no {escape(what)}{f' in state {wanted}' if wanted else ''}[/]")
         return
     render.print_table(
@@ -253,26 +282,41 @@ def runs_show(run_id: str, as_json: bool) -> None:
     "--tail", "-n", "last", type=click.IntRange(min=1), metavar="N", help="Only the last N lines."
 )
 @click.option(
+    "--follow",
+    "-f",
+    "follow_lines",
+    is_flag=True,
+    help="Keep printing lines as the task writes them, until the run ends (waits for it to be "
+    "launched). Ctrl-C stops (exit 130).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the location and the events (time, message)."
 )
 @reports_errors
-def runs_logs(run_id: str, last: int | None, as_json: bool) -> None:
+def runs_logs(run_id: str, last: int | None, follow_lines: bool, as_json: bool) -> None:
     """Print the log lines of a run's task (from CloudWatch Logs), oldest first.
 
     \b
     Exit 1 when the run is unknown, has no log location (not launched yet, or its task does
-    not log to CloudWatch), or its log stream does not exist yet. A line is one log event.
+    not log to CloudWatch), or its log stream does not exist yet (with --follow: waits for
+    them instead). A line is one log event.
 
     \b
     Examples:
       flowrelay runs logs 0b6e...            # everything
       flowrelay runs logs 0b6e... --tail 50  # the last 50 lines
+      flowrelay runs logs 0b6e... -f         # everything, then new lines until the run ends
     """
     from botocore.exceptions import ClientError
 
-    found = open_store(current()).runs.get(run_id)
+    store = open_store(current())
+    found = store.runs.get(run_id)
     if found is None:
         render.fail(f"no flow run {run_id!r}", 1)
+    if follow_lines:
+        if as_json:
+            render.fail("--follow prints lines as they come; it does not take --json", 2)
+        sys.exit(_follow_logs(store, found, last))
     location = log_location(found.infrastructure)
     if location is None:
         if not found.infrastructure:
@@ -331,6 +375,45 @@ def runs_logs(run_id: str, last: int | None, as_json: bool) -> None:
     elif last is not None:
         for event in events:
             click.echo(event.message)
+
+
+def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
+    """``runs logs --follow``: the run's lines as they come until it ends; the exit code."""
+    from flowrelay.aws.logs import follow as follow_stream
+
+    client = aws_client("logs")
+    run = found
+    try:
+        while log_location(run.infrastructure) is None:
+            if run.state.is_final:
+                render.fail(f"run {run.run_id} ended {run.state} without logs to follow", 1)
+            pause()
+            run = store.runs.get(run.run_id) or run
+        location = log_location(run.infrastructure)
+        assert location is not None
+        skip = 0
+        if last is not None:
+            try:
+                total = sum(1 for _ in read_all(client, location))
+            except Exception:  # no stream yet: nothing to skip
+                total = 0
+            skip = max(0, total - last)
+        latest = run
+
+        def ended() -> bool:
+            nonlocal latest
+            latest = store.runs.get(run.run_id) or latest
+            return latest.state.is_final
+
+        for event in follow_stream(client, location, ended, pause, skip=skip):
+            click.echo(event.message)
+    except KeyboardInterrupt:
+        render.stderr.print(f"[yellow]stopped following[/]: run {run.run_id} goes on")
+        return 130
+    render.stderr.print(
+        f"[dim]run {latest.run_id} ended {latest.state}: {escape(latest.message or '')}[/]"
+    )
+    return 0
 
 
 @runs.command("cancel")

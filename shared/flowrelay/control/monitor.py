@@ -66,7 +66,8 @@ class MonitorAction(Model):
 
 class MonitorReport(Model):
     actions: list[MonitorAction] = Field(default_factory=list)
-    checked: int = 0
+    checked: int = Field(default=0, description="Active runs looked at, waiting ones included.")
+    waiting: int = Field(default=0, description="Of those, runs waiting to be launched.")
 
     def count(self, action: Action) -> int:
         return sum(1 for item in self.actions if item.action == action)
@@ -89,14 +90,16 @@ def is_due(run: FlowRun, now: datetime) -> bool:
     return (run.retry_at is None or run.retry_at <= now) and not run.launch_claimed(now)
 
 
-def requests_for_waiting_runs(store: Store) -> list[tuple[FlowRunRequested, str]]:
-    """A new request (and why) for every run waiting in Pending that some target fits now and
-    that is due (``is_due``). Dispatch takes them like any request: same run id, so the run is
-    launched once, by the one function allowed to launch."""
+def requests_for_waiting_runs(
+    store: Store, pending: list[FlowRun] | None = None
+) -> list[tuple[FlowRunRequested, str]]:
+    """A new request (and why) for every run waiting in Pending (``pending``, else read) that
+    some target fits now and that is due (``is_due``). Dispatch takes them like any request:
+    same run id, so the run is launched once, by the one function allowed to launch."""
     targets = store.targets.list()
     now = store.clock()
     offers = []
-    for run in store.runs.active(RunState.PENDING):
+    for run in store.runs.active(RunState.PENDING) if pending is None else pending:
         if not is_due(run, now):
             continue
         choice = choose_target(targets, run.labels, run.run_config)
@@ -149,7 +152,11 @@ class Monitor:
                     continue
                 if action is not None:
                     report.actions.append(action)
-        report.actions.extend(self._offer_pending(report))
+        pending = self.store.runs.active(RunState.PENDING)
+        scheduled = self.store.runs.active(RunState.SCHEDULED)
+        report.waiting = len(pending) + len(scheduled)
+        report.checked += report.waiting
+        report.actions.extend(self._offer_pending(pending))
         for action in report.actions:
             level = logging.WARNING if action.action == "runner_silent" else logging.INFO
             log.log(level, "monitor: run %s %s: %s", action.run_id, action.action, action.message)
@@ -157,8 +164,8 @@ class Monitor:
 
     # --- the checks ----------------------------------------------------------------------------
 
-    def _offer_pending(self, report: MonitorReport) -> list[MonitorAction]:
-        offers = requests_for_waiting_runs(self.store)
+    def _offer_pending(self, pending: list[FlowRun]) -> list[MonitorAction]:
+        offers = requests_for_waiting_runs(self.store, pending)
         if offers:
             self.publisher.publish(*(request for request, _ in offers))
         return [

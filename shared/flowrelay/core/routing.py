@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, field_validator
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import TimeoutOverrides
 from flowrelay.core.run_configs import RunConfig, parse_run_config
+from flowrelay.core.wording import with_article
 
 #: The kinds of infrastructure a target can name; each has its launcher package.
 TargetKind = Literal["ecs", "kubernetes", "local"]
@@ -105,7 +106,10 @@ def choose_target(
         if not match:
             reasons.append(f"{target.name!r}: {match.reason}")
         elif not fits_kind(target.kind):
-            reasons.append(f"{target.name!r}: a {config_type} cannot run on a {target.kind} target")
+            reasons.append(
+                f"{target.name!r}: {with_article(config_type)} cannot run on "
+                f"{with_article(target.kind)} target"
+            )
         else:
             return TargetChoice(target=target, reason=f"labels and kind fit {target.name!r}")
     if not reasons:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from flowrelay.core.routing import Target
+from flowrelay.core.wording import with_article
 from flowrelay.launchers.base import EventReader, Launcher
 
 S = TypeVar("S", bound=BaseModel)
@@ -79,7 +80,8 @@ def typed_settings(target: Target, model: type[S]) -> S:
     except ValidationError as exc:
         problems = settings_errors(exc)
         raise TargetSettingsError(
-            f"target {target.name!r} has settings a {target.kind} target cannot use: {problems}",
+            f"target {target.name!r} has settings {with_article(target.kind)} target cannot use: "
+            f"{problems}",
             problems,
         ) from None
 

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.storage import S3, Local, Module, Storage, split_location
+from flowrelay.core.wording import with_article
 
 if TYPE_CHECKING:
     from flowrelay.sdk.flow import Flow
@@ -77,7 +78,9 @@ def _flow_in(module: ModuleType, attr: str | None, where: str) -> Flow:
             raise FlowLoadError(f"{where} has no attribute {attr!r}")
         found = getattr(module, attr)
         if not isinstance(found, Flow):
-            raise FlowLoadError(f"{where}:{attr} is a {type(found).__name__}, not a Flow")
+            raise FlowLoadError(
+                f"{where}:{attr} is {with_article(type(found).__name__)}, not a Flow"
+            )
         return found
     flows = {name: value for name, value in vars(module).items() if isinstance(value, Flow)}
     if not flows:

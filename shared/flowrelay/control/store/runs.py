@@ -8,8 +8,8 @@ decided again against the newer state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowrelay.control.store.table import MAX_RACES, Table, condition_failed
@@ -19,6 +19,10 @@ from flowrelay.core.modeling import Model
 from flowrelay.core.runs import FlowRun, HistoryEntry
 
 HISTORY_RETENTION = timedelta(days=90)
+
+
+#: How far back ``Runs.recent`` looks by default.
+RECENT_DAYS = 30
 
 
 class LaunchClaim(Model):
@@ -452,6 +456,35 @@ class RunStore:
         )
         return [_run_from_item(item) for item in items]
 
+    def recent(
+        self,
+        limit: int = 50,
+        days: int = RECENT_DAYS,
+        keep: Callable[[FlowRun], bool] | None = None,
+    ) -> list[FlowRun]:
+        """Runs of every flow, newest first: at most ``limit`` of those created in the last
+        ``days`` days (UTC) that ``keep`` accepts. Reads one index partition per day, newest
+        day first, and stops once it has enough."""
+        found: list[FlowRun] = []
+        today = self.table.clock().astimezone(UTC)
+        for back in range(days):
+            day = today - timedelta(days=back)
+            query: dict[str, Any] = {
+                "IndexName": "recent",
+                "KeyConditionExpression": "recent_pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": _recent_bucket(day)}},
+                "ScanIndexForward": False,
+            }
+            paginator = self.table.client.get_paginator("query")
+            for page in paginator.paginate(TableName=self.table.table_name, **query):
+                for item in page.get("Items", []):
+                    run = _run_from_item(item)
+                    if keep is None or keep(run):
+                        found.append(run)
+                        if len(found) >= limit:
+                            return found
+        return found
+
     def active(self, state: RunState, entered_before: datetime | None = None) -> list[FlowRun]:
         """Runs in ``state`` (not final), longest in it first; optionally only those that entered
         it before ``entered_before``. Reads the sparse index, never the table."""
@@ -477,6 +510,13 @@ class RunStore:
         }
 
 
+def _recent_bucket(at: datetime) -> str:
+    """The ``recent`` index partition of a run created at ``at``: its UTC day. One partition a
+    day keeps each query small; a day's runs share one partition's write rate (1,000 items a
+    second), far above what a run needs."""
+    return f"RECENT#{at.astimezone(UTC):%Y-%m-%d}"
+
+
 def _run_item(run: FlowRun) -> dict[str, Any]:
     """The run as a DynamoDB item: key and index attributes, plus the whole run as JSON (numbers
     in parameters stay exact; DynamoDB would need Decimals for them)."""
@@ -488,6 +528,8 @@ def _run_item(run: FlowRun) -> dict[str, Any]:
         "state": {"S": str(run.state)},
         "flow_pk": {"S": f"FLOW#{run.flow_name}"},
         "flow_sk": {"S": f"{run.created_at.isoformat()}#{run.run_id}"},
+        "recent_pk": {"S": _recent_bucket(run.created_at)},
+        "recent_sk": {"S": f"{run.created_at.isoformat()}#{run.run_id}"},
     }
     if run.state.is_active:
         item["active_pk"] = {"S": f"ACTIVE#{run.state}"}

@@ -19,6 +19,7 @@ from flowrelay.core.contract import RESERVED_PREFIX, runner_environment
 from flowrelay.core.events import describe
 from flowrelay.core.run_configs import ECSRun, UniversalRun, parse_run_config
 from flowrelay.core.runs import FlowRun
+from flowrelay.core.wording import with_article
 from flowrelay.launchers.base import LaunchError
 from flowrelay.launchers.ecs.names import (
     ATTEMPT_TAG,
@@ -128,7 +129,7 @@ def ecs_run(run: FlowRun) -> ECSRun:
         return config
     if isinstance(config, UniversalRun):
         return ECSRun(env=config.env, labels=config.labels)
-    raise LaunchError(f"a {config.type} cannot run on an ecs target", retryable=False)
+    raise LaunchError(f"{with_article(config.type)} cannot run on an ecs target", retryable=False)
 
 
 # Lists whose items are matched by a key field instead of being replaced wholesale.

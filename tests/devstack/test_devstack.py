@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 import pytest
 
 from flowrelay.aws.bus import Publisher
@@ -28,6 +29,7 @@ from flowrelay.core.events import FlowRunRequested
 from flowrelay.core.routing import Target
 from flowrelay.core.storage import Module
 from flowrelay.devstack import DevStack
+from flowrelay.devstack.processes import running
 from flowrelay.devstack.template import load_template
 from flowrelay.sdk.flow import registration_for
 from flowrelay.sdk.storage import load_flow
@@ -324,17 +326,16 @@ def test_a_malformed_message_does_not_block_others_and_lands_in_the_dlq(stack: S
     assert any("dispatch: 1 record(s), 1 failed" in line for line in stack.lines)
 
 
+def _group(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except ProcessLookupError:
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
-        import psutil  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - psutil is in the dev environment
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        return running(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return False
 
@@ -355,6 +356,8 @@ def test_stop_leaves_no_process_thread_or_server(stack: Stack, loopback_only: li
     dev.stop()
 
     assert not [pid for pid in pids if _alive(pid)]
+    # Nor anything in their process groups (each task's guard leads its group).
+    assert not [p.pid for p in psutil.process_iter() if _group(p) in pids and running(p)]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         left = [t.name for t in threading.enumerate() if t.name.startswith("devstack-")]

@@ -7,6 +7,12 @@ the "ECS Task State Change" events AWS would put on the default bus: RUNNING whe
 STOPPED when it ends. A task its process outlives (StopTask by the monitor or a cancel) gets
 SIGTERM, then SIGKILL after a grace period, and is reported STOPPED with stopCode UserInitiated.
 
+A task is a process group, as a container is a set of processes: its command runs under a guard
+(``guard.py``) that leads the group, so everything the runner starts (Dask workers,
+multiprocessing helpers) is in it. Signals go to the whole group; when the command exits, what is
+left of the group is killed, as ECS ends a container's processes when its essential container
+exits; when the dev stack process dies, however it dies, the guards end their groups.
+
 moto ignores RunTask's ``clientToken``. AWS returns the first task for a repeated token, so a task
 that repeats a (run id, attempt) pair this executor already ran is stopped in moto without being
 run and without events (on AWS it would not exist).
@@ -34,8 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.core.contract import ENV_ATTEMPT
+from flowrelay.devstack.processes import MARKER, guarded, signal_group
 from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
@@ -49,6 +58,7 @@ class TaskProcess:
     task: dict[str, Any]
     container: str
     process: subprocess.Popen[bytes]
+    """The guard: the leader of the task's process group, which exits as the command does."""
     log_path: Path
     log_file: IO[bytes]
     run_id: str | None
@@ -64,6 +74,11 @@ class TaskProcess:
     @property
     def arn(self) -> str:
         return str(self.task["taskArn"])
+
+    @property
+    def group(self) -> int:
+        """The task's process group (its guard leads it)."""
+        return self.process.pid
 
 
 def resolve_command(command: list[str]) -> list[str]:
@@ -132,6 +147,10 @@ class EcsExecutor(threading.Thread):
         self.lost_events: dict[str, list[str]] = {}  # run id -> statuses dropped
         self._lose: set[str] = set()
         self._lock = threading.Lock()
+        # Only this process holds the write end: the kernel closes it when this process ends,
+        # however it ends, and every task's guard then ends its task (guard.py).
+        self._alive_read, self._alive_write = os.pipe()
+        self._alive_open = True
 
     def lose_events_of(self, run_id: str) -> None:
         """Drop the task state events of ``run_id`` from now on (fault injection)."""
@@ -139,11 +158,13 @@ class EcsExecutor(threading.Thread):
             self._lose.add(run_id)
 
     def pid_of(self, run_id: str) -> int | None:
-        """The process id of the run's task, while it runs."""
+        """The process id of the run's container command (the runner), while it runs."""
         with self._lock:
-            for handle in self.running.values():
-                if handle.run_id == run_id:
-                    return handle.process.pid
+            guards = [h.process.pid for h in self.running.values() if h.run_id == run_id]
+        for guard in guards:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(guard).children():
+                    return int(child.pid)
         return None
 
     # --- the loop ----------------------------------------------------------------------------
@@ -209,17 +230,19 @@ class EcsExecutor(threading.Thread):
             self.say(f"task ignored: run {run_id} attempt {key[1]} already has a task")
             return
         self.executed[key] = arn
+        env[MARKER] = str(self.log_dir)
         task_id = arn.rsplit("/", 1)[-1]
         log_path = self.log_dir / f"{task_id}.log"
         log_file = log_path.open("wb")
         try:
             command = resolve_command(override.get("command") or container.get("command") or [])
             process = subprocess.Popen(
-                command,
+                guarded(command, self._alive_read, self.grace_seconds),
                 env=child_environment(self.stack_env(), env),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                pass_fds=(self._alive_read,),
                 start_new_session=True,  # Ctrl-C reaches the dev stack, which stops it
             )
         except (OSError, ValueError) as exc:
@@ -243,7 +266,7 @@ class EcsExecutor(threading.Thread):
         with self._lock:
             self.running[arn] = handle
             self.started_pids.append(process.pid)
-        self.say(f"task started: run {run_id} pid {process.pid} (log {log_path})")
+        self.say(f"task started: run {run_id} group {process.pid} (log {log_path})")
         self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
 
     # --- stopping ----------------------------------------------------------------------------
@@ -268,7 +291,7 @@ class EcsExecutor(threading.Thread):
         if handle.process.poll() is not None or handle.term_sent_at is not None:
             return
         handle.term_sent_at = time.monotonic()
-        _signal_group(handle.process, signal.SIGTERM)
+        signal_group(handle.group, signal.SIGTERM)
 
     def _reap(self) -> None:
         with self._lock:
@@ -279,11 +302,12 @@ class EcsExecutor(threading.Thread):
                 waited = handle.term_sent_at and time.monotonic() - handle.term_sent_at
                 if waited and waited > self.grace_seconds and not handle.killed:
                     handle.killed = True
-                    _signal_group(handle.process, signal.SIGKILL)
+                    signal_group(handle.group, signal.SIGKILL)
                 continue
             self._finish(handle, code)
 
     def _finish(self, handle: TaskProcess, code: int) -> None:
+        signal_group(handle.group, signal.SIGKILL)  # what the command left running
         with self._lock:
             self.running.pop(handle.arn, None)
         handle.log_file.close()
@@ -311,23 +335,28 @@ class EcsExecutor(threading.Thread):
 
     def shutdown(self) -> None:
         """Terminate every task process (SIGTERM, then SIGKILL after the grace period) and wait
-        for them. No events: the stack they would go to is going away."""
+        for them. No events: the stack they would go to is going away. Safe to call again."""
         with self._lock:
             handles = list(self.running.values())
         for handle in handles:
             if handle.process.poll() is None:
-                _signal_group(handle.process, signal.SIGTERM)
+                signal_group(handle.group, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
         for handle in handles:
             try:
                 handle.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(handle.process, signal.SIGKILL)
+                signal_group(handle.group, signal.SIGKILL)
                 handle.process.wait()
+            signal_group(handle.group, signal.SIGKILL)
             handle.log_file.close()
-            self.say(f"task terminated: run {handle.run_id} pid {handle.process.pid}")
+            self.say(f"task terminated: run {handle.run_id} group {handle.group}")
         with self._lock:
             self.running.clear()
+        if self._alive_open:  # once: a closed fd number may be reused by the next open file
+            self._alive_open = False
+            os.close(self._alive_read)
+            os.close(self._alive_write)
 
     # --- reporting ---------------------------------------------------------------------------
 
@@ -404,9 +433,3 @@ def _tag(task: Mapping[str, Any], key: str) -> str | None:
         if tag.get("key") == key:
             return str(tag.get("value"))
     return None
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    """Signal the task's whole process group (the runner and anything it started)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -32,6 +31,7 @@ from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
 from flowrelay.devstack.lambda_emulator import Function, load_handler
+from flowrelay.devstack.processes import end_leftovers, make_folder
 from flowrelay.devstack.template import function_event_sources, functions, load_template
 
 REGION = "us-east-1"
@@ -39,6 +39,8 @@ FAKE_KEY = "testing"
 #: How soon a failed SQS message is retried in the dev stack (the template says 360 s).
 DEV_RETRY_DELAY = 2
 LOCAL_IMAGE = "flowrelay-local"
+#: The loggers of the moto server: its errors go to ``server.log`` in the stack's folder.
+SERVER_LOGGERS = ("werkzeug", "moto")
 
 
 def default_template() -> Path:
@@ -122,17 +124,23 @@ class DevStack:
         self._saved_environ: dict[str, str | None] = {}
         self._started = False
         self._function_log: tuple[logging.StreamHandler[Any], Any] | None = None
+        self._server_log: logging.Handler | None = None
+        self._server_loggers: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start moto on 127.0.0.1, create the stack, then the pollers and the task executor."""
+        """End what dead dev stacks left behind (``processes.end_leftovers``), start moto on
+        127.0.0.1, create the stack, then the pollers and the task executor."""
         if self._started:
             raise RuntimeError("this dev stack is already started")
         self._started = True
         began = time.monotonic()
         try:
-            self.log_dir = Path(tempfile.mkdtemp(prefix="flowrelay-dev-"))
+            end_leftovers(self.say)
+            self.log_dir = make_folder()
+            self.say(f"stack folder: {self.log_dir}")
+            self._capture_server_logs()
             self._start_server()
             self._set_environ(self._aws_environment())
             self._reset_caches()
@@ -165,13 +173,19 @@ class DevStack:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
-        if self.executor is not None and self.executor.running:
+        if self.executor is not None:
             self.executor.shutdown()  # the thread never ran or died: still end the processes
         if self._server is not None:
             with contextlib.suppress(Exception):
                 self._server.stop()
             self._server = None
             self.say("moto stopped")
+        for logger, handlers, propagate in self._server_loggers:
+            logger.handlers, logger.propagate = handlers, propagate
+        self._server_loggers.clear()
+        if self._server_log is not None:
+            self._server_log.close()
+            self._server_log = None
         self._restore_environ()
         self._reset_caches()
         if self._function_log is not None:
@@ -414,6 +428,21 @@ class DevStack:
         self._threads.append(self.executor)
         for thread in self._threads:
             thread.start()
+
+    def _capture_server_logs(self) -> None:
+        """Send the moto server's log lines to ``<log dir>/server.log``: werkzeug prints the
+        traceback of every request moto fails on, which would bury the stack's own lines (and a
+        task that keeps calling can make hundreds)."""
+        assert self.log_dir is not None
+        path = self.log_dir / "server.log"
+        self._server_log = logging.FileHandler(path, encoding="utf-8")
+        self._server_log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        for name in SERVER_LOGGERS:
+            logger = logging.getLogger(name)
+            self._server_loggers.append((logger, list(logger.handlers), logger.propagate))
+            # werkzeug adds a console handler of its own only when it finds none.
+            logger.handlers, logger.propagate = [self._server_log], False
+        self.say(f"server log: {path}")
 
     def _capture_function_logs(self) -> None:
         """Send the functions' Powertools log lines (JSON, to stdout by default) to

@@ -1,0 +1,118 @@
+"""The dev stack's processes: its folder and the record in it, its task process groups, and
+what a dead stack left behind.
+
+Each stack works in a temporary folder named ``flowrelay-dev-*`` holding ``stack.json``: the
+stack's process id and start time, so a later stack can tell a live stack from a dead one (a
+process id alone may have been given to another process since). Every process of its tasks
+carries ``FLOWRELAY_DEVSTACK=<that folder>`` in its environment, inherited by whatever the task
+starts. A task's processes normally end with their stack (``guard.py``); when a stack died in a
+way that left some (its guard was killed too), the next stack finds them by that variable, ends
+them and removes the folder (``end_leftovers``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import psutil
+
+from flowrelay.devstack import guard
+
+FOLDER_PREFIX = "flowrelay-dev-"
+RECORD = "stack.json"
+#: In the environment of every task process: the folder of the stack that started it.
+MARKER = "FLOWRELAY_DEVSTACK"
+
+
+def make_folder() -> Path:
+    """A new stack folder in the temporary directory, with this process's record in it."""
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    me = psutil.Process()
+    (folder / RECORD).write_text(json.dumps({"pid": me.pid, "started": me.create_time()}))
+    return folder
+
+
+def guarded(command: list[str], fd: int, grace_seconds: float) -> list[str]:
+    """``command`` run by the guard, which ends its process group when the pipe ``fd`` closes."""
+    # -I -S: the guard needs only the standard library; no site-packages, no PYTHON* variables.
+    return [sys.executable, "-I", "-S", guard.__file__, str(fd), str(grace_seconds), *command]
+
+
+def signal_group(group: int, signum: signal.Signals) -> None:
+    """Signal a process group; one that has ended is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def end_leftovers(say: Callable[[str], None], root: Path | None = None) -> list[Path]:
+    """End the processes of dev stacks that died and remove their folders; returns the folders
+    removed. A folder without a record, or whose stack still runs, or not ours, is left alone."""
+    removed = []
+    for folder in sorted(Path(root or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*")):
+        record = _record(folder)
+        if record is None or _alive(record):
+            continue
+        ended = _end_marked(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        say(
+            f"a dev stack that died (pid {record.get('pid')}) left {len(ended)} process(es): "
+            f"ended {' '.join(map(str, ended)) or 'none'}; removed its folder {folder}"
+        )
+    return removed
+
+
+def _record(folder: Path) -> Mapping[str, object] | None:
+    try:
+        if folder.stat().st_uid != os.getuid():
+            return None
+        record = json.loads((folder / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _alive(record: Mapping[str, object]) -> bool:
+    """Whether the stack of ``record`` still runs: its pid, started at the recorded time."""
+    pid, started = record.get("pid"), record.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int | float):
+        return False
+    try:
+        process = psutil.Process(pid)
+        # create_time is read from /proc in clock ticks: the same process may differ by a tick.
+        return bool(abs(process.create_time() - started) < 1 and process.is_running())
+    except psutil.Error:
+        return False
+
+
+def _end_marked(folder: str) -> list[int]:
+    """SIGKILL every process whose environment names ``folder`` as its stack; their pids."""
+    marked = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(MARKER) == folder:
+                marked.append(process)
+    for process in marked:
+        with contextlib.suppress(psutil.Error):
+            process.kill()  # no grace: the stack its processes would report to is gone
+    deadline = time.monotonic() + 5
+    while any(map(running, marked)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(process.pid for process in marked)
+
+
+def running(process: psutil.Process) -> bool:
+    """Whether ``process`` runs (a zombie has ended: only its exit status is left to collect)."""
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False

@@ -116,6 +116,7 @@ def stack() -> Iterator[Stack]:
             "flowrelay.sdk.examples.hello:flow",
             "flowrelay.sdk.examples.failing:flow",
             "tests.support.flows:flow",
+            "tests.support.flows:hog",
         ):
             flow = load_flow(Module(path))
             running.store.flows.register(registration_for(flow, storage=Module(path)))
@@ -127,10 +128,20 @@ def stack() -> Iterator[Stack]:
         dev.stop()
 
 
-def request(stack: Stack, flow: str, run_id: str | None = None, times: int = 1) -> str:
+def request(
+    stack: Stack,
+    flow: str,
+    run_id: str | None = None,
+    times: int = 1,
+    parameters: dict[str, Any] | None = None,
+) -> str:
     run_id = run_id or str(uuid.uuid4())
     for _ in range(times):
-        stack.publisher.publish(FlowRunRequested(flow=flow, flow_run_id=run_id, requested_by="t"))
+        stack.publisher.publish(
+            FlowRunRequested(
+                flow=flow, flow_run_id=run_id, requested_by="t", parameters=parameters or {}
+            )
+        )
     return run_id
 
 
@@ -324,6 +335,34 @@ def test_a_malformed_message_does_not_block_others_and_lands_in_the_dlq(stack: S
         bodies = [message["Body"] for message in response.get("Messages", [])]
     assert bodies == ["this is not an event"], "\n".join(stack.lines[-60:])
     assert any("dispatch: 1 record(s), 1 failed" in line for line in stack.lines)
+
+
+def test_a_task_over_its_memory_is_killed_as_fargate_kills_it(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target's tasks have 512 MiB (the ECS default); the flow holds 700 MiB."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runner process imports tests.support
+    run_id = request(stack, "hog", parameters={"mib": 700})
+
+    run = stack.wait_final(run_id, timeout=30)
+
+    assert str(run.state) == "Crashed", run.message
+    assert "container 'flow' exited with code 137" in str(run.message)
+    assert "(OutOfMemoryError: Container killed due to memory usage)" in str(run.message)
+    assert "EssentialContainerExited" in str(run.message)
+    assert any(f"task started: run {run_id} group" in line for line in stack.lines)
+    assert any(f"task started: run {run_id}" in line and "512 MiB" in line for line in stack.lines)
+    assert any(f"task out of memory: run {run_id}" in line for line in stack.lines)
+
+
+def test_a_task_under_its_memory_succeeds(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = request(stack, "hog", parameters={"mib": 300})
+
+    run = stack.wait_final(run_id, timeout=30)
+
+    assert str(run.state) == "Success", run.message
+    assert not any(f"task out of memory: run {run_id}" in line for line in stack.lines)
 
 
 def _group(process: psutil.Process) -> int | None:

@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 
-from flowrelay import Flow, task
+from flowrelay import Flow, Parameter, task
 from flowrelay.core.run_configs import UniversalRun
+
+MIB = 1024 * 1024
 
 
 @task
@@ -19,6 +21,20 @@ def nap() -> str:
 
 with Flow("sleepy", run_config=UniversalRun()) as flow:
     nap()
+
+
+@task
+def hold(mib: int) -> int:
+    """Hold ``mib`` MiB, every page written so it is resident, for a second: a computation
+    holding its data. (A spike shorter than the dev stack's sampling could slip through.)"""
+    data = bytearray(mib * MIB)
+    data[::4096] = b"\x01" * len(range(0, len(data), 4096))
+    time.sleep(1)
+    return len(data)
+
+
+with Flow("hog", run_config=UniversalRun()) as hog:
+    hold(Parameter("mib", default=100))
 
 
 def stubborn() -> None:

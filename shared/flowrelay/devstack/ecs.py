@@ -13,6 +13,12 @@ multiprocessing helpers) is in it. Signals go to the whole group; when the comma
 left of the group is killed, as ECS ends a container's processes when its essential container
 exits; when the dev stack process dies, however it dies, the guards end their groups.
 
+The task's memory (task-level ``memory``, RunTask's override first; the container's hard limit
+when smaller) bounds the resident memory of its process group: sampled every
+``memory_seconds``, a group over its limit is killed with SIGKILL and its task reported as Fargate
+reports it: the container exited with code 137, reason ``OutOfMemoryError: Container killed due
+to memory usage``.
+
 moto ignores RunTask's ``clientToken``. AWS returns the first task for a repeated token, so a task
 that repeats a (run id, attempt) pair this executor already ran is stopped in moto without being
 run and without events (on AWS it would not exist).
@@ -44,11 +50,15 @@ import psutil
 
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.core.contract import ENV_ATTEMPT
-from flowrelay.devstack.processes import MARKER, guarded, signal_group
+from flowrelay.devstack.processes import MARKER, group_rss, guarded, signal_group
 from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
+from flowrelay.launchers.ecs.task_definitions import memory_mib
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
+#: The container's ``reason`` when Fargate kills a task over its memory (exit code 137).
+OUT_OF_MEMORY_REASON = "OutOfMemoryError: Container killed due to memory usage"
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -62,6 +72,7 @@ class TaskProcess:
     log_path: Path
     log_file: IO[bytes]
     run_id: str | None
+    memory_mib: int | None = None
     log_group: str | None = None
     log_stream: str | None = None
     version: int = 1
@@ -69,6 +80,7 @@ class TaskProcess:
     """Set when someone else stopped the task in moto: the process is being terminated."""
     term_sent_at: float | None = None
     killed: bool = False
+    out_of_memory: bool = False
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -96,6 +108,24 @@ def resolve_command(command: list[str]) -> list[str]:
     if found is None:
         raise FileNotFoundError(f"{program!r} is neither next to {sys.executable} nor on PATH")
     return [found, *command[1:]]
+
+
+def memory_limit(
+    definition: Mapping[str, Any],
+    task: Mapping[str, Any],
+    container: Mapping[str, Any],
+    override: Mapping[str, Any],
+) -> int | None:
+    """The task's memory in MiB: task-level (RunTask's override, else the task definition), or
+    the container's hard limit (override, else definition) when smaller; None without either.
+
+    >>> memory_limit({"memory": "1 GB"}, {"overrides": {"memory": "512"}}, {"memory": 2048}, {})
+    512
+    """
+    task_level = memory_mib((task.get("overrides") or {}).get("memory") or definition.get("memory"))
+    container_level = override.get("memory") or container.get("memory")
+    limits = [int(str(value)) for value in (task_level, container_level) if str(value).isdigit()]
+    return min(limits) if limits else None
 
 
 def child_environment(stack_env: Mapping[str, str], task_env: Mapping[str, str]) -> dict[str, str]:
@@ -127,6 +157,7 @@ class EcsExecutor(threading.Thread):
         say: Callable[[str], None],
         poll_seconds: float = 0.2,
         grace_seconds: float = 5.0,
+        memory_seconds: float = 0.2,
     ) -> None:
         super().__init__(name="devstack-ecs", daemon=True)
         self.ecs = ecs
@@ -139,6 +170,7 @@ class EcsExecutor(threading.Thread):
         self.say = say
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
+        self.memory_seconds = memory_seconds
         self.running: dict[str, TaskProcess] = {}
         self.seen: set[str] = set()
         self.executed: dict[tuple[str, str], str] = {}  # (run id, attempt) -> task ARN
@@ -151,6 +183,9 @@ class EcsExecutor(threading.Thread):
         # however it ends, and every task's guard then ends its task (guard.py).
         self._alive_read, self._alive_write = os.pipe()
         self._alive_open = True
+        self._memory = threading.Thread(
+            target=self._watch_memory, name="devstack-memory", daemon=True
+        )
 
     def lose_events_of(self, run_id: str) -> None:
         """Drop the task state events of ``run_id`` from now on (fault injection)."""
@@ -170,6 +205,7 @@ class EcsExecutor(threading.Thread):
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
+        self._memory.start()
         while not self.stopping.is_set():
             try:
                 self.step()
@@ -262,11 +298,13 @@ class EcsExecutor(threading.Thread):
             run_id=run_id,
             log_group=group,
             log_stream=f"{prefix}/{container['name']}/{task_id}" if group and prefix else None,
+            memory_mib=memory_limit(definition, task, container, override),
         )
         with self._lock:
             self.running[arn] = handle
             self.started_pids.append(process.pid)
-        self.say(f"task started: run {run_id} group {process.pid} (log {log_path})")
+        memory = f"{handle.memory_mib} MiB" if handle.memory_mib else "no memory limit"
+        self.say(f"task started: run {run_id} group {process.pid}, {memory} (log {log_path})")
         self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
 
     # --- stopping ----------------------------------------------------------------------------
@@ -324,6 +362,8 @@ class EcsExecutor(threading.Thread):
         handle.version += 1
         container = _container(handle, "STOPPED")
         container["exitCode"] = exit_code
+        if handle.out_of_memory:
+            container["reason"] = OUT_OF_MEMORY_REASON
         self._put(
             handle.task,
             "STOPPED",
@@ -353,10 +393,32 @@ class EcsExecutor(threading.Thread):
             self.say(f"task terminated: run {handle.run_id} group {handle.group}")
         with self._lock:
             self.running.clear()
+        if self._memory.is_alive():
+            self._memory.join()
         if self._alive_open:  # once: a closed fd number may be reused by the next open file
             self._alive_open = False
             os.close(self._alive_read)
             os.close(self._alive_write)
+
+    # --- memory ------------------------------------------------------------------------------
+
+    def _watch_memory(self) -> None:
+        while not self.stopping.wait(self.memory_seconds):
+            with self._lock:
+                limited = [h for h in self.running.values() if h.memory_mib and not h.killed]
+            if not limited:
+                continue
+            groups = {handle.group for handle in limited}
+            used = group_rss(groups, leave_out=groups)  # each group's leader is its guard
+            for handle in limited:
+                assert handle.memory_mib is not None
+                if used[handle.group] > handle.memory_mib * MIB:
+                    handle.out_of_memory = handle.killed = True
+                    signal_group(handle.group, signal.SIGKILL)
+                    self.say(
+                        f"task out of memory: run {handle.run_id} used "
+                        f"{used[handle.group] // MIB} MiB of {handle.memory_mib} MiB: killed"
+                    )
 
     # --- reporting ---------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The dev stack's processes: its folder and the record in it, its task process groups, and
-what a dead stack left behind.
+"""The dev stack's processes: its folder and the record in it, its task process groups, their
+memory, and what a dead stack left behind.
 
 Each stack works in a temporary folder named ``flowrelay-dev-*`` holding ``stack.json``: the
 stack's process id and start time, so a later stack can tell a live stack from a dead one (a
@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import psutil
@@ -45,6 +45,22 @@ def guarded(command: list[str], fd: int, grace_seconds: float) -> list[str]:
     """``command`` run by the guard, which ends its process group when the pipe ``fd`` closes."""
     # -I -S: the guard needs only the standard library; no site-packages, no PYTHON* variables.
     return [sys.executable, "-I", "-S", guard.__file__, str(fd), str(grace_seconds), *command]
+
+
+def group_rss(groups: Collection[int], leave_out: Collection[int] = ()) -> dict[int, int]:
+    """The resident memory (bytes) of every process of each process group in ``groups``, summed
+    per group, leaving out the processes ``leave_out``."""
+    totals = dict.fromkeys(groups, 0)
+    for process in psutil.process_iter():
+        if process.pid in leave_out:
+            continue
+        try:
+            group = os.getpgid(process.pid)
+            if group in totals:
+                totals[group] += process.memory_info().rss
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # it ended while we looked, or is not ours to read
+    return totals
 
 
 def signal_group(group: int, signum: signal.Signals) -> None:

@@ -763,7 +763,7 @@ def test_table_keeps_its_keys_and_indexes(template: dict[str, Any]) -> None:
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by-flow", "active"}
+    assert set(indexes) == {"by-flow", "active", "recent"}
     assert [key["AttributeName"] for key in indexes["by-flow"]["KeySchema"]] == [
         "flow_pk",
         "flow_sk",
@@ -771,6 +771,10 @@ def test_table_keeps_its_keys_and_indexes(template: dict[str, Any]) -> None:
     assert [key["AttributeName"] for key in indexes["active"]["KeySchema"]] == [
         "active_pk",
         "active_sk",
+    ]
+    assert [key["AttributeName"] for key in indexes["recent"]["KeySchema"]] == [
+        "recent_pk",
+        "recent_sk",
     ]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}

@@ -132,7 +132,7 @@ def test_module_storage_errors(write_module: Callable[[str], str]) -> None:
     )
     assert (
         load_error(lambda: load_flow(Module(f"{name}:not_a_flow")))
-        == f"{name}:not_a_flow is a int, not a Flow"
+        == f"{name}:not_a_flow is an int, not a Flow"
     )
     empty = write_module("X = 1\n")
     assert load_error(lambda: load_flow(Module(empty))) == f"{empty} defines no Flow"

@@ -479,7 +479,7 @@ def test_runs_show_prints_the_failing_tasks_traceback(store: Store) -> None:
 # --- targets -------------------------------------------------------------------------------
 
 
-def test_targets_put_ls_rm(store: Store) -> None:
+def test_targets_put_ls_rm(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     put = invoke(
         "targets",
         "put",
@@ -500,6 +500,7 @@ def test_targets_put_ls_rm(store: Store) -> None:
     assert saved is not None
     assert saved.settings["subnets"] == ["subnet-1", "subnet-2"]
     assert saved.settings["assign_public_ip"] is True
+    monkeypatch.setenv("FLOWRELAY_LAUNCHER_KINDS", "ecs,local")  # as the dev stack says
     invoke("targets", "put", "laptop", "--kind", "local")
     targets = json.loads(invoke("targets", "ls", "--json").stdout)
     assert [target["name"] for target in targets] == ["fargate", "laptop"]
@@ -508,15 +509,122 @@ def test_targets_put_ls_rm(store: Store) -> None:
     assert one_error_line(invoke("targets", "rm", "laptop"), 1) == "no target 'laptop'"
 
 
-def test_targets_put_names_the_bad_field(names: dict[str, str]) -> None:
+def test_targets_put_names_the_bad_field(
+    names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     error = one_error_line(invoke("targets", "put", "fargate", "--kind", "ecs"), 2)
-    assert error == "invalid target 'fargate': settings.cluster: Field required"
+    assert error == (
+        "invalid target 'fargate': settings.cluster: Field required (give --setting "
+        "cluster=NAME, or name the stack: --stack or FLOWRELAY_STACK)"
+    )
+    monkeypatch.setenv("FLOWRELAY_LAUNCHER_KINDS", "ecs,local")
     error = one_error_line(invoke("targets", "put", "bad name", "--kind", "local"), 2)
     assert error.startswith("invalid target 'bad name': name: String should match pattern")
     error = one_error_line(
         invoke("targets", "put", "laptop", "--kind", "local", "-s", "colour=red"), 2
     )
     assert error == "invalid target 'laptop': settings.colour: Extra inputs are not permitted"
+
+
+def test_targets_put_takes_only_kinds_the_stack_launches(
+    names: dict[str, str], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else every run sent there would wait, or fail with "no launcher"."""
+    monkeypatch.delenv("FLOWRELAY_LAUNCHER_KINDS", raising=False)
+    coming = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
+    assert coming.startswith("Kubernetes targets are coming")
+    assert coming.endswith("this stack launches ecs targets")
+    local = one_error_line(invoke("targets", "put", "laptop", "--kind", "local"), 2)
+    assert local.startswith("local targets run flows as processes beside the functions")
+    assert store.targets.list() == []
+    monkeypatch.setenv("FLOWRELAY_LAUNCHER_KINDS", "ecs,local")
+    assert invoke("targets", "put", "laptop", "--kind", "local").exit_code == 0
+    still_coming = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
+    assert still_coming.endswith("this stack launches ecs and local targets")
+
+
+@pytest.fixture
+def flowrelay_stack(
+    run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """A stack with a flowrelay stack's outputs (cluster, log group, kinds), named as the dev
+    stack names itself (FLOWRELAY_STACK), in an account with a default VPC (moto's)."""
+    monkeypatch.delenv("FLOWRELAY_TABLE_NAME", raising=False)
+    monkeypatch.delenv("FLOWRELAY_BUS_NAME", raising=False)
+    outputs = {
+        "TableName": run_table,
+        "BusName": bus,
+        "ClusterName": "flows-cluster",
+        "LogGroupName": "/flowrelay/flow-runs",
+        "LauncherKinds": "ecs",
+    }
+    cloudformation = boto3.client("cloudformation")
+    name = f"flowrelay-cli-{uuid.uuid4().hex[:8]}"
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+            }
+        ),
+    )
+    monkeypatch.setenv("FLOWRELAY_STACK", name)
+    yield outputs
+    cloudformation.delete_stack(StackName=name)
+
+
+def test_an_ecs_target_starts_from_the_stack_and_says_what_it_took(
+    flowrelay_stack: dict[str, str], run_table: str
+) -> None:
+    ec2 = boto3.client("ec2")
+    default_subnets = sorted(
+        subnet["SubnetId"]
+        for subnet in ec2.describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+        )["Subnets"]
+    )
+    put = invoke("targets", "put", "fargate", "--kind", "ecs", "-s", "cpu=1024")
+    assert put.exit_code == 0, put.stderr
+    assert 'from the stack: cluster="flows-cluster", log_group="/flowrelay/flow-runs"' in (
+        put.stderr
+    )
+    assert "subnets=" in put.stderr
+    assert "assign_public_ip=true" in put.stderr
+    saved = Store(boto3.client("dynamodb"), run_table).targets.get("fargate")
+    assert saved is not None
+    assert saved.settings["cluster"] == "flows-cluster"
+    assert saved.settings["subnets"] == default_subnets
+    assert saved.settings["security_groups"][0].startswith("sg-")
+    assert saved.settings["cpu"] == "1024"  # a number where a number is natural
+
+    # A second target like the first: its settings, other labels and a bigger task.
+    like = invoke(
+        "targets", "put", "big", "--like", "fargate", "--labels", "big", "-s", "memory=8192"
+    )
+    assert like.exit_code == 0, like.stderr
+    big = Store(boto3.client("dynamodb"), run_table).targets.get("big")
+    assert big is not None
+    assert (big.kind, big.labels) == ("ecs", ["big"])
+    assert {**saved.settings, "memory": "8192"} == big.settings
+    assert one_error_line(invoke("targets", "put", "x", "--like", "nope"), 1) == (
+        "no target 'nope' to start from (flowrelay targets ls)"
+    )
+    assert "say which kind" in one_error_line(invoke("targets", "put", "x"), 2)
+    plain = invoke("targets", "put", "bare", "--kind", "ecs", "--no-defaults", "-s", "cluster=c")
+    assert plain.exit_code == 0
+    assert "from the stack" not in plain.stderr
+    bad_cpu = one_error_line(invoke("targets", "put", "t", "--kind", "ecs", "-s", "cpu=-1"), 2)
+    assert "settings.cpu: Value error, cpu -1 is not CPU units" in bad_cpu
+
+
+def test_schema_target_describes_each_kind() -> None:
+    schema = json.loads(invoke("schema", "target").stdout)
+    by_kind = {branch["properties"]["kind"]["const"]: branch for branch in schema["oneOf"]}
+    assert set(by_kind) == {"ecs", "local", "kubernetes"}
+    assert "cluster" in by_kind["ecs"]["properties"]["settings"]["required"]
+    assert "working_dir" in by_kind["local"]["properties"]["settings"]["properties"]
+    assert "coming" in by_kind["kubernetes"]["description"]
 
 
 # --- invoke and the sample events ----------------------------------------------------------

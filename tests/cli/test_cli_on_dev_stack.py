@@ -78,7 +78,7 @@ def test_register_run_watch_show(dev_stack: dict[str, str]) -> None:
     assert registered.returncode == 0, registered.stderr
     assert "hello" in registered.stdout
     targets = flowrelay(dev_stack, "targets", "ls", "--json")
-    assert [target["name"] for target in json.loads(targets.stdout)] == ["dev"]
+    assert [target["name"] for target in json.loads(targets.stdout)] == ["dev", "dev-local"]
 
     watched = flowrelay(
         dev_stack, "run", "hello", "--param", "name=e2e", "--watch", "--flow-run-id", "e2e-hello"

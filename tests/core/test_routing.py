@@ -112,3 +112,13 @@ def test_unstorable_executors_say_why() -> None:
     with pytest.raises(ValueError, match="not JSON-serializable"):
         executor_spec(DaskExecutor(cluster_kwargs={"security": object()}))
     assert executor_spec(None) == ExecutorSpec()
+
+
+def test_targets_of_kinds_the_stack_cannot_launch_are_passed_over_saying_so() -> None:
+    k8s = Target(name="a-k8s", kind="kubernetes", labels=[])
+    ecs = Target(name="b-ecs", kind="ecs", labels=[], settings={"cluster": "c"})
+    choice = choose_target([k8s, ecs], run_labels=[], run_config=None, launchable={"ecs"})
+    assert choice.target == ecs
+    alone = choose_target([k8s], run_labels=[], run_config=None, launchable={"ecs"})
+    assert alone.target is None
+    assert alone.reason == "no target fits: 'a-k8s': this stack does not launch kubernetes targets"

@@ -117,11 +117,16 @@ def stack() -> Iterator[Stack]:
             "flowrelay.sdk.examples.failing:flow",
             "tests.support.flows:flow",
             "tests.support.flows:hog",
+            "tests.support.flows:local_writer",
+            "tests.support.flows:local_sleepy",
         ):
             flow = load_flow(Module(path))
             running.store.flows.register(registration_for(flow, storage=Module(path)))
         running.store.targets.put(
             Target(name="fargate", kind="ecs", settings=dev.ecs_target_settings())
+        )
+        running.store.targets.put(
+            Target(name="local", kind="local", settings=dev.local_target_settings())
         )
         yield running
     finally:
@@ -377,6 +382,95 @@ def _alive(pid: int) -> bool:
         return running(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return False
+
+
+# --- local targets -----------------------------------------------------------------------------
+
+
+def local_request(stack: Stack, flow: str, **config: Any) -> str:
+    from flowrelay.core.run_configs import LocalRun
+
+    run_id = str(uuid.uuid4())
+    stack.publisher.publish(
+        FlowRunRequested(
+            flow=flow, flow_run_id=run_id, run_config=LocalRun(**config), requested_by="t"
+        )
+    )
+    return run_id
+
+
+def test_a_localrun_flow_runs_as_a_local_process_in_its_working_dir_with_its_env(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runner process imports tests.support
+    run_id = local_request(
+        stack, "local-writer", working_dir=str(tmp_path), env={"GREETING": "hello there"}
+    )
+    run = stack.wait_final(run_id)
+    assert str(run.state) == "Success", run.message
+    assert run.target == "local"
+    assert run.infrastructure["kind"] == "local"
+    assert (tmp_path / "where.txt").read_text() == f"{tmp_path}\nhello there"
+    log = Path(run.infrastructure["log_file"]).read_text()
+    assert f"[run {run_id}]" in log
+    assert "noted" in log
+    # Its log is where `runs logs` looks for a local run's.
+    from tests.support.cli import invoke
+
+    shown = invoke("runs", "logs", run_id)
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout.splitlines() == log.splitlines()
+    assert invoke("runs", "logs", run_id, "-f", "-n", "1").stdout.splitlines() == [
+        log.splitlines()[-1]
+    ]
+    # The process's exit came as an event too; it changes nothing after the runner's report.
+    states = [str(entry.state) for entry in stack.store.runs.history(run_id)]
+    assert states == ["Pending", "Submitted", "Running", "Success"]
+
+
+def local_runner_pid(stack: Stack, run_id: str) -> int:
+    """The runner of a local run, once it is Running (the child of the run's guard)."""
+    deadline = time.monotonic() + 20
+    while True:
+        run = stack.store.runs.get(run_id)
+        if run is not None and str(run.state) == "Running":
+            children = psutil.Process(run.infrastructure["pid"]).children()
+            if children:
+                return int(children[0].pid)
+        assert time.monotonic() < deadline, f"run {run_id} not running: {run}"
+        time.sleep(0.1)
+
+
+def test_a_local_runner_killed_is_crashed_at_once_with_how_it_ended(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = local_request(stack, "local-sleepy", working_dir=str(tmp_path))
+    os.kill(local_runner_pid(stack, run_id), signal.SIGKILL)
+    run = stack.wait_final(run_id, timeout=10)  # the exit event, not the monitor's timeout
+    assert str(run.state) == "Crashed", run.message
+    assert "was killed by SIGKILL (exit code 137)" in str(run.message)
+
+
+def test_a_cancelled_local_run_is_cancelled_with_its_processes_gone(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flowrelay.core.events import FlowRunCancelRequested
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = local_request(stack, "local-sleepy", working_dir=str(tmp_path))
+    runner = local_runner_pid(stack, run_id)
+    stack.publisher.publish(FlowRunCancelRequested(flow_run_id=run_id, requested_by="t"))
+    run = stack.wait_final(run_id, timeout=20)
+    assert str(run.state) == "Cancelled", run.message
+    assert not psutil.pid_exists(runner) or psutil.Process(runner).status() == "zombie"
+
+
+def test_a_local_run_in_a_missing_working_dir_fails_saying_so(stack: Stack) -> None:
+    run_id = local_request(stack, "local-writer", working_dir="/no/such/dir")
+    run = stack.wait_final(run_id)
+    assert str(run.state) == "Failed"
+    assert "working_dir '/no/such/dir' is not a directory on this machine" in str(run.message)
 
 
 def test_stop_leaves_no_process_thread_or_server(stack: Stack, loopback_only: list[Any]) -> None:

@@ -375,7 +375,10 @@ def test_rules_route_each_event_to_its_queue(resources: dict[str, Any]) -> None:
         ),
         "StateChangedRule": (
             bus,
-            {"source": [SOURCE], "detail-type": ["Flow Run State Changed"]},
+            {
+                "source": [SOURCE],
+                "detail-type": ["Flow Run State Changed", "Local Process State Change"],
+            },
             [get_att("StateQueue", "Arn")],
         ),
         "CancelRequestedRule": (

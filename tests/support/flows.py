@@ -8,7 +8,7 @@ import sys
 import time
 
 from flowrelay import Flow, Parameter, task
-from flowrelay.core.run_configs import UniversalRun
+from flowrelay.core.run_configs import LocalRun, UniversalRun
 
 MIB = 1024 * 1024
 
@@ -55,3 +55,22 @@ def start_helpers_and_hang() -> None:
 
 with Flow("hanging", run_config=UniversalRun()) as hanging:
     start_helpers_and_hang()
+
+
+@task
+def note_where_and_what() -> str:
+    """Writes where it runs and what GREETING says, into where it runs."""
+    import os
+    from pathlib import Path
+
+    Path("where.txt").write_text(f"{os.getcwd()}\n{os.environ.get('GREETING', '')}")
+    print("noted", flush=True)
+    return "noted"
+
+
+with Flow("local-writer", run_config=LocalRun()) as local_writer:
+    note_where_and_what()
+
+
+with Flow("local-sleepy", run_config=LocalRun()) as local_sleepy:
+    nap()

@@ -41,7 +41,8 @@ def dev() -> None:
     "--target/--no-target",
     default=True,
     show_default=True,
-    help="Create the launch target 'dev' (ECS on the dev stack, no labels) so runs go somewhere.",
+    help="Create the launch targets 'dev' (ECS on the dev stack) and 'dev-local' (local "
+    "processes, for LocalRun flows), with no labels, so runs go somewhere.",
 )
 def up(
     port: int, schedule_seconds: float | None, template: Path | None, stack_name: str, target: bool
@@ -82,7 +83,10 @@ def up(
             raise click.ClickException(str(exc)) from None
         if target:
             _create_dev_target(stack)
-            say("launch target 'dev' created (kind ecs, no labels): runs without labels go there")
+            say(
+                "launch targets 'dev' (kind ecs) and 'dev-local' (kind local, for LocalRun "
+                "flows) created, no labels: runs without labels go to 'dev'"
+            )
         exports = " ".join(
             f"{name}={shlex.quote(value)}" for name, value in stack.environment().items()
         )
@@ -118,4 +122,9 @@ def _create_dev_target(stack: DevStack) -> None:
     store = Store(dynamodb, stack.outputs["TableName"])
     store.targets.put(
         checked_target(Target(name="dev", kind="ecs", settings=stack.ecs_target_settings()))
+    )
+    store.targets.put(
+        checked_target(
+            Target(name="dev-local", kind="local", settings=stack.local_target_settings())
+        )
     )

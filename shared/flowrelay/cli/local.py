@@ -79,10 +79,14 @@ def run_local(
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(["run-config", "storage"]))
+@click.argument("kind", type=click.Choice(["run-config", "storage", "target"]))
 def schema(kind: str) -> None:
-    """Print the JSON Schema of run configs or storage."""
-    if kind == "run-config":
+    """Print the JSON Schema of run configs, storage or launch targets (each kind's settings)."""
+    if kind == "target":
+        from flowrelay.launchers.kinds import target_json_schema
+
+        click.echo(json.dumps(target_json_schema(), indent=2))
+    elif kind == "run-config":
         from flowrelay.core.run_configs import run_config_json_schema
 
         click.echo(json.dumps(run_config_json_schema(), indent=2))

@@ -21,6 +21,7 @@ from flowrelay.cli.stack import (
     StackNames,
     aws_client,
     current,
+    launchable_kinds,
     open_store,
     reports_errors,
 )
@@ -95,7 +96,12 @@ def _cli_monitor(names: StackNames) -> Monitor:
         raise ConfigError(str(exc)) from None
     return Monitor(
         open_store(names),
-        build_launchers(aws_client, table_name=names.table_name, bus_name=names.bus_name),
+        build_launchers(
+            aws_client,
+            table_name=names.table_name,
+            bus_name=names.bus_name,
+            kinds=launchable_kinds(),
+        ),
         Publisher(aws_client("events"), names.bus_name),
         defaults=defaults,
         retry=retry,

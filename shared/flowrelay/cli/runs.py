@@ -7,7 +7,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -318,6 +319,10 @@ def runs_logs(run_id: str, last: int | None, follow_lines: bool, as_json: bool) 
             render.fail("--follow prints lines as they come; it does not take --json", 2)
         sys.exit(_follow_logs(store, found, last))
     location = log_location(found.infrastructure)
+    log_file = found.infrastructure.get("log_file")
+    if location is None and isinstance(log_file, str):
+        _print_local_log(run_id, log_file, last, as_json)
+        return
     if location is None:
         if not found.infrastructure:
             render.fail(
@@ -384,20 +389,11 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
     client = aws_client("logs")
     run = found
     try:
-        while log_location(run.infrastructure) is None:
+        while log_location(run.infrastructure) is None and not run.infrastructure.get("log_file"):
             if run.state.is_final:
                 render.fail(f"run {run.run_id} ended {run.state} without logs to follow", 1)
             pause()
             run = store.runs.get(run.run_id) or run
-        location = log_location(run.infrastructure)
-        assert location is not None
-        skip = 0
-        if last is not None:
-            try:
-                total = sum(1 for _ in read_all(client, location))
-            except Exception:  # no stream yet: nothing to skip
-                total = 0
-            skip = max(0, total - last)
         latest = run
 
         def ended() -> bool:
@@ -405,15 +401,83 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
             latest = store.runs.get(run.run_id) or latest
             return latest.state.is_final
 
+        location = log_location(run.infrastructure)
+        if location is None:
+            lines = _follow_file(Path(str(run.infrastructure["log_file"])), ended, last)
+            for line in lines:
+                click.echo(line)
+            return _followed(latest)
+        skip = 0
+        if last is not None:
+            try:
+                total = sum(1 for _ in read_all(client, location))
+            except Exception:  # no stream yet: nothing to skip
+                total = 0
+            skip = max(0, total - last)
         for event in follow_stream(client, location, ended, pause, skip=skip):
             click.echo(event.message)
     except KeyboardInterrupt:
         render.stderr.print(f"[yellow]stopped following[/]: run {run.run_id} goes on")
         return 130
-    render.stderr.print(
-        f"[dim]run {latest.run_id} ended {latest.state}: {escape(latest.message or '')}[/]"
-    )
+    return _followed(latest)
+
+
+def _followed(run: FlowRun) -> int:
+    render.stderr.print(f"[dim]run {run.run_id} ended {run.state}: {escape(run.message or '')}[/]")
     return 0
+
+
+def _print_local_log(run_id: str, log_file: str, last: int | None, as_json: bool) -> None:
+    """A local run's log file (local targets write their runs' output to a file)."""
+    try:
+        lines = Path(log_file).read_text(errors="replace").splitlines()
+    except OSError as exc:
+        render.fail(
+            f"run {run_id} logs to {log_file}, which cannot be read here: {exc.strerror}", 1
+        )
+    if last is not None:
+        lines = lines[-last:]
+    if as_json:
+        render.echo_json(
+            {
+                "run_id": run_id,
+                "log_file": log_file,
+                "events": [{"timestamp": None, "message": line} for line in lines],
+            }
+        )
+        return
+    for line in lines:
+        click.echo(line)
+
+
+def _follow_file(path: Path, done: Callable[[], bool], last: int | None) -> Iterator[str]:
+    """The lines of ``path`` as they are written, from the start (or its last ``last`` lines),
+    until ``done()``; a file not there yet is waited for."""
+    offset = 0
+    if last is not None and path.exists():
+        lines = path.read_bytes().splitlines(keepends=True)
+        offset = sum(len(line) for line in lines[: max(0, len(lines) - last)])
+    pending = b""
+    finishing = False
+    while True:
+        chunk = b""
+        if path.exists():
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        offset += len(chunk)
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode(errors="replace")
+        if not chunk:
+            if finishing:
+                if pending:
+                    yield pending.decode(errors="replace")
+                return
+            finishing = done()
+            if not finishing:
+                pause()
 
 
 @runs.command("cancel")

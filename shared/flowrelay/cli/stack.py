@@ -136,6 +136,23 @@ def current_outputs(
     return stack_outputs(str(stack))
 
 
+def launchable_kinds(ctx: click.Context | None = None) -> tuple[str, ...]:
+    """The target kinds the stack the running command names can launch: its ``LauncherKinds``
+    output (``--stack``, else ``FLOWRELAY_STACK``), else ``FLOWRELAY_LAUNCHER_KINDS``, else
+    ecs only."""
+    from flowrelay.core.settings import SettingsError
+    from flowrelay.launchers.kinds import LAUNCHER_KINDS_VARIABLE, launcher_kinds
+
+    context = ctx or click.get_current_context()
+    stack = context.meta.get(STACK_META_KEY) or os.environ.get("FLOWRELAY_STACK") or None
+    declared = stack_outputs(str(stack)).get("LauncherKinds") if stack else None
+    env = {LAUNCHER_KINDS_VARIABLE: declared} if declared else dict(os.environ)
+    try:
+        return launcher_kinds(env)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def reports_errors(command: F) -> F:
     """Turn the errors a command can meet talking to AWS into one line and an exit code, so no
     user ever sees a botocore traceback for a wrong name, endpoint or credentials."""

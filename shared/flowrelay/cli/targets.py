@@ -12,7 +12,11 @@ from rich.markup import escape
 from flowrelay.cli import render
 from flowrelay.cli.options import parse_params
 from flowrelay.cli.stack import (
+    ConfigError,
+    aws_client,
     current,
+    current_outputs,
+    launchable_kinds,
     open_store,
     reports_errors,
 )
@@ -30,52 +34,140 @@ def targets() -> None:
 @targets.command("put")
 @click.argument("name")
 @click.option(
-    "--kind", required=True, type=click.Choice(["ecs", "local", "kubernetes"]), help="Target kind."
+    "--kind",
+    type=click.Choice(["ecs", "local", "kubernetes"]),
+    help="Target kind (default: the --like target's).",
 )
-@click.option("--labels", default="", metavar="A,B", help="Comma-separated labels.")
+@click.option(
+    "--like",
+    metavar="TARGET",
+    help="Start from this target: its kind, labels and settings (--labels and --setting change "
+    "them).",
+)
+@click.option(
+    "--labels", default=None, metavar="A,B", help="Comma-separated labels (default: none)."
+)
 @click.option(
     "--setting",
     "-s",
     "settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A setting of the kind; VALUE is JSON when it parses as JSON (lists: '[\"subnet-1\"]'), "
-    "else text. Repeatable.",
+    help="A setting of the kind (`flowrelay schema target`); VALUE is JSON when it parses as "
+    "JSON (numbers, true, lists: '[\"subnet-1\"]'), else text. Repeatable.",
+)
+@click.option(
+    "--no-defaults",
+    is_flag=True,
+    help="Fill in nothing from the stack (for ecs: its cluster, its log group, and the default "
+    "VPC's subnets and security group).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the saved target as JSON.")
 @reports_errors
 def targets_put(
-    name: str, kind: str, labels: str, settings: tuple[str, ...], as_json: bool
+    name: str,
+    kind: str | None,
+    like: str | None,
+    labels: str | None,
+    settings: tuple[str, ...],
+    no_defaults: bool,
+    as_json: bool,
 ) -> None:
     """Create or replace the launch target NAME.
 
     \b
-    Runs waiting in Pending for a target are offered to it by the monitor (within a minute).
+    An ecs target starts from the stack's cluster and log group and the account's default VPC
+    (each setting filled in is named); --setting gives or replaces any of them. Only kinds the
+    stack launches are taken. Runs waiting in Pending for a target are offered to it by the
+    monitor (within a minute).
 
     \b
-    Example:
-      flowrelay targets put fargate --kind ecs --labels prod \\
-        --setting cluster=flows --setting 'subnets=["subnet-1"]' --setting assign_public_ip=true
+    Examples:
+      flowrelay targets put fargate --kind ecs --labels prod
+      flowrelay targets put big --like fargate --labels big -s cpu=4096 -s memory=16384
+      flowrelay targets put vpc --kind ecs -s 'subnets=["subnet-1"]' -s assign_public_ip=false
     """
     from flowrelay.core.routing import Target
     from flowrelay.launchers.kinds import TargetSettingsError, checked_target
 
-    values = parse_params(settings, "--setting")
-    label_list = [label.strip() for label in labels.split(",") if label.strip()]
+    given = parse_params(settings, "--setting")
+    store = open_store(current())
+    base_labels: list[str] = []
+    base_settings: dict[str, object] = {}
+    if like is not None:
+        model = store.targets.get(like)
+        if model is None:
+            render.fail(f"no target {like!r} to start from (flowrelay targets ls)", 1)
+        kind = kind or model.kind
+        base_labels, base_settings = list(model.labels), dict(model.settings)
+    if kind is None:
+        render.fail("say which kind of target: --kind ecs|local|kubernetes, or --like TARGET", 2)
+    _check_launchable(kind)
+    filled: dict[str, object] = {}
+    if kind == "ecs" and like is None and not no_defaults:
+        filled = {key: value for key, value in _ecs_defaults().items() if key not in given}
+    label_list = (
+        [label.strip() for label in labels.split(",") if label.strip()]
+        if labels is not None
+        else base_labels
+    )
     try:
-        target = checked_target(Target(name=name, kind=kind, labels=label_list, settings=values))
+        target = checked_target(
+            Target(
+                name=name,
+                kind=kind,
+                labels=label_list,
+                settings={**filled, **base_settings, **given},
+            )
+        )
     except ValidationError as exc:
         render.fail(f"invalid target {name!r}: {describe(exc)}", 2)
     except TargetSettingsError as exc:
-        render.fail(f"invalid target {name!r}: {exc.problems}", 2)
-    open_store(current()).targets.put(target)
+        hint = ""
+        if kind == "ecs" and "settings.cluster" in exc.problems and not filled:
+            hint = " (give --setting cluster=NAME, or name the stack: --stack or FLOWRELAY_STACK)"
+        render.fail(f"invalid target {name!r}: {exc.problems}{hint}", 2)
+    store.targets.put(target)
+    if filled and not as_json:
+        shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in filled.items())
+        render.stderr.print(f"[dim]from the stack: {escape(shown)}[/]", highlight=False)
     if as_json:
         render.echo_json(target.model_dump(mode="json"))
         return
-    shown = ", ".join(target.labels) or "none"
+    shown_labels = ", ".join(target.labels) or "none"
     render.stdout.print(
-        f"saved target {escape(target.name)} ({target.kind}; labels: {escape(shown)})"
+        f"saved target {escape(target.name)} ({target.kind}; labels: {escape(shown_labels)})"
     )
+
+
+def _check_launchable(kind: str) -> None:
+    """Exit 2 when the stack cannot launch ``kind`` targets: every run sent there would wait."""
+    from flowrelay.launchers.kinds import COMING
+
+    kinds = launchable_kinds()
+    if kind in kinds:
+        return
+    launches = f"this stack launches {' and '.join(kinds)} targets"
+    if kind in COMING:
+        render.fail(f"{COMING[kind]}; {launches}", 2)
+    if kind == "local":
+        render.fail(
+            f"local targets run flows as processes beside the functions, which only the dev stack "
+            f"(flowrelay dev up) does; {launches}",
+            2,
+        )
+    render.fail(f"{launches}, not {kind} targets", 2)
+
+
+def _ecs_defaults() -> dict[str, object]:
+    """What an ecs target takes from the stack the command names (nothing without one)."""
+    from flowrelay.launchers.ecs.settings import stack_defaults
+
+    try:
+        outputs = current_outputs()
+    except ConfigError:
+        return {}
+    return stack_defaults(outputs, aws_client("ec2"))
 
 
 @targets.command("ls")

@@ -137,7 +137,9 @@ class Dispatcher:
         if run.retry_at is not None and run.retry_at > now:
             delay = (run.retry_at - now).total_seconds()
             raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
-        choice = choose_target(self.store.targets.list(), run.labels, run.run_config)
+        choice = choose_target(
+            self.store.targets.list(), run.labels, run.run_config, launchable=self.launchers
+        )
         if choice.target is None:
             message = (
                 f"waiting for a launch target: {choice.reason.removeprefix('no target fits: ')}"

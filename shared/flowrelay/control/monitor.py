@@ -28,7 +28,7 @@ racing a late event or another pass cannot move a run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -91,7 +91,9 @@ def is_due(run: FlowRun, now: datetime) -> bool:
 
 
 def requests_for_waiting_runs(
-    store: Store, pending: list[FlowRun] | None = None
+    store: Store,
+    pending: list[FlowRun] | None = None,
+    launchable: Collection[str] | None = None,
 ) -> list[tuple[FlowRunRequested, str]]:
     """A new request (and why) for every run waiting in Pending (``pending``, else read) that
     some target fits now and that is due (``is_due``). Dispatch takes them like any request:
@@ -102,7 +104,7 @@ def requests_for_waiting_runs(
     for run in store.runs.active(RunState.PENDING) if pending is None else pending:
         if not is_due(run, now):
             continue
-        choice = choose_target(targets, run.labels, run.run_config)
+        choice = choose_target(targets, run.labels, run.run_config, launchable)
         if choice.target is not None:
             offers.append((request_for(run, "monitor"), choice.reason))
     return offers
@@ -165,7 +167,7 @@ class Monitor:
     # --- the checks ----------------------------------------------------------------------------
 
     def _offer_pending(self, pending: list[FlowRun]) -> list[MonitorAction]:
-        offers = requests_for_waiting_runs(self.store, pending)
+        offers = requests_for_waiting_runs(self.store, pending, launchable=self.launchers)
         if offers:
             self.publisher.publish(*(request for request, _ in offers))
         return [

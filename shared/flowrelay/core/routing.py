@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,15 +95,19 @@ def choose_target(
     targets: Iterable[Target],
     run_labels: Iterable[str],
     run_config: RunConfig | Mapping[str, Any] | None,
+    launchable: Collection[str] | None = None,
 ) -> TargetChoice:
     """The first target (by name) whose labels and kind fit the run, or None with the reason
-    each target was passed over."""
+    each target was passed over. ``launchable``: the kinds this deployment can launch (targets
+    of other kinds are passed over, saying so); all kinds when None."""
     config_type = _config_type(run_config)
     fits_kind = _kind_rule(run_config)
     reasons = []
     for target in sorted(targets, key=lambda t: t.name):
         match = match_labels(target.labels, run_labels)
-        if not match:
+        if launchable is not None and target.kind not in launchable:
+            reasons.append(f"{target.name!r}: this stack does not launch {target.kind} targets")
+        elif not match:
             reasons.append(f"{target.name!r}: {match.reason}")
         elif not fits_kind(target.kind):
             reasons.append(

@@ -8,10 +8,11 @@ STOPPED when it ends. A task its process outlives (StopTask by the monitor or a 
 SIGTERM, then SIGKILL after a grace period, and is reported STOPPED with stopCode UserInitiated.
 
 A task is a process group, as a container is a set of processes: its command runs under a guard
-(``guard.py``) that leads the group, so everything the runner starts (Dask workers,
-multiprocessing helpers) is in it. Signals go to the whole group; when the command exits, what is
-left of the group is killed, as ECS ends a container's processes when its essential container
-exits; when the dev stack process dies, however it dies, the guards end their groups.
+(``flowrelay.launchers.local.guard``) that leads the group, so everything the runner starts
+(Dask workers, multiprocessing helpers) is in it. Signals go to the whole group; when the command
+exits, what is left of the group is killed, as ECS ends a container's processes when its
+essential container exits; when the dev stack process dies, however it dies, the guards end
+their groups.
 
 The task's memory (task-level ``memory``, RunTask's override first; the container's hard limit
 when smaller) bounds the resident memory of its process group: sampled every
@@ -35,10 +36,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,9 +49,10 @@ import psutil
 
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.core.contract import ENV_ATTEMPT
-from flowrelay.devstack.processes import MARKER, group_rss, guarded, signal_group
+from flowrelay.devstack.processes import MARKER, group_rss, signal_group
 from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
 from flowrelay.launchers.ecs.task_definitions import memory_mib
+from flowrelay.launchers.local.processes import guarded, resolve_command
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
@@ -91,23 +91,6 @@ class TaskProcess:
     def group(self) -> int:
         """The task's process group (its guard leads it)."""
         return self.process.pid
-
-
-def resolve_command(command: list[str]) -> list[str]:
-    """The container command with its program found locally: next to this Python (the venv's
-    bin, where ``flowrelay-runner`` is installed), else on PATH."""
-    if not command:
-        raise ValueError("the container has no command to run")
-    program = command[0]
-    if os.path.isabs(program):
-        return list(command)
-    beside = Path(sys.executable).parent / program
-    if beside.exists():
-        return [str(beside), *command[1:]]
-    found = shutil.which(program)
-    if found is None:
-        raise FileNotFoundError(f"{program!r} is neither next to {sys.executable} nor on PATH")
-    return [found, *command[1:]]
 
 
 def memory_limit(
@@ -180,7 +163,7 @@ class EcsExecutor(threading.Thread):
         self._lose: set[str] = set()
         self._lock = threading.Lock()
         # Only this process holds the write end: the kernel closes it when this process ends,
-        # however it ends, and every task's guard then ends its task (guard.py).
+        # however it ends, and every task's guard then ends its task (launchers/local/guard.py).
         self._alive_read, self._alive_write = os.pipe()
         self._alive_open = True
         self._memory = threading.Thread(

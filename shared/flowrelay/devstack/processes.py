@@ -5,9 +5,9 @@ Each stack works in a temporary folder named ``flowrelay-dev-*`` holding ``stack
 stack's process id and start time, so a later stack can tell a live stack from a dead one (a
 process id alone may have been given to another process since). Every process of its tasks
 carries ``FLOWRELAY_DEVSTACK=<that folder>`` in its environment, inherited by whatever the task
-starts. A task's processes normally end with their stack (``guard.py``); when a stack died in a
-way that left some (its guard was killed too), the next stack finds them by that variable, ends
-them and removes the folder (``end_leftovers``).
+starts. A task's processes normally end with their stack (``flowrelay.launchers.local.guard``);
+when a stack died in a way that left some (its guard was killed too), the next stack finds them
+by that variable, ends them and removes the folder (``end_leftovers``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import psutil
-
-from flowrelay.devstack import guard
 
 FOLDER_PREFIX = "flowrelay-dev-"
 RECORD = "stack.json"
@@ -39,12 +36,6 @@ def make_folder() -> Path:
     me = psutil.Process()
     (folder / RECORD).write_text(json.dumps({"pid": me.pid, "started": me.create_time()}))
     return folder
-
-
-def guarded(command: list[str], fd: int, grace_seconds: float) -> list[str]:
-    """``command`` run by the guard, which ends its process group when the pipe ``fd`` closes."""
-    # -I -S: the guard needs only the standard library; no site-packages, no PYTHON* variables.
-    return [sys.executable, "-I", "-S", guard.__file__, str(fd), str(grace_seconds), *command]
 
 
 def group_rss(groups: Collection[int], leave_out: Collection[int] = ()) -> dict[int, int]:

@@ -31,8 +31,9 @@ from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
 from flowrelay.devstack.lambda_emulator import Function, load_handler
-from flowrelay.devstack.processes import end_leftovers, make_folder
+from flowrelay.devstack.processes import MARKER, end_leftovers, make_folder
 from flowrelay.devstack.template import function_event_sources, functions, load_template
+from flowrelay.launchers.ecs.settings import stack_defaults
 
 REGION = "us-east-1"
 FAKE_KEY = "testing"
@@ -106,15 +107,15 @@ class DevStack:
         self.poll_seconds = poll_seconds
         self.retry_delay = retry_delay
         self.grace_seconds = grace_seconds
-        self.parameters = dict(parameters or {})
+        # Local targets too: the functions run in this process, which can start local runs.
+        self.parameters = {"LauncherKinds": "ecs,local", **(parameters or {})}
         self._log = log or (lambda line: None)
         self.endpoint = ""
         self.outputs: dict[str, str] = {}
         self.resources: dict[str, dict[str, Any]] = {}
         self.functions: dict[str, Function] = {}
         self.function_environment: dict[str, str] = {}
-        self.subnets: list[str] = []
-        self.security_groups: list[str] = []
+        self.ecs_defaults: dict[str, Any] = {}
         self.executor: EcsExecutor | None = None
         self.queue_urls: list[str] = []
         self.log_dir: Path | None = None
@@ -151,6 +152,9 @@ class DevStack:
                     **self.function_environment,
                     **self.environment(),
                     "AWS_REGION": REGION,
+                    # Local runs started by the functions carry the stack's marker, so a later
+                    # stack can end them if this one dies (processes.end_leftovers).
+                    MARKER: str(self.log_dir),
                     # powertools prints metrics (EMF) to stdout for CloudWatch to collect; here
                     # nothing collects them, and they would mix into the CLI's own output.
                     "POWERTOOLS_METRICS_DISABLED": "true",
@@ -222,16 +226,15 @@ class DevStack:
         }
 
     def ecs_target_settings(self) -> dict[str, Any]:
-        """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster."""
-        settings: dict[str, Any] = {
-            "cluster": self.outputs["ClusterName"],
-            "subnets": list(self.subnets),
-            "security_groups": list(self.security_groups),
-            "image": LOCAL_IMAGE,
-        }
-        if self.outputs.get("LogGroupName"):
-            settings["log_group"] = self.outputs["LogGroupName"]
-        return settings
+        """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster: what
+        ``flowrelay targets put --kind ecs`` fills in from a stack, and the local image."""
+        return {**self.ecs_defaults, "image": LOCAL_IMAGE}
+
+    def local_target_settings(self) -> dict[str, Any]:
+        """Settings for a ``Target(kind="local")``: runs as processes of this machine, their
+        output in the stack's folder."""
+        assert self.log_dir is not None, "the stack is not started"
+        return {"log_dir": str(self.log_dir / "local-runs")}
 
     def task_of_run(self, run: FlowRun | None) -> dict[str, Any] | None:
         """The run's ECS task as ECS (moto) describes it now, and whether its process still
@@ -340,11 +343,7 @@ class DevStack:
         )
         self.resources = stack_resources(cloudformation, self.stack_name)
         self.say(f"stack {self.stack_name} created from {self.template}")
-        ec2 = client("ec2")
-        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
-        self.subnets = [subnets["Subnets"][0]["SubnetId"]]
-        groups = ec2.describe_security_groups(GroupNames=["default"])
-        self.security_groups = [groups["SecurityGroups"][0]["GroupId"]]
+        self.ecs_defaults = stack_defaults(self.outputs, client("ec2"))
         lambda_ = client("lambda")
         root = self.template.parent
         per_function: dict[str, dict[str, str]] = {}

@@ -87,9 +87,14 @@ def default_timeouts() -> Timeouts:
 def launchers() -> dict[str, Launcher]:
     """The launcher of each target kind this deployment can start (imported here only: a
     function that never launches or stops anything never loads one)."""
-    from flowrelay.launchers.kinds import build_launchers
+    from flowrelay.launchers.kinds import build_launchers, launcher_kinds
 
-    return build_launchers(client, table_name=settings().table_name, bus_name=settings().bus_name)
+    return build_launchers(
+        client,
+        table_name=settings().table_name,
+        bus_name=settings().bus_name,
+        kinds=launcher_kinds(os.environ),
+    )
 
 
 @cache

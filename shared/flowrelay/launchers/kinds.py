@@ -14,18 +14,27 @@ launches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from flowrelay.core.routing import Target
+from flowrelay.core.settings import SettingsError
 from flowrelay.core.wording import with_article
 from flowrelay.launchers.base import EventReader, Launcher
 
 S = TypeVar("S", bound=BaseModel)
 
 KINDS = ("ecs", "kubernetes", "local")
+#: The kinds a deployment can launch (a comma-separated list; default: ecs). The dev stack adds
+#: local; a stack on AWS launches ecs (its functions cannot start processes on your machine).
+LAUNCHER_KINDS_VARIABLE = "FLOWRELAY_LAUNCHER_KINDS"
+DEFAULT_LAUNCHER_KINDS = ("ecs",)
+#: Kinds whose targets can be described but that no launcher starts yet, with what to say.
+COMING = {
+    "kubernetes": "Kubernetes targets are coming (the Kubernetes Job launcher is not built yet)"
+}
 
 
 class TargetSettingsError(ValueError):
@@ -55,22 +64,65 @@ def settings_model(kind: str) -> type[BaseModel]:
     raise TargetSettingsError(f"unknown target kind {kind!r} (known: {', '.join(KINDS)})")
 
 
-def build_launchers(
-    make_client: Callable[[str], Any], *, table_name: str, bus_name: str
-) -> dict[str, Launcher]:
-    """The launcher of each kind this deployment can start, by kind, with clients made by
-    ``make_client(service)``; ``table_name`` and ``bus_name`` go to the runners they start."""
-    from flowrelay.launchers.ecs import EcsLauncher
+def launcher_kinds(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The kinds this deployment launches, from ``FLOWRELAY_LAUNCHER_KINDS`` (default: ecs);
+    ``SettingsError`` naming an unknown kind, or one no launcher starts yet.
 
-    ecs = EcsLauncher(make_client("ecs"), table_name=table_name, bus_name=bus_name)
-    return {ecs.kind: ecs}
+    >>> launcher_kinds({"FLOWRELAY_LAUNCHER_KINDS": "ecs, local"})
+    ('ecs', 'local')
+    """
+    raw = env.get(LAUNCHER_KINDS_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_LAUNCHER_KINDS
+    kinds = tuple(dict.fromkeys(kind.strip() for kind in raw.split(",") if kind.strip()))
+    for kind in kinds:
+        if kind not in KINDS:
+            raise SettingsError(
+                f"{LAUNCHER_KINDS_VARIABLE}={raw!r}: unknown kind {kind!r} (known: "
+                f"{', '.join(KINDS)})"
+            )
+        if kind in COMING:
+            raise SettingsError(f"{LAUNCHER_KINDS_VARIABLE}={raw!r}: {COMING[kind]}")
+    return kinds
+
+
+def build_launchers(
+    make_client: Callable[[str], Any],
+    *,
+    table_name: str,
+    bus_name: str,
+    kinds: Iterable[str] = DEFAULT_LAUNCHER_KINDS,
+) -> dict[str, Launcher]:
+    """The launcher of each of ``kinds``, by kind, with clients made by ``make_client(service)``;
+    ``table_name`` and ``bus_name`` go to the runners they start."""
+    launchers: dict[str, Launcher] = {}
+    for kind in kinds:
+        if kind == "ecs":
+            from flowrelay.launchers.ecs import EcsLauncher
+
+            launchers[kind] = EcsLauncher(
+                make_client("ecs"), table_name=table_name, bus_name=bus_name
+            )
+        elif kind == "local":
+            from flowrelay.launchers.local.launcher import LocalLauncher
+
+            launchers[kind] = LocalLauncher(
+                make_client("events"), table_name=table_name, bus_name=bus_name
+            )
+        else:
+            raise TargetSettingsError(COMING.get(kind, f"no launcher for {kind!r} targets"))
+    return launchers
 
 
 def event_readers() -> dict[tuple[str, str], EventReader]:
     """The infrastructure events (source, detail-type) record_state takes, and their readers."""
     from flowrelay.launchers.ecs.events import DETAIL_TYPE, SOURCE, read_task_event
+    from flowrelay.launchers.local import events as local
 
-    return {(SOURCE, DETAIL_TYPE): read_task_event}
+    return {
+        (SOURCE, DETAIL_TYPE): read_task_event,
+        (local.SOURCE, local.DETAIL_TYPE): local.read_process_event,
+    }
 
 
 def typed_settings(target: Target, model: type[S]) -> S:
@@ -93,6 +145,31 @@ def checked_target(target: Target) -> Target:
     return target.model_copy(update={"settings": settings.model_dump(exclude_none=True)})
 
 
+def target_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a launch target: name, labels and timeouts as every target has them,
+    and the settings of each kind (one ``oneOf`` branch per kind, chosen by ``kind``)."""
+    base = Target.model_json_schema()
+    branches = []
+    for kind in KINDS:
+        settings = settings_model(kind).model_json_schema()
+        description = settings.get("description", "")
+        if kind in COMING:
+            description = f"{description} {COMING[kind]}.".strip()
+        branches.append(
+            {
+                "title": f"{kind} target",
+                "description": description,
+                "properties": {"kind": {"const": kind}, "settings": settings},
+            }
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://flowrelay.dev/schemas/target.json",
+        **base,
+        "oneOf": branches,
+    }
+
+
 def settings_errors(error: ValidationError) -> str:
     """A settings model's errors as one line, each setting named ``settings.NAME``."""
     parts = []
@@ -103,12 +180,16 @@ def settings_errors(error: ValidationError) -> str:
 
 
 __all__ = [
+    "COMING",
     "KINDS",
+    "LAUNCHER_KINDS_VARIABLE",
     "TargetSettingsError",
     "build_launchers",
     "checked_target",
     "event_readers",
+    "launcher_kinds",
     "settings_errors",
     "settings_model",
+    "target_json_schema",
     "typed_settings",
 ]

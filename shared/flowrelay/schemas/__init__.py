@@ -22,14 +22,21 @@ def generators() -> dict[str, Callable[[], dict[str, Any]]]:
     from flowrelay.core.run_configs import run_config_json_schema
     from flowrelay.core.storage import storage_json_schema
     from flowrelay.launchers.ecs.status import EcsTaskStateChange
+    from flowrelay.launchers.kinds import target_json_schema
+    from flowrelay.launchers.local.events import LocalProcessStateChange
 
     generated: dict[str, Callable[[], dict[str, Any]]] = {
         "run-config.schema.json": run_config_json_schema,
         "storage.schema.json": storage_json_schema,
+        "target.schema.json": target_json_schema,
     }
     # flowrelay's own events, and the infrastructure events the state queue takes (the fields
     # flowrelay reads of them).
-    models: list[type[BaseModel]] = [*DETAIL_MODELS.values(), EcsTaskStateChange]
+    models: list[type[BaseModel]] = [
+        *DETAIL_MODELS.values(),
+        EcsTaskStateChange,
+        LocalProcessStateChange,
+    ]
     for model in models:
         name = model.DETAIL_TYPE.lower().replace(" ", "-")  # type: ignore[attr-defined]
         generated[f"event-{name}.schema.json"] = model.model_json_schema

@@ -17,6 +17,18 @@ _TASK_DEFINITION_ARN = re.compile(
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
+def ecs_cpu(value: Any) -> Any:
+    """An ECS task's CPU as ECS takes it (text), from a number or text; ``ValueError`` saying
+    what it must be. ``ecs_cpu(256) == "256"``."""
+    return quantity(value, _ECS_CPU, "cpu", "CPU units such as 1024 or vCPUs such as '1 vcpu'")
+
+
+def ecs_memory(value: Any) -> Any:
+    """An ECS task's memory as ECS takes it (text), from a number or text; ``ValueError`` saying
+    what it must be. ``ecs_memory(512) == "512"``."""
+    return quantity(value, _ECS_MEMORY, "memory", "MiB such as 2048 or GB such as '2 GB'")
+
+
 class ECSRun(RunConfigBase):
     """Runs as an ECS task (Fargate or EC2); the target supplies cluster and network defaults."""
 
@@ -46,12 +58,12 @@ class ECSRun(RunConfigBase):
     @field_validator("cpu", mode="before")
     @classmethod
     def _check_cpu(cls, value: Any) -> Any:
-        return quantity(value, _ECS_CPU, "cpu", "CPU units such as 1024 or vCPUs such as '1 vcpu'")
+        return ecs_cpu(value)
 
     @field_validator("memory", mode="before")
     @classmethod
     def _check_memory(cls, value: Any) -> Any:
-        return quantity(value, _ECS_MEMORY, "memory", "MiB such as 2048 or GB such as '2 GB'")
+        return ecs_memory(value)
 
     @field_validator("task_definition_arn")
     @classmethod

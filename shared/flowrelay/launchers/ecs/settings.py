@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from flowrelay.core.modeling import Model
+from flowrelay.core.run_configs.ecs import ecs_cpu, ecs_memory
 
 
 class EcsSettings(Model):
@@ -28,8 +30,51 @@ class EcsSettings(Model):
     execution_role_arn: str | None = None
     log_group: str | None = None
 
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _check_cpu(cls, value: Any) -> Any:
+        return ecs_cpu(value)  # 256 as ECSRun takes it, not only "256"
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _check_memory(cls, value: Any) -> Any:
+        return ecs_memory(value)
+
     @model_validator(mode="after")
     def _launch_type_or_capacity(self) -> EcsSettings:
         if self.capacity_provider_strategy:
             self.launch_type = None
         return self
+
+
+def stack_defaults(outputs: Mapping[str, str], ec2: Any) -> dict[str, Any]:
+    """The settings an ECS target on a flowrelay stack starts from: the stack's cluster and log
+    group (its ``ClusterName`` and ``LogGroupName`` outputs) and, for the network, the
+    account's default VPC: its default subnets (public: so tasks get a public IP, to pull
+    their image) and its ``default`` security group. Only what is found is returned.
+
+    >>> stack_defaults({"ClusterName": "flows"}, ec2=None)
+    {'cluster': 'flows'}
+    """
+    defaults: dict[str, Any] = {}
+    if outputs.get("ClusterName"):
+        defaults["cluster"] = outputs["ClusterName"]
+    if outputs.get("LogGroupName"):
+        defaults["log_group"] = outputs["LogGroupName"]
+    if ec2 is None:
+        return defaults
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+    subnet_ids = sorted(subnet["SubnetId"] for subnet in subnets.get("Subnets", []))
+    if subnet_ids:
+        vpc = subnets["Subnets"][0]["VpcId"]
+        groups = ec2.describe_security_groups(
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc]},
+                {"Name": "group-name", "Values": ["default"]},
+            ]
+        ).get("SecurityGroups", [])
+        defaults["subnets"] = subnet_ids
+        defaults["assign_public_ip"] = True
+        if groups:
+            defaults["security_groups"] = [groups[0]["GroupId"]]
+    return defaults

@@ -1,3 +1,3 @@
-"""Local targets (processes on the machine hosting the dev stack). Only their settings exist so
-far: no launcher starts local processes yet, so a run routed to a local target fails with "no
-launcher for local targets here"."""
+"""Local targets: runs as processes on the machine that hosts the dispatcher (the dev stack).
+``LocalLauncher`` (``launcher``) starts them, under the guard (``guard``) that ends them with
+their host; ``events`` reads the event each leaves when it exits."""

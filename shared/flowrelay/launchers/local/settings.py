@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from flowrelay.core.modeling import Model
 
@@ -12,4 +12,13 @@ class LocalSettings(Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    working_dir: str | None = None
+    working_dir: str | None = Field(
+        default=None,
+        description="Where runs start unless their LocalRun says (default: where the dev stack "
+        "runs).",
+    )
+    log_dir: str | None = Field(
+        default=None,
+        description="Where each run's output goes, as <run id>-<attempt>.log (default: a "
+        "flowrelay-local-runs folder in the temporary directory).",
+    )

@@ -1,5 +1,6 @@
-"""The guard of one dev stack task: the first process of the task's process group, which ends the
-whole group when the dev stack is gone, however it went (even SIGKILL).
+"""The guard of one local process group (a dev stack task, a local target's run): the first
+process of the group, which ends the whole group when the process that started it (the dev
+stack) is gone, however it went (even SIGKILL).
 
 The dev stack starts ``python -I -S guard.py <fd> <grace seconds> <command...>`` in a new session
 (the guard leads the task's process group) and passes it the read end ``fd`` of a pipe whose

@@ -32,6 +32,7 @@ from flowrelay.core.storage import Module
 from flowrelay.devstack.processes import MARKER, end_leftovers, running
 from flowrelay.sdk.flow import registration_for
 from flowrelay.sdk.storage import load_flow
+from tests.support.aws import report_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWRELAY = Path(sys.executable).parent / "flowrelay"
@@ -100,28 +101,44 @@ class DevUp:
 
 
 @pytest.mark.slow  # two dev stacks and a grace period: about 11 s
-def test_a_dev_stack_killed_with_sigkill_leaves_no_process(tmp_path: Path) -> None:
-    """The run's flow hangs after starting a multiprocessing helper that ignores SIGTERM and a
-    subprocess; the stack gets SIGKILL. Every process it started ends within the grace period
-    (5 s) and a few seconds; the next ``dev up`` removes the dead stack's folder and says so."""
+def test_a_dev_stack_killed_with_sigkill_leaves_no_process(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two runs: on the ECS target, a flow that hangs after starting a multiprocessing helper
+    that ignores SIGTERM and a subprocess; on the local target, a flow that sleeps. The stack
+    gets SIGKILL. Every process it started ends within the grace period (5 s) and a few
+    seconds; the next ``dev up`` removes the dead stack's folder and says so."""
     stack = DevUp(tmp_path)
     try:
         store = Store(stack.client("dynamodb"), stack.env["FLOWRELAY_TABLE_NAME"])
-        storage = Module("tests.support.flows:hanging")
-        store.flows.register(registration_for(load_flow(storage), storage=storage))
-        Publisher(stack.client("events"), stack.env["FLOWRELAY_BUS_NAME"]).publish(
-            FlowRunRequested(flow="hanging", flow_run_id=str(uuid.uuid4()), requested_by="t")
+        for path in ("tests.support.flows:hanging", "tests.support.flows:local_sleepy"):
+            storage = Module(path)
+            store.flows.register(registration_for(load_flow(storage), storage=storage))
+        publisher = Publisher(stack.client("events"), stack.env["FLOWRELAY_BUS_NAME"])
+        local_run = str(uuid.uuid4())
+        publisher.publish(
+            FlowRunRequested(flow="hanging", flow_run_id=str(uuid.uuid4()), requested_by="t"),
+            FlowRunRequested(flow="local-sleepy", flow_run_id=local_run, requested_by="t"),
         )
+        _wait_running(store, local_run, timeout=60)
         descendants = _wait_for_helpers(psutil.Process(stack.process.pid), timeout=60)
     except BaseException:
         stack.stop()
         raise
 
+    runners = [
+        p
+        for p in descendants
+        if "flowrelay-runner" in str(_cmdline(p)) and "guard" not in str(_cmdline(p))
+    ]
+    assert len(runners) == 2, [_cmdline(p) for p in descendants]  # the ECS task's, the local run's
+    killed_at = time.monotonic()
     stack.stop(signal.SIGKILL)
 
     deadline = time.monotonic() + 15
     while (left := [p for p in descendants if running(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
+    ended_in = time.monotonic() - killed_at
     assert left == [], [p.cmdline() for p in left]
     assert stack.folder.exists()  # nobody was left to remove it
 
@@ -129,10 +146,27 @@ def test_a_dev_stack_killed_with_sigkill_leaves_no_process(tmp_path: Path) -> No
     after.stop()
 
     assert not stack.folder.exists()
+    report_figures(
+        request.config,
+        "fault injection: the dev stack killed with SIGKILL",
+        [
+            f"{len(descendants)} processes of its runs (an ECS task's runner and the helpers its "
+            f"flow started, a local target's runner, their guards): all ended {ended_in:.1f} s "
+            f"after the SIGKILL, 0 left",
+            "the next dev up found the dead stack's folder and removed it",
+        ],
+    )
     (ended,) = [line for line in after.lines if "a dev stack that died" in line]
     assert f"(pid {stack.process.pid})" in ended
     assert f"removed its folder {stack.folder}" in ended
     assert not after.folder.exists()  # a stack stopped cleanly removes its own
+
+
+def _wait_running(store: Store, run_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (run := store.runs.get(run_id)) is None or str(run.state) != "Running":
+        assert time.monotonic() < deadline, f"run {run_id} not running: {run}"
+        time.sleep(0.2)
 
 
 def _wait_for_helpers(stack: psutil.Process, timeout: float) -> list[psutil.Process]:

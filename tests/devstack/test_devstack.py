@@ -119,6 +119,7 @@ def stack() -> Iterator[Stack]:
             "tests.support.flows:hog",
             "tests.support.flows:local_writer",
             "tests.support.flows:local_sleepy",
+            "tests.support.flows:ticker",
         ):
             flow = load_flow(Module(path))
             running.store.flows.register(registration_for(flow, storage=Module(path)))
@@ -382,6 +383,40 @@ def _alive(pid: int) -> bool:
         return running(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return False
+
+
+def test_task_logs_reach_cloudwatch_while_the_task_runs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As awslogs ships them: `runs logs --follow` shows lines while the run goes on."""
+    from tests.support.cli import invoke
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = request(stack, "ticker")
+    logs = boto3.client("logs")
+    deadline = time.monotonic() + 20
+    seen_while_running: list[str] = []
+    while not seen_while_running:
+        assert time.monotonic() < deadline, "no tick reached CloudWatch while the run ran"
+        run = stack.store.runs.get(run_id)
+        if run is not None and run.infrastructure.get("log_stream") and str(run.state) == "Running":
+            try:
+                events = logs.get_log_events(
+                    logGroupName=run.infrastructure["log_group"],
+                    logStreamName=run.infrastructure["log_stream"],
+                    startFromHead=True,
+                )["events"]
+            except logs.exceptions.ResourceNotFoundException:
+                events = []
+            seen_while_running = [e["message"] for e in events if e["message"].startswith("tick")]
+            if seen_while_running:
+                assert str(stack.store.runs.get(run_id).state) == "Running"  # type: ignore[union-attr]
+        time.sleep(0.2)
+    followed = invoke("runs", "logs", run_id, "--follow")
+    assert followed.exit_code == 0, followed.stderr
+    ticks = [line for line in followed.stdout.splitlines() if line.startswith("tick")]
+    assert ticks == [f"tick {number}" for number in range(8)]
+    assert "ended Success" in followed.stderr
 
 
 # --- local targets -----------------------------------------------------------------------------

@@ -74,3 +74,15 @@ with Flow("local-writer", run_config=LocalRun()) as local_writer:
 
 with Flow("local-sleepy", run_config=LocalRun()) as local_sleepy:
     nap()
+
+
+@task
+def tick(times: int) -> int:
+    for number in range(times):
+        print(f"tick {number}", flush=True)
+        time.sleep(0.5)
+    return times
+
+
+with Flow("ticker", run_config=UniversalRun()) as ticker:
+    tick(Parameter("times", default=8))

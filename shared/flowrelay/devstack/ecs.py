@@ -25,7 +25,8 @@ that repeats a (run id, attempt) pair this executor already ran is stopped in mo
 run and without events (on AWS it would not exist).
 
 Each task's output goes to ``<log dir>/<task id>.log`` and, when the container logs with awslogs,
-to that log group and stream in moto after the process ends.
+to that log group and stream in moto as it is written (new whole lines about once a second, the
+rest when the process ends), as awslogs ships them.
 
 For fault-injection tests, ``lose_events_of(run_id)`` makes the executor drop that run's task
 events, as if EventBridge never delivered them: the monitor must then find out by itself.
@@ -58,6 +59,8 @@ ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
 #: The container's ``reason`` when Fargate kills a task over its memory (exit code 137).
 OUT_OF_MEMORY_REASON = "OutOfMemoryError: Container killed due to memory usage"
+#: How often a running task's new log lines are copied to CloudWatch Logs.
+LOG_SHIP_SECONDS = 1.0
 MIB = 1024 * 1024
 
 
@@ -82,6 +85,9 @@ class TaskProcess:
     killed: bool = False
     out_of_memory: bool = False
     started: float = field(default_factory=time.monotonic)
+    log_shipped: int = 0
+    """Bytes of the log file already copied to CloudWatch Logs."""
+    log_shipped_at: float = 0.0
 
     @property
     def arn(self) -> str:
@@ -211,6 +217,7 @@ class EcsExecutor(threading.Thread):
                     self.seen.add(task["taskArn"])
                     self._start(task)
         self._check_stopped_by_others()
+        self._ship_logs()
         self._reap()
 
     @property
@@ -334,7 +341,7 @@ class EcsExecutor(threading.Thread):
         handle.log_file.close()
         exit_code = 128 - code if code < 0 else code  # killed by signal N: shells say 128+N
         self.say(f"task exited: run {handle.run_id} code {exit_code}")
-        self._upload_log(handle)
+        self._ship_log(handle, final=True)
         if handle.stop_reason is None:
             self.ecs.stop_task(
                 cluster=handle.task["clusterArn"], task=handle.arn, reason=EXITED_REASON
@@ -449,15 +456,36 @@ class EcsExecutor(threading.Thread):
         if response.get("FailedEntryCount"):
             self.say(f"ecs: could not put the {status} event: {response.get('Entries')}")
 
-    def _upload_log(self, handle: TaskProcess) -> None:
+    def _ship_logs(self) -> None:
+        """Copy what running tasks wrote since the last copy, about once a second, as awslogs
+        does (so ``runs logs --follow`` sees lines as they are written)."""
+        now = time.monotonic()
+        with self._lock:
+            handles = list(self.running.values())
+        for handle in handles:
+            if now - handle.log_shipped_at >= LOG_SHIP_SECONDS:
+                handle.log_shipped_at = now
+                self._ship_log(handle, final=False)
+
+    def _ship_log(self, handle: TaskProcess, *, final: bool) -> None:
+        """The task's new complete lines (``final``: all that is left) to its log stream."""
         if not (handle.log_group and handle.log_stream):
             return
         try:
-            lines = handle.log_path.read_text(errors="replace").splitlines()
-            self.logs.create_log_stream(
-                logGroupName=handle.log_group, logStreamName=handle.log_stream
-            )
+            with handle.log_path.open("rb") as log:
+                log.seek(handle.log_shipped)
+                new = log.read()
+            if not final:
+                new = new[: new.rfind(b"\n") + 1]  # whole lines only, until the end
+            if not new:
+                return
+            if handle.log_shipped == 0:
+                with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+                    self.logs.create_log_stream(
+                        logGroupName=handle.log_group, logStreamName=handle.log_stream
+                    )
             now = int(time.time() * 1000)
+            lines = new.decode(errors="replace").splitlines()
             events = [{"timestamp": now, "message": line or " "} for line in lines]
             for start in range(0, len(events), 1000):
                 self.logs.put_log_events(
@@ -465,6 +493,7 @@ class EcsExecutor(threading.Thread):
                     logStreamName=handle.log_stream,
                     logEvents=events[start : start + 1000],
                 )
+            handle.log_shipped += len(new)
         except Exception as exc:  # the local file still has the output
             self.say(f"ecs: could not copy the log of {handle.arn} to CloudWatch: {exc!r}")
 

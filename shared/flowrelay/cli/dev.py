@@ -93,6 +93,10 @@ def up(
         click.echo("# In another shell, use the dev stack with:")
         click.echo(f"export {exports}")
         sys.stdout.flush()
+        say(
+            "run a function in Lambda's own container (needs Docker and the SAM CLI): "
+            + stack.sam_local_invoke("Dispatch", "events/dispatch.json")
+        )
         say("dev stack running; Ctrl-C to stop")
         while not stopping.wait(0.5):
             pass

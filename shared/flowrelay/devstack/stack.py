@@ -115,6 +115,8 @@ class DevStack:
         self.resources: dict[str, dict[str, Any]] = {}
         self.functions: dict[str, Function] = {}
         self.function_environment: dict[str, str] = {}
+        self.function_variables: dict[str, dict[str, str]] = {}
+        self.sam_env_file: Path | None = None
         self.ecs_defaults: dict[str, Any] = {}
         self.executor: EcsExecutor | None = None
         self.queue_urls: list[str] = []
@@ -162,6 +164,7 @@ class DevStack:
             )
             self._reset_caches()
             self._capture_function_logs()
+            self.sam_env_file = self._write_sam_env_file()
             self._start_threads(session)
         except BaseException:
             self.stop()
@@ -229,6 +232,24 @@ class DevStack:
         """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster: what
         ``flowrelay targets put --kind ecs`` fills in from a stack, and the local image."""
         return {**self.ecs_defaults, "image": LOCAL_IMAGE}
+
+    def sam_local_invoke(self, function: str, event: str) -> str:
+        """The ``sam local invoke`` command that runs ``function`` (its logical id) in Lambda's
+        container against this stack: its variables with this stack's names, the loopback
+        endpoint, which a container reaches on the host's network."""
+        return (
+            f"sam local invoke {function} -e {event} --env-vars {self.sam_env_file} "
+            f"--parameter-overrides LocalEndpointUrl={self.endpoint} --docker-network host"
+        )
+
+    def _write_sam_env_file(self) -> Path:
+        """``sam-env.json`` in the stack folder: each function's variables as this stack
+        resolved them (physical names in place of Ref/GetAtt), by logical id, as
+        ``sam local invoke --env-vars`` takes them."""
+        assert self.log_dir is not None
+        path = self.log_dir / "sam-env.json"
+        path.write_text(json.dumps(self.function_variables, indent=2, sort_keys=True))
+        return path
 
     def local_target_settings(self) -> dict[str, Any]:
         """Settings for a ``Target(kind="local")``: runs as processes of this machine, their
@@ -363,6 +384,7 @@ class DevStack:
                 memory_size=spec.memory_size,
             )
         self.function_environment = merged_environment(per_function)
+        self.function_variables = per_function
 
     def _start_threads(self, session: Any) -> None:
         def client(service: str) -> Any:

@@ -63,8 +63,9 @@ def parse_record(
 
 def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
     """``handle``, with each failed record logged (its message id, delivery and reason); and
-    when a record fails on its last delivery (SQS moves it to the queue's DLQ next), the reason
-    written on its run, so the run shows why and where the message is."""
+    when a record fails on its last delivery, or cannot be read at all (``EventError``: no
+    delivery will change that), the reason written on its run, if it names one, and the message
+    dead-lettered with the reason (``dead_letter_with_reason``)."""
 
     def handle_noting(record: SQSRecord) -> dict[str, Any]:
         try:
@@ -86,7 +87,8 @@ def noting_dead_letters(queue: str, handle: RecordHandler) -> RecordHandler:
                 type(exc).__name__,
                 exc,
             )
-            if receives >= MAX_RECEIVES:
+            # A message that cannot be read never will be: no point in four more deliveries.
+            if receives >= MAX_RECEIVES or isinstance(exc, EventError):
                 note_dead_letter(record, queue, receives, exc)
                 if dead_letter_with_reason(record, queue, receives, exc):
                     return {"dead_lettered": queue, "reason": reason_of(exc)}

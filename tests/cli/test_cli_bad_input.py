@@ -96,3 +96,91 @@ def test_a_non_finite_param_is_refused_not_changed(value: str) -> None:
 def test_commands_refuse_non_finite_values_before_doing_anything(args: tuple[str, ...]) -> None:
     error = one_error_line(invoke(*args), 2)
     assert "is not a JSON number" in error or "too large for a JSON number" in error
+
+
+# --- what a hostile new user tried --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", ["inf", "-inf", "nan", "1e400", "0", "-1", "soon"])
+def test_run_timeouts_are_finite_numbers_of_seconds(seconds: str) -> None:
+    error = one_error_line(invoke("run", "hello", "--run-timeout", seconds), 2)
+    assert "--run-timeout" in error
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("-p", "x=1", "-p", "x=2"), "'x' is given twice"),
+        (("-p", 'x={"a": 1, "a": 2}'), "the key 'a' is given twice in one object"),
+        (("--label", " gpu "), "label ' gpu ' has spaces around it"),
+        (("--label", "a,b"), "label 'a,b' contains a comma"),
+        (("--label", ""), "each label must be a non-empty string"),
+        (
+            (
+                "--env",
+                "FLOWRELAY_RUN_ID=another",
+                "--no-check",
+                "--run-config",
+                '{"type": "UniversalRun"}',
+            ),
+            "FLOWRELAY_RUN_ID is set by flowrelay",
+        ),
+    ],
+    ids=["param-twice", "key-twice", "label-spaces", "label-comma", "label-empty", "env-owned"],
+)
+def test_run_refuses_what_would_be_silently_changed_or_never_match(
+    args: tuple[str, ...], expected: str
+) -> None:
+    assert expected in one_error_line(invoke("run", "hello", *args), 2)
+
+
+def test_text_that_only_looks_like_a_constant_stays_text() -> None:
+    assert parse_params(("x=NaNa", "y=[1,2")) == {"x": "NaNa", "y": "[1,2"}
+
+
+def test_a_script_that_exits_at_import_is_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nsys.exit(3)\n")
+    for command in ("register", "run-local"):
+        error = one_error_line(invoke(command, str(script)), 2)
+        assert "called sys.exit(3) while loading" in error
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("x" * 5000, "at most 256"), ("bad\x00nul", "control character"), ("two\nlines", "control")],
+    ids=["long", "nul", "newline"],
+)
+def test_a_flow_name_that_cannot_be_shown_or_sent_is_refused(
+    tmp_path: Path, name: str, expected: str, names: dict[str, str]
+) -> None:
+    script = tmp_path / "named.py"
+    source = "from flowrelay import Flow, task\n@task\ndef t(): return 1\n"
+    script.write_text(f"{source}with Flow({name!r}) as flow:\n    t()\n")
+    assert expected in one_error_line(invoke("register", str(script)), 2)
+
+
+def test_dev_up_on_a_port_in_use_is_one_line() -> None:
+    import socket
+
+    command = Path(sys.executable).with_name("flowrelay")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(command), "dev", "up", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another dev stack? "
+        "leave out --port for a free one)"
+    ]
+    assert "Traceback" not in done.stderr
+    out_of_range = one_error_line(invoke("dev", "up", "--port", "99999"), 2)
+    assert "99999 is not in the range 0<=x<=65535" in out_of_range

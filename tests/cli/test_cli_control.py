@@ -766,3 +766,84 @@ def test_installed_command_lists_runs_with_names_from_the_environment(some_runs:
         "etl-running",
         "ml-running",
     ]
+
+
+# --- what a hostile new user tried ----------------------------------------------------------------
+
+
+def test_a_run_config_no_launched_kind_fits_is_refused_before_it_waits_forever(
+    names: dict[str, str], store: Store, requests_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_etl(store)
+    monkeypatch.delenv("FLOWRELAY_LAUNCHER_KINDS", raising=False)
+    error = one_error_line(
+        invoke("run", "etl", "-p", "rows=1", "--run-config", '{"type": "KubernetesRun"}'), 2
+    )
+    assert error == (
+        "this run could never be launched: a KubernetesRun runs on kubernetes targets, and this "
+        "stack launches ecs targets"
+    )
+    assert received(requests_queue, wait_seconds=1) == []
+
+
+def test_watching_a_reused_key_with_other_values_is_refused_even_without_the_check(
+    names: dict[str, str], store: Store, requests_queue: str
+) -> None:
+    register_etl(store)
+    run_id = invoke("run", "etl", "-p", "rows=1", "--idempotency-key", "k1").stdout.strip()
+    store.runs.create(run_id, "etl", parameters={"rows": 1}, idempotency_key="k1")
+    watched = invoke(
+        "run", "etl", "-p", "rows=2", "--idempotency-key", "k1", "--no-check", "--watch"
+    )
+    assert "rows is 2 here, 1 on the run" in one_error_line(watched, 2)
+
+
+def test_runs_ls_refuses_what_it_cannot_answer(names: dict[str, str]) -> None:
+    assert "--flow: a flow's name cannot be empty" in one_error_line(
+        invoke("runs", "ls", "--flow", ""), 2
+    )
+    assert "100000000 is not in the range" in one_error_line(
+        invoke("runs", "ls", "--days", "100000000"), 2
+    )
+
+
+def test_runs_logs_follow_says_what_a_run_waits_for(names: dict[str, str], store: Store) -> None:
+    store.runs.create("waits", "etl", message="waiting for a launch target: there are no targets")
+
+    def later() -> None:
+        time.sleep(0.5)
+        store.runs.transition("waits", RunState.CANCELLED, Source.USER)
+
+    thread = threading.Thread(target=later, daemon=True)
+    thread.start()
+    followed = invoke("runs", "logs", "waits", "--follow")
+    thread.join()
+    assert "run waits is Pending: waiting for a launch target: there are no targets" in (
+        followed.stderr
+    )
+    assert "run waits ended Cancelled without logs to follow" in followed.stderr
+
+
+def test_an_ecs_target_without_an_image_says_what_its_runs_need(
+    names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put = invoke("targets", "put", "bare", "--kind", "ecs", "-s", "cluster=c")
+    assert put.exit_code == 0
+    assert "note: no image: runs sent here need their own" in put.stderr
+    with_image = invoke(
+        "targets", "put", "full", "--kind", "ecs", "-s", "cluster=c", "-s", "image=i"
+    )
+    assert "no image" not in with_image.stderr
+
+
+def test_invoke_takes_the_functions_variables_from_the_stack_named(
+    flowrelay_stack: dict[str, str], run_table: str, bus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the table and bus exported (as `dev up` prints them) and the stack named too, the
+    rest of a function's variables come from the stack's outputs."""
+    monkeypatch.setenv("FLOWRELAY_TABLE_NAME", run_table)
+    monkeypatch.setenv("FLOWRELAY_BUS_NAME", bus)
+    result = invoke_function("monitor")
+    assert result.exit_code == 0, result.stderr
+    assert "LAUNCHER_KINDS" not in result.stderr  # from the LauncherKinds output
+    assert "FLOWRELAY_LOG_GROUP_NAME" not in result.stderr  # from LogGroupName

@@ -358,3 +358,16 @@ def test_a_conflicting_request_is_dead_lettered_at_once_with_the_reason(
     assert "rows is given here, not on the run" in reason
     assert store.runs.get("conf").parameters == {}  # type: ignore[union-attr]
     assert len(tasks_of(ecs, cluster)) == 1
+
+
+def test_a_run_config_no_launcher_here_fits_fails_the_run_saying_why(
+    dispatcher: Dispatcher, store: Store, target: Target
+) -> None:
+    """Rather than wait in Pending for a target this stack could never launch."""
+    store.targets.put(target)
+    outcome = dispatcher.handle_request(request(run_config={"type": "KubernetesRun"}))
+    assert outcome.state is RunState.FAILED
+    assert outcome.message == (
+        "this run cannot be launched: a KubernetesRun runs on kubernetes targets, and this stack "
+        "launches ecs targets"
+    )

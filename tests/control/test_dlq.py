@@ -510,7 +510,7 @@ def test_cli_lists_and_redrives(cli_stack: str, queues: Queues, run_table: str) 
     assert one_error_line(invoke("dlq", "redrive", "x", "--all"), 2)
     missing = invoke("dlq", "redrive", "no-such-id")
     assert missing.exit_code == 1
-    assert "not found: no-such-id" in missing.stderr
+    assert "error: not found: no-such-id" in missing.stderr
 
     moved = invoke("dlq", "redrive", message_id)
     assert moved.exit_code == 0, moved.stderr

@@ -444,9 +444,32 @@ def test_labels_given_as_one_string_are_rejected(config_type: type[BaseModel]) -
     )
 
 
-@pytest.mark.parametrize("label", ["", "   ", 3, None])
+@pytest.mark.parametrize("label", ["", 3, None])
 def test_each_label_must_be_a_non_empty_string(label: object) -> None:
     assert_field_error(lambda: LocalRun(labels=["ok", label]), "labels", "non-empty string")
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        ("   ", "has spaces around it"),
+        (" gpu", "has spaces around it"),
+        ("a,b", "contains a comma"),
+        ("tab\there", "control character"),
+    ],
+)
+def test_a_label_no_target_could_carry_is_refused(label: str, why: str) -> None:
+    """Labels are matched exactly: one that no target's label could equal would wait forever."""
+    assert_field_error(lambda: LocalRun(labels=[label]), "labels", why)
+
+
+@pytest.mark.parametrize(
+    "name", ["FLOWRELAY_RUN_ID", "FLOWRELAY_TABLE_NAME", "FLOWRELAY_BUS_NAME", "FLOWRELAY_ATTEMPT"]
+)
+def test_a_run_config_cannot_set_what_ties_the_runner_to_its_run(name: str) -> None:
+    assert_field_error(lambda: ECSRun(env={name: "x"}), "env", f"{name} is set by flowrelay")
+    # The runner's optional settings are the run's to choose.
+    assert ECSRun(env={"FLOWRELAY_LOG_LEVEL": "DEBUG"}).env == {"FLOWRELAY_LOG_LEVEL": "DEBUG"}
 
 
 def test_duplicated_labels_collapse_keeping_first_order() -> None:
@@ -634,7 +657,9 @@ _role_arns = st.none() | st.builds(
 )
 
 _universal = st.builds(UniversalRun, env=_env, labels=_labels)
-_local = st.builds(LocalRun, env=_env, labels=_labels, working_dir=st.none() | st.text(max_size=10))
+_local = st.builds(
+    LocalRun, env=_env, labels=_labels, working_dir=st.none() | st.text(min_size=1, max_size=10)
+)
 _docker = st.builds(
     DockerRun,
     env=_env,

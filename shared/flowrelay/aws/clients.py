@@ -59,3 +59,13 @@ def client(service: str) -> Any:
 
     make: Any = boto3.client  # boto3-stubs type each service separately; any is fine here
     return make(service, config=Config(retries=RETRIES))
+
+
+def answer_text(message: str) -> str:
+    """An AWS error's message as a person should read it: an HTML error page (a proxy, an
+    emulator's internal error, a wrong endpoint) is said to be one, not quoted.
+
+    >>> answer_text("<html><body>500 Internal Server Error</body></html>")
+    'an error page, not an AWS error'
+    """
+    return "an error page, not an AWS error" if message.lstrip().startswith("<") else message

@@ -1,7 +1,8 @@
 """The ``flowrelay`` command.
 
 Exit codes, everywhere: 0 success, 1 the flow run (or the thing asked for) failed, 2 a usage or
-loading error (the message says what to fix), 130/143 interrupted by SIGINT/SIGTERM.
+loading error (the message says what to fix), 130/143 interrupted by SIGINT/SIGTERM (``dev up``
+and ``monitor --every`` run until stopped: stopping them is exit 0).
 """
 
 from __future__ import annotations

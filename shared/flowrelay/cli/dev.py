@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from flowrelay.cli import render
+
 if TYPE_CHECKING:
     from flowrelay.devstack import DevStack
 
@@ -23,7 +25,13 @@ def dev() -> None:
 
 
 @dev.command("up")
-@click.option("--port", type=int, default=0, show_default="a free port", help="moto's port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="a free port",
+    help="moto's port on 127.0.0.1.",
+)
 @click.option(
     "--schedule-seconds",
     type=float,
@@ -80,7 +88,7 @@ def up(
         try:
             stack.start()
         except DevStackError as exc:
-            raise click.ClickException(str(exc)) from None
+            render.fail(str(exc), 2)
         if target:
             _create_dev_target(stack)
             say(

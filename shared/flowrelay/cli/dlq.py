@@ -160,8 +160,8 @@ def _print_results(results: list[RedriveResult], redrive_all: bool, queue: str |
             )
         elif result.status == "not_found":
             render.stderr.print(
-                f"[red]not found[/]: {escape(result.message_id)} (not in the DLQs, or being "
-                f"read by someone else right now)"
+                f"[red]error:[/] not found: {escape(result.message_id)} (not in the DLQs, or "
+                f"being read by someone else right now)"
             )
     if redrive_all and not results:
         where = f"the {queue} dead-letter queue is" if queue else "the dead-letter queues are"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -15,8 +17,10 @@ import click
 
 from flowrelay.cli import render
 from flowrelay.cli.stack import (
+    ConfigError,
     StackNames,
     current,
+    current_outputs,
     reports_errors,
 )
 from flowrelay.devstack.lambda_emulator import LambdaContext, function_arn, load_handler
@@ -74,6 +78,10 @@ def invoke(function: str, event_file: Path, template_path: Path) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         render.fail(f"{event_file}: not a JSON event: {exc}", 2)
     names = current()
+    if not names.outputs:
+        # The table and bus came from the environment; the stack, if one is named, has the rest.
+        with contextlib.suppress(ConfigError):
+            names = dataclasses.replace(names, outputs=current_outputs())
     code_dir = template_path.resolve().parent / spec.code_uri
     handler_file = template_path.resolve().parent / spec.handler_path
     environment, unresolved = _function_environment(template, spec, names)
@@ -144,16 +152,16 @@ def _function_environment(
             environment[variable] = names.bus_name
         elif isinstance(value, str | int | float | bool):
             environment[variable] = str(value)
+        elif (output := outputs_by_value.get(json.dumps(value, sort_keys=True))) in names.outputs:
+            environment[variable] = names.outputs[str(output)]  # as the stack resolved it
         elif isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
             environment[variable] = str(parameters[value["Ref"]].get("Default", ""))
+        elif os.environ.get(variable):
+            environment[variable] = os.environ[variable]  # the user set it: keep it
+        elif isinstance(value, dict) and "Fn::If" in value:
+            continue  # declared only when a condition holds (LocalEndpointUrl): not here
         else:
-            output_key = outputs_by_value.get(json.dumps(value, sort_keys=True))
-            if output_key is not None and output_key in names.outputs:
-                environment[variable] = names.outputs[output_key]
-            elif os.environ.get(variable):
-                environment[variable] = os.environ[variable]  # the user set it: keep it
-            else:
-                unresolved.append(variable)
+            unresolved.append(variable)
     return environment, unresolved
 
 

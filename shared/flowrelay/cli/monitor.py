@@ -16,6 +16,7 @@ import click
 from rich.markup import escape
 
 from flowrelay.cli import render
+from flowrelay.cli.options import Seconds
 from flowrelay.cli.stack import (
     ConfigError,
     StackNames,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option(
     "--every",
-    type=click.FloatRange(min=0.1),
+    type=Seconds(0.1, or_equal=True),
     metavar="SECONDS",
     help="A pass every SECONDS until Ctrl-C.",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,16 @@ def parse_params(pairs: tuple[str, ...], option: str = "--param") -> dict[str, A
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint=option)
+        if name in params:
+            raise click.BadParameter(f"{name!r} is given twice", param_hint=option)
         try:
             params[name] = jsonvalues.loads(raw, whole=name)
         except json.JSONDecodeError:
             params[name] = raw
         except jsonvalues.JsonValueError as exc:
+            if not _is_json_to_python(raw):
+                params[name] = raw  # not JSON even to Python (``NaNa``): text, as any other
+                continue
             raise click.BadParameter(
                 f"{pair!r}: {exc}; quote it ('{name}={json.dumps(raw)}') to pass it as text",
                 param_hint=option,
@@ -58,6 +64,43 @@ def read_json_option(path: Path, option: str) -> Any:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise click.BadParameter(f"{path}: {exc}", param_hint=option) from None
+
+
+def _is_json_to_python(text: str) -> bool:
+    """Whether Python's lenient reader takes ``text`` as JSON (``NaN``, ``1e999`` included)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Seconds(click.ParamType[float]):
+    """A number of seconds: finite, above ``minimum`` (or at least it, with ``or_equal``)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, or_equal: bool = False) -> None:
+        self.minimum = minimum
+        self.or_equal = or_equal
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        below = number < self.minimum if self.or_equal else number <= self.minimum
+        if below:
+            bound = f"at least {self.minimum:g}" if self.or_equal else f"more than {self.minimum:g}"
+            self.fail(f"{value!r} seconds: give {bound}", param, ctx)
+        return number
 
 
 param_option = click.option(

@@ -76,6 +76,8 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
         storage = None  # the flow's own
     try:
         registration = registration_for(flow, storage=storage)
+    except ValidationError as exc:
+        render.fail(f"cannot register flow {flow.name[:60]!r}: {describe(exc)}", 2)
     except ValueError as exc:
         render.fail(str(exc), 2)
     stored, created = open_store(names).flows.register(registration)

@@ -77,7 +77,8 @@ def task_prints_to_stderr(enabled: bool = True) -> Iterator[None]:
 def fail(message: str, code: int = 1) -> NoReturn:
     """Every CLI error ends here: one line on stderr (escaped, so a ``[...]`` in the message is
     shown rather than read as markup) and the exit code (2 usage/config, 1 failed/not found)."""
-    stderr.print(f"[red]error:[/] {escape(message)}")
+    # One line, whatever the message holds (a library's multi-line text, a pasted page).
+    stderr.print(f"[red]error:[/] {escape(' '.join(message.split()))}")
     sys.exit(code)
 
 

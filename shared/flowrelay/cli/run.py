@@ -11,7 +11,13 @@ import click
 from pydantic import ValidationError
 
 from flowrelay.cli import render
-from flowrelay.cli.options import param_option, parse_params, read_json_option, requested_by
+from flowrelay.cli.options import (
+    Seconds,
+    param_option,
+    parse_params,
+    read_json_option,
+    requested_by,
+)
 from flowrelay.cli.runs import watch_run
 from flowrelay.cli.stack import (
     aws_client,
@@ -60,7 +66,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--run-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(0.0),
     metavar="SECONDS",
     help="Stop the run and make it TimedOut after this long running (default: the flow's).",
 )
@@ -70,12 +76,13 @@ if TYPE_CHECKING:
     "--no-check",
     is_flag=True,
     help="Send the request without reading the stack's table first (the flow, its parameters "
-    "and a reused key are then checked by dispatch, and a bad request fails its run).",
+    "and a reused key are then checked by dispatch, and a bad request fails its run; with "
+    "--watch, a reused key is still checked).",
 )
 @click.option("--watch", "-w", is_flag=True, help="Follow the run until it ends.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(0.0, or_equal=True),
     default=120.0,
     show_default=True,
     help="With --watch: seconds to wait for the run to appear.",
@@ -122,6 +129,14 @@ def run(
     parameters = {**_params_from_file(params_file), **parse_params(params)}
     env = parse_env(env_pairs)
     run_config = _parse_run_config(run_config_text) if run_config_text is not None else None
+    if run_config is not None and env:
+        run_config, env = _with_env(run_config, env), {}  # the given config takes them now
+    elif env and no_check:
+        render.fail(
+            "--env adds to the registered run config, which --no-check does not read: give "
+            "--run-config too, or leave out --no-check",
+            2,
+        )
     if flow_run_id is None and idempotency_key is None:
         flow_run_id = str(uuid.uuid4())
     fields: dict[str, Any] = {
@@ -142,18 +157,13 @@ def run(
         run_config = _checked_against_registration(
             store, flow, flow_version, parameters, run_config, env
         )
-    elif env:
-        if run_config is None:
-            render.fail(
-                "--env adds to the registered run config, which --no-check does not read: give "
-                "--run-config too, or leave out --no-check",
-                2,
-            )
-        run_config = run_config.model_copy(update={"env": {**(run_config.env or {}), **env}})
     if env:
         request = _request(**{**fields, "run_config": run_config})
     run_id = request.flow_run_id or run_id_for(str(request.idempotency_key))
-    repeat = store is not None and _is_a_repeat(store, request, run_id)
+    # Watching reads the run anyway: a key already used for other values is refused here too,
+    # rather than the old run watched as if it were this one.
+    watched = store or (open_store(names) if watch else None)
+    repeat = watched is not None and _is_a_repeat(watched, request, run_id)
     if not repeat:
         Publisher(aws_client("events"), names.bus_name).publish(request)
     if not watch:
@@ -170,7 +180,7 @@ def run(
         return
     if not as_json:
         click.echo(run_id)
-    sys.exit(watch_run(store or open_store(names), run_id, timeout, as_json))
+    sys.exit(watch_run(watched or open_store(names), run_id, timeout, as_json))
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -209,6 +219,12 @@ def _parse_run_config(text: str) -> RunConfig:
             value = jsonvalues.loads(text, whole="--run-config")
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--run-config") from None
+    if not isinstance(value, dict) or "type" not in value:
+        raise click.BadParameter(
+            'a run config is a JSON object naming its type: {"type": "ECSRun", ...} (UniversalRun, '
+            "LocalRun, DockerRun, KubernetesRun or ECSRun; flowrelay schema run-config)",
+            param_hint="--run-config",
+        )
     try:
         return parse_run_config(value)
     except ValidationError as exc:
@@ -242,10 +258,27 @@ def _checked_against_registration(
         registration.check_run_parameters(parameters)
     except ParameterError as exc:
         render.fail(str(exc), 2)
+    from flowrelay.cli.stack import launchable_kinds
+    from flowrelay.core.routing import unlaunchable
+
+    never = unlaunchable(run_config or registration.run_config, launchable_kinds())
+    if never is not None:
+        render.fail(f"this run could never be launched: {never}", 2)
     if not env:
         return run_config
-    base = run_config or registration.run_config or UniversalRun()
-    return base.model_copy(update={"env": {**(base.env or {}), **env}})
+    return _with_env(run_config or registration.run_config or UniversalRun(), env)
+
+
+def _with_env(config: RunConfig, env: dict[str, str]) -> RunConfig:
+    """``config`` with ``env`` over its own variables, validated as any run config is (exit 2
+    naming a variable a run config may not set)."""
+    from flowrelay.core.events import describe
+    from flowrelay.core.run_configs import parse_run_config
+
+    try:
+        return parse_run_config({**config.model_dump(), "env": {**(config.env or {}), **env}})
+    except ValidationError as exc:
+        raise click.BadParameter(describe(exc), param_hint="--env") from None
 
 
 def _request(**fields: Any) -> FlowRunRequested:

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from flowrelay.aws.logs import LogEvent, LogLocation, log_location, read_all
 from flowrelay.cli import render
-from flowrelay.cli.options import requested_by
+from flowrelay.cli.options import Seconds, requested_by
 from flowrelay.cli.stack import (
     aws_client,
     current,
@@ -117,7 +117,7 @@ def runs() -> None:
 )
 @click.option(
     "--days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=3660),
     default=RECENT_DAYS,
     show_default=True,
     help="Without --flow: how many days back to look.",
@@ -146,6 +146,8 @@ def runs_ls(
       flowrelay runs ls --active              # everything not finished
     """
     wanted = _run_state(state) if state else None
+    if flow_name is not None and not flow_name.strip():
+        render.fail("--flow: a flow's name cannot be empty", 2)
     if active and wanted is not None and wanted.is_final:
         render.fail(f"--active lists runs that have not finished, and {wanted} is final", 2)
     store = open_store(current())
@@ -388,10 +390,16 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
 
     client = aws_client("logs")
     run = found
+    said: str | None = None
     try:
         while log_location(run.infrastructure) is None and not run.infrastructure.get("log_file"):
             if run.state.is_final:
                 render.fail(f"run {run.run_id} ended {run.state} without logs to follow", 1)
+            waiting = f"run {run.run_id} is {run.state}: {run.message or 'not launched yet'}"
+            if waiting != said:
+                # Until there is a log, what the run is waiting for (as run --watch says it).
+                render.stderr.print(f"[dim]{escape(waiting)}[/]", highlight=False)
+                said = waiting
             pause()
             run = store.runs.get(run.run_id) or run
         latest = run
@@ -491,7 +499,7 @@ def _follow_file(path: Path, done: Callable[[], bool], last: int | None) -> Iter
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(0.0, or_equal=True),
     default=300.0,
     show_default=True,
     help="With --wait: seconds to wait for the run to end.",
@@ -579,8 +587,9 @@ def wait_cancelled(store: Store, run_id: str, timeout: float, as_json: bool) -> 
             if found.state.is_final:
                 break
             if time.monotonic() >= deadline:
+                now = store.runs.get(run_id) or found  # as it is now, not as first read
                 render.fail(
-                    f"run {run_id} is still {found.state} after {timeout:g} s; the cancel "
+                    f"run {run_id} is still {now.state} after {timeout:g} s; the cancel "
                     f"request stands (flowrelay runs show {run_id})",
                     1,
                 )

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowrelay.aws.clients import RETRIES
+from flowrelay.aws.clients import RETRIES, answer_text
 from flowrelay.cli import render
 from flowrelay.control.store import Store
 
@@ -181,6 +181,13 @@ def reports_errors(command: F) -> F:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code, message = error.get("Code", "Error"), error.get("Message", str(exc))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if answer_text(message) != message:
+                render.fail(
+                    f"{exc.operation_name}: AWS answered HTTP {status} with an error page, not "
+                    f"an AWS error (is the region or AWS_ENDPOINT_URL right?)",
+                    1,
+                )
             if code == "ResourceNotFoundException":
                 render.fail(
                     f"{message} (is FLOWRELAY_TABLE_NAME / FLOWRELAY_BUS_NAME or the stack right?)",

@@ -134,6 +134,12 @@ def targets_put(
     if as_json:
         render.echo_json(target.model_dump(mode="json"))
         return
+    if target.kind == "ecs" and not target.settings.get("image"):
+        render.stderr.print(
+            "[yellow]note:[/] no image: runs sent here need their own (ECSRun image, or a task "
+            "definition); --setting image=IMAGE gives every run one",
+            highlight=False,
+        )
     shown_labels = ", ".join(target.labels) or "none"
     render.stdout.print(
         f"saved target {escape(target.name)} ({target.kind}; labels: {escape(shown_labels)})"

@@ -44,7 +44,7 @@ from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import RetryPolicy, Timeouts, resolve_timeouts
 from flowrelay.core.registration import FlowRegistration, ParameterError, not_registered
-from flowrelay.core.routing import Target, choose_target
+from flowrelay.core.routing import Target, choose_target, unlaunchable
 from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun, requested_run_id
 from flowrelay.launchers.base import Launched, Launcher, LaunchError
 
@@ -137,6 +137,9 @@ class Dispatcher:
         if run.retry_at is not None and run.retry_at > now:
             delay = (run.retry_at - now).total_seconds()
             raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
+        never = unlaunchable(run.run_config, self.launchers)
+        if never is not None:
+            return self._fail(run, f"this run cannot be launched: {never}", created)
         choice = choose_target(
             self.store.targets.list(), run.labels, run.run_config, launchable=self.launchers
         )

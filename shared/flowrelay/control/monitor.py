@@ -196,20 +196,20 @@ class Monitor:
         if waited <= limits.start_limit_seconds:
             return None
         message = (
-            f"the {status.noun} did not start within {limits.start_limit_seconds:.0f} s "
+            f"the {status.noun} did not start within {limits.start_limit_seconds:g} s "
             f"(still {status.state}); it was stopped"
         )
-        self._stop(run, f"flowrelay: did not start within {limits.start_limit_seconds:.0f} s")
+        self._stop(run, f"flowrelay: did not start within {limits.start_limit_seconds:g} s")
         return self._move(run, RunState.CRASHED, "crashed", message, status.details)
 
     def _check_running(self, run: FlowRun, now: datetime) -> MonitorAction | None:
         limits = run.timeouts or self.defaults
         running_for = _seconds_since(run.state_entered_at, now)
         if limits.run_seconds is not None and running_for > limits.run_seconds:
-            self._stop(run, f"flowrelay: timed out after {limits.run_seconds:.0f} s")
+            self._stop(run, f"flowrelay: timed out after {limits.run_seconds:g} s")
             message = (
                 f"timed out: running for {running_for:.0f} s, over its limit of "
-                f"{limits.run_seconds:.0f} s; its task was stopped"
+                f"{limits.run_seconds:g} s; its task was stopped"
             )
             return self._move(run, RunState.TIMED_OUT, "timed_out", message)
         silent_for = _seconds_since(run.heartbeat_at or run.state_entered_at, now)

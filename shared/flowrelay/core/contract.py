@@ -22,7 +22,10 @@ ENV_BUS_NAME = "FLOWRELAY_BUS_NAME"
 ENV_ATTEMPT = "FLOWRELAY_ATTEMPT"
 ENV_HEARTBEAT_SECONDS = "FLOWRELAY_HEARTBEAT_SECONDS"
 ENV_LOG_LEVEL = "FLOWRELAY_LOG_LEVEL"
-#: Variables a run config's ``env`` may not set: they tie the runner to its run.
+#: Variables flowrelay sets for every run, which a run config's ``env`` may not set: they tie the
+#: runner to its run. (The optional ones, such as the log level, a run config may set.)
+RUNNER_OWNED = frozenset({ENV_RUN_ID, ENV_TABLE_NAME, ENV_BUS_NAME, ENV_ATTEMPT})
+#: The prefix of every variable of the runner contract.
 RESERVED_PREFIX = "FLOWRELAY_"
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0

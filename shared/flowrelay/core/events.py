@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flowrelay.core import jsonvalues
 from flowrelay.core.jsonvalues import field_label
+from flowrelay.core.labels import check_labels
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.limits import DETAILS_BYTES, REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
+from flowrelay.core.registration import check_flow_name
 from flowrelay.core.run_configs import RunConfig
 from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun
 
@@ -85,6 +87,17 @@ class FlowRunRequested(FlowrelayEvent):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Stop the run and make it TimedOut after this long running."
     )
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: list[str] | None) -> list[str] | None:
+        check_labels(labels)
+        return labels
+
+    @field_validator("flow")
+    @classmethod
+    def _check_flow(cls, flow: str) -> str:
+        return check_flow_name(flow)
 
     @model_validator(mode="after")
     def _fits_a_run(self) -> FlowRunRequested:

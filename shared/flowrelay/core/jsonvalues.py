@@ -1,11 +1,12 @@
 """What a value must be to travel as JSON and be stored on a run unchanged.
 
-JSON has no NaN or Infinity, and text must be valid Unicode. Python's ``json`` reads ``NaN``,
-``Infinity`` and ``1e999`` (as ``inf``), and pydantic writes non-finite floats back as ``null``:
-accepted, such a value would arrive changed. Text with a lone surrogate (what Python makes of
-bytes that are not UTF-8 in a command line or a file name) cannot be sent at all. Both are
-refused here, wherever a user's value enters: the CLI's ``--param``, a request's parameters,
-an event read from the bus.
+JSON has no NaN or Infinity, and text must be valid Unicode; an object names each key once.
+Python's ``json`` reads ``NaN``, ``Infinity`` and ``1e999`` (as ``inf``), and pydantic writes
+non-finite floats back as ``null``: accepted, such a value would arrive changed. Text with a
+lone surrogate (what Python makes of bytes that are not UTF-8 in a command line or a file name)
+cannot be sent at all; of a key given twice, one value would be dropped. All are refused
+here, wherever a user's value enters: the CLI's ``--param``, a request's parameters, an event
+read from the bus.
 
 >>> loads('{"rows": 10}')
 {'rows': 10}
@@ -39,7 +40,12 @@ def loads(text: str | bytes, whole: str = "value") -> Any:
     """``text`` as JSON, refusing what JSON has not (``NaN``, ``Infinity``, numbers too large for
     a float) and what could not be stored unchanged (see ``check``). ``json.JSONDecodeError``
     when it is not JSON at all."""
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    value = json.loads(
+        text,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+        object_pairs_hook=_unique_keys,
+    )
     check(value, whole=whole)
     return value
 
@@ -92,6 +98,17 @@ def field_label(part: int | str) -> str:
 def _shown(text: str, limit: int = 40) -> str:
     shown = repr(text)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once: JSON readers disagree on which of two values
+    for one key wins, so one would be dropped without a word."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise JsonValueError(f"the key {key!r} is given twice in one object")
+        found[key] = value
+    return found
 
 
 def _reject_constant(name: str) -> Any:

@@ -13,9 +13,11 @@ T = TypeVar("T")
 
 class Model(BaseModel):
     """Base of flowrelay's models. Validators are built on first use, not at import: a Lambda
-    function imports many models and uses a few, and cold start is paid per import."""
+    function imports many models and uses a few, and cold start is paid per import. A float
+    field takes finite numbers only: JSON has no NaN or Infinity, and pydantic would write them
+    back as null."""
 
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(defer_build=True, allow_inf_nan=False)
 
 
 class ModelUnion(Generic[T]):

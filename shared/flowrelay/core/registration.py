@@ -23,9 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from flowrelay.core import jsonvalues
+from flowrelay.core.labels import check_labels
 from flowrelay.core.limits import REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
@@ -64,6 +65,27 @@ def check_parameters(
         )
 
 
+#: How long a flow's name may be (the bus, the table's keys and the CLI's tables carry it).
+MAX_FLOW_NAME_CHARS = 256
+
+
+def check_flow_name(name: str) -> str:
+    """``name`` if it can name a flow; ``ValueError`` saying why not.
+
+    >>> check_flow_name("etl")
+    'etl'
+    """
+    if not name or not name.strip():
+        raise ValueError("a flow's name cannot be empty")
+    if len(name) > MAX_FLOW_NAME_CHARS:
+        raise ValueError(
+            f"the flow's name is {len(name):,} characters long; at most {MAX_FLOW_NAME_CHARS}"
+        )
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise ValueError(f"the flow's name {name!r} contains a control character")
+    return name
+
+
 def not_registered(flow_name: str, version: int | None = None) -> str:
     """Why a request for an unregistered flow (or version) cannot run, as the run and the CLI
     say it."""
@@ -86,6 +108,17 @@ class FlowRegistration(Model):
     name: str = Field(min_length=1, max_length=256)
     version: int = Field(default=0, ge=0, description="Assigned at registration.")
     labels: list[str] = Field(default_factory=list)
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: list[str]) -> list[str]:
+        return list(check_labels(labels))
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        return check_flow_name(name)
+
     run_config: RunConfig | None = None
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     storage: Storage

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from flowrelay.core.labels import check_labels
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import TimeoutOverrides
 from flowrelay.core.run_configs import RunConfig, parse_run_config
@@ -83,7 +84,7 @@ class Target(Model):
     @field_validator("labels")
     @classmethod
     def _unique_labels(cls, labels: list[str]) -> list[str]:
-        return sorted(set(labels))
+        return sorted(set(check_labels(labels)))
 
 
 class TargetChoice(Model):
@@ -119,6 +120,26 @@ def choose_target(
     if not reasons:
         return TargetChoice(target=None, reason="no target fits: there are no targets")
     return TargetChoice(target=None, reason="no target fits: " + "; ".join(reasons))
+
+
+def unlaunchable(
+    run_config: RunConfig | Mapping[str, Any] | None, launchable: Collection[str]
+) -> str | None:
+    """Why a run with ``run_config`` can never run where only ``launchable`` kinds are launched
+    (its type fits none of them); None when some kind fits.
+
+    >>> unlaunchable({"type": "KubernetesRun"}, ["ecs"])
+    'a KubernetesRun runs on kubernetes targets, and this stack launches ecs targets'
+    """
+    fits = _kind_rule(run_config)
+    if any(fits(kind) for kind in launchable):
+        return None
+    config_type = _config_type(run_config)
+    kinds = sorted(kind for kind in ("ecs", "kubernetes", "local", "docker") if fits(kind))
+    return (
+        f"{with_article(config_type)} runs on {' or '.join(kinds)} targets, and this stack "
+        f"launches {' and '.join(sorted(launchable))} targets"
+    )
 
 
 def _config_type(run_config: RunConfig | Mapping[str, Any] | None) -> str:

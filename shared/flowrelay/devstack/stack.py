@@ -57,6 +57,24 @@ class DevStackError(RuntimeError):
     """The dev stack cannot start as the template asks; the message says why."""
 
 
+#: How long moto may take to listen.
+SERVER_START_SECONDS = 30.0
+
+
+def _check_free(port: int) -> None:
+    """``DevStackError`` when nothing can listen on 127.0.0.1:``port``, saying why."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DevStackError(
+                f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc} (another dev stack? "
+                f"leave out --port for a free one)"
+            ) from None
+
+
 def merged_environment(per_function: dict[str, dict[str, str]]) -> dict[str, str]:
     """The functions' environment variables as one environment: the dev stack runs every function
     in one process, so a variable two functions set to different values would silently give
@@ -332,8 +350,21 @@ class DevStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+        if not 0 <= self.port <= 65535:
+            raise DevStackError(f"port {self.port} is not a TCP port (0 to 65535; 0: a free one)")
+        if self.port:
+            _check_free(self.port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        # moto's start() waits for a server that never comes when it cannot listen (its thread
+        # dies): wait for it here, for a while.
+        starter = threading.Thread(target=self._server.start, daemon=True)
+        starter.start()
+        starter.join(SERVER_START_SECONDS)
+        if starter.is_alive():
+            raise DevStackError(
+                f"moto did not start listening on 127.0.0.1:{self.port} within "
+                f"{SERVER_START_SECONDS:g} s (see server.log in the stack folder)"
+            )
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         # Tasks stay RUNNING until StopTask (moto's default walks them to STOPPED by itself).

@@ -66,6 +66,14 @@ def load_flow_from_script(path: str | Path, attr: str | None = None) -> Flow:
     except Exception as exc:
         del sys.modules[module_name]
         raise FlowLoadError(f"{script}: raised {type(exc).__name__} while loading: {exc}") from exc
+    except SystemExit as exc:
+        # A script that calls sys.exit() (or exit()) at import, as a __main__ block left
+        # unguarded does: its code never defined the flow.
+        del sys.modules[module_name]
+        raise FlowLoadError(
+            f"{script}: called sys.exit({exc.code!r}) while loading; put what runs as a script "
+            f'under `if __name__ == "__main__":`'
+        ) from None
     cloudpickle.register_pickle_by_value(module)
     return _flow_in(module, attr, str(script))
 
@@ -103,6 +111,10 @@ def _load_module(storage: Module) -> Flow:
         raise FlowLoadError(
             f"{module_name}: raised {type(exc).__name__} while importing: {exc}"
         ) from exc
+    except SystemExit as exc:
+        raise FlowLoadError(
+            f"{module_name}: called sys.exit({exc.code!r}) while importing"
+        ) from None
     return _flow_in(module, attr or None, module_name)
 
 

@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from flowrelay.core.contract import RUNNER_OWNED
+from flowrelay.core.labels import check_labels
 from flowrelay.core.modeling import Model
 
 _ENV_NAME = re.compile(r"^[^=\x00]+$")
@@ -36,6 +38,11 @@ class RunConfigBase(Model):
         for name, value in env.items():
             if not isinstance(name, str) or not _ENV_NAME.match(name):
                 raise ValueError(f"environment variable name {name!r} is empty or contains '='")
+            if name in RUNNER_OWNED:
+                raise ValueError(
+                    f"{name} is set by flowrelay for every run (it ties the runner to its run); "
+                    f"a run config cannot set it"
+                )
             if not isinstance(value, str):
                 raise ValueError(
                     f"environment variable {name!r} must be a string, got "
@@ -53,9 +60,7 @@ class RunConfigBase(Model):
         if isinstance(labels, (set, frozenset, tuple)):
             labels = sorted(labels) if isinstance(labels, (set, frozenset)) else list(labels)
         if isinstance(labels, list):
-            for label in labels:
-                if not isinstance(label, str) or not label.strip():
-                    raise ValueError(f"each label must be a non-empty string, got {label!r}")
+            check_labels(labels)
             return list(dict.fromkeys(labels))
         return labels
 

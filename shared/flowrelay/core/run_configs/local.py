@@ -15,4 +15,6 @@ class LocalRun(RunConfigBase):
     type: Literal["LocalRun"] = "LocalRun"
     target_kinds: ClassVar[frozenset[str]] = frozenset({"local"})
 
-    working_dir: str | None = Field(default=None, description="Directory the run starts in.")
+    working_dir: str | None = Field(
+        default=None, min_length=1, description="Directory the run starts in."
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from flowrelay.aws.clients import answer_text
 from flowrelay.launchers.base import LaunchError
 
 # ClientError codes that mean "not now" rather than "never".
@@ -60,9 +61,7 @@ def client_error(operation: str, exc: ClientError) -> LaunchError:
     code, message, status = error_code(exc), error_message(exc), http_status(exc)
     retryable = code in _RETRYABLE_CODES or status >= 500 or bool(_CAPACITY_MESSAGE.search(message))
     if status >= 500:
-        if message.lstrip().startswith("<"):
-            # An HTML error page, not AWS's words: a proxy, or an emulator's internal error.
-            message = "an error page, not an AWS error"
+        message = answer_text(message)
         answer = f"HTTP {status}" + (f" {code}" if code.isalpha() else "")
         text = f"{operation} answered {answer}: {message}"
     else:

@@ -30,7 +30,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowrelay.core.contract import RESERVED_PREFIX, RUNNER_COMMAND, runner_environment
+from flowrelay.core.contract import RUNNER_COMMAND, runner_environment
+from flowrelay.core.events import describe
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import LocalRun, UniversalRun, parse_run_config
 from flowrelay.core.runs import FlowRun
@@ -244,18 +245,17 @@ def _settings(target: Target) -> LocalSettings:
 def _run_config(run: FlowRun) -> LocalRun | UniversalRun | None:
     if run.run_config is None:
         return None
-    config = parse_run_config(run.run_config)
+    try:
+        config = parse_run_config(run.run_config)
+    except ValidationError as exc:
+        raise LaunchError(
+            f"run {run.run_id} has an invalid run config: {describe(exc, 'run_config')}",
+            retryable=False,
+        ) from None
     if not isinstance(config, LocalRun | UniversalRun):
         raise LaunchError(
             f"{with_article(config.type)} cannot run on a local target", retryable=False
         )
-    for name in config.env or {}:
-        if name.startswith(RESERVED_PREFIX):
-            raise LaunchError(
-                f"the run config's env may not set {name}: {RESERVED_PREFIX}* variables tie the "
-                f"runner to its run",
-                retryable=False,
-            )
     return config
 
 

@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field
 
 from flowrelay.core.modeling import Model
 from flowrelay.core.routing import Target
+from flowrelay.core.run_configs import RunConfig
 from flowrelay.core.runs import FlowRun
 
 
@@ -58,6 +59,25 @@ class LaunchError(Exception):
         self.reason = reason if reason is not None else message
         self.code = code
         self.outcome_unknown = outcome_unknown
+
+
+def run_config_of(run: FlowRun) -> RunConfig | None:
+    """The run's config, as every launcher reads it; ``LaunchError`` (final) when it does not
+    parse (a run recorded before a rule it breaks)."""
+    if run.run_config is None:
+        return None
+    from pydantic import ValidationError
+
+    from flowrelay.core.events import describe
+    from flowrelay.core.run_configs import parse_run_config
+
+    try:
+        return parse_run_config(run.run_config)
+    except ValidationError as exc:
+        raise LaunchError(
+            f"run {run.run_id} has an invalid run config: {describe(exc, 'run_config')}",
+            retryable=False,
+        ) from None
 
 
 class Launched(Model):

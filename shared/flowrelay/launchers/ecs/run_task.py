@@ -13,14 +13,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from flowrelay.core.contract import RESERVED_PREFIX, runner_environment
-from flowrelay.core.events import describe
-from flowrelay.core.run_configs import ECSRun, UniversalRun, parse_run_config
+from flowrelay.core.run_configs import ECSRun, UniversalRun
 from flowrelay.core.runs import FlowRun
 from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import LaunchError
+from flowrelay.launchers.base import LaunchError, run_config_of
 from flowrelay.launchers.ecs.names import (
     ATTEMPT_TAG,
     FLOW_TAG,
@@ -116,15 +113,9 @@ def environment(
 
 def ecs_run(run: FlowRun) -> ECSRun:
     """The run's config as an ECSRun; none (or a UniversalRun) means the target's defaults."""
-    if run.run_config is None:
+    config = run_config_of(run)
+    if config is None:
         return ECSRun()
-    try:
-        config = parse_run_config(run.run_config)
-    except ValidationError as exc:
-        raise LaunchError(
-            f"run {run.run_id} has an invalid run config: {describe(exc, 'run_config')}",
-            retryable=False,
-        ) from exc
     if isinstance(config, ECSRun):
         return config
     if isinstance(config, UniversalRun):

@@ -31,12 +31,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from flowrelay.core.contract import RUNNER_COMMAND, runner_environment
-from flowrelay.core.events import describe
 from flowrelay.core.routing import Target
-from flowrelay.core.run_configs import LocalRun, UniversalRun, parse_run_config
+from flowrelay.core.run_configs import LocalRun, UniversalRun
 from flowrelay.core.runs import FlowRun
 from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import InfraStatus, Launched, LaunchError
+from flowrelay.launchers.base import InfraStatus, Launched, LaunchError, run_config_of
 from flowrelay.launchers.local.events import DETAIL_TYPE, SOURCE, process_status
 from flowrelay.launchers.local.processes import guarded, lifeline, resolve_command
 from flowrelay.launchers.local.settings import LocalSettings
@@ -243,15 +242,9 @@ def _settings(target: Target) -> LocalSettings:
 
 
 def _run_config(run: FlowRun) -> LocalRun | UniversalRun | None:
-    if run.run_config is None:
+    config = run_config_of(run)
+    if config is None:
         return None
-    try:
-        config = parse_run_config(run.run_config)
-    except ValidationError as exc:
-        raise LaunchError(
-            f"run {run.run_id} has an invalid run config: {describe(exc, 'run_config')}",
-            retryable=False,
-        ) from None
     if not isinstance(config, LocalRun | UniversalRun):
         raise LaunchError(
             f"{with_article(config.type)} cannot run on a local target", retryable=False

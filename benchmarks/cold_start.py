@@ -106,6 +106,55 @@ def measure(repeats: int = 11) -> list[Row]:
     return rows
 
 
+#: The first Kubernetes launch of a fresh handler process: the launcher and the kubernetes client
+#: imported, an EKS token signed, one Job created (over HTTP, on the dev stack's API).
+KUBERNETES_LAUNCH = """
+import boto3
+from datetime import datetime, timezone
+from flowrelay.core.routing import Target
+from flowrelay.core.runs import FlowRun
+from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
+now = datetime.now(timezone.utc)
+session = boto3.session.Session(
+    aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+)
+launcher = KubernetesLauncher(table_name="t", bus_name="b", session=session)
+target = Target(name="k", kind="kubernetes", settings={
+    "eks_cluster": "flows", "api_server": URL, "namespace": "flowrelay", "image": "x/y:1"})
+run = FlowRun(run_id=RUN, flow_name="bench", created_at=now, updated_at=now, state_entered_at=now)
+launcher.launch(run, target)
+"""
+
+
+def measure_kubernetes_launch(repeats: int = 11) -> list[Row]:
+    """The cold cost of a first Kubernetes launch, against ``import boto3`` (both in fresh
+    interpreters, interleaved), on the dev stack's Kubernetes API (no pods are run)."""
+    import uuid
+
+    from flowrelay.devstack.kubernetes import KubernetesApi
+
+    api = KubernetesApi(eks_cluster="flows")
+    url = api.start()
+    baseline, launches = [], []
+    try:
+        for _ in range(repeats):
+            baseline.append(import_seconds("import boto3"))
+            code = KUBERNETES_LAUNCH.replace("URL", repr(url)).replace(
+                "RUN", repr(uuid.uuid4().hex)
+            )
+            launches.append(import_seconds(f"exec({code!r})", (ROOT / "shared",)))
+    finally:
+        api.stop()
+    return [
+        ratio_row(
+            "first Kubernetes launch in a fresh process (import + EKS token + create Job)",
+            launches,
+            statistics.median(baseline),
+            target=False,
+        )
+    ]
+
+
 def _size(folder: Path) -> tuple[int, int, int]:
     """Bytes on disk, bytes zipped (as the layer is uploaded), and .py files under ``folder``."""
     files = [path for path in folder.rglob("*") if path.is_file()]

@@ -471,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             written.append(str(raw_path))
     if args.only in (None, "cold-start"):
         print("Measuring handler cold starts (fresh interpreters)...", file=sys.stderr, flush=True)
-        cold_text = cold_start.section(cold_start.measure())
+        cold_text = cold_start.section(
+            cold_start.measure() + cold_start.measure_kubernetes_launch()
+        )
         sizes_text = cold_start.layer_sizes()
         print()
         print(cold_text)

@@ -531,16 +531,25 @@ def test_targets_put_takes_only_kinds_the_stack_launches(
 ) -> None:
     """Else every run sent there would wait, or fail with "no launcher"."""
     monkeypatch.delenv("FLOWRELAY_LAUNCHER_KINDS", raising=False)
-    coming = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
-    assert coming.startswith("Kubernetes targets are coming")
-    assert coming.endswith("this stack launches ecs targets")
+    refused = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
+    assert refused == "this stack launches ecs targets, not kubernetes targets"
     local = one_error_line(invoke("targets", "put", "laptop", "--kind", "local"), 2)
     assert local.startswith("local targets run flows as processes beside the functions")
     assert store.targets.list() == []
     monkeypatch.setenv("FLOWRELAY_LAUNCHER_KINDS", "ecs,local")
     assert invoke("targets", "put", "laptop", "--kind", "local").exit_code == 0
-    still_coming = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
-    assert still_coming.endswith("this stack launches ecs and local targets")
+    still_refused = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
+    assert still_refused.endswith(
+        "this stack launches ecs and local targets, not kubernetes targets"
+    )
+    monkeypatch.setenv("FLOWRELAY_LAUNCHER_KINDS", "ecs,kubernetes")
+    unreachable = one_error_line(invoke("targets", "put", "k8s", "--kind", "kubernetes"), 2)
+    assert unreachable.startswith("invalid target 'k8s': give one way to reach the API server")
+    saved = invoke(
+        "targets", "put", "k8s", "--kind", "kubernetes", "-s", "eks_cluster=flows", "--json"
+    )
+    assert saved.exit_code == 0, saved.output
+    assert json.loads(saved.stdout)["settings"]["namespace"] == "default"
 
 
 @pytest.fixture
@@ -615,7 +624,7 @@ def test_an_ecs_target_starts_from_the_stack_and_says_what_it_took(
     assert plain.exit_code == 0
     assert "from the stack" not in plain.stderr
     bad_cpu = one_error_line(invoke("targets", "put", "t", "--kind", "ecs", "-s", "cpu=-1"), 2)
-    assert "settings.cpu: Value error, cpu -1 is not CPU units" in bad_cpu
+    assert "settings.cpu: cpu -1 is not CPU units" in bad_cpu
 
 
 def test_schema_target_describes_each_kind() -> None:
@@ -624,7 +633,7 @@ def test_schema_target_describes_each_kind() -> None:
     assert set(by_kind) == {"ecs", "local", "kubernetes"}
     assert "cluster" in by_kind["ecs"]["properties"]["settings"]["required"]
     assert "working_dir" in by_kind["local"]["properties"]["settings"]["properties"]
-    assert "coming" in by_kind["kubernetes"]["description"]
+    assert "eks_cluster" in by_kind["kubernetes"]["properties"]["settings"]["properties"]
 
 
 # --- invoke and the sample events ----------------------------------------------------------

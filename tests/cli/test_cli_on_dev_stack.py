@@ -78,7 +78,11 @@ def test_register_run_watch_show(dev_stack: dict[str, str]) -> None:
     assert registered.returncode == 0, registered.stderr
     assert "hello" in registered.stdout
     targets = flowrelay(dev_stack, "targets", "ls", "--json")
-    assert [target["name"] for target in json.loads(targets.stdout)] == ["dev", "dev-local"]
+    assert [target["name"] for target in json.loads(targets.stdout)] == [
+        "dev",
+        "dev-k8s",
+        "dev-local",
+    ]
 
     watched = flowrelay(
         dev_stack, "run", "hello", "--param", "name=e2e", "--watch", "--flow-run-id", "e2e-hello"
@@ -182,7 +186,7 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert demo.returncode == 0, demo.stderr[-2000:]
     outcome = json.loads(demo.stdout)
     assert outcome["ok"] is True
-    by_flow = {run["flow"]: run for run in outcome["runs"]}
+    by_flow = {run["flow"]: run for run in outcome["runs"][:5]}
     assert by_flow["hello"]["state"] == "Success"
     assert (
         by_flow["failing"]["message"] == "Task 'divide' failed: ZeroDivisionError: division by zero"
@@ -208,3 +212,12 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert "container 'flow' exited with code 137" in crashed["message"]
     assert "about to be killed with SIGKILL" in crashed["message"]  # the log's last lines
     assert crashed["history"][-1]["source"] == "infrastructure"
+
+    on_kubernetes, unpullable = outcome["runs"][5:]
+    assert (on_kubernetes["state"], on_kubernetes["target"]) == ("Success", "k8s")
+    assert on_kubernetes["task"]["process_running"] is False
+    assert unpullable["state"] == "Crashed"
+    assert "cannot start: " in unpullable["message"]
+    assert "registry.invalid/flows/hello:1" in unpullable["message"]
+    assert unpullable["history"][-1]["source"] == "monitor"
+    assert unpullable["task"]["last_status"] == "STOPPED"  # its Job and pod are gone

@@ -681,6 +681,7 @@ class StillStarting:
     boundary stubbed here, so the monitor's hard start limit can be seen."""
 
     kind = "ecs"
+    reports_events = True
 
     def __init__(self) -> None:
         self.stopped: list[str] = []

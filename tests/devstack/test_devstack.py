@@ -120,6 +120,9 @@ def stack() -> Iterator[Stack]:
             "tests.support.flows:local_writer",
             "tests.support.flows:local_sleepy",
             "tests.support.flows:ticker",
+            "tests.support.flows:k8s",
+            "tests.support.flows:k8s_sleepy",
+            "tests.support.flows:k8s_job_spec",
         ):
             flow = load_flow(Module(path))
             running.store.flows.register(registration_for(flow, storage=Module(path)))
@@ -128,6 +131,9 @@ def stack() -> Iterator[Stack]:
         )
         running.store.targets.put(
             Target(name="local", kind="local", settings=dev.local_target_settings())
+        )
+        running.store.targets.put(
+            Target(name="k8s", kind="kubernetes", settings=dev.kubernetes_target_settings())
         )
         yield running
     finally:
@@ -538,6 +544,105 @@ def test_a_local_run_in_a_missing_working_dir_fails_saying_so(stack: Stack) -> N
     run = stack.wait_final(run_id)
     assert str(run.state) == "Failed"
     assert "working_dir '/no/such/dir' is not a directory on this machine" in str(run.message)
+
+
+def k8s_objects(stack: Stack, run_id: str) -> list[tuple[str, str]]:
+    """The Jobs and pods of a run in the dev stack's Kubernetes API (by its annotation)."""
+    api = stack.dev.kubernetes
+    assert api is not None
+    return [
+        (plural, obj["metadata"]["name"])
+        for (plural, _, _), obj in list(api.store.objects.items())
+        if plural in ("jobs", "pods")
+        and obj["metadata"].get("annotations", {}).get("flowrelay.dev/run-id") == run_id
+    ]
+
+
+def test_a_kubernetesrun_flow_runs_as_a_job_and_succeeds(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the pod's runner imports tests.support
+    run_id = request(stack, "k8s-hello")
+    run = stack.wait_final(run_id)
+    assert str(run.state) == "Success", run.message
+    assert run.target == "k8s"
+    assert run.infrastructure["kind"] == "kubernetes"
+    assert run.infrastructure["job_name"].startswith("fr-")
+    # One Job, one pod; the pod's log is what `runs logs` prints.
+    assert sorted(plural for plural, _ in k8s_objects(stack, run_id)) == ["jobs", "pods"]
+    from tests.support.cli import invoke
+
+    shown = invoke("runs", "logs", run_id)
+    assert shown.exit_code == 0, shown.stderr
+    assert "tick 1" in shown.stdout
+    described = invoke("runs", "show", run_id, "--json")
+    assert described.exit_code == 0, described.stderr
+    assert json.loads(described.stdout)["kubernetes"]["pod"].startswith(
+        run.infrastructure["job_name"]
+    )
+
+
+def test_a_kubernetes_job_environment_flow_runs_to_success(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deprecated environment: its job spec is the Job, flowrelay's runner in it."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = request(stack, "k8s-job-spec")
+    run = stack.wait_final(run_id)
+    assert str(run.state) == "Success", run.message
+    assert run.target == "k8s"
+    api = stack.dev.kubernetes
+    assert api is not None
+    job = api.store.objects[("jobs", "flowrelay", run.infrastructure["job_name"])]
+    assert job["metadata"]["labels"]["team"] == "data"
+
+
+def test_a_cancelled_kubernetes_run_leaves_no_job_no_pod_no_process(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowrelay.core.events import FlowRunCancelRequested
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_id = request(stack, "k8s-sleepy")
+    deadline = time.monotonic() + 25
+    while (run := stack.store.runs.get(run_id)) is None or str(run.state) != "Running":
+        assert time.monotonic() < deadline, f"not running: {run}"
+        time.sleep(0.1)
+    executor = stack.dev.job_executor
+    assert executor is not None
+    pods = [name for plural, name in k8s_objects(stack, run_id) if plural == "pods"]
+    pid = executor.pid_of_pod("flowrelay", pods[0])
+    assert pid is not None
+    stack.publisher.publish(FlowRunCancelRequested(flow_run_id=run_id, requested_by="t"))
+    run = stack.wait_final(run_id, timeout=40)
+    assert str(run.state) == "Cancelled", run.message
+    assert k8s_objects(stack, run_id) == []
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_an_image_that_cannot_be_pulled_is_crashed_and_its_job_deleted(
+    stack: Stack,
+) -> None:
+    from flowrelay.core.run_configs import KubernetesRun
+
+    run_id = str(uuid.uuid4())
+    stack.publisher.publish(
+        FlowRunRequested(
+            flow="k8s-hello",
+            flow_run_id=run_id,
+            run_config=KubernetesRun(image="example.invalid/flows:1"),
+            requested_by="t",
+        )
+    )
+    run = stack.wait_final(run_id)
+    assert str(run.state) == "Crashed", run.message
+    assert "cannot start: ErrImagePull" in str(run.message) or "ImagePullBackOff" in str(
+        run.message
+    )
+    deadline = time.monotonic() + 15
+    while k8s_objects(stack, run_id):
+        assert time.monotonic() < deadline, k8s_objects(stack, run_id)
+        time.sleep(0.2)
 
 
 def test_stop_leaves_no_process_thread_or_server(stack: Stack, loopback_only: list[Any]) -> None:

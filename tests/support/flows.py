@@ -6,9 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from pathlib import Path
 
 from flowrelay import Flow, Parameter, task
-from flowrelay.core.run_configs import LocalRun, UniversalRun
+from flowrelay.core.run_configs import KubernetesRun, LocalRun, UniversalRun
+from flowrelay.environments import KubernetesJobEnvironment
 
 MIB = 1024 * 1024
 
@@ -86,3 +89,33 @@ def tick(times: int) -> int:
 
 with Flow("ticker", run_config=UniversalRun()) as ticker:
     tick(Parameter("times", default=8))
+
+
+@task
+def job_spec_says() -> str:
+    """What the job spec's environment put in the pod (it must reach the runner's flow)."""
+    import os
+
+    value = os.environ.get("FROM_THE_JOB_SPEC", "")
+    if value != "yes":
+        raise ValueError(f"FROM_THE_JOB_SPEC is {value!r}, not 'yes'")
+    return value
+
+
+with Flow("k8s-hello", run_config=KubernetesRun(memory_limit="512Mi", cpu_request="250m")) as k8s:
+    tick(Parameter("times", default=2))
+
+
+with Flow("k8s-sleepy", run_config=KubernetesRun()) as k8s_sleepy:
+    nap()
+
+
+with warnings.catch_warnings():  # deprecated on purpose: users bring such flows
+    warnings.simplefilter("ignore", DeprecationWarning)
+    with Flow(
+        "k8s-job-spec",
+        environment=KubernetesJobEnvironment(
+            job_spec_file=str(Path(__file__).with_name("k8s-job.yaml"))
+        ),
+    ) as k8s_job_spec:
+        job_spec_says()

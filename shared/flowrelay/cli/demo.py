@@ -126,6 +126,7 @@ class ControlPlaneRun:
     labels: list[str] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     expected_message: str | None = None
+    run_config: dict[str, Any] | None = None
     run_id: str = ""
 
 
@@ -169,6 +170,20 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             "Crashed",
             expected_message="exited with code 137",
         ),
+        ControlPlaneRun(
+            "A run on Kubernetes (KubernetesRun): one Job, its pod runs the flow",
+            "hello",
+            "Success",
+            parameters={"name": "kubernetes"},
+            run_config={"type": "KubernetesRun", "memory_limit": "512Mi"},
+        ),
+        ControlPlaneRun(
+            "A run on Kubernetes whose image cannot be pulled: Crashed, its Job deleted",
+            "hello",
+            "Crashed",
+            run_config={"type": "KubernetesRun", "image": "registry.invalid/flows/hello:1"},
+            expected_message="cannot start: ",
+        ),
     ]
     with DevStack(schedule_seconds=2.0, log=lambda line: say(f"  [stack] {line}")) as stack:
         environment = stack.environment()
@@ -192,6 +207,12 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             checked_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
         )
         say("target 'fargate' (ecs, no labels) is ready")
+        store.targets.put(
+            checked_target(
+                Target(name="k8s", kind="kubernetes", settings=stack.kubernetes_target_settings())
+            )
+        )
+        say("target 'k8s' (kubernetes, no labels: KubernetesRun flows go there) is ready")
         for run in runs:
             run.run_id = str(uuid.uuid4())
             publisher.publish(
@@ -199,6 +220,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
                     flow=run.flow,
                     parameters=run.parameters,
                     labels=run.labels,
+                    run_config=run.run_config,
                     flow_run_id=run.run_id,
                     requested_by="demo",
                 )
@@ -235,8 +257,21 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         # Let the last task processes exit and their STOPPED events be recorded, so the
         # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
         stack.wait_idle(timeout=15)
+        for run in runs:  # a Kubernetes run's pod has ended; a crashed one's Job is deleted
+            record = store.runs.get(run.run_id)
+            if record is not None and record.infrastructure.get("kind") == "kubernetes":
+                _wait(
+                    lambda run_id=run.run_id: _job_gone_or_finished(stack, store, run_id),
+                    timeout,
+                )
         outcomes = [
-            _timeline(store, run, stack.task_of_run(store.runs.get(run.run_id))) for run in runs
+            _timeline(
+                store,
+                run,
+                stack.task_of_run(store.runs.get(run.run_id))
+                or stack.job_of_run(store.runs.get(run.run_id)),
+            )
+            for run in runs
         ]
     ok = all(outcome["as_designed"] for outcome in outcomes)
     if as_json:
@@ -255,6 +290,11 @@ _FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
 def _state(store: Any, run_id: str) -> str:
     run = store.runs.get(run_id)
     return str(run.state) if run else "unknown"
+
+
+def _job_gone_or_finished(stack: Any, store: Any, run_id: str) -> bool:
+    job = stack.job_of_run(store.runs.get(run_id))
+    return job is None or (job["last_status"] in ("STOPPED", "Succeeded", "Complete"))
 
 
 def _message(store: Any, run_id: str) -> str:
@@ -276,7 +316,9 @@ def _timeline(
     record = store.runs.get(run.run_id)
     history = store.runs.history(run.run_id)
     message = record.message or ""
-    stopped = task is None or (task["last_status"] == "STOPPED" and not task["process_running"])
+    stopped = task is None or (
+        task["last_status"] in ("STOPPED", "Succeeded", "Complete") and not task["process_running"]
+    )
     return {
         "title": run.title,
         "flow": run.flow,
@@ -285,7 +327,12 @@ def _timeline(
         "expected": run.expected,
         "message": record.message,
         "target": record.target,
-        "task_arn": record.infrastructure.get("task_arn"),
+        "task_arn": record.infrastructure.get("task_arn")
+        or (
+            f"job {record.infrastructure.get('namespace')}/{record.infrastructure.get('job_name')}"
+            if record.infrastructure.get("kind") == "kubernetes"
+            else None
+        ),
         "task": task,
         # Every run's infrastructure must be gone at the end; a cancelled one above all.
         "as_designed": str(record.state) == run.expected

@@ -49,8 +49,9 @@ def dev() -> None:
     "--target/--no-target",
     default=True,
     show_default=True,
-    help="Create the launch targets 'dev' (ECS on the dev stack) and 'dev-local' (local "
-    "processes, for LocalRun flows), with no labels, so runs go somewhere.",
+    help="Create the launch targets 'dev' (ECS on the dev stack), 'dev-k8s' (its Kubernetes, for "
+    "KubernetesRun flows) and 'dev-local' (local processes, for LocalRun flows), with no labels, "
+    "so runs go somewhere.",
 )
 def up(
     port: int, schedule_seconds: float | None, template: Path | None, stack_name: str, target: bool
@@ -92,8 +93,9 @@ def up(
         if target:
             _create_dev_target(stack)
             say(
-                "launch targets 'dev' (kind ecs) and 'dev-local' (kind local, for LocalRun "
-                "flows) created, no labels: runs without labels go to 'dev'"
+                "launch targets 'dev' (kind ecs), 'dev-k8s' (kind kubernetes, for KubernetesRun "
+                "flows) and 'dev-local' (kind local, for LocalRun flows) created, no labels: runs "
+                "without labels go to 'dev'"
             )
         exports = " ".join(
             f"{name}={shlex.quote(value)}" for name, value in stack.environment().items()
@@ -134,6 +136,11 @@ def _create_dev_target(stack: DevStack) -> None:
     store = Store(dynamodb, stack.outputs["TableName"])
     store.targets.put(
         checked_target(Target(name="dev", kind="ecs", settings=stack.ecs_target_settings()))
+    )
+    store.targets.put(
+        checked_target(
+            Target(name="dev-k8s", kind="kubernetes", settings=stack.kubernetes_target_settings())
+        )
     )
     store.targets.put(
         checked_target(

@@ -85,28 +85,30 @@ def _cli_monitor(names: StackNames) -> Monitor:
     this command's clients: fresh ones (``aws_client``), not the per-process cache the
     functions use."""
     from flowrelay.aws.bus import Publisher
-    from flowrelay.aws.logs import crash_log_tail
     from flowrelay.control.monitor import Monitor
     from flowrelay.core.policies import RetryPolicy, Timeouts
-    from flowrelay.launchers.kinds import build_launchers
+    from flowrelay.launchers.kinds import build_launchers, crash_log_tail
 
     try:
         defaults = Timeouts.from_environment(os.environ)
         retry = RetryPolicy.from_environment(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    launchers = build_launchers(
+        aws_client,
+        table_name=names.table_name,
+        bus_name=names.bus_name,
+        kinds=launchable_kinds(),
+    )
     return Monitor(
         open_store(names),
-        build_launchers(
-            aws_client,
-            table_name=names.table_name,
-            bus_name=names.bus_name,
-            kinds=launchable_kinds(),
-        ),
+        launchers,
         Publisher(aws_client("events"), names.bus_name),
         defaults=defaults,
         retry=retry,
-        log_tail=functools.partial(crash_log_tail, aws_client("logs")),
+        log_tail=functools.partial(
+            crash_log_tail, launchers=launchers, logs_client=aws_client("logs")
+        ),
     )
 
 

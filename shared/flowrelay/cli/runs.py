@@ -225,8 +225,11 @@ def runs_show(run_id: str, as_json: bool) -> None:
         render.fail(f"no flow run {run_id!r}", 1)
     history = store.runs.history(run_id)
     location = log_location(found.infrastructure)
+    live = _live_kubernetes(found)
     if as_json:
         shown = render.run_json(found, history)
+        if live is not None:
+            shown["kubernetes"] = live
         shown["logs"] = (
             {**location.model_dump(mode="json"), "console_url": _console_url(location)}
             if location is not None
@@ -253,6 +256,13 @@ def runs_show(run_id: str, as_json: bool) -> None:
         for key, value in sorted(found.infrastructure.items())
         if not key.startswith("log_")  # shown below, with the link
     ]
+    if live is not None:
+        fields += [
+            ("job", escape(f"{live['namespace']}/{live['job']}")),
+            ("pod", escape(str(live.get("pod") or "none"))),
+            ("now", escape(str(live["now"]))),
+            ("logs", escape(f"flowrelay runs logs {found.run_id} (while the pod exists)")),
+        ]
     if location is not None:
         fields += [
             ("log group", escape(location.group)),
@@ -277,6 +287,29 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ],
         title="history",
     )
+
+
+def _live_kubernetes(run: FlowRun) -> dict[str, object] | None:
+    """For a run launched on Kubernetes: its Job, its pod and what they say now (asked of the
+    API server: Kubernetes keeps no history flowrelay could read later)."""
+    if run.infrastructure.get("kind") != "kubernetes":
+        return None
+    from flowrelay.launchers.base import LaunchError
+    from flowrelay.launchers.kinds import build_launchers
+
+    names = current()
+    launcher = build_launchers(
+        aws_client, table_name=names.table_name, bus_name=names.bus_name, kinds=("kubernetes",)
+    )["kubernetes"]
+    shown: dict[str, object] = {
+        "namespace": run.infrastructure.get("namespace"),
+        "job": run.infrastructure.get("job_name"),
+    }
+    try:
+        status = launcher.status(run.infrastructure)
+    except LaunchError as exc:
+        return {**shown, "pod": None, "now": f"cannot ask the API server: {exc}"}
+    return {**shown, "pod": status.details.get("pod"), "now": status.message, "phase": status.phase}
 
 
 @runs.command("logs")
@@ -322,6 +355,9 @@ def runs_logs(run_id: str, last: int | None, follow_lines: bool, as_json: bool) 
         sys.exit(_follow_logs(store, found, last))
     location = log_location(found.infrastructure)
     log_file = found.infrastructure.get("log_file")
+    if found.infrastructure.get("kind") == "kubernetes":
+        _print_pod_log(found, last, as_json)
+        return
     if location is None and isinstance(log_file, str):
         _print_local_log(run_id, log_file, last, as_json)
         return
@@ -392,7 +428,11 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
     run = found
     said: str | None = None
     try:
-        while log_location(run.infrastructure) is None and not run.infrastructure.get("log_file"):
+        while (
+            log_location(run.infrastructure) is None
+            and not run.infrastructure.get("log_file")
+            and run.infrastructure.get("kind") != "kubernetes"
+        ):
             if run.state.is_final:
                 render.fail(f"run {run.run_id} ended {run.state} without logs to follow", 1)
             waiting = f"run {run.run_id} is {run.state}: {run.message or 'not launched yet'}"
@@ -410,6 +450,10 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
             return latest.state.is_final
 
         location = log_location(run.infrastructure)
+        if run.infrastructure.get("kind") == "kubernetes":
+            for line in _follow_pod(run, ended, last):
+                click.echo(line)
+            return _followed(latest)
         if location is None:
             lines = _follow_file(Path(str(run.infrastructure["log_file"])), ended, last)
             for line in lines:
@@ -433,6 +477,66 @@ def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
 def _followed(run: FlowRun) -> int:
     render.stderr.print(f"[dim]run {run.run_id} ended {run.state}: {escape(run.message or '')}[/]")
     return 0
+
+
+def _read_pod_log(run: FlowRun, last: int | None = None) -> str | None:
+    """The log of a Kubernetes run's pod, read from the API server (None when no pod is left)."""
+    from flowrelay.launchers.base import LaunchError
+    from flowrelay.launchers.kinds import build_launchers
+    from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
+
+    names = current()
+    launcher = build_launchers(
+        aws_client, table_name=names.table_name, bus_name=names.bus_name, kinds=("kubernetes",)
+    )["kubernetes"]
+    assert isinstance(launcher, KubernetesLauncher)
+    try:
+        text = launcher.read_log(run.infrastructure, last)
+    except LaunchError as exc:
+        render.fail(f"run {run.run_id}: cannot read its pod's log: {exc}", 1)
+    return text
+
+
+def _print_pod_log(run: FlowRun, last: int | None, as_json: bool) -> None:
+    """A Kubernetes run's log: its pod's, while the pod exists (finished Jobs and their pods
+    are kept for the target's ttl_seconds_after_finished)."""
+    text = _read_pod_log(run, last)
+    job = f"{run.infrastructure.get('namespace')}/{run.infrastructure.get('job_name')}"
+    if text is None:
+        render.fail(
+            f"run {run.run_id} has no pod left to read a log from (Job {job}: deleted, or its "
+            "pod not created yet)",
+            1,
+        )
+    lines = text.splitlines()
+    if as_json:
+        render.echo_json(
+            {
+                "run_id": run.run_id,
+                "job": job,
+                "events": [{"timestamp": None, "message": line} for line in lines],
+            }
+        )
+        return
+    for line in lines:
+        click.echo(line)
+
+
+def _follow_pod(run: FlowRun, done: Callable[[], bool], last: int | None) -> Iterator[str]:
+    """The lines of a Kubernetes run's pod log as they come, until ``done()`` (then once more,
+    for what was written last)."""
+    printed: int | None = None
+    finishing = False
+    while True:
+        finishing = finishing or done()
+        lines = (_read_pod_log(run) or "").splitlines()
+        if printed is None:
+            printed = max(0, len(lines) - last) if last is not None else 0
+        yield from lines[printed:]
+        printed = max(printed, len(lines))
+        if finishing:
+            return
+        pause()
 
 
 def _print_local_log(run_id: str, log_file: str, last: int | None, as_json: bool) -> None:

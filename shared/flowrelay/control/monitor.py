@@ -15,6 +15,13 @@ state, and holds each against its limits (``flowrelay.core.policies``, stored on
   gone infrastructure makes the run Crashed with the stop reason; infrastructure still running
   means the run is alive but its runner cannot report: a warning (and the ``RunnersSilent``
   metric, which is alarmed on), never a crash.
+- **Launched on a kind that reports no events** (Kubernetes): its launcher is asked at every
+  pass, whatever the run's age. Infrastructure that cannot start (an image that cannot be
+  pulled) is stopped and the run Crashed with the platform's words; infrastructure that ended
+  with a failure (OOMKilled, Evicted, a non-zero exit, deleted) makes the run Crashed with that
+  reason, unless the runner ended the run first; a pod waiting to start moves a Submitted run
+  to Queued. An exit code of 0 waits for the runner's own report (the heartbeat limit catches
+  a runner that never sends it).
 - **Cancelling**: Cancelled once its infrastructure is confirmed stopped; stopped again if it
   is still running after the stop grace period. A run with nothing recorded but a launch begun
   (its dispatcher died) has what that attempt started looked for, and stopped when found.
@@ -47,7 +54,14 @@ from flowrelay.launchers.base import InfraStatus, Launched, Launcher
 log = logging.getLogger("flowrelay.control.monitor")
 
 Action = Literal[
-    "offered", "crashed", "relaunched", "stopped", "timed_out", "cancelled", "runner_silent"
+    "offered",
+    "crashed",
+    "relaunched",
+    "stopped",
+    "timed_out",
+    "cancelled",
+    "runner_silent",
+    "queued",
 ]
 
 
@@ -134,10 +148,12 @@ class Monitor:
         self.defaults = defaults or Timeouts()
         self.retry = retry or RetryPolicy()
         self.log_tail = log_tail
+        self._seen: dict[str, InfraStatus] = {}  # statuses asked for in this pass, by run
 
     def run_once(self) -> MonitorReport:
         """One pass over every active run; a failure on one run is logged and the pass goes on."""
         report = MonitorReport()
+        self._seen = {}
         checks: list[tuple[RunState, Callable[[FlowRun, datetime], MonitorAction | None]]] = [
             (RunState.SUBMITTED, self._check_start),
             (RunState.QUEUED, self._check_start),
@@ -148,7 +164,9 @@ class Monitor:
             for run in self.store.runs.active(state):
                 report.checked += 1
                 try:
-                    action = check(run, self.store.clock())
+                    action = self._check_polled(run)
+                    if action is None:
+                        action = check(run, self.store.clock())
                 except Exception:
                     log.exception("monitor: checking run %s (%s) failed", run.run_id, run.state)
                     continue
@@ -180,6 +198,40 @@ class Monitor:
             for request, reason in offers
         ]
 
+    def _check_polled(self, run: FlowRun) -> MonitorAction | None:
+        """What a run on a kind that reports no events says now (see the module docstring);
+        None to go on with the run's usual check."""
+        if run.state not in (RunState.SUBMITTED, RunState.QUEUED, RunState.RUNNING):
+            return None
+        if not run.infrastructure or self._launcher(run).reports_events:
+            return None
+        status = self._status(run)
+        if status.cannot_start:
+            self._stop(run, f"flowrelay: cannot start: {status.reason}")
+            message = f"{status.message}; its {status.noun} was stopped"
+            return self._move(run, RunState.CRASHED, "crashed", message, status.details)
+        if status.ended:
+            if status.phase == "stopped" and status.exit_code == 0:
+                return None  # the runner's own report says how the run ended
+            return self._stopped(run, status, "found by the monitor")
+        if status.phase == "starting" and run.state is RunState.SUBMITTED:
+            result = self.store.runs.transition(
+                run.run_id,
+                RunState.QUEUED,
+                Source.INFRASTRUCTURE,
+                message=status.message,
+                details=status.details,
+                infra_ref=status.ref,
+            )
+            if result.applied:
+                return MonitorAction(
+                    run_id=run.run_id,
+                    action="queued",
+                    state=RunState.QUEUED,
+                    message=status.message,
+                )
+        return None
+
     def _check_start(self, run: FlowRun, now: datetime) -> MonitorAction | None:
         limits = run.timeouts or self.defaults
         waited = _seconds_since(run.launched_at or run.state_entered_at, now)
@@ -195,9 +247,10 @@ class Monitor:
             )
         if waited <= limits.start_limit_seconds:
             return None
+        still = f"still {status.state}" + (f": {status.message}" if status.reason else "")
         message = (
             f"the {status.noun} did not start within {limits.start_limit_seconds:g} s "
-            f"(still {status.state}); it was stopped"
+            f"({still}); it was stopped"
         )
         self._stop(run, f"flowrelay: did not start within {limits.start_limit_seconds:g} s")
         return self._move(run, RunState.CRASHED, "crashed", message, status.details)
@@ -292,7 +345,10 @@ class Monitor:
         return launcher
 
     def _status(self, run: FlowRun) -> InfraStatus:
-        return self._launcher(run).status(run.infrastructure)
+        seen = self._seen.get(run.run_id)
+        if seen is None:
+            seen = self._seen[run.run_id] = self._launcher(run).status(run.infrastructure)
+        return seen
 
     def _stop(self, run: FlowRun, reason: str) -> None:
         if run.infrastructure:

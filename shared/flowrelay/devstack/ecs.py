@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -46,14 +45,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
-
-from flowrelay.aws.clients import REAL_AWS_SETTINGS
 from flowrelay.core.contract import ENV_ATTEMPT
-from flowrelay.devstack.processes import MARKER, group_rss, signal_group
+from flowrelay.devstack.processes import (
+    MARKER,
+    Lifeline,
+    child_environment,
+    command_pid,
+    group_rss,
+    signal_group,
+    start_group,
+)
 from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
 from flowrelay.launchers.ecs.task_definitions import memory_mib
-from flowrelay.launchers.local.processes import guarded, resolve_command
+from flowrelay.launchers.local.processes import resolve_command
+
+__all__ = ["EcsExecutor", "child_environment", "memory_limit"]
 
 ECS_DETAIL_TYPE = "ECS Task State Change"
 EXITED_REASON = "Essential container in task exited"
@@ -117,19 +123,6 @@ def memory_limit(
     return min(limits) if limits else None
 
 
-def child_environment(stack_env: Mapping[str, str], task_env: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without settings that could point boto3 elsewhere, then the
-    dev stack's settings, then the task's own variables."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in REAL_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
-    }
-    env.update(stack_env)
-    env.update(task_env)
-    return env
-
-
 class EcsExecutor(threading.Thread):
     """Runs the tasks of ``clusters`` in moto as local processes (see the module docstring)."""
 
@@ -170,8 +163,7 @@ class EcsExecutor(threading.Thread):
         self._lock = threading.Lock()
         # Only this process holds the write end: the kernel closes it when this process ends,
         # however it ends, and every task's guard then ends its task (launchers/local/guard.py).
-        self._alive_read, self._alive_write = os.pipe()
-        self._alive_open = True
+        self._lifeline = Lifeline()
         self._memory = threading.Thread(
             target=self._watch_memory, name="devstack-memory", daemon=True
         )
@@ -186,9 +178,9 @@ class EcsExecutor(threading.Thread):
         with self._lock:
             guards = [h.process.pid for h in self.running.values() if h.run_id == run_id]
         for guard in guards:
-            with contextlib.suppress(psutil.Error):
-                for child in psutil.Process(guard).children():
-                    return int(child.pid)
+            pid = command_pid(guard)
+            if pid is not None:
+                return pid
         return None
 
     # --- the loop ----------------------------------------------------------------------------
@@ -262,14 +254,12 @@ class EcsExecutor(threading.Thread):
         log_file = log_path.open("wb")
         try:
             command = resolve_command(override.get("command") or container.get("command") or [])
-            process = subprocess.Popen(
-                guarded(command, self._alive_read, self.grace_seconds),
+            process = start_group(
+                command,
                 env=child_environment(self.stack_env(), env),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                pass_fds=(self._alive_read,),
-                start_new_session=True,  # Ctrl-C reaches the dev stack, which stops it
+                log_file=log_file,
+                lifeline=self._lifeline,
+                grace_seconds=self.grace_seconds,
             )
         except (OSError, ValueError) as exc:
             log_file.close()
@@ -385,10 +375,7 @@ class EcsExecutor(threading.Thread):
             self.running.clear()
         if self._memory.is_alive():
             self._memory.join()
-        if self._alive_open:  # once: a closed fd number may be reused by the next open file
-            self._alive_open = False
-            os.close(self._alive_read)
-            os.close(self._alive_write)
+        self._lifeline.close()
 
     # --- memory ------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The dev stack's processes: its folder and the record in it, its task process groups, their
-memory, and what a dead stack left behind.
+"""The dev stack's processes: its folder and the record in it, its task process groups (how
+they are started, their environment, their memory), and what a dead stack left behind.
 
 Each stack works in a temporary folder named ``flowrelay-dev-*`` holding ``stack.json``: the
 stack's process id and start time, so a later stack can tell a live stack from a dead one (a
@@ -8,6 +8,11 @@ carries ``FLOWRELAY_DEVSTACK=<that folder>`` in its environment, inherited by wh
 starts. A task's processes normally end with their stack (``flowrelay.launchers.local.guard``);
 when a stack died in a way that left some (its guard was killed too), the next stack finds them
 by that variable, ends them and removes the folder (``end_leftovers``).
+
+ECS tasks (``ecs``) and Kubernetes pods (``kubernetes.jobs``) are started the same way
+(``start_group``): the container's command under the guard, in a session of its own, with the
+stack's environment and the container's (``child_environment``), watching a ``Lifeline`` that
+only the executor holds.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import IO
 
 import psutil
+
+from flowrelay.aws.clients import REAL_AWS_SETTINGS
+from flowrelay.launchers.local.processes import guarded
 
 FOLDER_PREFIX = "flowrelay-dev-"
 RECORD = "stack.json"
@@ -52,6 +62,68 @@ def group_rss(groups: Collection[int], leave_out: Collection[int] = ()) -> dict[
         except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # it ended while we looked, or is not ours to read
     return totals
+
+
+def child_environment(stack_env: Mapping[str, str], task_env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without settings that could point boto3 elsewhere, then the
+    dev stack's settings, then the task's own variables."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in REAL_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
+    }
+    env.update(stack_env)
+    env.update(task_env)
+    return env
+
+
+class Lifeline:
+    """A pipe whose write end only this process holds: the kernel closes it when this process
+    ends, however it ends, and every guard watching the read end then ends its group
+    (``launchers/local/guard.py``). ``close`` ends the groups still running too."""
+
+    def __init__(self) -> None:
+        self.read, self._write = os.pipe()
+        self._open = True
+
+    def close(self) -> None:
+        """Close both ends, once: a closed fd number may be reused by the next open file."""
+        if self._open:
+            self._open = False
+            os.close(self.read)
+            os.close(self._write)
+
+
+def start_group(
+    command: list[str],
+    *,
+    env: Mapping[str, str],
+    log_file: IO[bytes],
+    lifeline: Lifeline,
+    grace_seconds: float,
+    cwd: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """``command`` (already resolved) run by the guard, which leads a new process group and
+    ends it with ``lifeline``; output and errors to ``log_file``. The returned process is the
+    guard: its pid is the group's, and it exits as the command does."""
+    return subprocess.Popen(
+        guarded(command, lifeline.read, grace_seconds),
+        env=dict(env),
+        cwd=cwd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        pass_fds=(lifeline.read,),
+        start_new_session=True,  # Ctrl-C reaches the dev stack, which stops it
+    )
+
+
+def command_pid(guard: int) -> int | None:
+    """The process id of the command a guard runs (its child), while it runs."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(guard).children():
+            return int(child.pid)
+    return None
 
 
 def signal_group(group: int, signum: signal.Signals) -> None:

@@ -1,5 +1,6 @@
 """The embedded dev stack: template.yaml created in moto server, its functions run in-process,
-its ECS tasks run as local processes (docs/devstack.md).
+its ECS tasks run as local processes, and a Kubernetes API on loopback whose Jobs run as local
+processes too (``devstack/kubernetes``; docs/devstack.md).
 
 Process-wide effects while a stack runs, because the in-process functions read them as Lambda
 functions do: ``os.environ`` holds the stack's AWS settings (loopback endpoint, fake credentials,
@@ -30,6 +31,7 @@ from flowrelay.core.runs import FlowRun
 from flowrelay.devstack.deploy import create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
+from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
 from flowrelay.devstack.lambda_emulator import Function, load_handler
 from flowrelay.devstack.processes import MARKER, end_leftovers, make_folder
 from flowrelay.devstack.template import function_event_sources, functions, load_template
@@ -42,6 +44,11 @@ DEV_RETRY_DELAY = 2
 LOCAL_IMAGE = "flowrelay-local"
 #: The loggers of the moto server: its errors go to ``server.log`` in the stack's folder.
 SERVER_LOGGERS = ("werkzeug", "moto")
+
+
+#: The EKS cluster the dev stack's Kubernetes API plays, and the namespace its target uses.
+DEV_EKS_CLUSTER = "flowrelay-dev"
+DEV_NAMESPACE = "flowrelay"
 
 
 def default_template() -> Path:
@@ -126,7 +133,7 @@ class DevStack:
         self.retry_delay = retry_delay
         self.grace_seconds = grace_seconds
         # Local targets too: the functions run in this process, which can start local runs.
-        self.parameters = {"LauncherKinds": "ecs,local", **(parameters or {})}
+        self.parameters = {"LauncherKinds": "ecs,kubernetes,local", **(parameters or {})}
         self._log = log or (lambda line: None)
         self.endpoint = ""
         self.outputs: dict[str, str] = {}
@@ -137,6 +144,9 @@ class DevStack:
         self.sam_env_file: Path | None = None
         self.ecs_defaults: dict[str, Any] = {}
         self.executor: EcsExecutor | None = None
+        self.kubernetes: KubernetesApi | None = None
+        self.kubernetes_url = ""
+        self.job_executor: JobExecutor | None = None
         self.queue_urls: list[str] = []
         self.log_dir: Path | None = None
         self._server: Any = None
@@ -198,6 +208,15 @@ class DevStack:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
+        if self.job_executor is not None:
+            self.job_executor.shutdown()  # after its thread: processes ended, as for ECS tasks
+            self.job_executor = None
+        if self.kubernetes is not None:
+            with contextlib.suppress(Exception):
+                self.kubernetes.stop()
+            self.kubernetes = None
+            self.kubernetes_url = ""
+            self.say("kubernetes API stopped")
         if self.executor is not None:
             self.executor.shutdown()  # the thread never ran or died: still end the processes
         if self._server is not None:
@@ -269,6 +288,18 @@ class DevStack:
         path.write_text(json.dumps(self.function_variables, indent=2, sort_keys=True))
         return path
 
+    def kubernetes_target_settings(self) -> dict[str, Any]:
+        """Settings for a ``Target(kind="kubernetes")`` on this stack's Kubernetes API: an EKS
+        cluster whose endpoint is named outright (moto's DescribeCluster answers a public
+        address, which nothing here may reach), the local image."""
+        assert self.kubernetes_url, "the stack is not started"
+        return {
+            "eks_cluster": DEV_EKS_CLUSTER,
+            "api_server": self.kubernetes_url,
+            "namespace": DEV_NAMESPACE,
+            "image": LOCAL_IMAGE,
+        }
+
     def local_target_settings(self) -> dict[str, Any]:
         """Settings for a ``Target(kind="local")``: runs as processes of this machine, their
         output in the stack's folder."""
@@ -295,12 +326,42 @@ class DevStack:
             "process_running": process,
         }
 
+    def job_of_run(self, run: FlowRun | None) -> dict[str, Any] | None:
+        """The run's Kubernetes Job as the stack's Kubernetes API has it now, in the words of
+        ``task_of_run`` (``last_status`` STOPPED once neither Job nor pod is left), and whether
+        a pod's process still runs here; None when the run has no Job recorded."""
+        infrastructure = run.infrastructure if run is not None else {}
+        if infrastructure.get("kind") != "kubernetes" or self.job_executor is None:
+            return None
+        from flowrelay.launchers.kinds import build_launchers
+
+        launcher = build_launchers(
+            lambda service: self._session().client(service, endpoint_url=self.endpoint),
+            table_name=self.outputs.get("TableName", ""),
+            bus_name=self.outputs.get("BusName", ""),
+            kinds=("kubernetes",),
+        )["kubernetes"]
+        status = launcher.status(infrastructure)
+        namespace = str(infrastructure.get("namespace"))
+        process = any(
+            self.job_executor.pid_of_pod(key[0], key[1]) is not None
+            for key in list(self.job_executor.runs)
+            if key[0] == namespace and key[1].startswith(str(infrastructure.get("job_name")))
+        )
+        return {
+            "last_status": "STOPPED" if status.phase == "gone" else status.state,
+            "desired_status": "RUNNING" if status.phase in ("starting", "running") else "STOPPED",
+            "stopped_reason": status.message,
+            "process_running": process,
+        }
+
     def wait_idle(self, timeout: float) -> bool:
         """True once the event-source queues are empty and no task process runs."""
         sqs = self._session().client("sqs", endpoint_url=self.endpoint)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             busy = self.executor is not None and self.executor.busy
+            busy = busy or (self.job_executor is not None and self.job_executor.busy())
             for url in self.queue_urls:
                 attributes = sqs.get_queue_attributes(
                     QueueUrl=url,
@@ -478,8 +539,33 @@ class DevStack:
             grace_seconds=self.grace_seconds,
         )
         self._threads.append(self.executor)
+        self._start_kubernetes()
         for thread in self._threads:
             thread.start()
+
+    def _start_kubernetes(self) -> None:
+        """The Kubernetes API on loopback and the executor of its Jobs, their pods' output in
+        ``<log dir>/kubernetes`` (beside the ECS tasks' logs)."""
+        assert self.log_dir is not None
+        # An EKS cluster as the functions reach one: every request carries an EKS token made
+        # from the stack's (fake) credentials, checked as EKS checks it.
+        self.kubernetes = KubernetesApi(host="127.0.0.1", port=0, eks_cluster=DEV_EKS_CLUSTER)
+        self.kubernetes_url = self.kubernetes.start()
+        log_dir = self.log_dir / "kubernetes"
+        log_dir.mkdir(exist_ok=True)
+        self.job_executor = JobExecutor(
+            url=self.kubernetes_url,
+            headers=self.kubernetes.headers(),
+            stack_env=self.environment,
+            log_dir=log_dir,
+            stopping=self._stopping,
+            say=self.say,
+            poll_seconds=self.poll_seconds,
+            shutdown_grace_seconds=self.grace_seconds,
+        )
+        self.kubernetes.pod_logs = self.job_executor.read_log
+        self._threads.append(self.job_executor)
+        self.say(f"kubernetes API listening on {self.kubernetes_url}")
 
     def _capture_server_logs(self) -> None:
         """Send the moto server's log lines to ``<log dir>/server.log``: werkzeug prints the

@@ -141,9 +141,9 @@ def monitor() -> Monitor:
 
 def log_tail(infrastructure: dict[str, Any]) -> str:
     """The end of a run's log as text for a Crashed message; empty when it cannot be read."""
-    from flowrelay.aws.logs import crash_log_tail
+    from flowrelay.launchers.kinds import crash_log_tail
 
-    return crash_log_tail(client("logs"), infrastructure)
+    return crash_log_tail(infrastructure, launchers(), client("logs"))
 
 
 def relaunch(run: FlowRun) -> None:

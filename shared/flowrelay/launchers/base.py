@@ -115,8 +115,11 @@ class InfraStatus(Model):
     (``"PROVISIONING"``), for messages such as "its ECS task is RUNNING". ``message`` is the
     kind's own one-line account (for ``stopped`` and ``gone``: why it ended, with exit codes);
     ``reason`` the platform's short reason. ``transient``: it failed to start for a reason that
-    usually passes (the run may be launched again as its next attempt). ``sequence`` orders the
-    events of one launch (older ones are ignored); ``details`` go into the run's history.
+    usually passes (the run may be launched again as its next attempt). ``cannot_start``: it
+    has not ended but never will start by itself (an image that cannot be pulled, a container
+    that cannot be created): the control plane stops it and ends the run with ``message``.
+    ``sequence`` orders the events of one launch (older ones are ignored); ``details`` go into
+    the run's history.
     """
 
     phase: Phase
@@ -127,6 +130,7 @@ class InfraStatus(Model):
     reason: str | None = None
     exit_code: int | None = None
     transient: bool = False
+    cannot_start: bool = False
     sequence: int | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -151,9 +155,16 @@ EventReader = Callable[[Mapping[str, Any]], InfraEvent]
 
 class Launcher(Protocol):
     """What every kind of infrastructure provides; the control plane knows launchers only by
-    this."""
+    this.
+
+    ``reports_events``: the platform puts an event on the bus when what a launch started
+    changes (ECS's task state changes), so the monitor asks ``status`` only when a run is late.
+    A kind without (Kubernetes: flowrelay keeps no watcher running) has ``status`` asked at
+    every monitor pass for each of its active runs.
+    """
 
     kind: str
+    reports_events: bool
 
     def launch(
         self, run: FlowRun, target: Target, *, attempt: int = 1, resume: bool = False

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from flowrelay.core.routing import Target
 from flowrelay.core.settings import SettingsError
 from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import EventReader, Launcher
+from flowrelay.launchers.base import EventReader, Launcher, LaunchError
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -32,9 +32,7 @@ KINDS = ("ecs", "kubernetes", "local")
 LAUNCHER_KINDS_VARIABLE = "FLOWRELAY_LAUNCHER_KINDS"
 DEFAULT_LAUNCHER_KINDS = ("ecs",)
 #: Kinds whose targets can be described but that no launcher starts yet, with what to say.
-COMING = {
-    "kubernetes": "Kubernetes targets are coming (the Kubernetes Job launcher is not built yet)"
-}
+COMING: dict[str, str] = {}
 
 
 class TargetSettingsError(ValueError):
@@ -103,6 +101,19 @@ def build_launchers(
             launchers[kind] = EcsLauncher(
                 make_client("ecs"), table_name=table_name, bus_name=bus_name
             )
+        elif kind == "kubernetes":
+            import boto3
+
+            from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
+
+            # The session signs EKS tokens and describes clusters; its region goes to runners.
+            session = boto3.session.Session()
+            launchers[kind] = KubernetesLauncher(
+                table_name=table_name,
+                bus_name=bus_name,
+                region=session.region_name,
+                session=session,
+            )
         elif kind == "local":
             from flowrelay.launchers.local.launcher import LocalLauncher
 
@@ -112,6 +123,32 @@ def build_launchers(
         else:
             raise TargetSettingsError(COMING.get(kind, f"no launcher for {kind!r} targets"))
     return launchers
+
+
+#: Lines of a crashed run's log quoted in its Crashed message.
+CRASH_TAIL_LINES = 20
+
+
+def crash_log_tail(
+    infrastructure: Mapping[str, Any], launchers: Mapping[str, Launcher], logs_client: Any
+) -> str:
+    """The end of a run's log for its Crashed message (empty when nothing can be read): its
+    pod's log for a Kubernetes run (read from the API server while the pod exists), else its
+    CloudWatch stream."""
+    from flowrelay.aws.logs import crash_log_tail as cloudwatch_tail
+    from flowrelay.aws.logs import format_tail
+
+    launcher = launchers.get(str(infrastructure.get("kind")))
+    if infrastructure.get("kind") == "kubernetes" and launcher is not None:
+        from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
+
+        assert isinstance(launcher, KubernetesLauncher)
+        try:
+            text = launcher.read_log(infrastructure, CRASH_TAIL_LINES)
+        except LaunchError:
+            return ""
+        return format_tail((text or "").splitlines()[-CRASH_TAIL_LINES:])
+    return cloudwatch_tail(logs_client, infrastructure)
 
 
 def event_readers() -> dict[tuple[str, str], EventReader]:
@@ -175,7 +212,8 @@ def settings_errors(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"])
-        parts.append(f"settings.{location}: {item['msg']}" if location else item["msg"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"settings.{location}: {message}" if location else message)
     return "; ".join(parts)
 
 
@@ -186,6 +224,7 @@ __all__ = [
     "TargetSettingsError",
     "build_launchers",
     "checked_target",
+    "crash_log_tail",
     "event_readers",
     "launcher_kinds",
     "settings_errors",

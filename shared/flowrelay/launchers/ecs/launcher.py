@@ -103,6 +103,7 @@ class EcsLauncher:
     """
 
     kind = "ecs"
+    reports_events = True
 
     def __init__(
         self,

@@ -17,7 +17,6 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +25,7 @@ from flowrelay.core.contract import RUNNER_COMMAND
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import ECSRun
 from flowrelay.launchers.base import LaunchError
+from flowrelay.launchers.documents import Documents
 from flowrelay.launchers.ecs.errors import botocore_error, call, client_error, error_code
 from flowrelay.launchers.ecs.names import CONTAINER_NAME, FAMILY_PREFIX, LOG_STREAM_PREFIX
 from flowrelay.launchers.ecs.settings import EcsSettings
@@ -67,7 +67,7 @@ class TaskDefinitions:
     def __init__(self, client: Any, *, region: str | None = None, s3_client: Any = None) -> None:
         self.client = client
         self.region = region
-        self._s3_client = s3_client
+        self.documents = Documents(region=region, s3_client=s3_client)
         self._families: dict[str, str] = {}  # family -> task definition ARN
         self._described: dict[str, Definition] = {}  # external task definition ARN -> facts
         self._lock = threading.Lock()
@@ -87,7 +87,9 @@ class TaskDefinitions:
             return self._describe_external(config.task_definition_arn)
         base = config.task_definition
         if config.task_definition_path is not None:
-            base = self._load_task_definition(config.task_definition_path)
+            base = self.documents.read(
+                config.task_definition_path, "task_definition_path", "a task definition"
+            )
         definition = build_task_definition(
             config, settings, placement=placement, base=base, region=self.region
         )
@@ -156,56 +158,6 @@ class TaskDefinitions:
         if re.search(r":\d+$", arn):
             self._described[arn] = result
         return result
-
-    def _load_task_definition(self, path: str) -> dict[str, Any]:
-        """A task definition from YAML or JSON text at a local path, ``s3://bucket/key`` or an
-        ``http(s)://`` URL. Read on every launch: the file may change, the family hash follows."""
-        import yaml
-
-        if path.startswith("s3://"):
-            text = self._read_s3(path)
-        elif path.startswith(("https://", "http://")):
-            text = _read_url(path)
-        else:
-            local = Path(path.removeprefix("file://")).expanduser()
-            try:
-                text = local.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise LaunchError(
-                    f"cannot read task_definition_path {path!r}: {exc}", retryable=False
-                ) from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise LaunchError(
-                f"task_definition_path {path!r} is not valid YAML or JSON: {exc}", retryable=False
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise LaunchError(
-                f"task_definition_path {path!r} must hold a mapping (a task definition), "
-                f"not {type(loaded).__name__}",
-                retryable=False,
-            )
-        return loaded
-
-    def _read_s3(self, path: str) -> str:
-        bucket, _, key = path.removeprefix("s3://").partition("/")
-        if not bucket or not key:
-            raise LaunchError(
-                f"task_definition_path {path!r} is not s3://BUCKET/KEY", retryable=False
-            )
-        with self._lock:
-            if self._s3_client is None:
-                import boto3
-
-                make: Any = boto3.client
-                self._s3_client = make("s3", region_name=self.region)
-        response = call(f"GetObject {path}", self._s3_client.get_object, Bucket=bucket, Key=key)
-        body: bytes = response["Body"].read()
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise LaunchError(f"{path} is not UTF-8 text: {exc}", retryable=False) from exc
 
 
 # --- building the task definition -------------------------------------------------------------
@@ -387,23 +339,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _read_url(url: str) -> str:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body: bytes = response.read()
-    except urllib.error.HTTPError as exc:
-        raise LaunchError(
-            f"cannot read task_definition_path {url}: HTTP {exc.code} {exc.reason}",
-            retryable=exc.code >= 500 or exc.code == 429,
-        ) from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise LaunchError(f"cannot read task_definition_path {url}: {exc}", retryable=True) from exc
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LaunchError(f"{url} is not UTF-8 text: {exc}", retryable=False) from exc

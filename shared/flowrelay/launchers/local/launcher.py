@@ -69,6 +69,7 @@ class LocalLauncher:
     """
 
     kind = "local"
+    reports_events = True
 
     def __init__(
         self,

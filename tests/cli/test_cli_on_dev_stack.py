@@ -220,4 +220,5 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert "cannot start: " in unpullable["message"]
     assert "registry.invalid/flows/hello:1" in unpullable["message"]
     assert unpullable["history"][-1]["source"] == "monitor"
-    assert unpullable["task"]["last_status"] == "STOPPED"  # its Job and pod are gone
+    assert unpullable["task"]["last_status"] == "STOPPED"
+    assert "no longer exists" in unpullable["task"]["stopped_reason"]  # its Job and pod are gone

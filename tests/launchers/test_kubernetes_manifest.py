@@ -249,12 +249,14 @@ def test_no_image_anywhere_is_refused() -> None:
 
 
 def test_run_configs_that_fit_and_that_do_not() -> None:
-    assert kubernetes_run(None) == KubernetesRun()
-    assert kubernetes_run(UniversalRun(env={"A": "1"})).env == {"A": "1"}
+    assert kubernetes_run(make_run(run_config=None)) == KubernetesRun()
+    assert kubernetes_run(make_run(run_config=UniversalRun(env={"A": "1"}).model_dump())).env == {
+        "A": "1"
+    }
     from flowrelay.core.run_configs import ECSRun
 
     with pytest.raises(LaunchError, match="an ECSRun cannot run on a kubernetes target"):
-        kubernetes_run(ECSRun())
+        kubernetes_run(make_run(run_config=ECSRun().model_dump()))
 
 
 # Run ids as flowrelay takes them: up to 64 characters, any case, digits, '_', '-', '.'.

@@ -294,7 +294,7 @@ def _state(store: Any, run_id: str) -> str:
 
 def _job_gone_or_finished(stack: Any, store: Any, run_id: str) -> bool:
     job = stack.job_of_run(store.runs.get(run_id))
-    return job is None or (job["last_status"] in ("STOPPED", "Succeeded", "Complete"))
+    return job is None or job["last_status"] == "STOPPED"
 
 
 def _message(store: Any, run_id: str) -> str:
@@ -316,9 +316,7 @@ def _timeline(
     record = store.runs.get(run.run_id)
     history = store.runs.history(run.run_id)
     message = record.message or ""
-    stopped = task is None or (
-        task["last_status"] in ("STOPPED", "Succeeded", "Complete") and not task["process_running"]
-    )
+    stopped = task is None or (task["last_status"] == "STOPPED" and not task["process_running"])
     return {
         "title": run.title,
         "flow": run.flow,

@@ -31,7 +31,7 @@ from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
 from flowrelay.core.runs import FlowRun
 
 if TYPE_CHECKING:
-    pass
+    from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
 
 
 #: Seconds between polls of a watched run: quick enough to feel live, a few reads a second.
@@ -289,18 +289,36 @@ def runs_show(run_id: str, as_json: bool) -> None:
     )
 
 
+def _kubernetes_launcher() -> KubernetesLauncher:
+    """The Kubernetes launcher this command reads pods with: made once per command (its cluster
+    connection and EKS token serve every read, a followed log's polls too)."""
+    from flowrelay.launchers.kinds import build_launchers
+    from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
+
+    meta = click.get_current_context().meta
+    made = meta.get(_KUBERNETES_LAUNCHER_KEY)
+    if isinstance(made, KubernetesLauncher):
+        return made
+    names = current()
+    launcher = build_launchers(
+        aws_client, table_name=names.table_name, bus_name=names.bus_name, kinds=("kubernetes",)
+    )["kubernetes"]
+    assert isinstance(launcher, KubernetesLauncher)
+    meta[_KUBERNETES_LAUNCHER_KEY] = launcher
+    return launcher
+
+
+_KUBERNETES_LAUNCHER_KEY = "flowrelay.kubernetes_launcher"
+
+
 def _live_kubernetes(run: FlowRun) -> dict[str, object] | None:
     """For a run launched on Kubernetes: its Job, its pod and what they say now (asked of the
     API server: Kubernetes keeps no history flowrelay could read later)."""
     if run.infrastructure.get("kind") != "kubernetes":
         return None
     from flowrelay.launchers.base import LaunchError
-    from flowrelay.launchers.kinds import build_launchers
 
-    names = current()
-    launcher = build_launchers(
-        aws_client, table_name=names.table_name, bus_name=names.bus_name, kinds=("kubernetes",)
-    )["kubernetes"]
+    launcher = _kubernetes_launcher()
     shown: dict[str, object] = {
         "namespace": run.infrastructure.get("namespace"),
         "job": run.infrastructure.get("job_name"),
@@ -482,16 +500,9 @@ def _followed(run: FlowRun) -> int:
 def _read_pod_log(run: FlowRun, last: int | None = None) -> str | None:
     """The log of a Kubernetes run's pod, read from the API server (None when no pod is left)."""
     from flowrelay.launchers.base import LaunchError
-    from flowrelay.launchers.kinds import build_launchers
-    from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
 
-    names = current()
-    launcher = build_launchers(
-        aws_client, table_name=names.table_name, bus_name=names.bus_name, kinds=("kubernetes",)
-    )["kubernetes"]
-    assert isinstance(launcher, KubernetesLauncher)
     try:
-        text = launcher.read_log(run.infrastructure, last)
+        text = _kubernetes_launcher().read_log(run.infrastructure, last)
     except LaunchError as exc:
         render.fail(f"run {run.run_id}: cannot read its pod's log: {exc}", 1)
     return text

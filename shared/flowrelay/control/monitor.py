@@ -215,21 +215,16 @@ class Monitor:
                 return None  # the runner's own report says how the run ended
             return self._stopped(run, status, "found by the monitor")
         if status.phase == "starting" and run.state is RunState.SUBMITTED:
-            result = self.store.runs.transition(
-                run.run_id,
+            # What a platform's "starting" event says elsewhere (the recorder's Queued).
+            return self._move(
+                run,
                 RunState.QUEUED,
-                Source.INFRASTRUCTURE,
-                message=status.message,
-                details=status.details,
+                "queued",
+                status.message,
+                status.details,
+                source=Source.INFRASTRUCTURE,
                 infra_ref=status.ref,
             )
-            if result.applied:
-                return MonitorAction(
-                    run_id=run.run_id,
-                    action="queued",
-                    state=RunState.QUEUED,
-                    message=status.message,
-                )
         return None
 
     def _check_start(self, run: FlowRun, now: datetime) -> MonitorAction | None:
@@ -384,14 +379,18 @@ class Monitor:
         message: str,
         details: Mapping[str, Any] | None = None,
         updates: Mapping[str, Any] | None = None,
+        *,
+        source: Source = Source.MONITOR,
+        infra_ref: str | None = None,
     ) -> MonitorAction | None:
         result = self.store.runs.transition(
             run.run_id,
             state,
-            Source.MONITOR,
+            source,
             message=message,
             details={k: v for k, v in (details or {}).items() if v is not None},
             updates=updates,
+            infra_ref=infra_ref,
         )
         if not result.applied:
             return None  # the run moved meanwhile: the newer state wins

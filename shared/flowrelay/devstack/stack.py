@@ -35,6 +35,7 @@ from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
 from flowrelay.devstack.lambda_emulator import Function, load_handler
 from flowrelay.devstack.processes import MARKER, end_leftovers, make_folder
 from flowrelay.devstack.template import function_event_sources, functions, load_template
+from flowrelay.launchers.base import Launcher
 from flowrelay.launchers.ecs.settings import stack_defaults
 
 REGION = "us-east-1"
@@ -147,6 +148,7 @@ class DevStack:
         self.kubernetes: KubernetesApi | None = None
         self.kubernetes_url = ""
         self.job_executor: JobExecutor | None = None
+        self._kubernetes_launcher: Launcher | None = None
         self.queue_urls: list[str] = []
         self.log_dir: Path | None = None
         self._server: Any = None
@@ -216,6 +218,7 @@ class DevStack:
                 self.kubernetes.stop()
             self.kubernetes = None
             self.kubernetes_url = ""
+            self._kubernetes_launcher = None
             self.say("kubernetes API stopped")
         if self.executor is not None:
             self.executor.shutdown()  # the thread never ran or died: still end the processes
@@ -328,20 +331,22 @@ class DevStack:
 
     def job_of_run(self, run: FlowRun | None) -> dict[str, Any] | None:
         """The run's Kubernetes Job as the stack's Kubernetes API has it now, in the words of
-        ``task_of_run`` (``last_status`` STOPPED once neither Job nor pod is left), and whether
-        a pod's process still runs here; None when the run has no Job recorded."""
+        ``task_of_run`` (``last_status`` STOPPED once its pod has ended or nothing of it is
+        left), and whether a pod's process still runs here; None when the run has no Job
+        recorded."""
         infrastructure = run.infrastructure if run is not None else {}
         if infrastructure.get("kind") != "kubernetes" or self.job_executor is None:
             return None
-        from flowrelay.launchers.kinds import build_launchers
+        if self._kubernetes_launcher is None:  # one per stack: its connection and token
+            from flowrelay.launchers.kinds import build_launchers
 
-        launcher = build_launchers(
-            lambda service: self._session().client(service, endpoint_url=self.endpoint),
-            table_name=self.outputs.get("TableName", ""),
-            bus_name=self.outputs.get("BusName", ""),
-            kinds=("kubernetes",),
-        )["kubernetes"]
-        status = launcher.status(infrastructure)
+            self._kubernetes_launcher = build_launchers(
+                lambda service: self._session().client(service, endpoint_url=self.endpoint),
+                table_name=self.outputs.get("TableName", ""),
+                bus_name=self.outputs.get("BusName", ""),
+                kinds=("kubernetes",),
+            )["kubernetes"]
+        status = self._kubernetes_launcher.status(infrastructure)
         namespace = str(infrastructure.get("namespace"))
         process = any(
             self.job_executor.pid_of_pod(key[0], key[1]) is not None
@@ -349,7 +354,7 @@ class DevStack:
             if key[0] == namespace and key[1].startswith(str(infrastructure.get("job_name")))
         )
         return {
-            "last_status": "STOPPED" if status.phase == "gone" else status.state,
+            "last_status": "STOPPED" if status.ended else status.state,
             "desired_status": "RUNNING" if status.phase in ("starting", "running") else "STOPPED",
             "stopped_reason": status.message,
             "process_running": process,

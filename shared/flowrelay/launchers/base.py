@@ -23,13 +23,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import ConfigDict, Field
 
 from flowrelay.core.modeling import Model
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import RunConfig
+from flowrelay.core.run_configs.base import RunConfigBase
 from flowrelay.core.runs import FlowRun
 
 
@@ -78,6 +79,52 @@ def run_config_of(run: FlowRun) -> RunConfig | None:
             f"run {run.run_id} has an invalid run config: {describe(exc, 'run_config')}",
             retryable=False,
         ) from None
+
+
+C = TypeVar("C", bound=RunConfigBase)
+
+
+def run_config_as(run: FlowRun, kind: type[C], target_kind: str) -> C:
+    """The run's config as a ``kind`` (the run config of ``target_kind`` targets): none, or a
+    ``UniversalRun``, means the target's defaults (a ``kind`` with only the run's ``env`` and
+    ``labels``); any other run config is a final ``LaunchError``."""
+    from flowrelay.core.run_configs import UniversalRun
+    from flowrelay.core.wording import with_article
+
+    config = run_config_of(run)
+    if config is None:
+        return kind()
+    if isinstance(config, kind):
+        return config
+    if isinstance(config, UniversalRun):
+        return kind(env=config.env, labels=config.labels)
+    raise LaunchError(
+        f"{with_article(config.type)} cannot run on {with_article(target_kind)} target",
+        retryable=False,
+    )
+
+
+def container_environment(
+    run: FlowRun,
+    config: RunConfigBase,
+    attempt: int,
+    *,
+    table_name: str,
+    bus_name: str,
+    region: str | None,
+) -> dict[str, str]:
+    """The variables a launched container gets: the run's own ``env``, the region, then what the
+    runner needs (which wins on a clash: a run config must not be able to point the runner at
+    another run or table)."""
+    from flowrelay.core.contract import runner_environment
+
+    env = dict(config.env or {})
+    if region:
+        env["AWS_REGION"] = region
+    env.update(
+        runner_environment(run.run_id, table_name=table_name, bus_name=bus_name, attempt=attempt)
+    )
+    return env
 
 
 class Launched(Model):

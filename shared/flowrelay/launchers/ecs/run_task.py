@@ -13,11 +13,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from flowrelay.core.contract import RESERVED_PREFIX, runner_environment
-from flowrelay.core.run_configs import ECSRun, UniversalRun
+from flowrelay.core.contract import RESERVED_PREFIX
+from flowrelay.core.run_configs import ECSRun
 from flowrelay.core.runs import FlowRun
-from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import LaunchError, run_config_of
+from flowrelay.launchers.base import LaunchError, container_environment, run_config_as
 from flowrelay.launchers.ecs.names import (
     ATTEMPT_TAG,
     FLOW_TAG,
@@ -48,7 +47,7 @@ def run_task_request(
         "name": definition.container,
         "environment": [
             {"name": name, "value": value}
-            for name, value in environment(
+            for name, value in container_environment(
                 run, config, attempt, table_name=table_name, bus_name=bus_name, region=region
             ).items()
         ],
@@ -91,36 +90,9 @@ def run_task_request(
     return request
 
 
-def environment(
-    run: FlowRun,
-    config: ECSRun,
-    attempt: int,
-    *,
-    table_name: str,
-    bus_name: str,
-    region: str | None,
-) -> dict[str, str]:
-    """The run's own ``env``, then what the runner needs (which wins on a clash: a run config
-    must not be able to point the runner at another run or table)."""
-    env = dict(config.env or {})
-    if region:
-        env["AWS_REGION"] = region
-    env.update(
-        runner_environment(run.run_id, table_name=table_name, bus_name=bus_name, attempt=attempt)
-    )
-    return env
-
-
 def ecs_run(run: FlowRun) -> ECSRun:
     """The run's config as an ECSRun; none (or a UniversalRun) means the target's defaults."""
-    config = run_config_of(run)
-    if config is None:
-        return ECSRun()
-    if isinstance(config, ECSRun):
-        return config
-    if isinstance(config, UniversalRun):
-        return ECSRun(env=config.env, labels=config.labels)
-    raise LaunchError(f"{with_article(config.type)} cannot run on an ecs target", retryable=False)
+    return run_config_as(run, ECSRun, "ecs")
 
 
 # Lists whose items are matched by a key field instead of being replaced wholesale.

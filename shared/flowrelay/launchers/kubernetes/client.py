@@ -44,7 +44,11 @@ class KubernetesApi:
     def __init__(self, connection: Connection, eks: EksAccess | None = None) -> None:
         self.connection = connection
         self.eks = eks or EksAccess()
-        self._api_client = self._make_client()
+        from kubernetes import client
+
+        api_client = self._make_client()
+        self._batch = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
 
     # --- the calls -----------------------------------------------------------------------------
 
@@ -55,7 +59,7 @@ class KubernetesApi:
         operation = f"create Job {namespace}/{name}"
         try:
             created = self._json(
-                operation, self._batch().create_namespaced_job, namespace, manifest, creates=True
+                operation, self._batch.create_namespaced_job, namespace, manifest, creates=True
             )
         except LaunchError as exc:
             if exc.code != "AlreadyExists":
@@ -74,7 +78,7 @@ class KubernetesApi:
         """The Job, or None when the API server does not know it."""
         job: Json | None = self._json(
             f"read Job {namespace}/{name}",
-            self._batch().read_namespaced_job,
+            self._batch.read_namespaced_job,
             name,
             namespace,
             missing_ok=True,
@@ -84,7 +88,7 @@ class KubernetesApi:
     def list_jobs(self, namespace: str, selector: str) -> list[Json]:
         listed = self._json(
             f"list Jobs in {namespace} ({selector})",
-            self._batch().list_namespaced_job,
+            self._batch.list_namespaced_job,
             namespace,
             label_selector=selector,
         )
@@ -95,7 +99,7 @@ class KubernetesApi:
         deleted through it is to orphan them); False when there was no such Job."""
         deleted = self._json(
             f"delete Job {namespace}/{name}",
-            self._batch().delete_namespaced_job,
+            self._batch.delete_namespaced_job,
             name,
             namespace,
             propagation_policy="Background",
@@ -106,7 +110,7 @@ class KubernetesApi:
     def list_pods(self, namespace: str, selector: str) -> list[Json]:
         listed = self._json(
             f"list pods in {namespace} ({selector})",
-            self._core().list_namespaced_pod,
+            self._core.list_namespaced_pod,
             namespace,
             label_selector=selector,
         )
@@ -115,7 +119,7 @@ class KubernetesApi:
     def delete_pod(self, namespace: str, name: str) -> bool:
         deleted = self._json(
             f"delete pod {namespace}/{name}",
-            self._core().delete_namespaced_pod,
+            self._core.delete_namespaced_pod,
             name,
             namespace,
             missing_ok=True,
@@ -133,7 +137,7 @@ class KubernetesApi:
             kwargs["tail_lines"] = tail_lines
         response = self._call(
             f"read the log of pod {namespace}/{name}",
-            self._core().read_namespaced_pod_log,
+            self._core.read_namespaced_pod_log,
             name,
             namespace,
             missing_ok=True,
@@ -144,16 +148,6 @@ class KubernetesApi:
         return bytes(response.data).decode("utf-8", errors="replace")
 
     # --- plumbing ------------------------------------------------------------------------------
-
-    def _batch(self) -> Any:
-        from kubernetes import client
-
-        return client.BatchV1Api(self._api_client)
-
-    def _core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self._api_client)
 
     def _json(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         response = self._call(operation, method, *args, **kwargs)

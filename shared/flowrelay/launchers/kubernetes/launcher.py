@@ -32,7 +32,7 @@ from pydantic import Field
 
 from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun
-from flowrelay.launchers.base import InfraStatus, Launched, LaunchError, run_config_of
+from flowrelay.launchers.base import InfraStatus, Launched, LaunchError
 from flowrelay.launchers.documents import Documents
 from flowrelay.launchers.kinds import typed_settings
 from flowrelay.launchers.kubernetes.client import Clusters, KubernetesApi
@@ -40,7 +40,7 @@ from flowrelay.launchers.kubernetes.eks import EksAccess
 from flowrelay.launchers.kubernetes.manifest import build_job, flow_container, kubernetes_run
 from flowrelay.launchers.kubernetes.names import belongs_to, run_id_of, run_selector
 from flowrelay.launchers.kubernetes.settings import Connection, KubernetesSettings
-from flowrelay.launchers.kubernetes.status import job_status
+from flowrelay.launchers.kubernetes.status import job_status, latest_pod
 
 
 class KubernetesLaunched(Launched):
@@ -112,7 +112,7 @@ class KubernetesLauncher:
         if attempt < 1:
             raise LaunchError(f"attempt must be >= 1, got {attempt}", retryable=False)
         settings = self.settings(target)
-        config = kubernetes_run(run_config_of(run))
+        config = kubernetes_run(run)
         template = config.job_template
         if config.job_template_path is not None:
             template = self.documents.read(
@@ -142,8 +142,9 @@ class KubernetesLauncher:
         assert created is not None
         return self._launched(created, run, attempt, connection, container)
 
+    @classmethod
     def _adopted(
-        self,
+        cls,
         job: Mapping[str, Any],
         run: FlowRun,
         attempt: int,
@@ -160,7 +161,7 @@ class KubernetesLauncher:
                 retryable=False,
                 code="AlreadyExists",
             )
-        return self._launched(job, run, attempt, connection, container)
+        return cls._launched(job, run, attempt, connection, container)
 
     @staticmethod
     def _launched(
@@ -217,15 +218,8 @@ class KubernetesLauncher:
         launched = KubernetesLaunched.model_validate(infrastructure)
         api = self._api(launched)
         job = api.read_job(launched.namespace, launched.job_name)
-        if (
-            job is not None
-            and launched.uid
-            and (job.get("metadata") or {}).get("uid")
-            not in (
-                None,
-                launched.uid,
-            )
-        ):
+        uid = ((job or {}).get("metadata") or {}).get("uid")
+        if launched.uid and uid is not None and uid != launched.uid:
             job = None  # a later Job of the same name is not the one this run launched
         pods = api.list_pods(launched.namespace, launched.selector)
         return job_status(launched.ref, job, pods, container=launched.container)
@@ -249,11 +243,8 @@ class KubernetesLauncher:
         """The log of the attempt's pod (its last ``tail_lines``), None when no pod is left."""
         launched = KubernetesLaunched.model_validate(infrastructure)
         api = self._api(launched)
-        pods = api.list_pods(launched.namespace, launched.selector)
-        if not pods:
+        newest = latest_pod(api.list_pods(launched.namespace, launched.selector))
+        if newest is None:
             return None
-        newest = max(
-            pods, key=lambda pod: str((pod.get("metadata") or {}).get("creationTimestamp"))
-        )
         name = str((newest.get("metadata") or {}).get("name"))
         return api.pod_log(launched.namespace, name, launched.container, tail_lines)

@@ -32,10 +32,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from flowrelay.core.contract import RUNNER_COMMAND, runner_environment
+from flowrelay.core.contract import RUNNER_COMMAND
 from flowrelay.core.run_configs import KubernetesRun
 from flowrelay.core.runs import FlowRun
-from flowrelay.launchers.base import LaunchError
+from flowrelay.launchers.base import LaunchError, container_environment, run_config_as
 from flowrelay.launchers.kubernetes.names import (
     CONTAINER_NAME,
     job_name,
@@ -214,11 +214,8 @@ def _flow_container(
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise _refuse(f"job template: an env item of the flow container is not named: {item!r}")
         env[item["name"]] = item
-    ours = dict(config.env or {})
-    if region:
-        ours["AWS_REGION"] = region
-    ours.update(
-        runner_environment(run.run_id, table_name=table_name, bus_name=bus_name, attempt=attempt)
+    ours = container_environment(
+        run, config, attempt, table_name=table_name, bus_name=bus_name, region=region
     )
     for name, value in ours.items():
         env[name] = {"name": name, "value": value}
@@ -236,18 +233,7 @@ def _flow_container(
         container.pop("resources")
 
 
-def kubernetes_run(config: Any) -> KubernetesRun:
-    """A run's config as a KubernetesRun: none (or a UniversalRun) means the target's
+def kubernetes_run(run: FlowRun) -> KubernetesRun:
+    """The run's config as a KubernetesRun: none (or a UniversalRun) means the target's
     defaults."""
-    from flowrelay.core.run_configs import UniversalRun
-    from flowrelay.core.wording import with_article
-
-    if config is None:
-        return KubernetesRun()
-    if isinstance(config, KubernetesRun):
-        return config
-    if isinstance(config, UniversalRun):
-        return KubernetesRun(env=config.env, labels=config.labels)
-    raise LaunchError(
-        f"{with_article(config.type)} cannot run on a kubernetes target", retryable=False
-    )
+    return run_config_as(run, KubernetesRun, "kubernetes")

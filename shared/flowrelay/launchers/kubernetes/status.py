@@ -17,7 +17,8 @@ about (Kubernetes puts no event on flowrelay's bus: the monitor asks at each pas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from flowrelay.launchers.base import InfraStatus
@@ -38,16 +39,8 @@ Json = Mapping[str, Any]
 
 
 def _conditions(obj: Json) -> dict[str, Json]:
+    """An object's status conditions by type (whatever their ``status``)."""
     status = obj.get("status") or {}
-    return {
-        str(item.get("type")): item
-        for item in status.get("conditions") or []
-        if isinstance(item, Mapping) and str(item.get("status")) == "True"
-    }
-
-
-def _pod_conditions(pod: Json) -> dict[str, Json]:
-    status = pod.get("status") or {}
     return {
         str(item.get("type")): item
         for item in status.get("conditions") or []
@@ -55,12 +48,19 @@ def _pod_conditions(pod: Json) -> dict[str, Json]:
     }
 
 
-def _flow_status(pod: Json, container: str | None) -> Json | None:
+def _true(conditions: Mapping[str, Json], kind: str) -> Json | None:
+    condition = conditions.get(kind)
+    return condition if condition is not None and str(condition.get("status")) == "True" else None
+
+
+def _flow_status(pod: Json, container: str | None) -> Json:
+    """The flow container's status in the pod (the first container's when none is named so);
+    empty before the kubelet reports any."""
     statuses = [s for s in (pod.get("status") or {}).get("containerStatuses") or [] if s]
     for item in statuses:
         if item.get("name") == container:
             return dict(item)
-    return dict(statuses[0]) if statuses else None
+    return dict(statuses[0]) if statuses else {}
 
 
 def job_status(
@@ -77,61 +77,49 @@ def job_status(
     pod = latest_pod(pods)
     if pod is not None:
         details["pod"] = (pod.get("metadata") or {}).get("name")
+    said = partial(InfraStatus, ref=ref, noun=NOUN, details=details)
     if job is None and not pods:
-        return InfraStatus(
+        return said(
             phase="gone",
-            ref=ref,
-            noun=NOUN,
             state="Deleted",
             message=f"its Kubernetes Job {name} no longer exists (deleted)",
-            details=details,
         )
     if job is None or (job.get("metadata") or {}).get("deletionTimestamp"):
-        return InfraStatus(
+        return said(
             phase="stopping",
-            ref=ref,
-            noun=NOUN,
             state="Terminating",
             message=f"its Kubernetes Job {name} is being deleted",
-            details=details,
         )
+    flow = _flow_status(pod, container) if pod is not None else {}
     if pod is not None:
-        ended = _ended(ref, name, pod, container, details)
+        ended = _ended(said, pod, flow, details)
         if ended is not None:
             return ended
-    failed = _conditions(job).get("Failed")
+    conditions = _conditions(job)
+    failed = _true(conditions, "Failed")
     if failed is not None:
         reason = str(failed.get("reason") or "Failed")
         text = str(failed.get("message") or reason)
-        return InfraStatus(
+        return said(
             phase="stopped",
-            ref=ref,
-            noun=NOUN,
             state="Failed",
             reason=reason,
             message=f"its Kubernetes Job {name} failed: {reason}: {text}",
-            details=details,
         )
-    if "Complete" in _conditions(job):
-        return InfraStatus(
+    if _true(conditions, "Complete") is not None:
+        return said(
             phase="stopped",
-            ref=ref,
-            noun=NOUN,
             state="Complete",
             message=f"its Kubernetes Job {name} completed",
             exit_code=0,
-            details=details,
         )
     if pod is None:
-        return InfraStatus(
+        return said(
             phase="starting",
-            ref=ref,
-            noun=NOUN,
             state="Created",
             message=f"its Kubernetes Job {name} has no pod yet",
-            details=details,
         )
-    return _live(ref, name, pod, container, details)
+    return _live(said, pod, flow, details)
 
 
 def latest_pod(pods: Sequence[Json]) -> Json | None:
@@ -142,25 +130,22 @@ def latest_pod(pods: Sequence[Json]) -> Json | None:
 
 
 def _ended(
-    ref: str, name: str, pod: Json, container: str | None, details: dict[str, Any]
+    said: Callable[..., InfraStatus], pod: Json, flow: Json, details: dict[str, Any]
 ) -> InfraStatus | None:
+    """The pod's end (Succeeded, Failed, or its flow container terminated); None while not."""
     status = pod.get("status") or {}
     phase = status.get("phase")
     pod_name = details.get("pod")
-    flow = _flow_status(pod, container) or {}
     terminated = (flow.get("state") or {}).get("terminated") or {}
     if phase not in ("Failed", "Succeeded") and not terminated:
         return None
     exit_code = terminated.get("exitCode")
     if phase == "Succeeded" or (not status.get("reason") and exit_code == 0):
-        return InfraStatus(
+        return said(
             phase="stopped",
-            ref=ref,
-            noun=NOUN,
             state="Succeeded",
             message=f"its pod {pod_name} exited with code 0",
             exit_code=0,
-            details=details,
         )
     reason = str(status.get("reason") or terminated.get("reason") or "Error")
     text = status.get("message") or terminated.get("message")
@@ -170,69 +155,47 @@ def _ended(
         details["exit_code"] = exit_code
     if text:
         message += f": {str(text).strip()}"
-    return InfraStatus(
+    return said(
         phase="stopped",
-        ref=ref,
-        noun=NOUN,
         state="Failed",
         reason=reason,
         message=message,
         exit_code=exit_code if isinstance(exit_code, int) else None,
-        details=details,
     )
 
 
 def _live(
-    ref: str, name: str, pod: Json, container: str | None, details: dict[str, Any]
+    said: Callable[..., InfraStatus], pod: Json, flow: Json, details: dict[str, Any]
 ) -> InfraStatus:
-    status = pod.get("status") or {}
+    """A pod that has not ended: running, waiting (fatally or not), or not scheduled."""
+    phase = str((pod.get("status") or {}).get("phase") or "Pending")
     pod_name = details.get("pod")
-    flow = _flow_status(pod, container) or {}
     state = flow.get("state") or {}
     if "running" in state:
-        return InfraStatus(
-            phase="running",
-            ref=ref,
-            noun=NOUN,
-            state="Running",
-            message=f"its pod {pod_name} is running",
-            details=details,
-        )
+        return said(phase="running", state="Running", message=f"its pod {pod_name} is running")
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason")
     if reason:
         text = str(waiting.get("message") or "").strip()
-        said = f"{reason}: {text}" if text else str(reason)
-        return InfraStatus(
+        account = f"{reason}: {text}" if text else str(reason)
+        fatal = reason in FATAL_WAITING
+        return said(
             phase="starting",
-            ref=ref,
-            noun=NOUN,
-            state=str(status.get("phase") or "Pending"),
+            state=phase,
             reason=str(reason),
-            message=f"its pod {pod_name} cannot start: {said}"
-            if reason in FATAL_WAITING
-            else f"its pod {pod_name} is waiting: {said}",
-            cannot_start=reason in FATAL_WAITING,
-            details=details,
+            message=f"its pod {pod_name} cannot start: {account}"
+            if fatal
+            else f"its pod {pod_name} is waiting: {account}",
+            cannot_start=fatal,
         )
-    scheduled = _pod_conditions(pod).get("PodScheduled") or {}
+    scheduled = _conditions(pod).get("PodScheduled") or {}
     if str(scheduled.get("status")) == "False":
         why = str(scheduled.get("reason") or "Unschedulable")
         text = str(scheduled.get("message") or "").strip()
-        return InfraStatus(
+        return said(
             phase="starting",
-            ref=ref,
-            noun=NOUN,
             state="Pending",
             reason=why,
             message=f"its pod {pod_name} is not scheduled: {why}" + (f": {text}" if text else ""),
-            details=details,
         )
-    return InfraStatus(
-        phase="starting",
-        ref=ref,
-        noun=NOUN,
-        state=str(status.get("phase") or "Pending"),
-        message=f"its pod {pod_name} is {str(status.get('phase') or 'Pending').lower()}",
-        details=details,
-    )
+    return said(phase="starting", state=phase, message=f"its pod {pod_name} is {phase.lower()}")

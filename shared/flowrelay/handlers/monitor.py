@@ -3,30 +3,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_args
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from flowrelay.handlers import wiring
 
-if TYPE_CHECKING:
-    from flowrelay.control.monitor import Action
-
-ACTIONS: tuple[Action, ...] = (
-    "offered",
-    "crashed",
-    "relaunched",
-    "stopped",
-    "timed_out",
-    "cancelled",
-    "runner_silent",
-)
-
 
 def monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One scheduled pass; its report, and a metric per action."""
+    """One scheduled pass; its report, and a metric per action (every kind of action the
+    monitor has: read from its ``Action``, so a new kind cannot go uncounted)."""
+    from flowrelay.control.monitor import Action  # loaded by wiring.monitor() in any case
+
     report = wiring.monitor().run_once()
-    counts: dict[str, int] = {action: report.count(action) for action in ACTIONS}
+    counts: dict[str, int] = {action: report.count(action) for action in get_args(Action)}
     for action, count in counts.items():
         # "RunnersSilent" is alarmed on (template.yaml): alive tasks whose runner cannot report.
         name = "RunnersSilent" if action == "runner_silent" else f"Runs{action.title()}"

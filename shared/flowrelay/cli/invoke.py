@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -24,9 +24,6 @@ from flowrelay.cli.stack import (
     reports_errors,
 )
 from flowrelay.devstack.lambda_emulator import LambdaContext, function_arn, load_handler
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -19,9 +18,6 @@ from flowrelay.cli.stack import (
 from flowrelay.core.events import describe
 from flowrelay.core.storage import S3, Local, Storage, split_location
 from flowrelay.sdk.storage import FlowLoadError, load_flow, upload_script
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

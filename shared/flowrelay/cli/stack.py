@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ _OUTPUTS = {"table_name": "TableName", "bus_name": "BusName"}
 #: Where ``--stack`` is kept between the group and its commands (``Context.meta`` is shared by
 #: the whole context tree and namespaced, so other commands' ``obj`` is left alone).
 STACK_META_KEY = "flowrelay.stack"
+_OUTPUTS_META_KEY = "flowrelay.stack_outputs"
 
 
 class ConfigError(Exception):
@@ -83,9 +84,13 @@ def stack_outputs(stack: str, cloudformation: Any = None) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
 
 
-def resolve(stack_option: str | None = None, env: dict[str, str] | None = None) -> StackNames:
+def resolve(
+    stack_option: str | None = None,
+    env: dict[str, str] | None = None,
+    read_outputs: Callable[[str], dict[str, str]] = stack_outputs,
+) -> StackNames:
     """The table and bus to use (see the module docstring for the order); ``ConfigError`` with
-    the fix when there is no way to tell."""
+    the fix when there is no way to tell. ``read_outputs`` reads a stack's outputs."""
     environ = dict(os.environ if env is None else env)
     from_env = {key: environ.get(name) or None for key, name in _ENV_NAMES.items()}
     stack = stack_option or None
@@ -100,7 +105,7 @@ def resolve(stack_option: str | None = None, env: dict[str, str] | None = None) 
             if len(missing) == 1:
                 raise ConfigError(f"{missing[0]} is not set: {NO_STACK}")
             raise ConfigError(NO_STACK)
-    outputs = stack_outputs(stack)
+    outputs = read_outputs(stack)
     names: dict[str, str] = {}
     for key, output in _OUTPUTS.items():
         value = outputs.get(output)
@@ -112,10 +117,28 @@ def resolve(stack_option: str | None = None, env: dict[str, str] | None = None) 
     return StackNames(stack=stack, outputs=outputs, **names)
 
 
+def _outputs_for_command(context: click.Context) -> Callable[[str], dict[str, str]]:
+    """``stack_outputs``, read once per stack for the running command (its table and bus, its
+    queues and its launcher kinds come from one DescribeStacks)."""
+    read: dict[str, dict[str, str]] = context.meta.setdefault(_OUTPUTS_META_KEY, {})
+
+    def outputs(stack: str) -> dict[str, str]:
+        if stack not in read:
+            read[stack] = stack_outputs(stack)
+        return read[stack]
+
+    return outputs
+
+
+def _named_stack(context: click.Context, environ: Mapping[str, str]) -> str | None:
+    """The stack the running command names: ``--stack``, else ``FLOWRELAY_STACK``."""
+    return context.meta.get(STACK_META_KEY) or environ.get("FLOWRELAY_STACK") or None
+
+
 def current(ctx: click.Context | None = None) -> StackNames:
     """The names for the running command, from its ``--stack`` and the environment."""
     context = ctx or click.get_current_context()
-    return resolve(context.meta.get(STACK_META_KEY))
+    return resolve(context.meta.get(STACK_META_KEY), read_outputs=_outputs_for_command(context))
 
 
 def current_outputs(
@@ -126,14 +149,13 @@ def current_outputs(
     URLs). The exported table and bus names cannot stand in for a stack here: ``ConfigError``
     with the fix when no stack is named."""
     context = ctx or click.get_current_context()
-    environ = os.environ if env is None else env
-    stack = context.meta.get(STACK_META_KEY) or environ.get("FLOWRELAY_STACK") or None
+    stack = _named_stack(context, os.environ if env is None else env)
     if stack is None:
         raise ConfigError(
             "this command reads the stack's outputs: set FLOWRELAY_STACK (or --stack) to your "
             "stack's name, or run `flowrelay dev up` and use the export line it prints"
         )
-    return stack_outputs(str(stack))
+    return _outputs_for_command(context)(stack)
 
 
 def launchable_kinds(ctx: click.Context | None = None) -> tuple[str, ...]:
@@ -144,8 +166,8 @@ def launchable_kinds(ctx: click.Context | None = None) -> tuple[str, ...]:
     from flowrelay.launchers.kinds import LAUNCHER_KINDS_VARIABLE, launcher_kinds
 
     context = ctx or click.get_current_context()
-    stack = context.meta.get(STACK_META_KEY) or os.environ.get("FLOWRELAY_STACK") or None
-    declared = stack_outputs(str(stack)).get("LauncherKinds") if stack else None
+    stack = _named_stack(context, os.environ)
+    declared = _outputs_for_command(context)(stack).get("LauncherKinds") if stack else None
     env = {LAUNCHER_KINDS_VARIABLE: declared} if declared else dict(os.environ)
     try:
         return launcher_kinds(env)

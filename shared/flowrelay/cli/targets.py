@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -21,9 +20,6 @@ from flowrelay.cli.stack import (
     reports_errors,
 )
 from flowrelay.core.events import describe
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group()

@@ -302,6 +302,7 @@ def _dead_letter(queue: str, message: dict[str, Any], queues: DeadLetterQueues) 
     body = str(message.get("Body", ""))
     facts = parse_body(body, queues.readers)
     attributes = message.get("Attributes", {})
+    message_attributes = message.get("MessageAttributes", {})
     return DeadLetter(
         queue=queue,
         message_id=message["MessageId"],
@@ -314,8 +315,8 @@ def _dead_letter(queue: str, message: dict[str, Any], queues: DeadLetterQueues) 
         receive_count=_int(attributes.get("ApproximateReceiveCount")),
         sent_at=_sent_at(attributes.get("SentTimestamp")),
         redrive_to=queues.redrive_target(queue, facts.detail_type, facts.source),
-        delivery_error=_delivery_error(message.get("MessageAttributes", {})),
-        error=_attribute(message.get("MessageAttributes", {}), ERROR_ATTRIBUTE),
+        delivery_error=_delivery_error(message_attributes),
+        error=_attribute(message_attributes, ERROR_ATTRIBUTE),
     )
 
 
@@ -326,13 +327,8 @@ def _attribute(attributes: dict[str, Any], name: str) -> str | None:
 
 def _delivery_error(attributes: dict[str, Any]) -> str | None:
     """EventBridge's reason for a message it put in a DLQ (it adds these attributes)."""
-    parts = []
-    for name in ("ERROR_CODE", "ERROR_MESSAGE"):
-        attribute = attributes.get(name)
-        value = _text(attribute.get("StringValue")) if isinstance(attribute, dict) else None
-        if value is not None:
-            parts.append(value)
-    return ": ".join(parts) or None
+    parts = [_attribute(attributes, name) for name in ("ERROR_CODE", "ERROR_MESSAGE")]
+    return ": ".join(part for part in parts if part is not None) or None
 
 
 def _sent_key(letter: DeadLetter) -> tuple[datetime, str]:

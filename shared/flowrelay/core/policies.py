@@ -59,8 +59,8 @@ class RetryPolicy(Model):
     max_attempts: int = Field(
         default=5, ge=1, le=20, json_schema_extra={"expects": "a whole number from 1 to 20"}
     )
-    base_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS)
-    cap_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS)
+    base_seconds: float = Field(default=10.0, gt=0, json_schema_extra=_SECONDS)
+    cap_seconds: float = Field(default=300.0, gt=0, json_schema_extra=_SECONDS)
     floor_seconds: float = Field(default=1.0, ge=0)
 
     def ceiling(self, attempt: int) -> float:
@@ -106,19 +106,11 @@ class Timeouts(Model):
         "stop_grace_seconds": "FLOWRELAY_STOP_GRACE_SECONDS",
     }
 
-    start_seconds: float = Field(
-        default=600.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS
-    )
-    start_limit_seconds: float = Field(
-        default=1800.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS
-    )
-    heartbeat_seconds: float = Field(
-        default=180.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS
-    )
+    start_seconds: float = Field(default=600.0, gt=0, json_schema_extra=_SECONDS)
+    start_limit_seconds: float = Field(default=1800.0, gt=0, json_schema_extra=_SECONDS)
+    heartbeat_seconds: float = Field(default=180.0, gt=0, json_schema_extra=_SECONDS)
     run_seconds: float | None = Field(default=None, gt=0)
-    stop_grace_seconds: float = Field(
-        default=120.0, gt=0, allow_inf_nan=False, json_schema_extra=_SECONDS
-    )
+    stop_grace_seconds: float = Field(default=120.0, gt=0, json_schema_extra=_SECONDS)
 
     @model_validator(mode="after")
     def _limit_not_before_timeout(self) -> Timeouts:

@@ -32,7 +32,7 @@ from typing import IO
 import psutil
 
 from flowrelay.aws.clients import REAL_AWS_SETTINGS
-from flowrelay.launchers.local.processes import guarded
+from flowrelay.launchers.local.processes import start_guarded
 
 FOLDER_PREFIX = "flowrelay-dev-"
 RECORD = "stack.json"
@@ -103,18 +103,15 @@ def start_group(
     grace_seconds: float,
     cwd: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``command`` (already resolved) run by the guard, which leads a new process group and
-    ends it with ``lifeline``; output and errors to ``log_file``. The returned process is the
-    guard: its pid is the group's, and it exits as the command does."""
-    return subprocess.Popen(
-        guarded(command, lifeline.read, grace_seconds),
-        env=dict(env),
+    """``command`` (already resolved) run by the guard, which ends its group with ``lifeline``
+    (``flowrelay.launchers.local.processes.start_guarded``)."""
+    return start_guarded(
+        command,
+        fd=lifeline.read,
+        env=env,
+        log_file=log_file,
+        grace_seconds=grace_seconds,
         cwd=cwd,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        pass_fds=(lifeline.read,),
-        start_new_session=True,  # Ctrl-C reaches the dev stack, which stops it
     )
 
 

@@ -39,7 +39,6 @@ class RunnerConfig(Model):
     heartbeat_seconds: float = Field(
         default=DEFAULT_HEARTBEAT_SECONDS,
         gt=0,
-        allow_inf_nan=False,
         json_schema_extra={"expects": "a number > 0"},
     )
     log_level: str = Field(default="INFO", json_schema_extra={"expects": "a logging level"})

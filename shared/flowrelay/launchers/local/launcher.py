@@ -30,14 +30,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowrelay.core.contract import RUNNER_COMMAND, runner_environment
+from flowrelay.core.contract import RUNNER_COMMAND
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import LocalRun, UniversalRun
 from flowrelay.core.runs import FlowRun
 from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import InfraStatus, Launched, LaunchError, run_config_of
+from flowrelay.launchers.base import (
+    InfraStatus,
+    Launched,
+    LaunchError,
+    container_environment,
+    run_config_of,
+)
 from flowrelay.launchers.local.events import DETAIL_TYPE, SOURCE, process_status
-from flowrelay.launchers.local.processes import guarded, lifeline, resolve_command
+from flowrelay.launchers.local.processes import lifeline, resolve_command, start_guarded
 from flowrelay.launchers.local.settings import LocalSettings
 
 #: Seconds between SIGTERM and SIGKILL when a run is stopped (as ECS's stopTimeout).
@@ -109,28 +115,29 @@ class LocalLauncher:
                 f"working_dir {working_dir!r} is not a directory on this machine",
                 retryable=False,
             )
-        env = dict(os.environ)
-        if config is not None and config.env:
-            env.update(config.env)
-        env.update(
-            runner_environment(
-                run.run_id, table_name=self.table_name, bus_name=self.bus_name, attempt=attempt
-            )
-        )
+        env = {
+            **os.environ,
+            **container_environment(
+                run,
+                config or LocalRun(),
+                attempt,
+                table_name=self.table_name,
+                bus_name=self.bus_name,
+                region=None,  # the dispatcher's own environment says it
+            ),
+        }
         try:
-            command = guarded(resolve_command(list(RUNNER_COMMAND)), lifeline(), self.grace_seconds)
+            command = resolve_command(list(RUNNER_COMMAND))
             log_dir.mkdir(parents=True, exist_ok=True)
             log_path = log_dir / f"{run.run_id}-{attempt}.log"
             with open(log_path, "ab") as log:
-                process = subprocess.Popen(
+                process = start_guarded(
                     command,
-                    cwd=working_dir,
+                    fd=lifeline(),
                     env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    pass_fds=(lifeline(),),
+                    log_file=log,
+                    grace_seconds=self.grace_seconds,
+                    cwd=working_dir,
                 )
         except OSError as exc:
             raise LaunchError(f"cannot start the runner: {exc}", retryable=False) from exc

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from flowrelay.launchers.local import guard
 
@@ -38,6 +41,31 @@ def guarded(command: list[str], fd: int, grace_seconds: float) -> list[str]:
     (start it with ``pass_fds=(fd,)`` and ``start_new_session=True``)."""
     # -I -S: the guard needs only the standard library; no site-packages, no PYTHON* variables.
     return [sys.executable, "-I", "-S", guard.__file__, str(fd), str(grace_seconds), *command]
+
+
+def start_guarded(
+    command: list[str],
+    *,
+    fd: int,
+    env: Mapping[str, str],
+    log_file: IO[bytes],
+    grace_seconds: float,
+    cwd: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """``command`` (already resolved) run by the guard, which leads a new process group (its
+    own session: a Ctrl-C meant for the host does not reach it) and ends it when the pipe ``fd``
+    closes; output and errors to ``log_file``. The returned process is the guard: its pid is
+    the group's, and it exits as the command does."""
+    return subprocess.Popen(
+        guarded(command, fd, grace_seconds),
+        env=dict(env),
+        cwd=cwd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        pass_fds=(fd,),
+        start_new_session=True,
+    )
 
 
 _lifeline_lock = threading.Lock()

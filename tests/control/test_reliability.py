@@ -34,7 +34,7 @@ from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.policies import RetryPolicy, Timeouts
 from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun
-from flowrelay.launchers.base import InfraStatus
+from flowrelay.launchers.base import InfraStatus, Swept
 from flowrelay.launchers.ecs import EcsLauncher, LaunchResult
 from flowrelay.launchers.ecs.status import EcsTaskStateChange, task_status
 from flowrelay.launchers.kinds import event_readers
@@ -701,6 +701,9 @@ class StillStarting:
 
     def find_unrecorded(self, run: Any, attempt: int, targets: Any) -> None:
         return None
+
+    def sweep_cluster(self, infrastructure: Any, cluster: Any) -> Swept:
+        raise NotImplementedError("this stub only answers the monitor's status checks")
 
 
 def test_a_task_still_starting_is_left_alone_until_the_start_limit_then_stopped(

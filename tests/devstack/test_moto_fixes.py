@@ -4,6 +4,7 @@ flowrelay.devstack.moto_fixes shown over real HTTP to the session's moto server.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import threading
 from typing import Any
 
@@ -36,6 +37,50 @@ def test_a_fargate_task_without_security_groups_gets_the_vpcs_default(
         NetworkInterfaceIds=[details["networkInterfaceId"]]
     )["NetworkInterfaces"][0]
     assert [group["GroupId"] for group in interface["Groups"]] == network["security_groups"]
+
+
+def test_each_fargate_task_gets_a_loopback_address_of_its_own(
+    ecs: Any, cluster: str, network: dict[str, Any]
+) -> None:
+    """AWS: each awsvpc task's interface has an address of its own, on which its servers are
+    reached; ECS names it in the task's attachment, EC2 in DescribeNetworkInterfaces
+    (dask-cloudprovider reads the latter). moto 5.2.5 gives a random 10.x address, which
+    nothing here listens on or may connect to: the dev stack's stand-in is a loopback address
+    of its own for each task (127.77.x.y)."""
+    family = ecs.register_task_definition(
+        family="moto-fix-loopback-eni",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "flow", "image": "example/flows:1", "memory": 512}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    tasks = ecs.run_task(
+        cluster=cluster,
+        taskDefinition=family,
+        launchType="FARGATE",
+        count=3,
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": network["subnets"],
+                "securityGroups": network["security_groups"],
+            }
+        },
+    )["tasks"]
+    ec2 = boto3.client("ec2")
+    addresses = []
+    for task in tasks:
+        details = {item["name"]: item["value"] for item in task["attachments"][0]["details"]}
+        (interface,) = ec2.describe_network_interfaces(
+            NetworkInterfaceIds=[details["networkInterfaceId"]]
+        )["NetworkInterfaces"]
+        assert (
+            interface["PrivateIpAddresses"][0]["PrivateIpAddress"] == details["privateIPv4Address"]
+        )
+        addresses.append(details["privateIPv4Address"])
+    assert len(set(addresses)) == 3
+    assert all(ipaddress.ip_address(address).is_loopback for address in addresses), addresses
+    assert all(address.startswith("127.77.") for address in addresses)
 
 
 def test_an_item_is_limited_by_its_size_after_the_update(run_table: str) -> None:

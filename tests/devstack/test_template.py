@@ -51,7 +51,15 @@ SENSITIVE_ACTIONS = (
     "dynamodb:PartiQLDelete",
 )
 #: The only actions that may use Resource "*": AWS supports no resource-level permissions for them.
-ACTIONS_THAT_NEED_A_WILDCARD = {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"}
+LAUNCH_WILDCARDS = {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"}
+ACTIONS_THAT_NEED_A_WILDCARD = LAUNCH_WILDCARDS | {
+    # an ephemeral Dask cluster's lookups, and sweeping its task definitions
+    "ecs:DeregisterTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:ListAccountSettings",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+}
 RUN_TABLE_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -250,7 +258,11 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
         "AWS::DynamoDB::Table": 1,
         "AWS::ECS::Cluster": 1,
         "AWS::Logs::LogGroup": 1,
-        "AWS::IAM::Role": 6,  # 4 functions + the flow runs' task and execution roles
+        # 4 functions + the flow runs' task and execution roles + the Dask clusters' task role
+        "AWS::IAM::Role": 7,
+        # only with DaskVpcId: the group flow runs and their Dask clusters share
+        "AWS::EC2::SecurityGroup": 1,
+        "AWS::EC2::SecurityGroupIngress": 1,
         "AWS::Lambda::LayerVersion": 2,
         "AWS::Lambda::Function": 4,
         "AWS::Lambda::EventSourceMapping": 3,
@@ -377,7 +389,11 @@ def test_rules_route_each_event_to_its_queue(resources: dict[str, Any]) -> None:
             bus,
             {
                 "source": [SOURCE],
-                "detail-type": ["Flow Run State Changed", "Local Process State Change"],
+                "detail-type": [
+                    "Flow Run State Changed",
+                    "Flow Run Cluster Changed",
+                    "Local Process State Change",
+                ],
             },
             [get_att("StateQueue", "Arn")],
         ),
@@ -459,7 +475,7 @@ def test_no_sensitive_action_on_any_resource(translated: dict[str, Any]) -> None
 
 def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, Any]) -> None:
     allowed = grants(translated, "DispatchRole")
-    assert set(allowed) == RUN_TABLE_ACTIONS | ACTIONS_THAT_NEED_A_WILDCARD | {
+    assert set(allowed) == RUN_TABLE_ACTIONS | LAUNCH_WILDCARDS | {
         "events:PutEvents",
         "ecs:RunTask",
         "ecs:TagResource",
@@ -543,10 +559,18 @@ def test_cancel_may_stop_flow_tasks_on_the_cluster(translated: dict[str, Any]) -
 def test_monitor_may_reconcile_runs_on_the_cluster(translated: dict[str, Any]) -> None:
     allowed = grants(translated, "MonitorRole")
     assert set(allowed) == RUN_TABLE_ACTIONS | {
+        "dynamodb:DeleteItem",  # a swept Dask cluster is forgotten
         "ecs:DescribeTasks",
         "ecs:StopTask",
+        "ecs:ListTasks",
+        "ecs:ListTaskDefinitions",
+        "ecs:DeregisterTaskDefinition",
         "events:PutEvents",
         "logs:GetLogEvents",
+    }
+    (listing,) = allowed["ecs:ListTasks"]
+    assert listing["Condition"] == {
+        "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
     }
     for action in ("ecs:DescribeTasks", "ecs:StopTask"):
         (statement,) = allowed[action]
@@ -565,10 +589,39 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
         assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert trust["Action"] == "sts:AssumeRole"
     allowed = grants(translated, "FlowRunTaskRole")
-    assert {action: resources_of(s) for action, s in allowed.items()} == {
-        "events:PutEvents": [get_att("Bus", "Arn")],
-        "dynamodb:GetItem": [get_att("Table", "Arn")],
+    cluster_tasks = {
+        "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+        "task/${FlowrelayCluster}/*"
     }
+    granted = {action: resources_of(s) for action, s in allowed.items()}
+    assert granted.pop("events:PutEvents") == [get_att("Bus", "Arn")]
+    assert granted.pop("dynamodb:GetItem") == [get_att("Table", "Arn")]
+    # An ephemeral Dask cluster: tasks of dask-frd-* definitions on the stack's cluster only,
+    # the stack's roles passed to ECS tasks only.
+    (run_task,) = allowed["ecs:RunTask"]
+    assert run_task["Resource"]["Fn::Sub"].endswith(":task-definition/dask-frd-*")
+    assert run_task["Condition"] == {
+        "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
+    }
+    assert granted.pop("ecs:RunTask")
+    for action in ("ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks", "ecs:TagResource"):
+        assert cluster_tasks in granted.pop(action), action
+    (pass_role,) = allowed["iam:PassRole"]
+    assert granted.pop("iam:PassRole") == [
+        get_att("FlowRunExecutionRole", "Arn"),
+        get_att("DaskTaskRole", "Arn"),
+    ]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert granted == {
+        **{action: ["*"] for action in ACTIONS_THAT_NEED_A_WILDCARD},
+        "logs:GetLogEvents": [get_att("FlowRunLogGroup", "Arn")],
+        "logs:DescribeLogStreams": [get_att("FlowRunLogGroup", "Arn")],
+    }
+    dask = resources["DaskTaskRole"]["Properties"]
+    assert "Policies" not in dask  # nothing by default
+    assert "ManagedPolicyArns" not in dask
     execution = resources["FlowRunExecutionRole"]["Properties"]
     assert "Policies" not in execution
     (managed,) = execution["ManagedPolicyArns"]

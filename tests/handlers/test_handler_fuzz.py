@@ -33,6 +33,7 @@ from flowrelay.core.events import (
     DETAIL_MODELS,
     EventError,
     FlowRunCancelRequested,
+    FlowRunClusterChanged,
     FlowRunRequested,
     FlowRunStateChanged,
     TaskRunStateChanged,
@@ -325,7 +326,7 @@ HANDLERS = [
     HandlerCase("dispatch_batch", (FlowRunRequested,), good_request, unregistered_flow),
     HandlerCase(
         "record_state_batch",
-        (FlowRunStateChanged, EcsTaskStateChange, TaskRunStateChanged),
+        (FlowRunStateChanged, EcsTaskStateChange, TaskRunStateChanged, FlowRunClusterChanged),
         good_state_event,
         unknown_run(FlowRunStateChanged),
         setup=RunState.SUBMITTED,

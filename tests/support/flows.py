@@ -10,8 +10,9 @@ import warnings
 from pathlib import Path
 
 from flowrelay import Flow, Parameter, task
-from flowrelay.core.run_configs import KubernetesRun, LocalRun, UniversalRun
+from flowrelay.core.run_configs import ECSRun, KubernetesRun, LocalRun, UniversalRun
 from flowrelay.environments import KubernetesJobEnvironment
+from flowrelay.executors import DaskExecutor
 
 MIB = 1024 * 1024
 
@@ -119,3 +120,19 @@ with warnings.catch_warnings():  # deprecated on purpose: users bring such flows
         ),
     ) as k8s_job_spec:
         job_spec_says()
+
+
+@task
+def explode(value: int) -> int:
+    raise RuntimeError(f"task explode failed on {value}")
+
+
+with Flow(
+    "dask-failing",
+    run_config=ECSRun(),
+    executor=DaskExecutor(
+        cluster_class="dask_cloudprovider.aws.FargateCluster",
+        cluster_kwargs={"n_workers": 1, "worker_cpu": 256, "worker_mem": 1024},
+    ),
+) as dask_failing:
+    explode(1)

@@ -22,6 +22,7 @@ from flowrelay.core.events import (
     DETAIL_MODELS,
     SOURCE,
     FlowRunCancelRequested,
+    FlowRunClusterChanged,
     FlowRunRequested,
     FlowRunStateChanged,
     TaskRunStateChanged,
@@ -163,6 +164,30 @@ task_run_state_changed: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         "message": st.none() | short_text,
     },
 )
+_cluster_names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,34}[a-z0-9])?", fullmatch=True)
+flow_run_cluster_changed: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {
+        "flow_run_id": run_ids,
+        "phase": st.sampled_from(["starting", "started", "scaled", "closed", "failed", "swept"]),
+        "cluster": st.fixed_dictionaries(
+            {
+                "kind": st.sampled_from(["ecs", "kubernetes"]),
+                "name": _cluster_names,
+                "cluster_class": names,
+            },
+            optional={"where": json_objects},
+        ),
+        "message": short_text,
+    },
+    optional={
+        "schema_version": st.just(1),
+        "workers": st.none() | st.integers(min_value=0, max_value=10_000),
+        "details": json_objects,
+        "timestamp": timestamps,
+        "source": st.sampled_from([str(Source.RUNNER), str(Source.MONITOR)]),
+        "event_id": names,
+    },
+)
 _ecs_statuses = st.sampled_from(
     ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "STOPPED"]
 )
@@ -196,6 +221,7 @@ VALID_DETAILS: dict[type[BaseModel], SearchStrategy[dict[str, Any]]] = {
     FlowRunStateChanged: flow_run_state_changed,
     FlowRunCancelRequested: flow_run_cancel_requested,
     TaskRunStateChanged: task_run_state_changed,
+    FlowRunClusterChanged: flow_run_cluster_changed,
     EcsTaskStateChange: ecs_task_state_change,
 }
 

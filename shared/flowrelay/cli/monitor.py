@@ -131,6 +131,9 @@ def _print_report(report: MonitorReport, title: str | None = None) -> None:
     checked = f"checked {report.checked} active run{'s' if report.checked != 1 else ''}"
     if report.waiting:
         checked += f" ({report.waiting} waiting to launch)"
+    if report.clusters_checked:
+        plural = "s" if report.clusters_checked != 1 else ""
+        checked += f", swept {report.clusters_checked} Dask cluster{plural} of ended runs"
     heading = f"{title}: {checked}" if title else checked
     if not report.actions:
         render.stderr.print(f"[dim]{escape(heading)}: nothing to do[/]")

@@ -47,16 +47,20 @@ def follow(store: Store, run_id: str, console: Console) -> Iterator[FlowRun | No
     """Poll a run, printing each state it reaches (a timeline line) and each new reason a
     waiting run gives, as they come; yields the run after each poll (None while it does not
     exist yet), pausing between polls, until the caller stops."""
-    shown_versions: set[int] = set()
+    # A transition is one per version; a note (its Dask cluster started, ...) shares the
+    # version of the transition before it and is told apart by its event.
+    shown: set[tuple[int, bool, str]] = set()
     last_note: tuple[int, str | None] | None = None
     while True:
         run = store.runs.get(run_id)
         if run is not None:
             for entry in store.runs.history(run_id):
-                if entry.version not in shown_versions:
-                    shown_versions.add(entry.version)
+                key = (entry.version, entry.note, entry.event_id or entry.at.isoformat())
+                if key not in shown:
+                    shown.add(key)
                     console.print(render.timeline_line(entry))
-                    last_note = (entry.version, entry.message)
+                    if not entry.note:
+                        last_note = (entry.version, entry.message)
             # A waiting run's reason changes without a new state (note_pending): show it too.
             if (
                 last_note is not None
@@ -282,7 +286,12 @@ def runs_show(run_id: str, as_json: bool) -> None:
     render.print_table(
         ("time", "state", "source", "message"),
         [
-            (render.local_time(entry.at), str(entry.state), str(entry.source), entry.message or "")
+            (
+                render.local_time(entry.at),
+                "·" if entry.note else str(entry.state),  # a note changes no state
+                str(entry.source),
+                entry.message or "",
+            )
             for entry in history
         ],
         title="history",

@@ -32,6 +32,7 @@ from flowrelay.control.store import Store
 from flowrelay.core.events import (
     SOURCE,
     FlowRunCancelRequested,
+    FlowRunClusterChanged,
     FlowRunRequested,
     FlowRunStateChanged,
     TaskRunStateChanged,
@@ -62,6 +63,7 @@ DELIVERY_ROUTES: dict[str, str] = {
     FlowRunRequested.DETAIL_TYPE: "dispatch",
     FlowRunStateChanged.DETAIL_TYPE: "state",
     TaskRunStateChanged.DETAIL_TYPE: "state",
+    FlowRunClusterChanged.DETAIL_TYPE: "state",
     FlowRunCancelRequested.DETAIL_TYPE: "cancel",
 }
 Readers = Mapping[tuple[str, str], EventReader]

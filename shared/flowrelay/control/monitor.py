@@ -25,6 +25,12 @@ state, and holds each against its limits (``flowrelay.core.policies``, stored on
 - **Cancelling**: Cancelled once its infrastructure is confirmed stopped; stopped again if it
   is still running after the stop grace period. A run with nothing recorded but a launch begun
   (its dispatcher died) has what that attempt started looked for, and stopped when found.
+- **Ephemeral Dask clusters** of runs that are over (however they ended: the runner may have
+  been killed before it could close its cluster): swept by the run's launcher, which stops and
+  removes whatever of the cluster is left; what it found goes in the run's history. A run that
+  was cancelled or timed out gives its runner (stopped with SIGTERM, closing its cluster) its
+  stop grace period first. A cluster is
+  forgotten once a sweep removed everything; one that could not be swept is tried again.
 
 Every change is one conditional transition with a message a user can act on, so a monitor pass
 racing a late event or another pass cannot move a run twice.
@@ -35,6 +41,7 @@ racing a late event or another pass cannot move a run twice.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -43,6 +50,7 @@ from pydantic import Field
 
 from flowrelay.control.recorder import stopped_verdict
 from flowrelay.control.store import Store
+from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.events import FlowRunRequested
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
@@ -62,6 +70,7 @@ Action = Literal[
     "cancelled",
     "runner_silent",
     "queued",
+    "swept",
 ]
 
 
@@ -82,6 +91,9 @@ class MonitorReport(Model):
     actions: list[MonitorAction] = Field(default_factory=list)
     checked: int = Field(default=0, description="Active runs looked at, waiting ones included.")
     waiting: int = Field(default=0, description="Of those, runs waiting to be launched.")
+    clusters_checked: int = Field(
+        default=0, description="Dask clusters of ended runs swept (most have nothing left)."
+    )
 
     def count(self, action: Action) -> int:
         return sum(1 for item in self.actions if item.action == action)
@@ -177,12 +189,77 @@ class Monitor:
         report.waiting = len(pending) + len(scheduled)
         report.checked += report.waiting
         report.actions.extend(self._offer_pending(pending))
+        report.actions.extend(self._sweep_clusters(report))
         for action in report.actions:
             level = logging.WARNING if action.action == "runner_silent" else logging.INFO
             log.log(level, "monitor: run %s %s: %s", action.run_id, action.action, action.message)
         return report
 
     # --- the checks ----------------------------------------------------------------------------
+
+    def _sweep_clusters(self, report: MonitorReport) -> list[MonitorAction]:
+        """Sweep the Dask cluster of every run that is over (or unknown)."""
+        actions = []
+        for pending in self.store.clusters.pending():
+            try:
+                run = self.store.runs.get(pending.run_id)
+                if run is not None and self._runner_may_close(run):
+                    continue
+                action = self._sweep(pending.run_id, run, pending.cluster)
+            except Exception:
+                log.exception(
+                    "monitor: sweeping Dask cluster %s of run %s failed",
+                    pending.cluster.name,
+                    pending.run_id,
+                )
+                continue
+            report.clusters_checked += 1
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    def _runner_may_close(self, run: FlowRun) -> bool:
+        """Whether the run's runner may still own its cluster: the run is not over; or it was
+        just cancelled or timed out, so its runner got SIGTERM and is closing the cluster itself,
+        which its stop grace period allows for (after that the platform has killed it). A run
+        that succeeded or failed was reported by a runner that had closed its cluster first; a
+        crashed one's runner is gone."""
+        if not run.state.is_final:
+            return True
+        if run.state not in (RunState.CANCELLED, RunState.TIMED_OUT):
+            return False
+        timeouts = run.timeouts or self.defaults
+        return (
+            _seconds_since(run.state_entered_at, self.store.clock()) < timeouts.stop_grace_seconds
+        )
+
+    def _sweep(
+        self, run_id: str, run: FlowRun | None, cluster: ClusterSweep
+    ) -> MonitorAction | None:
+        launcher = self.launchers.get(cluster.kind)
+        if launcher is None:
+            raise LookupError(f"no launcher here for {cluster.kind!r} Dask clusters")
+        swept = launcher.sweep_cluster(run.infrastructure if run else {}, cluster)
+        if not swept.failed:
+            self.store.clusters.swept(run_id, cluster.name)
+        if not swept.found:
+            return None
+        message = f"Dask cluster {cluster.name} swept: {swept.summary()}"
+        if run is not None:
+            self.store.runs.note(
+                run,
+                Source.MONITOR,
+                message,
+                at=self.store.clock(),
+                event_id=uuid.uuid4().hex,
+                details={
+                    "cluster": cluster.name,
+                    **swept.model_dump(include={"stopped", "removed", "failed"}),
+                },
+            )
+        return MonitorAction(
+            run_id=run_id, action="swept", state=run.state if run else None, message=message
+        )
 
     def _offer_pending(self, pending: list[FlowRun]) -> list[MonitorAction]:
         offers = requests_for_waiting_runs(self.store, pending, launchable=self.launchers)

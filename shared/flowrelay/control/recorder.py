@@ -25,6 +25,7 @@ from pydantic import Field
 from flowrelay.control.store import Store
 from flowrelay.core.events import (
     EventError,
+    FlowRunClusterChanged,
     FlowRunStateChanged,
     ParsedEvent,
     TaskRunStateChanged,
@@ -111,6 +112,8 @@ class StateRecorder:
             return self._flowrelay(detail)
         if isinstance(detail, InfraEvent):
             return self._infrastructure(detail)
+        if isinstance(detail, FlowRunClusterChanged):
+            return self._cluster(detail)
         if isinstance(detail, TaskRunStateChanged):
             return RecordOutcome(
                 run_id=detail.flow_run_id, applied=False, reason="task states are not recorded"
@@ -138,6 +141,35 @@ class StateRecorder:
             applied=result.applied,
             state=result.run.state if result.run else None,
             reason=result.reason,
+        )
+
+    def _cluster(self, change: FlowRunClusterChanged) -> RecordOutcome:
+        """A run's Dask cluster changed: a note in its history. A cluster that is starting is
+        also remembered for the monitor, which sweeps it once the run is over, whatever
+        happens to the runner (recorded even for a run already final: a runner killed just
+        after creating its cluster still had it)."""
+        run_id = change.flow_run_id
+        run = self.store.runs.get(run_id)
+        if run is None:
+            raise EventError(f"{change.DETAIL_TYPE}: no flow run {run_id!r}")
+        if change.phase == "starting":
+            self.store.clusters.expect(run_id, change.cluster)
+        details: dict[str, Any] = {"cluster": change.cluster.name, **change.details}
+        if change.workers is not None:
+            details["workers"] = change.workers
+        noted = self.store.runs.note(
+            run,
+            change.source,
+            change.message,
+            at=change.timestamp,
+            event_id=change.event_id,
+            details=details,
+        )
+        return RecordOutcome(
+            run_id=run_id,
+            applied=noted,
+            state=run.state,
+            reason=f"cluster {change.phase}" if noted else "noted already",
         )
 
     def _infrastructure(self, event: InfraEvent) -> RecordOutcome:

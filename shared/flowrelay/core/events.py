@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flowrelay.core import jsonvalues
+from flowrelay.core.clusters import ClusterPhase, ClusterSweep
 from flowrelay.core.jsonvalues import field_label
 from flowrelay.core.labels import check_labels
 from flowrelay.core.lifecycle import RunState, Source
@@ -194,6 +195,14 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def details_that_fit(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` if they fit in a history item, else ``ValueError`` saying by how much not."""
+    size = json_size(details)
+    if size > DETAILS_BYTES:
+        raise ValueError(over("details", size, DETAILS_BYTES, "they are kept in the run's history"))
+    return details
+
+
 class FlowRunStateChanged(FlowrelayEvent):
     """A run moved (or someone proposes that it moves) to ``state``."""
 
@@ -213,12 +222,32 @@ class FlowRunStateChanged(FlowrelayEvent):
     @field_validator("details")
     @classmethod
     def _details_fit(cls, details: dict[str, Any]) -> dict[str, Any]:
-        size = json_size(details)
-        if size > DETAILS_BYTES:
-            raise ValueError(
-                over("details", size, DETAILS_BYTES, "they are kept in the run's history")
-            )
-        return details
+        return details_that_fit(details)
+
+
+class FlowRunClusterChanged(FlowrelayEvent):
+    """The run's ephemeral Dask cluster is starting (reported before it is created, so it can
+    always be found and swept), started, scaled, closed, failed to start or close, or swept of
+    what was left behind. ``workers``: how many workers it has now, when known."""
+
+    DETAIL_TYPE: ClassVar[str] = "Flow Run Cluster Changed"
+
+    flow_run_id: str = Field(pattern=RUN_ID_PATTERN)
+    phase: ClusterPhase
+    cluster: ClusterSweep
+    source: Source = Source.RUNNER
+    message: str = Field(max_length=8192)
+    workers: int | None = Field(default=None, ge=0)
+    timestamp: datetime = Field(default_factory=_now)
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="The scheduler, the dashboard, what a sweep stopped."
+    )
+
+    @field_validator("details")
+    @classmethod
+    def _details_fit(cls, details: dict[str, Any]) -> dict[str, Any]:
+        return details_that_fit(details)
 
 
 class FlowRunCancelRequested(FlowrelayEvent):
@@ -270,6 +299,7 @@ DETAIL_MODELS: dict[tuple[str, str], type[BaseModel]] = {
         FlowRunStateChanged,
         FlowRunCancelRequested,
         TaskRunStateChanged,
+        FlowRunClusterChanged,
     )
 }
 #: Reads the ``detail`` of one kind of event (source, detail-type) into its model; raises

@@ -105,7 +105,9 @@ class FlowRun(Model):
 
 
 class HistoryEntry(Model):
-    """One applied transition."""
+    """One applied transition; or, with ``note``, something that happened to the run without
+    changing its state (its Dask cluster started, scaled, closed, was swept), with the state
+    and version the run had when it was noted."""
 
     version: int
     state: RunState
@@ -115,3 +117,4 @@ class HistoryEntry(Model):
     at: datetime
     event_id: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    note: bool = False

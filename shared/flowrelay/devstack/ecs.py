@@ -22,11 +22,18 @@ to memory usage``.
 
 moto ignores RunTask's ``clientToken``. AWS returns the first task for a repeated token, so a task
 that repeats a (run id, attempt) pair this executor already ran is stopped in moto without being
-run and without events (on AWS it would not exist).
+run and without events (on AWS it would not exist). Only a flow run's own task has a run: its
+``group`` is ``flowrelay:<run id>``. Other tasks (a run's Dask scheduler and workers, whose
+group is ``flowrelay-dask:<run id>`` and whose tags name the run) are never a repeat of anything,
+and their events match no run.
+
+A task whose command is dask-cloudprovider's ``dask-scheduler`` or ``dask-worker`` runs as the
+``dask`` CLI of this Python, bound to the task's own loopback address (``dask_tasks``).
 
 Each task's output goes to ``<log dir>/<task id>.log`` and, when the container logs with awslogs,
 to that log group and stream in moto as it is written (new whole lines about once a second, the
-rest when the process ends), as awslogs ships them.
+rest when the process ends), as awslogs ships them; with ``awslogs-create-group`` "true" the
+group is created first when it does not exist, as the awslogs driver does.
 
 For fault-injection tests, ``lose_events_of(run_id)`` makes the executor drop that run's task
 events, as if EventBridge never delivered them: the monitor must then find out by itself.
@@ -46,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flowrelay.core.contract import ENV_ATTEMPT
+from flowrelay.devstack.dask_tasks import is_dask_command, local_dask_command, task_address
 from flowrelay.devstack.processes import (
     MARKER,
     Lifeline,
@@ -55,7 +63,7 @@ from flowrelay.devstack.processes import (
     signal_group,
     start_group,
 )
-from flowrelay.launchers.ecs.names import CONTAINER_NAME, RUN_ID_TAG, run_id_of_group
+from flowrelay.launchers.ecs.names import CONTAINER_NAME, run_id_of_group
 from flowrelay.launchers.ecs.task_definitions import memory_mib
 from flowrelay.launchers.local.processes import resolve_command
 
@@ -84,6 +92,8 @@ class TaskProcess:
     memory_mib: int | None = None
     log_group: str | None = None
     log_stream: str | None = None
+    create_log_group: bool = False
+    """awslogs-create-group: the log group is created when the first lines are shipped."""
     version: int = 1
     stop_reason: str | None = None
     """Set when someone else stopped the task in moto: the process is being terminated."""
@@ -103,6 +113,12 @@ class TaskProcess:
     def group(self) -> int:
         """The task's process group (its guard leads it)."""
         return self.process.pid
+
+    @property
+    def label(self) -> str:
+        """How the stack's lines name the task: ``run <id>`` for a flow run's task, else
+        ``task <task id>``."""
+        return _label(self.task, self.run_id)
 
 
 def memory_limit(
@@ -183,6 +199,12 @@ class EcsExecutor(threading.Thread):
                 return pid
         return None
 
+    def group_of_task(self, task_arn: str) -> int | None:
+        """The process group of any task (a flow run's or not) while it runs here."""
+        with self._lock:
+            handle = self.running.get(task_arn)
+        return handle.group if handle is not None else None
+
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -236,26 +258,31 @@ class EcsExecutor(threading.Thread):
         override = overrides.get(container["name"], {})
         env = {item["name"]: item["value"] for item in container.get("environment", [])}
         env.update({item["name"]: item["value"] for item in override.get("environment", [])})
-        run_id = _tag(task, RUN_ID_TAG) or run_id_of_group(task.get("group"))
-        key = (run_id or arn, env.get(ENV_ATTEMPT, ""))
-        if run_id is not None and key in self.executed:
-            self.ecs.stop_task(
-                cluster=task["clusterArn"],
-                task=arn,
-                reason=f"dev stack: same run and attempt as {self.executed[key]} (clientToken)",
-            )
-            self.duplicates.append(arn)
-            self.say(f"task ignored: run {run_id} attempt {key[1]} already has a task")
-            return
-        self.executed[key] = arn
+        # A flow run's task is known by its group alone: a run's Dask cluster carries the run's
+        # tags (and may carry its attempt variable), and must not be taken for a repeat.
+        run_id = run_id_of_group(task.get("group"))
+        if run_id is not None:
+            key = (run_id, env.get(ENV_ATTEMPT, ""))
+            if key in self.executed:
+                self.ecs.stop_task(
+                    cluster=task["clusterArn"],
+                    task=arn,
+                    reason=f"dev stack: same run and attempt as {self.executed[key]} (clientToken)",
+                )
+                self.duplicates.append(arn)
+                self.say(f"task ignored: run {run_id} attempt {key[1]} already has a task")
+                return
+            self.executed[key] = arn
         env[MARKER] = str(self.log_dir)
         task_id = arn.rsplit("/", 1)[-1]
         log_path = self.log_dir / f"{task_id}.log"
         log_file = log_path.open("wb")
         try:
-            command = resolve_command(override.get("command") or container.get("command") or [])
+            command = list(override.get("command") or container.get("command") or [])
+            if is_dask_command(command):
+                command = local_dask_command(command, task_address(task))
             process = start_group(
-                command,
+                resolve_command(command),
                 env=child_environment(self.stack_env(), env),
                 log_file=log_file,
                 lifeline=self._lifeline,
@@ -263,7 +290,7 @@ class EcsExecutor(threading.Thread):
             )
         except (OSError, ValueError) as exc:
             log_file.close()
-            self.say(f"task failed to start: run {run_id} ({exc})")
+            self.say(f"task failed to start: {_label(task, run_id)} ({exc})")
             self.ecs.stop_task(cluster=task["clusterArn"], task=arn, reason=str(exc)[:255])
             self._put(task, "STOPPED", 2, stop_code="TaskFailedToStart", reason=str(exc))
             return
@@ -278,13 +305,14 @@ class EcsExecutor(threading.Thread):
             run_id=run_id,
             log_group=group,
             log_stream=f"{prefix}/{container['name']}/{task_id}" if group and prefix else None,
+            create_log_group=str(options.get("awslogs-create-group", "")).lower() == "true",
             memory_mib=memory_limit(definition, task, container, override),
         )
         with self._lock:
             self.running[arn] = handle
             self.started_pids.append(process.pid)
         memory = f"{handle.memory_mib} MiB" if handle.memory_mib else "no memory limit"
-        self.say(f"task started: run {run_id} group {process.pid}, {memory} (log {log_path})")
+        self.say(f"task started: {handle.label} group {process.pid}, {memory} (log {log_path})")
         self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
 
     # --- stopping ----------------------------------------------------------------------------
@@ -302,7 +330,7 @@ class EcsExecutor(threading.Thread):
                 task = status.get(handle.arn, {})
                 if task.get("desiredStatus") == "STOPPED" or task.get("lastStatus") == "STOPPED":
                     handle.stop_reason = task.get("stoppedReason") or "Task stopped by user"
-                    self.say(f"task stopped in ECS: run {handle.run_id} ({handle.stop_reason})")
+                    self.say(f"task stopped in ECS: {handle.label} ({handle.stop_reason})")
                     self._terminate(handle)
 
     def _terminate(self, handle: TaskProcess) -> None:
@@ -330,7 +358,7 @@ class EcsExecutor(threading.Thread):
             self.running.pop(handle.arn, None)
         handle.log_file.close()
         exit_code = 128 - code if code < 0 else code  # killed by signal N: shells say 128+N
-        self.say(f"task exited: run {handle.run_id} code {exit_code}")
+        self.say(f"task exited: {handle.label} code {exit_code}")
         self._ship_log(handle, final=True)
         if handle.stop_reason is None:
             self.ecs.stop_task(
@@ -370,7 +398,7 @@ class EcsExecutor(threading.Thread):
                 handle.process.wait()
             signal_group(handle.group, signal.SIGKILL)
             handle.log_file.close()
-            self.say(f"task terminated: run {handle.run_id} group {handle.group}")
+            self.say(f"task terminated: {handle.label} group {handle.group}")
         with self._lock:
             self.running.clear()
         if self._memory.is_alive():
@@ -393,7 +421,7 @@ class EcsExecutor(threading.Thread):
                     handle.out_of_memory = handle.killed = True
                     signal_group(handle.group, signal.SIGKILL)
                     self.say(
-                        f"task out of memory: run {handle.run_id} used "
+                        f"task out of memory: {handle.label} used "
                         f"{used[handle.group] // MIB} MiB of {handle.memory_mib} MiB: killed"
                     )
 
@@ -467,6 +495,9 @@ class EcsExecutor(threading.Thread):
             if not new:
                 return
             if handle.log_shipped == 0:
+                if handle.create_log_group:
+                    with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+                        self.logs.create_log_group(logGroupName=handle.log_group)
                 with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
                     self.logs.create_log_stream(
                         logGroupName=handle.log_group, logStreamName=handle.log_stream
@@ -489,8 +520,5 @@ def _container(handle: TaskProcess, status: str) -> dict[str, Any]:
     return {"name": handle.container, "lastStatus": status, "taskArn": handle.arn}
 
 
-def _tag(task: Mapping[str, Any], key: str) -> str | None:
-    for tag in task.get("tags") or []:
-        if tag.get("key") == key:
-            return str(tag.get("value"))
-    return None
+def _label(task: Mapping[str, Any], run_id: str | None) -> str:
+    return f"run {run_id}" if run_id else f"task {str(task['taskArn']).rsplit('/', 1)[-1]}"

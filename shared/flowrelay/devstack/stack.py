@@ -451,6 +451,11 @@ class DevStack:
         def client(service: str) -> Any:
             return session.client(service, endpoint_url=self.endpoint)
 
+        # AWS answers ListAccountSettings(effectiveSettings=True) with the effective value, and
+        # long task ARNs are mandatory since 2021 ("enabled"); moto answers no setting until one
+        # is put (and lacks PutAccountSettingDefault), so dask-cloudprovider's RunTask, which
+        # reads it first, fails for 60 s and gives up.
+        client("ecs").put_account_setting(name="taskLongArnFormat", value="enabled")
         cloudformation = client("cloudformation")
         self.outputs = create_stack(
             self.template,

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import ConfigDict, Field
 
+from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.modeling import Model
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import RunConfig
@@ -200,6 +201,46 @@ class InfraEvent(Model):
 EventReader = Callable[[Mapping[str, Any]], InfraEvent]
 
 
+class Swept(Model):
+    """What a sweep of a run's Dask cluster found still there and removed (one line each, such
+    as ``"task 3f2a… (dask-worker)"``), and what it could not remove; ``stop_noun``,
+    ``remove_verb`` and ``remove_noun`` are the kind's words for them.
+
+    >>> Swept(stopped=["a", "b", "c"], removed=["d", "e"], remove_verb="deregistered",
+    ...       remove_noun="task definition").summary()
+    'stopped 3 tasks, deregistered 2 task definitions'
+    >>> Swept().summary()
+    'nothing left'
+    """
+
+    stopped: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    stop_noun: str = "task"
+    remove_verb: str = "removed"
+    remove_noun: str = "resource"
+
+    @property
+    def found(self) -> bool:
+        """Whether anything was left behind."""
+        return bool(self.stopped or self.removed or self.failed)
+
+    def summary(self) -> str:
+        """What was stopped and removed, in one line."""
+
+        def counted(count: int, noun: str) -> str:
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        parts = []
+        if self.stopped:
+            parts.append(f"stopped {counted(len(self.stopped), self.stop_noun)}")
+        if self.removed:
+            parts.append(f"{self.remove_verb} {counted(len(self.removed), self.remove_noun)}")
+        if self.failed:
+            parts.append(f"could not remove {len(self.failed)}: {'; '.join(self.failed[:3])}")
+        return ", ".join(parts) or "nothing left"
+
+
 class Launcher(Protocol):
     """What every kind of infrastructure provides; the control plane knows launchers only by
     this.
@@ -234,3 +275,8 @@ class Launcher(Protocol):
     ) -> Launched | None:
         """What attempt ``attempt`` of ``run`` started on one of ``targets`` without the run
         recording it (its dispatcher died, or the launch went unanswered); None when nothing."""
+
+    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
+        """Stop and remove everything of a run's ephemeral Dask cluster that is still there
+        (``infrastructure``: the run's launch, as recorded); finding nothing is the normal
+        case. Raises ``LaunchError`` when the platform cannot be asked."""

@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from flowrelay.core.clusters import ClusterSupply, ClusterSweep
 from flowrelay.core.routing import Target
+from flowrelay.core.runs import FlowRun
 from flowrelay.core.settings import SettingsError
 from flowrelay.core.wording import with_article
-from flowrelay.launchers.base import EventReader, Launcher, LaunchError
+from flowrelay.launchers.base import EventReader, Launcher, LaunchError, Swept
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -151,6 +153,42 @@ def crash_log_tail(
     return cloudwatch_tail(logs_client, infrastructure)
 
 
+def cluster_supply(
+    run: FlowRun, target: Target, make_client: Callable[[str], Any]
+) -> ClusterSupply | None:
+    """What the Dask cluster a run's flow creates gets from the run's target and launch
+    (``flowrelay.core.clusters``); None for a kind that supplies none (a local run's cluster
+    is a ``LocalCluster`` in its own process group). Raises ``LaunchError`` naming what is
+    missing or could not be read."""
+    kind = run.infrastructure.get("kind")
+    if kind == "ecs":
+        from flowrelay.launchers.ecs import dask_clusters as ecs_clusters
+
+        return ecs_clusters.cluster_supply(
+            run, target, run.infrastructure, make_client("ecs"), make_client("ec2")
+        )
+    if kind == "kubernetes":
+        from flowrelay.launchers.kubernetes import dask_clusters as kube_clusters
+
+        return kube_clusters.cluster_supply(run, target, run.infrastructure)
+    return None
+
+
+def sweep_cluster_from_runner(
+    cluster: ClusterSweep, make_client: Callable[[str], Any]
+) -> Swept | None:
+    """The runner's own sweep of its cluster, right after closing it: ECS (stop what is left,
+    deregister the task definitions dask-cloudprovider's finalizers leave behind). None for a
+    kind whose runner leaves it to the monitor (Kubernetes: closing a KubeCluster deletes its
+    DaskCluster, and everything of it goes by owner reference; the runner's pod has no
+    credentials of flowrelay's to reach the API with)."""
+    if cluster.kind == "ecs":
+        from flowrelay.launchers.ecs.dask_clusters import sweep
+
+        return sweep(make_client("ecs"), cluster)
+    return None
+
+
 def event_readers() -> dict[tuple[str, str], EventReader]:
     """The infrastructure events (source, detail-type) record_state takes, and their readers."""
     from flowrelay.launchers.ecs.events import DETAIL_TYPE, SOURCE, read_task_event
@@ -224,11 +262,13 @@ __all__ = [
     "TargetSettingsError",
     "build_launchers",
     "checked_target",
+    "cluster_supply",
     "crash_log_tail",
     "event_readers",
     "launcher_kinds",
     "settings_errors",
     "settings_model",
+    "sweep_cluster_from_runner",
     "target_json_schema",
     "typed_settings",
 ]

@@ -30,6 +30,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from flowrelay.core.contract import (
     DEFAULT_HEARTBEAT_SECONDS,
@@ -72,10 +73,10 @@ def run(env: Mapping[str, str]) -> int:
 
     # Clients from the environment: region, credentials and AWS_ENDPOINT_URL as the task or pod
     # provides them.
-    session = boto3.session.Session()
+    session: Any = boto3.session.Session()
     store = Store(session.client("dynamodb"), config.table_name)
     reporter = Reporter(Publisher(session.client("events"), config.bus_name), config)
-    return Runner(config, store, reporter).execute()
+    return Runner(config, store, reporter, make_client=session.client).execute()
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -186,6 +186,15 @@ def root_traceback(flow: Flow, state: State) -> str | None:
     return None
 
 
+def _boto3_client(service: str) -> Any:
+    """A client of ``service`` from the environment (region, credentials and endpoint as the
+    task or pod provides them)."""
+    import boto3
+
+    session: Any = boto3.session.Session()
+    return session.client(service)
+
+
 @contextmanager
 def _reports_not_interrupted() -> Iterator[None]:
     """Outside the flow, SIGTERM only notes itself: the final report (a few seconds at most, well
@@ -207,10 +216,17 @@ def _reports_not_interrupted() -> Iterator[None]:
 class Runner:
     """One execution of one flow run (``run`` below drives it)."""
 
-    def __init__(self, config: RunnerConfig, store: Store, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        config: RunnerConfig,
+        store: Store,
+        reporter: Reporter,
+        make_client: Callable[[str], Any] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.reporter = reporter
+        self.make_client = make_client or _boto3_client
         self.prepared: PreparedRun | None = None
         self.state: State | None = None
         self.started_at: float | None = None
@@ -244,8 +260,15 @@ class Runner:
             return self._report_outcome(self.state)
 
     def _prepare_and_run(self) -> None:
+        from flowrelay.runner.clusters import RunClusters
+        from flowrelay.sdk.executors.dask_executors import DaskExecutor
+
         prepared = prepare(self.store, self.config.run_id)
         self.prepared = prepared
+        if isinstance(prepared.executor, DaskExecutor):
+            prepared.executor.watcher = RunClusters(
+                prepared.run, self.store, self.reporter, self.make_client
+            )
         registration = prepared.registration
         log.info(
             "Running flow %r version %d with %r",

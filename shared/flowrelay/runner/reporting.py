@@ -9,7 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flowrelay.core.events import FlowRunStateChanged
+from flowrelay.core.clusters import ClusterPhase, ClusterSweep
+from flowrelay.core.events import FlowRunClusterChanged, FlowRunStateChanged
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.runner.config import RunnerConfig
 
@@ -68,6 +69,37 @@ class Reporter:
             return False
         if not heartbeat:
             log.info("Reported %s%s", state, f": {event.message}" if event.message else "")
+        return True
+
+    def report_cluster(
+        self,
+        phase: ClusterPhase,
+        cluster: ClusterSweep,
+        message: str,
+        *,
+        workers: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Publish what happened to the run's Dask cluster; whether the bus accepted it."""
+        all_details = dict(details or {})
+        if self.config.attempt is not None:
+            all_details.setdefault("attempt", self.config.attempt)
+        event = FlowRunClusterChanged(
+            flow_run_id=self.config.run_id,
+            phase=phase,
+            cluster=cluster,
+            message=_clip(message) or "",
+            workers=workers,
+            details=all_details,
+        )
+        try:
+            self.publisher.publish(event)
+        except Exception:
+            log.exception(
+                "Could not put the cluster's %s report on bus %r", phase, self.config.bus_name
+            )
+            return False
+        log.info("%s", event.message)
         return True
 
 

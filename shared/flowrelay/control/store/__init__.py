@@ -1,4 +1,5 @@
-"""The control plane's table: runs (with their history), flow registrations and targets.
+"""The control plane's table: runs (with their history), flow registrations, targets, and the
+Dask clusters still to be swept.
 
 One ``Store`` gives each a store of its own over the same table, client and clock::
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from flowrelay.control.store.clusters import ClusterStore, PendingSweep
 from flowrelay.control.store.flows import FlowStore
 from flowrelay.control.store.runs import (
     HISTORY_RETENTION,
@@ -26,8 +28,8 @@ from flowrelay.control.store.targets import TargetStore
 
 
 class Store:
-    """Runs, flows and targets in one table; ``clock`` may be replaced (tests) and all three
-    follow."""
+    """Runs, flows, targets and clusters to sweep in one table; ``clock`` may be replaced
+    (tests) and all follow."""
 
     def __init__(
         self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None
@@ -36,6 +38,7 @@ class Store:
         self.runs = RunStore(self.table)
         self.flows = FlowStore(self.table)
         self.targets = TargetStore(self.table)
+        self.clusters = ClusterStore(self.table)
 
     @property
     def client(self) -> Any:
@@ -56,8 +59,10 @@ class Store:
 
 __all__ = [
     "HISTORY_RETENTION",
+    "ClusterStore",
     "FlowStore",
     "LaunchClaim",
+    "PendingSweep",
     "RunNotFoundError",
     "RunStore",
     "Store",

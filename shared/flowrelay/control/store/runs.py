@@ -437,13 +437,51 @@ class RunStore:
         return True
 
     def history(self, run_id: str) -> list[HistoryEntry]:
-        """Every applied transition of a run, oldest first."""
+        """Every applied transition and every note of a run, oldest first."""
         items = self.table.query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":prefix": {"S": "HIST#"}},
+            # HIST#<version> and NOTE#<time>#<event> sort before the run's own item, RUN.
+            KeyConditionExpression="pk = :pk AND sk < :run",
+            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":run": {"S": "RUN"}},
             ConsistentRead=True,
         )
-        return [HistoryEntry.model_validate_json(item["entry"]["S"]) for item in items]
+        entries = [HistoryEntry.model_validate_json(item["entry"]["S"]) for item in items]
+        # Transitions in version order, each note after the transitions recorded before it.
+        return sorted(entries, key=lambda entry: (entry.version, entry.note, entry.at))
+
+    def note(
+        self,
+        run: FlowRun,
+        source: Source,
+        message: str,
+        *,
+        at: datetime,
+        event_id: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Add a note to a run's history (no change of state, the run item untouched); the
+        same event noted twice is kept once. False when it was noted already."""
+        entry = HistoryEntry(
+            version=run.version,
+            state=run.state,
+            previous=run.state,
+            source=source,
+            message=clip(message),
+            at=at,
+            event_id=event_id,
+            details=dict(details or {}),
+            note=True,
+        )
+        item = self._history_item(run.run_id, entry)
+        item["sk"] = {"S": f"NOTE#{at.astimezone(UTC).isoformat()}#{event_id}"}
+        try:
+            self.table.client.put_item(
+                TableName=self.table.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self.table.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def of_flow(self, flow_name: str, limit: int = 50) -> list[FlowRun]:
         """The flow's runs, newest first."""

@@ -1,7 +1,10 @@
 """The dev stack's Kubernetes API server: real HTTP on a loopback port, spoken to by the real
-``kubernetes`` client, for the resources flowrelay's Kubernetes launcher and the dev stack's
-job executor use: batch/v1 jobs (and their status), v1 pods (status, log, binding), events,
-secrets, configmaps, serviceaccounts and namespaces.
+``kubernetes`` client and by kr8s, for the resources flowrelay's Kubernetes launcher, the dev
+stack's job executor and dask-kubernetes's ``KubeCluster`` use: batch/v1 jobs (and their
+status), v1 pods (status, log, binding, portforward over a WebSocket), services, events,
+secrets, configmaps, serviceaccounts (and their TokenRequest, ``token``), namespaces, and the
+Dask operator's custom resources (``kubernetes.dask.org/v1`` daskclusters, daskworkergroups,
+daskautoscalers, as if its CRDs were installed; ``dask_operator.py`` plays the operator).
 
 It is built on kmock 0.8's ``KubernetesEmulator``: kmock serves the HTTP (its handler parses
 each request and keeps it in ``requests``), the discovery documents (``/api``, ``/apis``,
@@ -25,11 +28,15 @@ itself (``store.py`` holds the objects and their semantics). kmock 0.8, and so w
 - ``/api/v1/namespaces/NAME`` is read as "namespace NAME", not as the Namespace object, and
   ``pods/NAME/log`` answers the pod's JSON, not its output.
 
-Watch requests are answered 405 (not supported: flowrelay polls). Fault injection for tests:
+Watch requests are answered 405 (not supported: flowrelay polls, and so do KubeCluster and the
+emulated Dask operator). ``/version`` answers an EKS version kr8s supports (kmock's is older
+than kr8s's oldest). Fault injection for tests:
 ``fail_next`` answers an error instead of doing the call, ``drop_after`` does the call and
 closes the connection unanswered. With ``eks_cluster`` every request must carry an EKS token
-(``eks.py``); the executor's own requests carry ``system_token`` instead, as a cluster's
-controllers and kubelets have their own credentials.
+(``eks.py``) or a service account token the API issued (TokenRequest, bound to a pod: what the
+kubelet gives pods, so that code in a pod reaches the API as in a cluster); the executor's own
+requests carry ``system_token`` instead, as a cluster's controllers and kubelets have their own
+credentials.
 
 kmock's ``Server`` is not used to listen: it replaces aiohttp's host resolution for the whole
 process while it runs (and refuses to stop out of order), so the server here is aiohttp's own,
@@ -39,6 +46,7 @@ on the handler kmock provides, in an event loop of its own thread.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import secrets
@@ -54,18 +62,39 @@ from kmock import KubernetesEmulator, KubernetesScaffold, Request, ResourceInfo
 
 from flowrelay.devstack.kubernetes.eks import token_problem
 from flowrelay.devstack.kubernetes.objects import KINDS, ApiError, Kind, bad_request
-from flowrelay.devstack.kubernetes.store import Store
+from flowrelay.devstack.kubernetes.store import Store, timestamp
 
 #: What reads a container's output for ``pods/NAME/log``: (namespace, pod, container) to the
 #: bytes written so far, None when the container has not started.
 LogReader = Callable[[str, str, str], bytes | None]
-DISCOVERY = re.compile(r"/|/version|/api|/apis|/api/v1|/apis/batch|/apis/batch/v1")
+_GROUPS = "|".join(sorted({re.escape(kind.group) for kind in KINDS.values() if kind.group}))
+DISCOVERY = re.compile(rf"/|/version|/api|/apis|/api/v1|/apis/(?:{_GROUPS})(?:/v1)?")
+#: What ``/version`` answers: a version of EKS's (kmock's own, 1.26, is one kr8s warns about).
+VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.5-eks-flowrelay-dev",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-10-01T00:00:00Z",
+    "goVersion": "go1.24.6",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+#: How long a service account token the kubelet asks for is valid when it names no expiry.
+TOKEN_SECONDS = 3600
 _PATH = re.compile(
     r"/(?:api/v1|apis/(?P<group>[a-z0-9.-]+)/v1)"
     r"(?:/namespaces/(?P<namespace>[^/]+)(?=/[^/]+))?"
     r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[a-z]+))?)?"
 )
 UNAUTHORIZED = ApiError(401, "Unauthorized", "Unauthorized")
+_PORTFORWARD = re.compile(
+    r"/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<name>[^/]+)/portforward"
+)
+#: The WebSocket subprotocols of port forwarding; a client that asks for none gets the first
+#: framing too (kr8s asks for none).
+PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io")
 
 
 @dataclass(frozen=True)
@@ -76,6 +105,15 @@ class RecordedRequest:
     path: str
     query: str
     authorization: str | None
+
+
+@dataclass(frozen=True)
+class _IssuedToken:
+    namespace: str
+    service_account: str
+    pod: tuple[str, str] | None
+    """(name, uid) of the pod it is bound to."""
+    expires: float
 
 
 @dataclass
@@ -111,7 +149,9 @@ class _Emulator(KubernetesEmulator):
             verbs = {"create", "delete", "get", "list", "patch", "update"}
             subresources = {"status"} if kind.status else set()
             if kind.plural == "pods":
-                subresources |= {"log", "binding"}
+                subresources |= {"log", "binding", "portforward"}
+            if kind.plural == "serviceaccounts":
+                subresources |= {"token"}
             self.resources[f"{kind.group}/v1/{kind.plural}"] = ResourceInfo(
                 kind=kind.kind,
                 singular=kind.kind.lower(),
@@ -122,8 +162,17 @@ class _Emulator(KubernetesEmulator):
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # kmock parses every request before handling it, and its parser fails on some paths
-        # Kubernetes serves (``/api/v1/namespaces``): only discovery reaches kmock.
-        if raw.method == "GET" and DISCOVERY.fullmatch(raw.path):
+        # Kubernetes serves (``/api/v1/namespaces``): only discovery reaches kmock, and not
+        # ``/version`` (its version is one kr8s warns about).
+        if raw.method == "GET" and raw.path.rstrip("/") == "/version":
+            return aiohttp.web.json_response(VERSION)
+        if raw.method == "GET" and raw.path != "/" and DISCOVERY.fullmatch(raw.path.rstrip("/")):
+            # The API server answers discovery with or without a trailing slash (kr8s asks for
+            # ``/version/``); kmock only without.
+            if raw.path.endswith("/"):
+                raw = raw.clone(rel_url=raw.rel_url.with_path(raw.path.rstrip("/")))
+            return await super().__call__(raw)
+        if raw.method == "GET" and raw.path == "/":
             return await super().__call__(raw)
         return await self.api._answer(raw)
 
@@ -160,6 +209,7 @@ class KubernetesApi:
         self.clock_offset = 0.0
         self.store = Store(time.time)
         self._faults: list[_Fault] = []
+        self._tokens: dict[str, _IssuedToken] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -272,6 +322,20 @@ class KubernetesApi:
                     return fault
         return None
 
+    def _service_account_of(self, authorization: str | None) -> tuple[str, str] | None:
+        """The (namespace, name) of the service account whose token ``authorization`` carries,
+        while it is valid: unexpired, and its pod (a bound token's) still there."""
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        with self._lock:
+            issued = self._tokens.get(token)
+        if issued is None or self.now() >= issued.expires:
+            return None
+        if issued.pod is not None:
+            found = self.store.objects.get(("pods", issued.namespace, issued.pod[0]))
+            if found is None or found["metadata"]["uid"] != issued.pod[1]:
+                return None
+        return (issued.namespace, issued.service_account)
+
     async def _answer(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         method, path = request.method, request.path
         authorization = request.headers.get("Authorization")
@@ -282,7 +346,12 @@ class KubernetesApi:
         )
         try:
             system = authorization == self.headers()["Authorization"]
-            if self.eks_cluster and not system and token_problem(authorization, self.now()):
+            if (
+                self.eks_cluster
+                and not system
+                and self._service_account_of(authorization) is None
+                and token_problem(authorization, self.now())
+            ):
                 raise UNAUTHORIZED
             if fault is not None and fault.status is not None:
                 raise ApiError(
@@ -292,6 +361,9 @@ class KubernetesApi:
                     {"retryAfterSeconds": 1} if fault.status == 429 else None,
                     {"Retry-After": "1"} if fault.status == 429 else None,
                 )
+            forward = _PORTFORWARD.fullmatch(path)
+            if forward is not None:
+                return await self._portforward(request, forward["namespace"], forward["name"])
             response = self._dispatch(request, body)
         except ApiError as error:
             response = aiohttp.web.json_response(
@@ -326,6 +398,7 @@ class KubernetesApi:
         if sub is not None and not (
             (sub == "status" and kind.status)
             or (kind.plural == "pods" and sub in ("log", "binding"))
+            or (kind.plural == "serviceaccounts" and sub == "token")
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         body = _parse_body(raw_body)
@@ -354,6 +427,10 @@ class KubernetesApi:
                 raise _not_allowed(method)
             store.pod(namespace or "", name)
             return _json(store.bind(namespace or "", name, body), 201)
+        if sub == "token":
+            if method != "POST":
+                raise _not_allowed(method)
+            return _json(self._token_request(namespace or "", name, body), 201)
         if method == "GET":
             obj = store.get(kind, namespace, name)
             return _json(obj)
@@ -374,6 +451,102 @@ class KubernetesApi:
             answer = store.delete(kind, namespace, name, propagation, grace_seconds, uid)
             return _json(answer)
         raise _not_allowed(method)
+
+    def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        """``serviceaccounts/NAME/token`` (TokenRequest): a token of the service account, bound
+        to a pod when the request names one (invalid once that pod is gone), as the kubelet
+        asks for the token it mounts in a pod. Opaque, not a JWT: only this API reads it."""
+        self.store.get(KINDS[("", "serviceaccounts")], namespace, name)
+        request = body if isinstance(body, dict) else {}
+        spec = request.get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or TOKEN_SECONDS)
+        bound = spec.get("boundObjectRef") or {}
+        pod: tuple[str, str] | None = None
+        if bound.get("kind") == "Pod":
+            found = self.store.pod(namespace, str(bound.get("name")))
+            if bound.get("uid") and bound["uid"] != found["metadata"]["uid"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"the UID in the bound object reference ({bound['uid']}) does not match the "
+                    f"UID in record. The object might have been deleted and then recreated",
+                )
+            pod = (str(found["metadata"]["name"]), str(found["metadata"]["uid"]))
+        token = "flowrelay-dev-sa." + secrets.token_urlsafe(32)
+        expires = self.now() + seconds
+        with self._lock:
+            self._tokens[token] = _IssuedToken(namespace, name, pod, expires)
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {**spec, "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": timestamp(expires)},
+        }
+
+    async def _portforward(
+        self, request: aiohttp.web.BaseRequest, namespace: str, name: str
+    ) -> aiohttp.web.StreamResponse:
+        """``pods/NAME/portforward`` over a WebSocket, as kubectl and kr8s speak it: every
+        frame starts with its channel (0: data of the port, 1: its errors), and the first frame
+        of each channel is the port, two bytes little-endian. One port per connection. The
+        connection is made to the pod's IP, always a loopback address here (the kubelet's)."""
+        query = {key: values[-1] for key, values in parse_qs(request.query_string).items()}
+        pod = self.store.pod(namespace, name)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase != "Running":
+            raise bad_request(
+                f"unable to forward port because pod is not running. Current status={phase}"
+            )
+        try:
+            port = int(query.get("ports", "").split(",")[0])
+        except ValueError:
+            raise bad_request(f"invalid port: {query.get('ports')!r}") from None
+        address = str((pod.get("status") or {}).get("podIP") or "")
+        if not _loopback(address):  # never anywhere but this machine
+            raise ApiError(500, "InternalError", f"pod {name} has no loopback address: {address}")
+        socket = aiohttp.web.WebSocketResponse(protocols=PORTFORWARD_PROTOCOLS)
+        await socket.prepare(request)
+        prefix = port.to_bytes(2, "little")
+        await socket.send_bytes(b"\x00" + prefix)
+        await socket.send_bytes(b"\x01" + prefix)
+        try:
+            reader, writer = await asyncio.open_connection(address, port)
+        except OSError as exc:
+            message = (
+                f"error forwarding port {port} to pod {name}, uid : failed to connect to "
+                f"{address}:{port}: {exc}"
+            )
+            await socket.send_bytes(b"\x01" + message.encode())
+            await socket.close()
+            return socket
+
+        async def inward() -> None:
+            async for message in socket:
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    break
+                data = bytes(message.data)
+                if data[:1] == b"\x00" and len(data) > 1:
+                    writer.write(data[1:])
+                    await writer.drain()
+            writer.close()
+
+        async def outward() -> None:
+            while data := await reader.read(256 * 1024):
+                await socket.send_bytes(b"\x00" + data)
+            await socket.close()
+
+        tasks = [asyncio.ensure_future(inward()), asyncio.ensure_future(outward())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            if not socket.closed:
+                await socket.close()
+        return socket
 
     def _log(self, namespace: str, name: str, query: dict[str, str]) -> aiohttp.web.StreamResponse:
         pod = self.store.pod(namespace, name)
@@ -417,6 +590,13 @@ class KubernetesApi:
         if limit is not None and limit.isdigit():
             output = output[: int(limit)]
         return aiohttp.web.Response(body=output, content_type="text/plain", charset="utf-8")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_body(body: bytes) -> Any:

@@ -15,25 +15,35 @@ HTTP as the real ones are.
   pod's own requests are compared (the node never fills up with other pods).
 - **Kubelet**: the pod's first container runs as a local process group, as the dev stack's ECS
   tasks do (``devstack/processes.py``: the guard, the stack's environment and marker), with the
-  container's ``command`` and ``args``, ``env`` (values, and ``valueFrom`` secrets, config maps
-  and pod fields), ``envFrom`` and ``workingDir``; output to ``<log dir>/<pod name>.log``,
+  container's ``command`` and ``args`` (``args`` alone are the command: the dev stack's images
+  have no entrypoint; ``$(VAR)`` expanded), ``env`` (values, and ``valueFrom`` secrets, config
+  maps and pod fields), ``envFrom`` and ``workingDir``; output to ``<log dir>/<pod name>.log``,
   which ``pods/NAME/log`` reads. Its status goes Pending, Running, Succeeded or Failed with
   the container's waiting, running and terminated states, and the events a kubelet records.
   A memory limit bounds the resident memory of the group (sampled, as for ECS tasks): over it,
   exit code 137, reason OOMKilled. Deleting a pod sends SIGTERM to its group, SIGKILL after its
   grace period, and removes the pod once the process is gone.
+- **A pod's network and credentials**: each pod gets a loopback address of its own
+  (``POD_NETWORK``, its ``status.podIP``), so pods listen on the same ports side by side; a Dask
+  scheduler or worker is made to listen there (``dask_operator.dask_image_command``). The pod
+  reaches the API as pods do: ``KUBERNETES_SERVICE_HOST``/``_PORT``, and its service account's
+  token (a TokenRequest bound to the pod, renewed at 80% of its hour) in a kubeconfig named by
+  ``KUBECONFIG``, since the token's fixed path on a node cannot be per pod on one machine.
+  A readiness probe (HTTP GET or TCP) keeps the pod unready until it first passes.
+- **The Dask operator**, emulated (``dask_operator.py``), one pass per step before the rest.
 
 Failures come from real causes, in Kubernetes's words: an image reference that does not parse
 (InvalidImageName); an image the dev stack's "registry" does not have (a registry host ending in
 ``.invalid``, a repository ending in ``no-such-image``, or one of ``missing_images``) is
 ErrImagePull, then ImagePullBackOff until it appears (the control plane decides when to give
-up); a container without a command is CreateContainerError (the dev stack has no images, so it
-cannot run an image's entrypoint); a missing secret or config map is CreateContainerConfigError
-(tried again until it appears); a program that is not found or a missing workingDir is
-StartError, exit code 128. ``evict`` does what the kubelet does under node pressure.
+up); a container with neither command nor args is CreateContainerError (the dev stack has no
+images, so it cannot run an image's default command); a missing secret or config map is
+CreateContainerConfigError (tried again until it appears); a program that is not found or a
+missing workingDir is StartError, exit code 128. ``evict`` does what the kubelet does under
+node pressure.
 
-Containers other than the first, init containers, probes, volumes and restarts
-(``restartPolicy: OnFailure`` is treated as Never) are not emulated.
+Containers other than the first, init containers, liveness and startup probes, volumes and
+restarts (``restartPolicy: OnFailure`` and ``Always`` are treated as Never) are not emulated.
 """
 
 from __future__ import annotations
@@ -41,10 +51,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.client
+import ipaddress
 import json
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -54,8 +66,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from flowrelay.devstack.kubernetes.client import ApiClient, KubernetesCallError
+from flowrelay.devstack.kubernetes.dask_operator import DaskOperator, dask_image_command
 from flowrelay.devstack.kubernetes.quantities import parse_quantity
 from flowrelay.devstack.kubernetes.store import timestamp
 from flowrelay.devstack.processes import (
@@ -76,14 +90,19 @@ NODE_LABELS = {
     "kubernetes.io/hostname": NODE,
 }
 DEFAULT_ALLOCATABLE = {"cpu": "4", "memory": "8Gi"}
+#: Where pods get their IPs: one loopback address each.
+POD_NETWORK = ipaddress.IPv4Network("127.88.0.0/16")
+#: How long the token the kubelet asks for a pod's service account lives (refreshed at 80%).
+TOKEN_SECONDS = 3600
 NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 TERMINAL = ("Succeeded", "Failed")
 MISSING_IMAGE_SUFFIX = "no-such-image"
 BACKOFF_LIMIT_MESSAGE = "Job has reached the specified backoff limit"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 COMMAND_REQUIRED = (
-    "the flowrelay dev stack runs only containers that give a command: container {container!r} "
-    "of image {image!r} gives none, and this machine has no image whose entrypoint it could run"
+    "the flowrelay dev stack runs only containers that give a command (or args): container "
+    "{container!r} of image {image!r} gives neither, and this machine has no image whose "
+    "entrypoint or default command it could run"
 )
 
 _DOMAIN = (
@@ -96,14 +115,6 @@ _REFERENCE = re.compile(
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
     r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
 )
-
-
-class KubernetesCallError(RuntimeError):
-    """An API call answered with an error status."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"{status}: {body[:300]}")
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -168,48 +179,18 @@ class PodRun:
     evicted: str | None = None
     finished: bool = False
     events: set[str] = field(default_factory=set)
+    pod_ip: str = ""
+    probe: dict[str, Any] | None = None
+    """The container's readiness probe while it has not passed (HTTP GET or TCP)."""
+    ports: dict[str, int] = field(default_factory=dict)
+    next_probe: float = 0.0
+    ready: bool = False
+    kubeconfig: Path | None = None
+    token_refresh_at: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
-
-
-class _Client:
-    """JSON over HTTP to the API, with no proxy and no kubeconfig: http.client only."""
-
-    def __init__(self, url: str, headers: Mapping[str, str], timeout: float = 10.0) -> None:
-        parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.headers = dict(headers)
-        self.timeout = timeout
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        try:
-            data = None if body is None else json.dumps(body).encode()
-            headers = {**self.headers, "Accept": "application/json"}
-            if data is not None:
-                headers["Content-Type"] = content_type
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode(errors="replace")
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise KubernetesCallError(response.status, text)
-        return json.loads(text) if text else None
-
-    def patch_status(self, path: str, status: Mapping[str, Any]) -> Any:
-        return self.call(
-            "PATCH", f"{path}/status", {"status": status}, "application/merge-patch+json"
-        )
 
 
 def _parse_time(value: str | None) -> float | None:
@@ -254,7 +235,7 @@ class JobExecutor(threading.Thread):
         shutdown_grace_seconds: float = 5.0,
     ) -> None:
         super().__init__(name="devstack-kubernetes-jobs", daemon=True)
-        self.api = _Client(url, headers or {})
+        self.api = ApiClient(url, headers or {})
         self.stack_env = stack_env
         self.log_dir = log_dir
         self.stopping = stopping or threading.Event()
@@ -283,6 +264,9 @@ class JobExecutor(threading.Thread):
         self._memory = threading.Thread(
             target=self._watch_memory, name="devstack-kubernetes-memory", daemon=True
         )
+        self._pod_ips = 0
+        #: dask-kubernetes's operator, emulated (``dask_operator.py``): its pods run here.
+        self.dask_operator = DaskOperator(self.api, self.say)
 
     # --- for the stack and tests -------------------------------------------------------------
 
@@ -336,6 +320,12 @@ class JobExecutor(threading.Thread):
     def step(self) -> None:
         """One pass of the controller, the scheduler and the kubelet."""
         changed = False
+        try:
+            changed |= self.dask_operator.step()
+        except Exception as exc:  # the operator's trouble must not stop the kubelet
+            if self.stopping.is_set():
+                return
+            self.say(f"kubernetes: dask operator (emulated): error: {exc!r}")
         jobs = self.api.call("GET", "/apis/batch/v1/jobs")["items"]
         pods = self.api.call("GET", "/api/v1/pods")["items"]
         for job in jobs:
@@ -604,7 +594,9 @@ class JobExecutor(threading.Thread):
         if run.finished:
             return False
         if run.process is not None:
-            return self._check_exit(run, pod)
+            if self._check_exit(run, pod):
+                return True
+            return self._probe(run, pod) | self._refresh_token(run, pod)
         if run.evicted is not None:
             self._finish(run, pod, None)
             return True
@@ -617,6 +609,8 @@ class JobExecutor(threading.Thread):
         container = (spec.get("containers") or [{}])[0]
         image = run.image
         reference = parse_image(image)
+        if not run.pod_ip:  # the pod's sandbox and its network, before any container
+            run.pod_ip = self._allocate_ip()
         run.attempts += 1
         run.next_attempt = time.time() + self.pull_backoff_seconds
         if reference is None:
@@ -657,17 +651,34 @@ class JobExecutor(threading.Thread):
                 f'Container image "{image}" already present on machine',
             )
         command = [str(part) for part in (container.get("command") or [])]
+        args = [str(part) for part in container.get("args") or []]
+        if not command:
+            # The dev stack's images have no entrypoint: the arguments are the command, as in an
+            # image without an ENTRYPOINT (or the Dask image, whose entrypoint runs them).
+            command, args = args, []
         if not command:
             message = COMMAND_REQUIRED.format(container=run.container, image=image)
             self._event_once(run, pod, "Warning", "Failed", f"Error: {message}")
             return self._wait(run, pod, "CreateContainerError", message)
         try:
-            env = self._environment(pod, container)
+            own = self._container_env(pod, container, run)
         except LookupError as exc:
             message = str(exc.args[0])
             self._event(pod, "Warning", "Failed", f"Error: {message}", "kubelet")
             return self._wait(run, pod, "CreateContainerConfigError", message)
-        command += [str(part) for part in container.get("args") or []]
+        env = child_environment(self.stack_env(), own)
+        # $(NAME) in the command and its arguments is the container's variable, as the kubelet
+        # expands it.
+        command = [_expand(part, own) for part in command + args]
+        command = dask_image_command(command, run.pod_ip) or command
+        probe = container.get("readinessProbe") or {}
+        run.probe = probe if (probe.get("httpGet") or probe.get("tcpSocket")) else None
+        run.ready = run.probe is None
+        run.ports = {
+            str(port.get("name")): int(port["containerPort"])
+            for port in container.get("ports") or []
+            if port.get("name") and port.get("containerPort")
+        }
         limits = (container.get("resources") or {}).get("limits") or {}
         with contextlib.suppress(ValueError):
             if limits.get("memory") is not None:
@@ -706,11 +717,12 @@ class JobExecutor(threading.Thread):
             self.started_pids.append(process.pid)
         self._event(pod, "Normal", "Created", f"Created container: {run.container}", "kubelet")
         self._event(pod, "Normal", "Started", f"Started container {run.container}", "kubelet")
+        run.next_probe = time.time() + float(probe.get("initialDelaySeconds") or 0)
         self._patch_pod(
             pod,
             "Running",
             {"running": {"startedAt": run.started_at}},
-            ready=True,
+            ready=run.ready,
             run=run,
         )
         self.say(
@@ -737,11 +749,17 @@ class JobExecutor(threading.Thread):
         self.say(f"kubernetes: pod {run.namespace}/{run.name} waiting: {reason}: {message}")
         return True
 
-    def _environment(self, pod: dict[str, Any], container: Mapping[str, Any]) -> dict[str, str]:
-        """The container's environment over the stack's; ``LookupError`` with the kubelet's
-        message when a secret, config map or key it needs is missing."""
+    def _container_env(
+        self, pod: dict[str, Any], container: Mapping[str, Any], run: PodRun
+    ) -> dict[str, str]:
+        """The container's own environment (the stack's goes under it): the API's address and
+        credentials, then ``envFrom`` and ``env``; ``LookupError`` with the kubelet's message
+        when a secret, config map or key it needs is missing."""
         namespace = pod["metadata"]["namespace"]
-        own: dict[str, str] = {"HOSTNAME": pod["metadata"]["name"]}
+        own: dict[str, str] = {
+            **self._service_account(pod, run),
+            "HOSTNAME": pod["metadata"]["name"],
+        }
         for source in container.get("envFrom") or []:
             prefix = str(source.get("prefix") or "")
             for ref_kind, ref in (
@@ -776,10 +794,163 @@ class JobExecutor(threading.Thread):
                             f"couldn't find key {key} in {noun} {namespace}/{ref.get('name')}"
                         )
             elif source.get("fieldRef"):
-                value = _field_of(pod, str(source["fieldRef"].get("fieldPath")))
+                value = _field_of(pod, str(source["fieldRef"].get("fieldPath")), run.pod_ip)
             if value is not None:
                 own[name] = value
-        return child_environment(self.stack_env(), own)
+        return own
+
+    # --- pods' network, credentials and readiness --------------------------------------------
+
+    def _allocate_ip(self) -> str:
+        """A loopback address of the pod's own (Linux routes all of 127.0.0.0/8 to lo), so each
+        pod's servers can listen on their usual ports side by side."""
+        self._pod_ips = self._pod_ips % (POD_NETWORK.num_addresses - 3) + 1
+        return str(POD_NETWORK[self._pod_ips + 1])
+
+    def _service_account(self, pod: dict[str, Any], run: PodRun) -> dict[str, str]:
+        """What a kubelet gives a pod to reach the API: ``KUBERNETES_SERVICE_HOST`` and
+        ``_PORT``, and its service account's token. The token is a file in a fixed directory
+        on a node (``/var/run/secrets/kubernetes.io/serviceaccount``), which this machine's
+        processes share, so it comes as a kubeconfig instead (``KUBECONFIG``, which kr8s and
+        the ``kubernetes`` client read before the service account): the API's URL, a token from
+        its TokenRequest bound to the pod, and the pod's namespace. A pod without a token
+        (``automountServiceAccountToken: false``, a missing service account) still gets a
+        kubeconfig, without credentials: never the stack's own ``KUBECONFIG``, which may name a
+        real cluster.
+
+        And one setting of dask-kubernetes: ``DASK_KUBERNETES__PORT_FORWARD_CLUSTER_IP``, since
+        there is no cluster DNS here. Without it, a KubeCluster in a pod looks its scheduler's
+        Service up by DNS (``<name>-scheduler.<namespace>``) for 10 s, asking the machine's
+        resolver, before it port-forwards through the API anyway."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        env = {
+            "KUBERNETES_SERVICE_HOST": self.api.host,
+            "KUBERNETES_SERVICE_PORT": str(self.api.port),
+            "KUBERNETES_PORT": f"tcp://{self.api.host}:{self.api.port}",
+            "DASK_KUBERNETES__PORT_FORWARD_CLUSTER_IP": "True",
+        }
+        token = None
+        if spec.get("automountServiceAccountToken") is not False:
+            token = self._token(pod)
+            if token is None:
+                self.say(
+                    f"kubernetes: pod {meta['namespace']}/{meta['name']}: no token for its "
+                    f"service account {spec.get('serviceAccountName') or 'default'}"
+                )
+        env["KUBECONFIG"] = str(self._write_kubeconfig(pod, run, token))
+        return env
+
+    def _token(self, pod: dict[str, Any]) -> str | None:
+        """A token of the pod's service account, bound to the pod (TokenRequest)."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        namespace, account = meta["namespace"], spec.get("serviceAccountName") or "default"
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": TOKEN_SECONDS,
+                "boundObjectRef": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        try:
+            answer = self.api.call(
+                "POST",
+                f"/api/v1/namespaces/{namespace}/serviceaccounts/{quote(account)}/token",
+                request,
+            )
+        except KubernetesCallError:
+            return None
+        return str((answer.get("status") or {}).get("token") or "") or None
+
+    def _write_kubeconfig(self, pod: dict[str, Any], run: PodRun, token: str | None) -> Path:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        namespace, account = meta["namespace"], spec.get("serviceAccountName") or "default"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": NODE, "cluster": {"server": self.api.url}}],
+            "users": [
+                {"name": f"{namespace}-{account}", "user": {"token": token} if token else {}}
+            ],
+            "contexts": [
+                {
+                    "name": NODE,
+                    "context": {
+                        "cluster": NODE,
+                        "user": f"{namespace}-{account}",
+                        "namespace": namespace,
+                    },
+                }
+            ],
+            "current-context": NODE,
+        }
+        folder = self.log_dir / "serviceaccounts"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{namespace}_{meta['name']}.kubeconfig"
+        partial = path.with_suffix(".partial")
+        # Written whole, then renamed: a client reading it while it is refreshed never sees
+        # half of it (the kubelet swaps a projected token the same way).
+        partial.touch(mode=0o600)
+        partial.write_text(json.dumps(config, indent=2))
+        partial.replace(path)
+        if token:
+            run.kubeconfig = path
+            run.token_refresh_at = time.time() + TOKEN_SECONDS * 0.8
+        return path
+
+    def _refresh_token(self, run: PodRun, pod: dict[str, Any]) -> bool:
+        """A new token at 80% of the old one's life, as the kubelet rotates projected tokens."""
+        if run.kubeconfig is None or time.time() < run.token_refresh_at:
+            return False
+        token = self._token(pod)
+        if token is not None:
+            self._write_kubeconfig(pod, run, token)
+        else:
+            run.token_refresh_at = time.time() + 60
+        return False
+
+    def _probe(self, run: PodRun, pod: dict[str, Any]) -> bool:
+        """The container's readiness probe, until it first passes: the pod Ready then (probes
+        are not repeated after that, and liveness probes are not run)."""
+        if run.ready or run.probe is None or time.time() < run.next_probe:
+            return False
+        probe = run.probe
+        run.next_probe = time.time() + min(float(probe.get("periodSeconds") or 10), 1.0)
+        check = probe.get("httpGet") or probe.get("tcpSocket") or {}
+        port = check.get("port")
+        number = run.ports.get(port) if isinstance(port, str) and not port.isdigit() else port
+        host = str(check.get("host") or run.pod_ip)
+        if number is None or not _loopback(host):
+            return False  # a probe of a port it does not have, or of another machine: fails
+        try:
+            if probe.get("httpGet"):
+                if str(check.get("scheme") or "HTTP").upper() != "HTTP":
+                    passed = True  # HTTPS probes are not run
+                else:
+                    connection = http.client.HTTPConnection(host, int(number), timeout=0.5)
+                    try:
+                        connection.request("GET", str(check.get("path") or "/"))
+                        passed = 200 <= connection.getresponse().status < 400
+                    finally:
+                        connection.close()
+            else:
+                with socket.create_connection((host, int(number)), timeout=0.5):
+                    passed = True
+        except OSError:
+            passed = False
+        if not passed:
+            return False
+        run.ready = True
+        self._patch_pod(
+            pod, "Running", {"running": {"startedAt": run.started_at}}, ready=True, run=run
+        )
+        self.say(f"kubernetes: pod {run.namespace}/{run.name} ready")
+        return True
 
     def _data(self, kind: str, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
         plural = "secrets" if kind == "secret" else "configmaps"
@@ -915,7 +1086,7 @@ class JobExecutor(threading.Thread):
             "phase": phase,
             "conditions": conditions,
             "hostIP": "127.0.0.1",
-            "podIP": "127.0.0.1",
+            **({"podIP": run.pod_ip, "podIPs": [{"ip": run.pod_ip}]} if run.pod_ip else {}),
             "startTime": (pod.get("status") or {}).get("startTime") or timestamp(time.time()),
             "containerStatuses": [
                 {
@@ -1080,7 +1251,14 @@ def _pull_error(reference: ImageReference) -> str:
     )
 
 
-def _field_of(pod: Mapping[str, Any], path: str) -> str | None:
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _field_of(pod: Mapping[str, Any], path: str, pod_ip: str = "") -> str | None:
     """The downward API's ``fieldRef`` values."""
     meta, spec = pod["metadata"], pod.get("spec") or {}
     labels = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
@@ -1093,7 +1271,7 @@ def _field_of(pod: Mapping[str, Any], path: str) -> str | None:
         "spec.nodeName": NODE,
         "spec.serviceAccountName": spec.get("serviceAccountName"),
         "status.hostIP": "127.0.0.1",
-        "status.podIP": "127.0.0.1",
+        "status.podIP": pod_ip or "127.0.0.1",
     }.get(path)
 
 

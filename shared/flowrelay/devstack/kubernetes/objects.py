@@ -41,6 +41,8 @@ class Kind:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
+#: The API group of the Dask operator's custom resources (dask-kubernetes).
+DASK_GROUP = "kubernetes.dask.org"
 KINDS: dict[tuple[str, str], Kind] = {
     (kind.group, kind.plural): kind
     for kind in (
@@ -51,6 +53,12 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("", "configmaps", "ConfigMap"),
         Kind("", "serviceaccounts", "ServiceAccount"),
         Kind("", "namespaces", "Namespace", namespaced=False, status=True),
+        Kind("", "services", "Service", status=True),
+        # The Dask operator's custom resources (dask-kubernetes's CRDs, as if installed): no
+        # status subresource, as those CRDs declare none (the operator patches the object).
+        Kind(DASK_GROUP, "daskclusters", "DaskCluster"),
+        Kind(DASK_GROUP, "daskworkergroups", "DaskWorkerGroup"),
+        Kind(DASK_GROUP, "daskautoscalers", "DaskAutoscaler"),
     )
 }
 
@@ -347,6 +355,7 @@ SELECTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "secrets": ("type",),
     "namespaces": ("status.phase",),
     "jobs": ("status.successful",),
+    "services": ("spec.clusterIP", "spec.type"),
 }
 
 

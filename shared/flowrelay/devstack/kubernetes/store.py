@@ -12,6 +12,7 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import ipaddress
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,8 @@ DEFAULT_GRACE_SECONDS = 30
 #: The characters of a generated name suffix (``generateName``), as the API server picks them.
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 NODE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: Where Services get their cluster IP when their creator names none: loopback, unreachable.
+SERVICE_NETWORK = ipaddress.IPv4Network("127.96.0.0/16")
 JOB_LABELS = (
     "batch.kubernetes.io/controller-uid",
     "controller-uid",
@@ -205,6 +208,8 @@ class Store:
             spec = obj.setdefault("spec", {})
             _default_pod_spec(spec)
             obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+        elif kind.plural == "services":
+            self._default_service(kind, obj)
         elif kind.plural == "jobs":
             spec = obj.setdefault("spec", {})
             spec.setdefault("backoffLimit", 6)
@@ -222,6 +227,73 @@ class Store:
             spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
             _default_pod_spec(template.setdefault("spec", {}))
             obj["status"] = {}
+
+    def _default_service(self, kind: Kind, obj: Object) -> None:
+        """A Service's defaults and its cluster IP. The dev stack has no kube-proxy: a cluster
+        IP is only reachable where something listens on it, so a creator may name any loopback
+        address (the Dask operator's emulation names its scheduler pod's); one not named is
+        allocated from ``SERVICE_NETWORK``, where nothing listens."""
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            raise bad_request("spec must be an object")
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        given = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
+        if given and given != "None":
+            try:
+                address = ipaddress.ip_address(str(given))
+            except ValueError:
+                address = None
+            if address is None or not address.is_loopback or address.version != 4:
+                raise invalid(
+                    kind,
+                    str(obj["metadata"]["name"]),
+                    [
+                        FieldError(
+                            "spec.clusterIPs",
+                            "Invalid value",
+                            f"failed to allocate IP {given}: the provided IP ({given}) is not "
+                            f"in the valid range. The range of valid IPs is 127.0.0.0/8",
+                            f'["{given}"]',
+                        )
+                    ],
+                )
+            taken = {(o.get("spec") or {}).get("clusterIP") for o in self._of("services")}
+            if str(address) in taken:
+                raise invalid(
+                    kind,
+                    str(obj["metadata"]["name"]),
+                    [
+                        FieldError(
+                            "spec.clusterIPs",
+                            "Invalid value",
+                            f"failed to allocate IP {given}: provided IP is already allocated",
+                            f'["{given}"]',
+                        )
+                    ],
+                )
+            chosen = str(address)
+        elif given == "None":
+            chosen = "None"
+        else:
+            chosen = self._free_service_ip()
+        spec["clusterIP"] = chosen
+        spec["clusterIPs"] = [chosen]
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        obj["status"] = {"loadBalancer": {}}
+
+    def _free_service_ip(self) -> str:
+        taken = {(o.get("spec") or {}).get("clusterIP") for o in self._of("services")}
+        for host in SERVICE_NETWORK.hosts():
+            if str(host) not in taken:
+                return str(host)
+        raise ApiError(500, "InternalError", "Internal error occurred: range is full")
 
     def _validate(self, kind: Kind, obj: Object) -> None:
         meta = obj["metadata"]
@@ -354,6 +426,18 @@ class Store:
                 meta[field] = meta_old[field]
             else:
                 meta.pop(field, None)
+        if kind.plural == "services":
+            old_ip = (old.get("spec") or {}).get("clusterIP")
+            spec = new.get("spec")
+            if isinstance(spec, dict) and spec.get("clusterIP", old_ip) != old_ip:
+                raise invalid(
+                    kind,
+                    meta_old["name"],
+                    [FieldError("spec.clusterIPs[0]", "Invalid value", "may not change once set")],
+                )
+            if isinstance(spec, dict):
+                spec["clusterIP"] = old_ip
+                spec["clusterIPs"] = [old_ip]
         self._validate(kind, new)
         if new == old:
             return self._typed(kind, old)  # no change: no new resourceVersion, as the API does

@@ -26,9 +26,10 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import model_validator
 
+from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun
-from flowrelay.launchers.base import InfraStatus, Launched, LaunchError
+from flowrelay.launchers.base import InfraStatus, Launched, LaunchError, Swept
 from flowrelay.launchers.ecs.errors import (
     TASK_NOT_FOUND,
     botocore_error,
@@ -311,6 +312,13 @@ class EcsLauncher:
         if task is None:
             return gone_status(launched.task_arn)
         return task_status(EcsTaskStateChange.model_validate({"version": 0, **task}))
+
+    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
+        """Stop the tasks and deregister the task definitions of a run's Dask cluster
+        (``flowrelay.launchers.ecs.dask_clusters``)."""
+        from flowrelay.launchers.ecs.dask_clusters import sweep
+
+        return sweep(self.client, cluster)
 
     def _stopped_or_unknown(self, cluster: str, task_arn: str) -> bool:
         # AWS lists an unknown (or long-gone) task under failures with reason MISSING; moto

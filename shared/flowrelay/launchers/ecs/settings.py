@@ -29,6 +29,16 @@ class EcsSettings(Model):
     task_role_arn: str | None = None
     execution_role_arn: str | None = None
     log_group: str | None = None
+    vpc: str | None = Field(
+        default=None,
+        description="The VPC of subnets (found from the first subnet when not set); only read "
+        "for ephemeral Dask clusters.",
+    )
+    dask_task_role_arn: str | None = Field(
+        default=None,
+        description="The role of an ephemeral Dask cluster's scheduler and workers (the flow "
+        "run's task role when not set).",
+    )
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -48,8 +58,9 @@ class EcsSettings(Model):
 
 
 def stack_defaults(outputs: Mapping[str, str], ec2: Any) -> dict[str, Any]:
-    """The settings an ECS target on a flowrelay stack starts from: the stack's cluster and log
-    group (its ``ClusterName`` and ``LogGroupName`` outputs) and, for the network, the
+    """The settings an ECS target on a flowrelay stack starts from: the stack's cluster, log
+    group and roles (its ``ClusterName``, ``LogGroupName``, ``FlowRunTaskRoleArn``,
+    ``FlowRunExecutionRoleArn`` and ``DaskTaskRoleArn`` outputs) and, for the network, the
     account's default VPC: its default subnets (public: so tasks get a public IP, to pull
     their image) and its ``default`` security group. Only what is found is returned.
 
@@ -61,6 +72,16 @@ def stack_defaults(outputs: Mapping[str, str], ec2: Any) -> dict[str, Any]:
         defaults["cluster"] = outputs["ClusterName"]
     if outputs.get("LogGroupName"):
         defaults["log_group"] = outputs["LogGroupName"]
+    # The stack's roles: the runner reports with its task role (PutEvents on the bus, GetItem
+    # on the table), the execution role pulls the image and ships logs; an ephemeral Dask
+    # cluster's scheduler and workers get DaskTaskRole.
+    for setting, output in (
+        ("task_role_arn", "FlowRunTaskRoleArn"),
+        ("execution_role_arn", "FlowRunExecutionRoleArn"),
+        ("dask_task_role_arn", "DaskTaskRoleArn"),
+    ):
+        if outputs.get(output):
+            defaults[setting] = outputs[output]
     if ec2 is None:
         return defaults
     subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
@@ -74,6 +95,7 @@ def stack_defaults(outputs: Mapping[str, str], ec2: Any) -> dict[str, Any]:
             ]
         ).get("SecurityGroups", [])
         defaults["subnets"] = subnet_ids
+        defaults["vpc"] = vpc
         defaults["assign_public_ip"] = True
         if groups:
             defaults["security_groups"] = [groups[0]["GroupId"]]

@@ -49,6 +49,7 @@ class KubernetesApi:
         api_client = self._make_client()
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
 
     # --- the calls -----------------------------------------------------------------------------
 
@@ -122,6 +123,43 @@ class KubernetesApi:
             self._core.delete_namespaced_pod,
             name,
             namespace,
+            missing_ok=True,
+        )
+        return deleted is not None
+
+    def list_services(self, namespace: str, selector: str) -> list[Json]:
+        listed = self._json(
+            f"list services in {namespace} ({selector})",
+            self._core.list_namespaced_service,
+            namespace,
+            label_selector=selector,
+        )
+        return list((listed or {}).get("items") or [])
+
+    def delete_service(self, namespace: str, name: str) -> bool:
+        deleted = self._json(
+            f"delete service {namespace}/{name}",
+            self._core.delete_namespaced_service,
+            name,
+            namespace,
+            missing_ok=True,
+        )
+        return deleted is not None
+
+    def delete_custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> bool:
+        """Delete a custom object (``plural`` of ``group/version``) and, in the background,
+        what it owns; False when there was none (or its resource is not installed)."""
+        deleted = self._json(
+            f"delete {plural}.{group} {namespace}/{name}",
+            self._custom.delete_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            propagation_policy="Background",
             missing_ok=True,
         )
         return deleted is not None

@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun
-from flowrelay.launchers.base import InfraStatus, Launched, LaunchError
+from flowrelay.launchers.base import InfraStatus, Launched, LaunchError, Swept
 from flowrelay.launchers.documents import Documents
 from flowrelay.launchers.kinds import typed_settings
 from flowrelay.launchers.kubernetes.client import Clusters, KubernetesApi
@@ -236,6 +237,14 @@ class KubernetesLauncher:
             metadata = pod.get("metadata") or {}
             if not metadata.get("deletionTimestamp") and not metadata.get("ownerReferences"):
                 api.delete_pod(launched.namespace, str(metadata.get("name")))
+
+    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
+        """Delete a run's DaskCluster and whatever pods and services of it are left
+        (``flowrelay.launchers.kubernetes.dask_clusters``), on the run's cluster."""
+        from flowrelay.launchers.kubernetes.dask_clusters import sweep
+
+        launched = KubernetesLaunched.model_validate(infrastructure)
+        return sweep(self._api(launched), cluster)
 
     def read_log(
         self, infrastructure: Mapping[str, Any], tail_lines: int | None = None

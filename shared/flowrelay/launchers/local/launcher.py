@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.contract import RUNNER_COMMAND
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import LocalRun, UniversalRun
@@ -39,6 +40,7 @@ from flowrelay.launchers.base import (
     InfraStatus,
     Launched,
     LaunchError,
+    Swept,
     container_environment,
     run_config_of,
 )
@@ -195,6 +197,11 @@ class LocalLauncher:
         threading.Thread(target=self._kill_after_grace, args=(launched,), daemon=True).start()
 
     # --- inside --------------------------------------------------------------------------------
+
+    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
+        """Nothing to sweep: a local run's Dask cluster (a ``LocalCluster``) lives in its
+        process group, which ends with the run."""
+        return Swept()
 
     def _kill_after_grace(self, launched: LocalLaunched) -> None:
         process = self._children.get(launched.pid)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flowrelay.sdk.executors.base import Executor
 from flowrelay.sdk.importing import import_object
@@ -228,6 +228,23 @@ def _call_filled(fn: Callable[..., Any], args: Any, kwargs: Any, *values: Any) -
     return fn(*_fill(args, values), **_fill(kwargs, values))
 
 
+#: How long closing a temporary cluster may take before the run goes on without it (a cloud
+#: cluster waits for its tasks to stop; what is left is swept, see ``ClusterWatcher.ended``).
+CLOSE_TIMEOUT_SECONDS = 60.0
+
+
+class ClusterWatcher(Protocol):
+    """Told about a temporary cluster's life by ``DaskExecutor`` (the flow runner uses this to
+    supply what the cluster gets from the run's infrastructure, to report it, and to sweep what
+    it leaves behind). ``starting`` returns the keyword arguments to create it with."""
+
+    def starting(self, cluster_class: Any, kwargs: dict[str, Any]) -> dict[str, Any]: ...
+
+    def started(self, cluster: Any) -> None: ...
+
+    def ended(self, cluster: Any, error: BaseException | None) -> None: ...
+
+
 class DaskExecutor(Executor):
     """Runs tasks on ``dask.distributed``.
 
@@ -274,6 +291,7 @@ class DaskExecutor(Executor):
         self.debug = bool(debug)
         self.client: Any = None
         self.cluster: Any = None
+        self.watcher: ClusterWatcher | None = None
         self._offered_resources: set[str] | None = None
         self._warned_resources: set[str] = set()
 
@@ -316,8 +334,22 @@ class DaskExecutor(Executor):
                     "Creating a temporary %s for this run",
                     getattr(cluster_class, "__name__", cluster_class),
                 )
+                watcher = self.watcher
+                if watcher is not None:
+                    kwargs = watcher.starting(cluster_class, kwargs)
+                    created: list[Any] = []
+                    # Runs last, after the cluster is closed: told even when creating it failed
+                    # half-way (a scheduler task started, its workers not).
+                    stack.push(
+                        lambda _type, error, _tb: watcher.ended(
+                            created[0] if created else None, error
+                        )
+                    )
                 self.cluster = target = cluster_class(**kwargs)
                 stack.push(self._close_cluster)
+                if watcher is not None:
+                    created.append(self.cluster)
+                    watcher.started(self.cluster)
                 if self.adapt_kwargs is not None:
                     self.cluster.adapt(**self.adapt_kwargs)
             self.client = stack.enter_context(Client(target, **self.client_kwargs))
@@ -333,7 +365,12 @@ class DaskExecutor(Executor):
         if exc_type is not None:
             _close_in_process_workers_now(cluster)
         log.info("Closing the temporary Dask cluster")
-        cluster.close()
+        try:
+            cluster.close(timeout=CLOSE_TIMEOUT_SECONDS)
+        except Exception as exc:  # the run's outcome does not depend on it; a watcher sweeps
+            log.warning(
+                "Closing the temporary Dask cluster failed: %s: %s", type(exc).__name__, exc
+            )
 
     def _forget_client(self) -> None:
         self.client = None

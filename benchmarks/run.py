@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, workloads
+from benchmarks import cold_start, dask_clusters, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -436,7 +436,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["executors", "cold-start"],
+        choices=["executors", "cold-start", "dask-clusters"],
         help="run one section (default: all); the other sections of the file are kept",
     )
     return parser.parse_args(argv)
@@ -482,6 +482,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             update_benchmarks_file(args.output, cold_text, name="cold-start")
             update_benchmarks_file(args.output, sizes_text, name="layer-size")
+    if args.only in (None, "dask-clusters"):
+        print(
+            "Timing flow runs on ephemeral Dask clusters in the dev stack (about a minute)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        clusters_text = cold_start.section(dask_clusters.measure())
+        print()
+        print(clusters_text)
+        if not args.no_write:
+            update_benchmarks_file(args.output, clusters_text, name="dask-clusters")
     if not args.no_write:
         print(f"\nWrote {', '.join([str(args.output), *written])}", file=sys.stderr)
     return 0

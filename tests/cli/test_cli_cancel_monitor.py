@@ -175,7 +175,12 @@ def test_cancel_wait_gives_up_after_its_timeout(store: Store, cancel_queue: str)
 def test_monitor_once_on_an_empty_stack(names: dict[str, str]) -> None:
     result = invoke("monitor", "--once", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"actions": [], "checked": 0, "waiting": 0}
+    assert json.loads(result.stdout) == {
+        "actions": [],
+        "checked": 0,
+        "waiting": 0,
+        "clusters_checked": 0,
+    }
     table = invoke("monitor", "--once")
     assert table.exit_code == 0
     assert table.stdout == ""

@@ -748,7 +748,12 @@ def test_invoke_reports_records_that_failed(store: Store, tmp_path: Path) -> Non
 def test_invoke_monitor_sample_returns(names: dict[str, str]) -> None:
     result = invoke_function("monitor")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"actions": [], "checked": 0, "waiting": 0}
+    assert json.loads(result.stdout) == {
+        "actions": [],
+        "checked": 0,
+        "waiting": 0,
+        "clusters_checked": 0,
+    }
     unknown = one_error_line(invoke("invoke", "nope", "--event", str(EVENTS / "monitor.json")), 2)
     assert unknown.startswith("no function 'nope'")
 

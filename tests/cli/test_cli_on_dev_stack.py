@@ -213,7 +213,20 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert "about to be killed with SIGKILL" in crashed["message"]  # the log's last lines
     assert crashed["history"][-1]["source"] == "infrastructure"
 
-    on_kubernetes, unpullable = outcome["runs"][5:]
+    on_fargate_cluster, cluster_killed = outcome["runs"][5:7]
+    assert on_fargate_cluster["state"] == "Success"
+    notes = [e["message"] for e in on_fargate_cluster["history"] if e["state"] == "·"]
+    assert notes[0].endswith("starting: FargateCluster")
+    assert any(" closed" in note for note in notes)
+    assert on_fargate_cluster["dask_cluster_left"] == []
+    assert cluster_killed["state"] == "Crashed"
+    swept = [
+        e for e in cluster_killed["history"] if e["state"] == "·" and " swept: " in e["message"]
+    ]
+    assert [e["source"] for e in swept] == ["monitor"]
+    assert cluster_killed["dask_cluster_left"] == []
+
+    on_kubernetes, unpullable = outcome["runs"][7:]
     assert (on_kubernetes["state"], on_kubernetes["target"]) == ("Success", "k8s")
     assert on_kubernetes["task"]["process_running"] is False
     assert unpullable["state"] == "Crashed"

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from flowrelay.aws.bus import Publisher
@@ -36,12 +35,15 @@ from flowrelay.launchers.kinds import checked_target
 from flowrelay.sdk.flow import registration_for
 from flowrelay.sdk.storage import load_flow
 from tests.support.aws import report_figures
+from tests.support.devstack import clients_of
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = (
     "flowrelay.sdk.examples.dask_fargate:flow",
     "flowrelay.sdk.examples.dask_sleeper:flow",
     "tests.support.flows:dask_failing",
+    "tests.support.flows:k8s_dask",
+    "tests.support.flows:k8s_dask_sleeper",
 )
 
 pytestmark = [
@@ -53,16 +55,7 @@ pytestmark = [
 class Stack:
     def __init__(self, dev: DevStack) -> None:
         self.dev = dev
-        env = dev.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
-        make: Any = session.client
-        self.client: Callable[[str], Any] = lambda service: make(
-            service, endpoint_url=env["AWS_ENDPOINT_URL"]
-        )
+        self.client: Callable[[str], Any] = clients_of(dev)
         self.store = Store(self.client("dynamodb"), dev.outputs["TableName"])
         self.publisher = Publisher(self.client("events"), dev.outputs["BusName"])
         self.ecs = self.client("ecs")
@@ -119,13 +112,39 @@ class Stack:
             ]
         return left
 
+    def kube_left_of(self, run_id: str) -> list[str]:
+        """What the Kubernetes API still holds of the run's cluster: its DaskCluster, and pods
+        and services labelled with its name."""
+        from flowrelay.devstack.kubernetes.client import ApiClient
+        from flowrelay.launchers.kubernetes.dask_clusters import CLUSTER_LABEL
+
+        api = self.dev.kubernetes
+        assert api is not None
+        client = ApiClient(api.url, api.headers())
+        namespace = self.dev.kubernetes_target_settings()["namespace"]
+        name = cluster_name(run_id, 1)
+        left = [
+            f"{plural}/{item['metadata']['name']}"
+            for plural in ("pods", "services")
+            for item in client.call(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/{plural}?labelSelector={CLUSTER_LABEL}={name}",
+            )["items"]
+            if not item["metadata"].get("deletionTimestamp")
+        ]
+        clusters = client.call(
+            "GET", f"/apis/kubernetes.dask.org/v1/namespaces/{namespace}/daskclusters"
+        )["items"]
+        left += [f"daskclusters/{name}" for item in clusters if item["metadata"]["name"] == name]
+        return left
+
     def settled(self, run_id: str) -> list[str]:
         """Once the monitor has checked the run's cluster: what is left of it (nothing)."""
         self.wait_for(
             f"the monitor checked the cluster of {run_id}",
             lambda: all(p.run_id != run_id for p in self.store.clusters.pending()),
         )
-        left = self.left_of(run_id)
+        left = self.left_of(run_id) + self.kube_left_of(run_id)
         swept = sum(
             1 for n in self.notes(run_id) if n.source == "monitor" and "swept" in (n.message or "")
         )
@@ -154,6 +173,11 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         running.store.targets.put(
             checked_target(Target(name="fargate", kind="ecs", settings=dev.ecs_target_settings()))
         )
+        running.store.targets.put(
+            checked_target(
+                Target(name="k8s", kind="kubernetes", settings=dev.kubernetes_target_settings())
+            )
+        )
         yield running
     finally:
         dev.stop()
@@ -163,8 +187,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
                 request.config,
                 "Dask clusters of flow runs on the dev stack",
                 [
-                    f"{len(running.outcomes)} runs with a FargateCluster; leaks the monitor found "
-                    f"and swept: {sum(o[2] for o in running.outcomes)}; leaks left: "
+                    f"{len(running.outcomes)} runs with an ephemeral Dask cluster (FargateCluster, "
+                    f"KubeCluster); leaks the monitor found and swept: "
+                    f"{sum(o[2] for o in running.outcomes)}; leaks left: "
                     f"{sum(o[3] for o in running.outcomes)}",
                     *(
                         f"  {state:<9} swept {swept}, left {left}: {run}"
@@ -251,3 +276,37 @@ def test_two_runs_with_clusters_at_once_do_not_touch_each_others(stack: Stack) -
     for run_id in (first, second):
         assert stack.settled(run_id) == []
         assert not [n for n in stack.notes(run_id) if n.source == "monitor"]
+
+
+def test_a_deprecated_kubernetes_environment_flow_runs_on_a_kube_cluster(stack: Stack) -> None:
+    run_id = stack.request("k8s-dask")
+    run = stack.wait_final(run_id)
+
+    assert str(run.state) == "Success", run.message
+    notes = [n.message or "" for n in stack.notes(run_id)]
+    name = cluster_name(run_id, 1)
+    assert notes[0] == f"Dask cluster {name} starting: KubeCluster"
+    assert f"Dask cluster {name} closed" in notes
+    assert stack.settled(run_id) == []
+
+
+def test_a_kubernetes_runner_killed_with_sigkill_has_its_kube_cluster_swept(stack: Stack) -> None:
+    run_id = stack.request("k8s-dask-sleeper")
+    stack.wait_cluster_started(run_id)
+    assert stack.kube_left_of(run_id)
+    jobs = stack.dev.job_executor
+    assert jobs is not None
+    run = stack.run(run_id)
+    job = str(run.infrastructure["job_name"])
+    (pid,) = [
+        pid
+        for namespace, pod in list(jobs.runs)
+        if pod.startswith(job) and (pid := jobs.pid_of_pod(namespace, pod)) is not None
+    ]
+    os.kill(pid, signal.SIGKILL)
+
+    assert str(stack.wait_final(run_id).state) == "Crashed"
+    assert stack.settled(run_id) == []
+    swept = [n.message or "" for n in stack.notes(run_id) if n.source == "monitor"]
+    assert len(swept) == 1, swept
+    assert "swept:" in swept[0]

@@ -33,6 +33,7 @@ from flowrelay.devstack.processes import running
 from flowrelay.devstack.template import load_template
 from flowrelay.sdk.flow import registration_for
 from flowrelay.sdk.storage import load_flow
+from tests.support.devstack import clients_of
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
@@ -50,16 +51,7 @@ class Stack:
         self.dev = stack
         self.endpoint_before = endpoint_before
         self.lines = lines
-        env = stack.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
-        make: Any = session.client  # boto3-stubs type each service separately
-        self.client: Callable[[str], Any] = lambda service: make(
-            service, endpoint_url=env["AWS_ENDPOINT_URL"]
-        )
+        self.client: Callable[[str], Any] = clients_of(stack)
         self.store = Store(self.client("dynamodb"), stack.outputs["TableName"])
         self.publisher = Publisher(self.client("events"), stack.outputs["BusName"])
         self.sqs = self.client("sqs")

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 import pytest
 
@@ -26,6 +25,7 @@ from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.processes import running
 from flowrelay.launchers.ecs.names import ATTEMPT_TAG, FLOW_TAG, RUN_ID_TAG
 from tests.support.aws import report_figures
+from tests.support.devstack import clients_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,16 +39,7 @@ class Stack:
 
     def __init__(self, dev: DevStack) -> None:
         self.dev = dev
-        env = dev.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
-        make: Any = session.client  # boto3-stubs type each service separately
-        self.client: Callable[[str], Any] = lambda service: make(
-            service, endpoint_url=env["AWS_ENDPOINT_URL"]
-        )
+        self.client: Callable[[str], Any] = clients_of(dev)
         self.ecs = self.client("ecs")
         self.cluster = dev.outputs["ClusterArn"]
 

@@ -14,17 +14,17 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
 from flowrelay.devstack.kubernetes.client import ApiClient
+from tests.support.kubernetes import executing, job_body, serving, wait_for
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 NAMESPACE = "flowrelay"
 #: The dev stack's image: it has no entrypoint, so the operator's ``args`` are the command.
 IMAGE = "flowrelay-local"
@@ -33,48 +33,20 @@ IMAGE = "flowrelay-local"
 @pytest.fixture(scope="module")
 def api() -> Iterator[KubernetesApi]:
     # As in the dev stack: every request needs an EKS token or a service account's token.
-    server = KubernetesApi(eks_cluster="flowrelay-dev")
-    server.start()
-    try:
+    with serving(KubernetesApi(eks_cluster="flowrelay-dev")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def executor(api: KubernetesApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobExecutor]:
-    runner = JobExecutor(
-        url=api.url,
-        headers=api.headers(),
-        stack_env=lambda: {},
-        log_dir=tmp_path_factory.mktemp("pods"),
-        poll_seconds=0.1,
-        shutdown_grace_seconds=5,
-    )
-    api.pod_logs = runner.read_log
-    runner.start()
-    try:
+    with executing(api, tmp_path_factory.mktemp("pods")) as runner:
         yield runner
-    finally:
-        runner.stopping.set()
-        runner.join(10)
-        runner.shutdown()
 
 
 @pytest.fixture(scope="module")
 def system(api: KubernetesApi) -> ApiClient:
     """The API with the controllers' credentials: what the tests look at."""
     return ApiClient(api.url, api.headers())
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {check}")
 
 
 def of_cluster(system: ApiClient, plural: str, name: str) -> list[dict[str, Any]]:
@@ -125,20 +97,27 @@ def kubeconfig(path: Path, api: KubernetesApi, system: ApiClient) -> Path:
     return path
 
 
-def test_a_kube_cluster_computes_scales_and_leaves_nothing(
+def pods_of_job(system: ApiClient, name: str) -> list[dict[str, Any]]:
+    """The pods of the Job ``name``, by the label its controller gives them."""
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=job-name={name}"
+    return list(system.call("GET", path)["items"])
+
+
+@pytest.fixture
+def cluster(
     api: KubernetesApi,
     executor: JobExecutor,
     system: ApiClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> Iterator[Any]:
+    """A KubeCluster of one worker made from this process, as a user's outside the cluster is
+    (a kubeconfig of its own); closed after the test, and nothing of it may be left."""
     from dask_kubernetes.operator import KubeCluster
-    from distributed import Client
 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "kubeconfig", api, system)))
-    name = f"dask-{uuid.uuid4().hex[:8]}"
-    cluster = KubeCluster(
-        name=name,
+    made = KubeCluster(
+        name=f"dask-{uuid.uuid4().hex[:8]}",
         namespace=NAMESPACE,
         image=IMAGE,
         n_workers=1,
@@ -148,46 +127,53 @@ def test_a_kube_cluster_computes_scales_and_leaves_nothing(
         quiet=True,
     )
     try:
-        assert cluster.scheduler_address.startswith("tcp://localhost:")
-        [service] = of_cluster(system, "services", name)
-        [scheduler] = [
-            p
-            for p in of_cluster(system, "pods", name)
-            if p["metadata"]["labels"]["dask.org/component"] == "scheduler"
-        ]
-        # The Service's cluster IP is the scheduler pod's own loopback address.
-        assert service["metadata"]["name"] == f"{name}-scheduler"
-        assert service["spec"]["clusterIP"] == scheduler["status"]["podIP"]
-        assert ipaddress.ip_address(service["spec"]["clusterIP"]).is_loopback
-        assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
-            "tcp-comm": 8786,
-            "http-dashboard": 8787,
-        }
-        with Client(cluster) as client:
-            assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
-            [worker] = workers(system, name)
-            labels = worker["metadata"]["labels"]
-            assert labels["dask.org/workergroup-name"] == f"{name}-default"
-            assert worker["metadata"]["ownerReferences"][0]["kind"] == "DaskWorkerGroup"
-
-            cluster.scale(2)
-            client.wait_for_workers(2, timeout=30)
-            assert len(client.scheduler_info()["workers"]) == 2
-            wait_for(lambda: len(workers(system, name)) == 2)
-            # Each pod listens on a loopback address of its own.
-            addresses = {w["status"]["podIP"] for w in workers(system, name)}
-            addresses.add(scheduler["status"]["podIP"])
-            assert len(addresses) == 3
-            assert client.submit(lambda x: x * 2, 21).result(timeout=30) == 42
-
-            cluster.scale(1)
-            wait_for(lambda: len(client.scheduler_info()["workers"]) == 1)
-            wait_for(lambda: len(workers(system, name)) == 1)
-            names = {w["name"] for w in client.scheduler_info()["workers"].values()}
-            assert names == {workers(system, name)[0]["metadata"]["name"]}
+        yield made
     finally:
-        cluster.close(timeout=30)
-    wait_for(lambda: gone(system, name))
+        made.close(timeout=30)
+    wait_for(lambda: gone(system, made.name))
+
+
+def test_a_kube_cluster_computes_scales_and_leaves_nothing(cluster: Any, system: ApiClient) -> None:
+    from distributed import Client
+
+    name = cluster.name
+    assert cluster.scheduler_address.startswith("tcp://localhost:")
+    [service] = of_cluster(system, "services", name)
+    [scheduler] = [
+        p
+        for p in of_cluster(system, "pods", name)
+        if p["metadata"]["labels"]["dask.org/component"] == "scheduler"
+    ]
+    # The Service's cluster IP is the scheduler pod's own loopback address.
+    assert service["metadata"]["name"] == f"{name}-scheduler"
+    assert service["spec"]["clusterIP"] == scheduler["status"]["podIP"]
+    assert ipaddress.ip_address(service["spec"]["clusterIP"]).is_loopback
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "tcp-comm": 8786,
+        "http-dashboard": 8787,
+    }
+    with Client(cluster) as client:
+        assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+        [worker] = workers(system, name)
+        labels = worker["metadata"]["labels"]
+        assert labels["dask.org/workergroup-name"] == f"{name}-default"
+        assert worker["metadata"]["ownerReferences"][0]["kind"] == "DaskWorkerGroup"
+
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=30)
+        assert len(client.scheduler_info()["workers"]) == 2
+        wait_for(lambda: len(workers(system, name)) == 2)
+        # Each pod listens on a loopback address of its own.
+        addresses = {w["status"]["podIP"] for w in workers(system, name)}
+        addresses.add(scheduler["status"]["podIP"])
+        assert len(addresses) == 3
+        assert client.submit(lambda x: x * 2, 21).result(timeout=30) == 42
+
+        cluster.scale(1)
+        wait_for(lambda: len(client.scheduler_info()["workers"]) == 1)
+        wait_for(lambda: len(workers(system, name)) == 1)
+        names = {w["name"] for w in client.scheduler_info()["workers"].values()}
+        assert names == {workers(system, name)[0]["metadata"]["name"]}
 
 
 def test_a_kube_cluster_in_a_pod_reaches_the_api_as_the_pod(
@@ -208,20 +194,7 @@ with KubeCluster(name={name!r}, image={IMAGE!r}, n_workers=1, quiet=True,
     print(json.dumps({{"namespace": cluster.namespace, "total": total,
                       "workers": len(client.scheduler_info()["workers"])}}))
 """
-    job = {
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {"name": "flow", "image": IMAGE, "command": ["python", "-c", code]}
-                    ],
-                }
-            },
-        },
-    }
+    job = job_body(name, {"name": "flow", "image": IMAGE, "command": ["python", "-c", code]})
     before = len(api.requests)
     system.call("POST", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", job)
 
@@ -235,9 +208,7 @@ with KubeCluster(name={name!r}, image={IMAGE!r}, n_workers=1, quiet=True,
         return found if done else None
 
     done = wait_for(finished, timeout=90)
-    [pod] = system.call(
-        "GET", f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=job-name={name}"
-    )["items"]
+    [pod] = pods_of_job(system, name)
     log = (executor.read_log(NAMESPACE, pod["metadata"]["name"], "flow") or b"").decode()
     assert done["status"]["conditions"][-1]["type"] == "Complete", log[-3000:]
     result = json.loads(log.strip().splitlines()[-1])
@@ -256,27 +227,12 @@ def test_a_pods_kubeconfig_never_is_the_stacks(
     code = (
         "import os; print(os.environ['KUBECONFIG']); print(open(os.environ['KUBECONFIG']).read())"
     )
-    job = {
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "containers": [
-                        {"name": "flow", "image": IMAGE, "args": ["python", "-c", code]}
-                    ],
-                }
-            },
-        },
-    }
+    container = {"name": "flow", "image": IMAGE, "args": ["python", "-c", code]}
+    job = job_body(name, container, pod={"automountServiceAccountToken": False})
     system.call("POST", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", job)
 
     def log() -> str | None:
-        pods = system.call(
-            "GET", f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=job-name={name}"
-        )["items"]
+        pods = pods_of_job(system, name)
         if not pods or pods[0]["status"].get("phase") != "Succeeded":
             return None
         return (executor.read_log(NAMESPACE, pods[0]["metadata"]["name"], "flow") or b"").decode()
@@ -290,44 +246,25 @@ def test_a_pods_kubeconfig_never_is_the_stacks(
 
 
 def test_an_adaptive_kube_cluster_grows_within_its_bounds(
-    api: KubernetesApi,
-    executor: JobExecutor,
-    system: ApiClient,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    cluster: Any, executor: JobExecutor, system: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dask_kubernetes.operator import KubeCluster
     from distributed import Client
 
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "kubeconfig", api, system)))
     # The operator asks the scheduler every 5 s; sooner here.
     monkeypatch.setattr(executor.dask_operator, "timer_seconds", 0.3)
-    name = f"dask-{uuid.uuid4().hex[:8]}"
-    cluster = KubeCluster(
-        name=name,
-        namespace=NAMESPACE,
-        image=IMAGE,
-        n_workers=1,
-        port_forward_cluster_ip=True,
-        resource_timeout=30,
-        quiet=True,
-    )
-    try:
-        with Client(cluster) as client:
-            cluster.adapt(minimum=1, maximum=2)
-            scaler = f"/apis/kubernetes.dask.org/v1/namespaces/{NAMESPACE}/daskautoscalers/{name}"
-            owners = wait_for(lambda: system.call("GET", scaler)["metadata"].get("ownerReferences"))
-            assert owners[0]["kind"] == "DaskCluster"
-            futures = client.map(time.sleep, [0.5] * 40, pure=False)
-            # More work than one worker's threads: the scheduler wants more, at most 2.
-            wait_for(lambda: len(workers(system, name)) == 2)
-            client.wait_for_workers(2, timeout=30)
-            group = f"/apis/kubernetes.dask.org/v1/namespaces/{NAMESPACE}/daskworkergroups"
-            replicas = system.call("GET", f"{group}/{name}-default")["spec"]["worker"]["replicas"]
-            assert replicas == 2
-            annotations = system.call("GET", scaler)["metadata"]["annotations"]
-            assert float(annotations["kubernetes.dask.org/cooldown-until"]) > time.time()
-            client.cancel(futures)
-    finally:
-        cluster.close(timeout=30)
-    wait_for(lambda: gone(system, name))
+    name = cluster.name
+    with Client(cluster) as client:
+        cluster.adapt(minimum=1, maximum=2)
+        scaler = f"/apis/kubernetes.dask.org/v1/namespaces/{NAMESPACE}/daskautoscalers/{name}"
+        owners = wait_for(lambda: system.call("GET", scaler)["metadata"].get("ownerReferences"))
+        assert owners[0]["kind"] == "DaskCluster"
+        futures = client.map(time.sleep, [0.5] * 40, pure=False)
+        # More work than one worker's threads: the scheduler wants more, at most 2.
+        wait_for(lambda: len(workers(system, name)) == 2)
+        client.wait_for_workers(2, timeout=30)
+        group = f"/apis/kubernetes.dask.org/v1/namespaces/{NAMESPACE}/daskworkergroups"
+        replicas = system.call("GET", f"{group}/{name}-default")["spec"]["worker"]["replicas"]
+        assert replicas == 2
+        annotations = system.call("GET", scaler)["metadata"]["annotations"]
+        assert float(annotations["kubernetes.dask.org/cooldown-until"]) > time.time()
+        client.cancel(futures)

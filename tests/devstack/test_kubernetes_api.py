@@ -20,6 +20,7 @@ from kmock import KubernetesEmulator, ResourceInfo
 from kubernetes import client
 
 from flowrelay.devstack.kubernetes import KubernetesApi
+from tests.support.kubernetes import serving
 
 
 def _client(url: str, token: str | None = None) -> Any:
@@ -38,12 +39,8 @@ def _core(url: str, token: str | None = None) -> Any:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[KubernetesApi]:
-    server = KubernetesApi(host="127.0.0.1", port=0)
-    server.start()
-    try:
+    with serving(KubernetesApi(host="127.0.0.1", port=0)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +186,30 @@ def test_a_name_not_a_dns_subdomain_is_invalid(core: Any) -> None:
     )
     status, body = error(core.create_namespaced_pod, "default", pod("p" * 254))
     assert "must be no more than 253 characters" in body["message"]
+
+
+def test_a_services_cluster_ip_is_a_loopback_address_of_its_own(core: Any) -> None:
+    """No kube-proxy: a cluster IP is reachable only where something listens on it, so one a
+    creator names (the Dask operator's emulation: its scheduler pod's) must be loopback, and
+    is refused as Kubernetes refuses an IP outside its range or already allocated."""
+
+    def service(name: str, cluster_ip: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "spec": {"clusterIP": cluster_ip, "ports": [{"port": 1}]},
+        }
+
+    created = core.create_namespaced_service("default", service("svc-named", "127.88.9.9"))
+    assert created.spec.cluster_ip == "127.88.9.9"
+    for name, cluster_ip, problem in (
+        ("svc-taken", "127.88.9.9", "provided IP is already allocated"),
+        ("svc-far", "10.0.0.1", "the provided IP (10.0.0.1) is not in the valid range."),
+        ("svc-bad", "not-an-ip", "the provided IP (not-an-ip) is not in the valid range."),
+    ):
+        status, body = error(core.create_namespaced_service, "default", service(name, cluster_ip))
+        assert (status, body["reason"]) == (422, "Invalid")
+        assert body["details"]["causes"][0]["field"] == "spec.clusterIPs"
+        assert f"failed to allocate IP {cluster_ip}: {problem}" in body["message"]
 
 
 def test_label_values_and_keys_are_validated(batch: Any) -> None:

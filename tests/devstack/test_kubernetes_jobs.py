@@ -7,47 +7,35 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import pytest
 from kubernetes import client
 
 from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
+from tests.support.kubernetes import executing, job_body, serving, wait_for
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[KubernetesApi]:
-    server = KubernetesApi()
-    server.start()
-    try:
+    with serving(KubernetesApi()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def executor(api: KubernetesApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobExecutor]:
-    runner = JobExecutor(
-        url=api.url,
-        headers=api.headers(),
+    # Image pulls back off quickly, and a pod's grace period is short: tests wait on both.
+    with executing(
+        api,
+        tmp_path_factory.mktemp("pods"),
         stack_env=lambda: {"FROM_STACK": "stack"},
-        log_dir=tmp_path_factory.mktemp("pods"),
-        poll_seconds=0.1,
         pull_backoff_seconds=0.3,
         shutdown_grace_seconds=2,
-    )
-    api.pod_logs = runner.read_log
-    runner.start()
-    try:
+    ) as runner:
         yield runner
-    finally:
-        runner.stopping.set()
-        runner.join(10)
-        runner.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +55,6 @@ def batch(k8s: Any) -> Any:
     return client.BatchV1Api(k8s)
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {check}")
-
-
 def python(code: str, **container: Any) -> dict[str, Any]:
     return {
         "name": "flow",
@@ -87,16 +65,12 @@ def python(code: str, **container: Any) -> dict[str, Any]:
 
 
 def make_job(batch: Any, container: dict[str, Any], **spec: Any) -> str:
+    """A Job of ``container`` created in "default", labelled as flowrelay labels a run's; its
+    name."""
     name = f"j-{uuid.uuid4().hex[:8]}"
-    pod_spec = {"restartPolicy": "Never", "containers": [container]}
-    pod_spec.update(spec.pop("pod", {}))
-    labels = {"flowrelay.io/run": name}
-    template = {"metadata": {"labels": labels}, "spec": pod_spec}
-    body = {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"backoffLimit": 0, "template": template, **spec},
-    }
-    batch.create_namespaced_job("default", body)
+    batch.create_namespaced_job(
+        "default", job_body(name, container, labels={"flowrelay.io/run": name}, **spec)
+    )
     return name
 
 
@@ -198,6 +172,19 @@ def test_a_failing_command_fails_the_job_with_its_exit_code(
     pod = pod_of(core, name)()
     terminated = pod.status.container_statuses[0].state.terminated
     assert (pod.status.phase, terminated.exit_code, terminated.reason) == ("Failed", 3, "Error")
+
+
+def test_a_dask_server_that_cannot_run_here_fails_to_start_saying_why(
+    executor: JobExecutor, batch: Any, core: Any
+) -> None:
+    """The kubelet runs a Dask scheduler or worker as ECS tasks are run (devstack/dask_tasks.py),
+    refusals included: a GPU worker is a StartError with the reason, as a missing program is."""
+    container = {"name": "worker", "image": "flowrelay-local:1", "args": ["dask-cuda-worker"]}
+    name = make_job(batch, container)
+    wait_for(finished(batch, name))
+    terminated = pod_of(core, name)().status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.reason) == (128, "StartError")
+    assert "dask-cuda-worker needs a GPU" in terminated.message
 
 
 SLEEPER = "import signal, sys, time; print('up', flush=True); time.sleep(60)"

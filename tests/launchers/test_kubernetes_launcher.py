@@ -471,8 +471,11 @@ def test_a_stop_leaves_no_job_no_pod_no_process(
     run = new_run(hanging(black_hole))
     launched = launcher.launch(run, target_for(api))
     running = wait_for(launcher, launched, lambda status: status.phase == "running")
-    pid = executor.pid_of_pod(NAMESPACE, running.details["pod"])
-    assert pid is not None
+    # The pod is Running once its guard started; the guard starts the command a moment later.
+    deadline = time.monotonic() + 10
+    while (pid := executor.pid_of_pod(NAMESPACE, running.details["pod"])) is None:
+        assert time.monotonic() < deadline, "the pod's command never started"
+        time.sleep(0.05)
     launcher.stop_launched(launched.model_dump(mode="json"), "cancelled")
     launcher.stop_launched(launched.model_dump(mode="json"), "cancelled again")  # idempotent
     gone = wait_for(launcher, launched, lambda status: status.phase == "gone", timeout=40)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flowrelay import Flow, Parameter, task
 from flowrelay.core.run_configs import ECSRun, KubernetesRun, LocalRun, UniversalRun
-from flowrelay.environments import KubernetesJobEnvironment
+from flowrelay.environments import DaskKubernetesEnvironment, KubernetesJobEnvironment
 from flowrelay.executors import DaskExecutor
 
 MIB = 1024 * 1024
@@ -136,3 +136,32 @@ with Flow(
     ),
 ) as dask_failing:
     explode(1)
+
+
+@task
+def double(value: int) -> int:
+    return value * 2
+
+
+@task
+def add_up(values: list[int]) -> int:
+    return sum(values)
+
+
+with warnings.catch_warnings():  # deprecated on purpose: users bring such flows
+    warnings.simplefilter("ignore", DeprecationWarning)
+    with Flow(
+        "k8s-dask",
+        environment=DaskKubernetesEnvironment(min_workers=1, max_workers=2),
+    ) as k8s_dask:
+        add_up(double.map(list(range(10))))
+
+
+with Flow(
+    "k8s-dask-sleeper",
+    run_config=KubernetesRun(),
+    executor=DaskExecutor(
+        cluster_class="dask_kubernetes.operator.KubeCluster", cluster_kwargs={"n_workers": 1}
+    ),
+) as k8s_dask_sleeper:
+    nap()

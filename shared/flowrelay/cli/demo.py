@@ -127,6 +127,10 @@ class ControlPlaneRun:
     parameters: dict[str, Any] = field(default_factory=dict)
     expected_message: str | None = None
     run_config: dict[str, Any] | None = None
+    #: It computes on an ephemeral Dask cluster on ECS: nothing of it may be left at the end.
+    dask_cluster: bool = False
+    #: Its runner is killed with SIGKILL once its Dask cluster has started.
+    kill_runner: bool = False
     run_id: str = ""
 
 
@@ -171,6 +175,23 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             expected_message="exited with code 137",
         ),
         ControlPlaneRun(
+            "A run on an ephemeral Fargate Dask cluster (DaskCloudProviderEnvironment, adaptive "
+            "1 to 3 workers): started, scaled and closed with the run",
+            "dask-fargate",
+            "Success",
+            parameters={"count": 24, "seconds": 0.5},
+            dask_cluster=True,
+        ),
+        ControlPlaneRun(
+            "A run whose runner is killed (SIGKILL) while its Fargate Dask cluster computes: "
+            "Crashed, and the monitor sweeps the cluster",
+            "dask-sleeper",
+            "Crashed",
+            parameters={"seconds": 120},
+            dask_cluster=True,
+            kill_runner=True,
+        ),
+        ControlPlaneRun(
             "A run on Kubernetes (KubernetesRun): one Job, its pod runs the flow",
             "hello",
             "Success",
@@ -198,10 +219,9 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
         )
         for name in sorted({run.flow for run in runs}):
-            flow = load_flow(Module(f"flowrelay.sdk.examples.{name}:flow"))
-            registration, _ = store.flows.register(
-                registration_for(flow, storage=Module(f"flowrelay.sdk.examples.{name}:flow"))
-            )
+            module = Module(f"flowrelay.sdk.examples.{name.replace('-', '_')}:flow")
+            flow = load_flow(module)
+            registration, _ = store.flows.register(registration_for(flow, storage=module))
             say(f"registered {registration.name} version {registration.version}")
         store.targets.put(
             checked_target(Target(name="fargate", kind="ecs", settings=stack.ecs_target_settings()))
@@ -253,7 +273,20 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         say(f"cancel requested for run {cancelled_run.run_id} (was Running)")
+        for run in runs:
+            if run.kill_runner:
+                _kill_runner_once_its_cluster_started(stack, store, run.run_id, timeout)
+                say(f"run {run.run_id}: its runner was killed with SIGKILL")
         _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
+        # The monitor checks (and, if need be, sweeps) every Dask cluster of an ended run.
+        _wait(
+            lambda: (
+                not {p.run_id for p in store.clusters.pending()}
+                & {run.run_id for run in runs if run.dask_cluster}
+            ),
+            timeout,
+        )
+        ecs = session.client("ecs", endpoint_url=endpoint)
         # Let the last task processes exit and their STOPPED events be recorded, so the
         # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
         stack.wait_idle(timeout=15)
@@ -270,6 +303,9 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
                 run,
                 stack.task_of_run(store.runs.get(run.run_id))
                 or stack.job_of_run(store.runs.get(run.run_id)),
+                cluster_left=_cluster_left(ecs, stack.outputs["ClusterArn"], run.run_id)
+                if run.dask_cluster
+                else None,
             )
             for run in runs
         ]
@@ -310,8 +346,48 @@ def _wait(condition: Any, timeout: float) -> None:
         time.sleep(0.25)
 
 
+def _kill_runner_once_its_cluster_started(
+    stack: Any, store: Any, run_id: str, timeout: float
+) -> None:
+    """SIGKILL the run's runner process (as an out-of-memory kill would) once its history says
+    its Dask cluster started: it cannot close the cluster, the monitor must sweep it."""
+    import os
+    import signal
+
+    _wait(
+        lambda: any(
+            entry.note and " started: " in (entry.message or "")
+            for entry in store.runs.history(run_id)
+        ),
+        timeout,
+    )
+    pid = stack.executor.pid_of(run_id) if stack.executor is not None else None
+    if pid is None:
+        raise RuntimeError(f"run {run_id}: its runner process is not running")
+    os.kill(pid, signal.SIGKILL)
+
+
+def _cluster_left(ecs: Any, ecs_cluster: str, run_id: str) -> list[str]:
+    """What ECS holds of the run's Dask cluster: running tasks and active task definitions."""
+    from flowrelay.core.clusters import cluster_name
+    from flowrelay.launchers.ecs.dask_clusters import families
+
+    name = cluster_name(run_id, 1)
+    left = list(
+        ecs.list_tasks(cluster=ecs_cluster, startedBy=name, desiredStatus="RUNNING")["taskArns"]
+    )
+    for family in families(name):
+        left += ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")[
+            "taskDefinitionArns"
+        ]
+    return left
+
+
 def _timeline(
-    store: Any, run: ControlPlaneRun, task: dict[str, Any] | None = None
+    store: Any,
+    run: ControlPlaneRun,
+    task: dict[str, Any] | None = None,
+    cluster_left: list[str] | None = None,
 ) -> dict[str, Any]:
     record = store.runs.get(run.run_id)
     history = store.runs.history(run.run_id)
@@ -332,14 +408,19 @@ def _timeline(
             else None
         ),
         "task": task,
-        # Every run's infrastructure must be gone at the end; a cancelled one above all.
+        "dask_cluster_left": cluster_left,
+        # Every run's infrastructure must be gone at the end; a cancelled one above all, and
+        # every Dask cluster however its run ended.
         "as_designed": str(record.state) == run.expected
         and (run.expected_message is None or run.expected_message in message)
-        and stopped,
+        and stopped
+        and not cluster_left,
         "history": [
             {
                 "at": entry.at.isoformat(),
-                "state": str(entry.state),
+                # A note (the run's Dask cluster started, scaled, closed, was swept) changes
+                # no state.
+                "state": "·" if entry.note else str(entry.state),
                 "source": str(entry.source),
                 "message": entry.message,
             }
@@ -375,6 +456,13 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
             ecs += f" ({escape(task['stopped_reason'])})"
         if task.get("process_running"):
             ecs += " [red]its process still runs[/]"
+    left = outcome.get("dask_cluster_left")
+    if left is not None:
+        ecs += (
+            "  Dask cluster: nothing left in ECS"
+            if not left
+            else f"  [red]Dask cluster left in ECS: {escape(', '.join(left))}[/]"
+        )
     render.stdout.print(
         f"  target: {outcome['target']}  task: {outcome['task_arn']}{ecs}  {verdict}\n"
     )

@@ -27,8 +27,9 @@ run and without events (on AWS it would not exist). Only a flow run's own task h
 group is ``flowrelay-dask:<run id>`` and whose tags name the run) are never a repeat of anything,
 and their events match no run.
 
-A task whose command is dask-cloudprovider's ``dask-scheduler`` or ``dask-worker`` runs as the
-``dask`` CLI of this Python, bound to the task's own loopback address (``dask_tasks``).
+A task whose command starts a Dask scheduler or worker (dask-cloudprovider's ``dask-scheduler``
+or ``dask-worker``) runs as the ``dask`` CLI of this Python, bound to the task's own loopback
+address (``dask_tasks``, which the Kubernetes kubelet's Dask pods go through too).
 
 Each task's output goes to ``<log dir>/<task id>.log`` and, when the container logs with awslogs,
 to that log group and stream in moto as it is written (new whole lines about once a second, the
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flowrelay.core.contract import ENV_ATTEMPT
-from flowrelay.devstack.dask_tasks import is_dask_command, local_dask_command, task_address
+from flowrelay.devstack.dask_tasks import local_dask_command, task_address
 from flowrelay.devstack.processes import (
     MARKER,
     Lifeline,
@@ -279,10 +280,10 @@ class EcsExecutor(threading.Thread):
         log_file = log_path.open("wb")
         try:
             command = list(override.get("command") or container.get("command") or [])
-            if is_dask_command(command):
-                command = local_dask_command(command, task_address(task))
+            # dask-cloudprovider's schedulers and workers need this Python's dask CLI and the
+            # task's own address (dask_tasks); any other command runs as it is.
             process = start_group(
-                resolve_command(command),
+                resolve_command(local_dask_command(command, task_address(task))),
                 env=child_environment(self.stack_env(), env),
                 log_file=log_file,
                 lifeline=self._lifeline,

@@ -141,9 +141,16 @@ class RunClusters:
         workers = _workers(cluster)
         address = getattr(cluster, "scheduler_address", None)
         dashboard = getattr(cluster, "dashboard_link", None)
+        # A SpecCluster (FargateCluster) has asked for its workers; they join shortly after.
+        asked = len(getattr(cluster, "worker_spec", None) or {})
+        count = (
+            f"{workers} of {asked} workers joined"
+            if asked > workers
+            else (f"{workers} worker{'' if workers == 1 else 's'}")
+        )
         message = (
             f"Dask cluster {self.supply.sweep.name} started: {self._cluster_class}, scheduler "
-            f"{address}, {workers} worker{'' if workers == 1 else 's'}"
+            f"{address}, {count}"
         )
         if dashboard:
             message += f" (dashboard {dashboard})"

@@ -50,22 +50,15 @@ class Reporter:
         details: Mapping[str, Any] | None = None,
     ) -> bool:
         """Publish one report; whether the bus accepted it."""
-        all_details = dict(details or {})
-        if self.config.attempt is not None:
-            all_details.setdefault("attempt", self.config.attempt)
         event = FlowRunStateChanged(
             flow_run_id=self.config.run_id,
             state=state,
             source=Source.RUNNER,
             message=_clip(message),
             heartbeat=heartbeat,
-            details=all_details,
+            details=self._details(details),
         )
-        try:
-            self.publisher.publish(event)
-        except Exception:
-            what = "heartbeat" if heartbeat else f"{state} report"
-            log.exception("Could not put the %s on bus %r", what, self.config.bus_name)
+        if not self._publish(event, "heartbeat" if heartbeat else f"{state} report"):
             return False
         if not heartbeat:
             log.info("Reported %s%s", state, f": {event.message}" if event.message else "")
@@ -81,25 +74,32 @@ class Reporter:
         details: Mapping[str, Any] | None = None,
     ) -> bool:
         """Publish what happened to the run's Dask cluster; whether the bus accepted it."""
-        all_details = dict(details or {})
-        if self.config.attempt is not None:
-            all_details.setdefault("attempt", self.config.attempt)
         event = FlowRunClusterChanged(
             flow_run_id=self.config.run_id,
             phase=phase,
             cluster=cluster,
             message=_clip(message) or "",
             workers=workers,
-            details=all_details,
+            details=self._details(details),
         )
+        if not self._publish(event, f"cluster's {phase} report"):
+            return False
+        log.info("%s", event.message)
+        return True
+
+    def _details(self, details: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``details`` with the attempt, which every report carries."""
+        all_details = dict(details or {})
+        if self.config.attempt is not None:
+            all_details.setdefault("attempt", self.config.attempt)
+        return all_details
+
+    def _publish(self, event: Any, what: str) -> bool:
         try:
             self.publisher.publish(event)
         except Exception:
-            log.exception(
-                "Could not put the cluster's %s report on bus %r", phase, self.config.bus_name
-            )
+            log.exception("Could not put the %s on bus %r", what, self.config.bus_name)
             return False
-        log.info("%s", event.message)
         return True
 
 

@@ -36,11 +36,11 @@ loopback address (there is no kube-proxy), so the Service is made once that pod 
 workers are given ``tcp://<cluster IP>:<port>`` where the controller writes the Service's DNS
 name. Its log lines say "dask operator (emulated)".
 
-``dask_image_command`` is how the kubelet runs a Dask scheduler or worker container (the
-operator's pod specs give only ``args``, which the Dask image's entrypoint runs): the image's
-``dask-scheduler``/``dask-worker`` (console scripts distributed 2026 no longer has) become this
-Python's ``dask scheduler``/``dask worker``, listening on the pod's own loopback address where
-the specs say 0.0.0.0 or nothing.
+The kubelet (``jobs.py``) runs the scheduler and worker containers as it runs an ECS task's
+(``devstack/dask_tasks.py``): the operator's pod specs give only ``args``, which the Dask image's
+entrypoint runs; ``dask-scheduler``/``dask-worker`` (console scripts distributed 2026 no longer
+has) become this Python's ``dask scheduler``/``dask worker``, listening on the pod's own
+loopback address.
 """
 
 from __future__ import annotations
@@ -70,75 +70,6 @@ TIMER_SECONDS = 5.0
 COOLDOWN_SECONDS = 15.0
 NAME_CHARACTERS = "bcdfghjklmnpqrstvwxz2456789"
 T = TypeVar("T")
-
-
-def dask_image_command(command: list[str], pod_ip: str) -> list[str] | None:
-    """``command`` as this machine runs it when it starts a Dask scheduler or worker
-    (``dask-scheduler``, ``dask-worker``, ``dask scheduler``, ``dask worker``): this Python's
-    ``dask`` CLI, listening on ``pod_ip`` wherever the command says every interface or says
-    nothing (a worker finds its address by routing towards the internet otherwise). None for
-    any other command.
-
-    >>> dask_image_command(["dask-scheduler", "--host", "0.0.0.0"], "127.88.0.2")
-    ['dask', 'scheduler', '--host', '127.88.0.2', '--dashboard-address', '127.88.0.2:8787']
-    """
-    if not command:
-        return None
-    program = command[0].rsplit("/", 1)[-1]
-    if program in ("dask-scheduler", "dask-worker"):
-        role, rest = program.removeprefix("dask-"), command[1:]
-    elif program == "dask" and len(command) > 1 and command[1] in ("scheduler", "worker"):
-        role, rest = command[1], command[2:]
-    else:
-        return None
-    options = list(rest)
-    if role == "worker" and _option(options, "--listen-address") is not None:
-        _rewrite(options, "--listen-address", lambda value: _listen_on(value, pod_ip))
-    else:
-        _rewrite(options, "--host", lambda value: pod_ip if _everywhere(value) else value)
-        if _option(options, "--host") is None:
-            options += ["--host", pod_ip]
-    if "--no-dashboard" not in options:
-        default = "8787" if role == "scheduler" else "0"
-        _rewrite(options, "--dashboard-address", lambda value: _dashboard_on(value, pod_ip))
-        if _option(options, "--dashboard-address") is None:
-            options += ["--dashboard-address", f"{pod_ip}:{default}"]
-    return ["dask", role, *options]
-
-
-def _option(options: list[str], name: str) -> str | None:
-    for index, option in enumerate(options):
-        if option == name and index + 1 < len(options):
-            return options[index + 1]
-        if option.startswith(f"{name}="):
-            return option.split("=", 1)[1]
-    return None
-
-
-def _rewrite(options: list[str], name: str, change: Callable[[str], str]) -> None:
-    for index, option in enumerate(options):
-        if option == name and index + 1 < len(options):
-            options[index + 1] = change(options[index + 1])
-        elif option.startswith(f"{name}="):
-            options[index] = f"{name}={change(option.split('=', 1)[1])}"
-
-
-def _everywhere(host: str) -> bool:
-    return host.strip("[]") in ("", "0.0.0.0", "::", "*")
-
-
-def _dashboard_on(value: str, pod_ip: str) -> str:
-    """``8787``, ``:8787`` and ``0.0.0.0:8787`` (every interface) become ``<pod ip>:8787``."""
-    host, _, port = value.rpartition(":")
-    return f"{pod_ip}:{port}" if _everywhere(host) else value
-
-
-def _listen_on(value: str, pod_ip: str) -> str:
-    scheme, _, address = value.rpartition("://")
-    host, _, port = address.rpartition(":")
-    if not _everywhere(host):
-        return value
-    return f"{scheme + '://' if scheme else ''}{pod_ip}{':' + port if port else ''}"
 
 
 def _run(coroutine: Coroutine[Any, Any, T], timeout: float) -> T:

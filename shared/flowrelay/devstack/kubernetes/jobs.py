@@ -25,7 +25,8 @@ HTTP as the real ones are.
   grace period, and removes the pod once the process is gone.
 - **A pod's network and credentials**: each pod gets a loopback address of its own
   (``POD_NETWORK``, its ``status.podIP``), so pods listen on the same ports side by side; a Dask
-  scheduler or worker is made to listen there (``dask_operator.dask_image_command``). The pod
+  scheduler or worker is made to listen there (``devstack/dask_tasks.py``, as for ECS tasks;
+  a Dask command that cannot run here is a StartError saying why). The pod
   reaches the API as pods do: ``KUBERNETES_SERVICE_HOST``/``_PORT``, and its service account's
   token (a TokenRequest bound to the pod, renewed at 80% of its hour) in a kubeconfig named by
   ``KUBECONFIG``, since the token's fixed path on a node cannot be per pod on one machine.
@@ -68,8 +69,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from flowrelay.devstack.dask_tasks import local_dask_command
 from flowrelay.devstack.kubernetes.client import ApiClient, KubernetesCallError
-from flowrelay.devstack.kubernetes.dask_operator import DaskOperator, dask_image_command
+from flowrelay.devstack.kubernetes.dask_operator import DaskOperator
 from flowrelay.devstack.kubernetes.quantities import parse_quantity
 from flowrelay.devstack.kubernetes.store import timestamp
 from flowrelay.devstack.processes import (
@@ -670,7 +672,6 @@ class JobExecutor(threading.Thread):
         # $(NAME) in the command and its arguments is the container's variable, as the kubelet
         # expands it.
         command = [_expand(part, own) for part in command + args]
-        command = dask_image_command(command, run.pod_ip) or command
         probe = container.get("readinessProbe") or {}
         run.probe = probe if (probe.get("httpGet") or probe.get("tcpSocket")) else None
         run.ready = run.probe is None
@@ -692,8 +693,10 @@ class JobExecutor(threading.Thread):
                 raise FileNotFoundError(
                     f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory'
                 )
+            # The Dask operator's schedulers and workers need this Python's dask CLI and the
+            # pod's own address (dask_tasks); any other command runs as it is.
             process = start_group(
-                resolve_command(command),
+                resolve_command(local_dask_command(command, run.pod_ip)),
                 env={**env, MARKER: env.get(MARKER) or str(self.log_dir)},
                 log_file=log_file,
                 lifeline=self._lifeline,

@@ -249,34 +249,20 @@ class Store:
                 address = ipaddress.ip_address(str(given))
             except ValueError:
                 address = None
-            if address is None or not address.is_loopback or address.version != 4:
-                raise invalid(
-                    kind,
-                    str(obj["metadata"]["name"]),
-                    [
-                        FieldError(
-                            "spec.clusterIPs",
-                            "Invalid value",
-                            f"failed to allocate IP {given}: the provided IP ({given}) is not "
-                            f"in the valid range. The range of valid IPs is 127.0.0.0/8",
-                            f'["{given}"]',
-                        )
-                    ],
-                )
             taken = {(o.get("spec") or {}).get("clusterIP") for o in self._of("services")}
-            if str(address) in taken:
-                raise invalid(
-                    kind,
-                    str(obj["metadata"]["name"]),
-                    [
-                        FieldError(
-                            "spec.clusterIPs",
-                            "Invalid value",
-                            f"failed to allocate IP {given}: provided IP is already allocated",
-                            f'["{given}"]',
-                        )
-                    ],
+            if address is None or not address.is_loopback or address.version != 4:
+                problem = (
+                    f"the provided IP ({given}) is not in the valid range. The range of valid "
+                    f"IPs is 127.0.0.0/8"
                 )
+            elif str(address) in taken:
+                problem = "provided IP is already allocated"
+            else:
+                problem = None
+            if problem is not None:
+                message = f"failed to allocate IP {given}: {problem}"
+                error = FieldError("spec.clusterIPs", "Invalid value", message, f'["{given}"]')
+                raise invalid(kind, str(obj["metadata"]["name"]), [error])
             chosen = str(address)
         elif given == "None":
             chosen = "None"

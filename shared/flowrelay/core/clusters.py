@@ -79,6 +79,11 @@ class ClusterSupply(Model):
         description="What the cluster's keyword arguments must hold once merged: without it "
         "the cluster class would create (or look up account-wide) something of its own.",
     )
+    sweep_from: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where-keys of the sweep taken from the merged keyword arguments (the flow "
+        "may name another ECS cluster: its tasks are swept there).",
+    )
     spec_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Merged into a resource spec the flow gives (a mapping, or the path of a "
@@ -88,6 +93,22 @@ class ClusterSupply(Model):
     def fits(self, cluster_class: str) -> bool:
         """Whether this supply is for ``cluster_class`` (an import path)."""
         return cluster_class in self.classes
+
+    def sweep_of(self, kwargs: Mapping[str, Any]) -> ClusterSweep:
+        """The sweep of a cluster created with ``kwargs`` (merged): where the flow's own
+        settings put it.
+
+        >>> supply = ClusterSupply(classes=[], sweep=ClusterSweep(kind="ecs", name="c",
+        ...     cluster_class="x", where={"cluster": "flows"}), sweep_from={"cluster_arn":
+        ...     "cluster"})
+        >>> supply.sweep_of({"cluster_arn": "other"}).where
+        {'cluster': 'other'}
+        """
+        where = dict(self.sweep.where)
+        for kwarg, key in self.sweep_from.items():
+            if kwargs.get(kwarg):
+                where[key] = kwargs[kwarg]
+        return self.sweep.model_copy(update={"where": where})
 
     def merged(self, cluster_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The cluster's keyword arguments: the defaults, the flow's ``cluster_kwargs`` over

@@ -52,7 +52,13 @@ def class_path(cluster_class: Any) -> str:
 
 def _is_kind_of(cluster_class: Any, path: str) -> bool:
     """Whether ``cluster_class`` is (a subclass of) the class at import path ``path``; False
-    when that library is not installed (then it cannot be that class)."""
+    when that library is not installed (then it cannot be that class). The library is imported
+    only when the class has a base from it: a LocalCluster run does not pay for importing
+    dask-cloudprovider and aiobotocore."""
+    library = path.split(".", 1)[0]
+    bases = getattr(cluster_class, "__mro__", ())
+    if not any(str(getattr(base, "__module__", "")).startswith(library) for base in bases):
+        return False
     try:
         known = import_object(path)
     except Exception:
@@ -116,20 +122,19 @@ class RunClusters:
                 f"target's settings nor the flow's cluster_kwargs give them, and flowrelay does "
                 f"not let the cluster create its own)"
             )
-        self.supply = supply.model_copy(
-            update={"sweep": supply.sweep.model_copy(update={"cluster_class": path})}
-        )
+        sweep = supply.sweep_of(merged).model_copy(update={"cluster_class": path})
+        self.supply = supply.model_copy(update={"sweep": sweep})
         self._cluster_class = path.rsplit(".", 1)[-1]
         details: dict[str, Any] = {"class": path}
         if replaced:
             details["replaced"] = replaced
         if not self._report(
             "starting",
-            f"Dask cluster {supply.sweep.name} starting: {self._cluster_class}",
+            f"Dask cluster {sweep.name} starting: {self._cluster_class}",
             details=details,
         ):
             raise ClusterRefused(
-                f"could not record Dask cluster {supply.sweep.name} on the bus before creating "
+                f"could not record Dask cluster {sweep.name} on the bus before creating "
                 "it; not creating a cluster that could not be found again"
             )
         return merged

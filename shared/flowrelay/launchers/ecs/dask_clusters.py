@@ -114,6 +114,7 @@ def cluster_supply(
         ),
         defaults={key: value for key, value in defaults.items() if value is not None},
         required=list(REQUIRED),
+        sweep_from={"cluster_arn": "cluster"},
         enforced={
             "name": name,
             "skip_cleanup": True,

@@ -44,6 +44,7 @@ FLOWS = (
     "tests.support.flows:dask_failing",
     "tests.support.flows:k8s_dask",
     "tests.support.flows:k8s_dask_sleeper",
+    "tests.support.flows:k8s_dask_specs",
 )
 
 pytestmark = [
@@ -310,3 +311,14 @@ def test_a_kubernetes_runner_killed_with_sigkill_has_its_kube_cluster_swept(stac
     swept = [n.message or "" for n in stack.notes(run_id) if n.source == "monitor"]
     assert len(swept) == 1, swept
     assert "swept:" in swept[0]
+
+
+def test_custom_scheduler_and_worker_specs_make_the_kube_cluster(stack: Stack) -> None:
+    """DaskKubernetesEnvironment(scheduler_spec_file=, worker_spec_file=), as its users wrote
+    it: the specs become the run's DaskCluster (named and labelled after the run), and the
+    flow's task runs on a worker made from the worker spec."""
+    run_id = stack.request("k8s-dask-specs")
+    run = stack.wait_final(run_id)
+
+    assert str(run.state) == "Success", run.message
+    assert stack.settled(run_id) == []

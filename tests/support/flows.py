@@ -165,3 +165,29 @@ with Flow(
     ),
 ) as k8s_dask_sleeper:
     nap()
+
+
+@task
+def where_am_i() -> str:
+    """What the worker's pod spec put in its environment (the custom worker spec must be used)."""
+    import os
+
+    value = os.environ.get("FROM_THE_SPEC", "")
+    if value != "worker":
+        raise ValueError(f"FROM_THE_SPEC is {value!r} on this worker, not 'worker'")
+    return value
+
+
+with warnings.catch_warnings():  # deprecated on purpose: users bring such flows
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _SPECS = Path(__file__).with_name("dask-specs")
+    with Flow(
+        "k8s-dask-specs",
+        environment=DaskKubernetesEnvironment(
+            min_workers=1,
+            max_workers=1,
+            scheduler_spec_file=str(_SPECS / "scheduler.yaml"),
+            worker_spec_file=str(_SPECS / "worker.yaml"),
+        ),
+    ) as k8s_dask_specs:
+        where_am_i()

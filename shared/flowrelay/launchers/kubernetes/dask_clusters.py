@@ -65,7 +65,10 @@ def cluster_supply(
         enforced={"name": name, "namespace": launched.namespace, "shutdown_on_close": True},
         spec_overrides={
             "custom_cluster_spec": {
-                "metadata": {"name": name, "namespace": launched.namespace, "labels": labels}
+                "metadata": {"name": name, "namespace": launched.namespace, "labels": labels},
+                # The scheduler's service finds its pod by the cluster's name, which the spec
+                # (written before the run had one) cannot know.
+                "spec": {"scheduler": {"service": {"selector": {CLUSTER_LABEL: name}}}},
             }
         },
     )

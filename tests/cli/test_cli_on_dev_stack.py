@@ -218,6 +218,7 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     notes = [e["message"] for e in on_fargate_cluster["history"] if e["state"] == "·"]
     assert notes[0].endswith("starting: FargateCluster")
     assert any(" closed" in note for note in notes)
+    assert [note for note in notes if " scaled from " in note][-1].endswith("to 1 worker")
     assert on_fargate_cluster["dask_cluster_left"] == []
     assert cluster_killed["state"] == "Crashed"
     swept = [

@@ -203,7 +203,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 def test_a_deprecated_environment_flow_runs_on_a_real_fargate_cluster_that_adapts(
     stack: Stack,
 ) -> None:
-    run_id = stack.request("dask-fargate", parameters={"count": 24, "seconds": 0.5})
+    run_id = stack.request("dask-fargate", parameters={"count": 24, "seconds": 0.5, "linger": 8})
     run = stack.wait_final(run_id)
 
     assert str(run.state) == "Success", run.message
@@ -213,7 +213,9 @@ def test_a_deprecated_environment_flow_runs_on_a_real_fargate_cluster_that_adapt
     assert notes[1].startswith(
         f"Dask cluster {name} started: FargateCluster, scheduler tcp://127.77."
     )
-    assert any(f"to {n} workers" in note for note in notes for n in (2, 3)), notes  # adapted up
+    scaled = [note for note in notes if " scaled from " in note]
+    assert any(f"to {n} workers" in note for note in scaled for n in (2, 3)), notes  # adapted up
+    assert scaled[-1].endswith("to 1 worker"), notes  # and down, once the map was done
     assert f"Dask cluster {name} closed" in notes
     assert stack.settled(run_id) == []
 

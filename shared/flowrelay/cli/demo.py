@@ -176,10 +176,10 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         ),
         ControlPlaneRun(
             "A run on an ephemeral Fargate Dask cluster (DaskCloudProviderEnvironment, adaptive "
-            "1 to 3 workers): started, scaled and closed with the run",
+            "1 to 3 workers): up for the map, down after it, closed with the run",
             "dask-fargate",
             "Success",
-            parameters={"count": 24, "seconds": 0.5},
+            parameters={"count": 24, "seconds": 0.5, "linger": 6},
             dask_cluster=True,
         ),
         ControlPlaneRun(

@@ -30,6 +30,13 @@ def total(values: list[int]) -> int:
     return sum(values)
 
 
+@task
+def linger(result: int, seconds: float) -> int:
+    """One task after the map: the idle workers are retired meanwhile (adaptive scale-down)."""
+    time.sleep(seconds)
+    return result
+
+
 with Flow(
     "dask-fargate",
     environment=DaskCloudProviderEnvironment(
@@ -45,4 +52,4 @@ with Flow(
 ) as flow:
     count = Parameter("count", default=24)
     seconds = Parameter("seconds", default=0.5)
-    total(work.map(chunks(count), unmapped(seconds)))
+    linger(total(work.map(chunks(count), unmapped(seconds))), Parameter("linger", default=0.0))

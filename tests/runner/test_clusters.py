@@ -50,7 +50,8 @@ def launched_run(store: Store, infrastructure: dict[str, Any], target: str) -> F
 def watcher(store: Store, run: FlowRun, bus: str) -> RunClusters:
     config = RunnerConfig(run_id=run.run_id, table_name=store.table_name, bus_name=bus, attempt=1)
     reporter = Reporter(Publisher(boto3.client("events"), bus), config)
-    return RunClusters(run, store, reporter, boto3.client)
+    make: Any = boto3.client  # boto3-stubs type each service separately
+    return RunClusters(run, store, reporter, make)
 
 
 def ecs_run(store: Store, ecs: Any, cluster: str, settings: dict[str, Any]) -> FlowRun:

@@ -16,7 +16,7 @@ from flowrelay.control.store import Store
 from flowrelay.core.clusters import FARGATE_CLUSTER, ClusterSweep, cluster_name
 from flowrelay.core.events import EventError, parse_event
 from flowrelay.core.lifecycle import RunState, Source
-from flowrelay.launchers.ecs.dask_clusters import families
+from flowrelay.launchers.ecs.dask_clusters import GROUP_PREFIX, families
 from flowrelay.launchers.ecs.launcher import EcsLauncher, LaunchResult
 from flowrelay.launchers.kinds import event_readers
 from tests.launchers.test_ecs_dask_clusters import start_task
@@ -64,13 +64,7 @@ def running_run(store: Store, ecs_cluster: str, run_id: str = "dask-run") -> Clu
         infrastructure=launched.model_dump(mode="json"),
         target="fargate",
     )
-    name = cluster_name(run_id, 1)
-    return ClusterSweep(
-        kind="ecs",
-        name=name,
-        cluster_class=FARGATE_CLUSTER,
-        where={"cluster": ecs_cluster, "families": families(name)},
-    )
+    return ClusterSweep(kind="ecs", name=cluster_name(run_id, 1), cluster_class=FARGATE_CLUSTER)
 
 
 def test_a_starting_cluster_is_remembered_and_noted_once_however_often_it_is_delivered(
@@ -101,6 +95,41 @@ def test_a_cluster_report_about_an_unknown_run_is_refused_with_the_reason(store:
         )
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("flowrelay", "ecs"),  # the ECS launcher's startedBy: the monitor would stop flow runs
+        (cluster_name("another-run", 1), "ecs"),  # another run's cluster
+        (cluster_name("dask-run", 2), "ecs"),  # an attempt the run never made
+        (cluster_name("dask-run", 1), "kubernetes"),  # not the kind the run was launched on
+    ],
+)
+def test_a_report_naming_anything_but_the_runs_own_cluster_is_refused(
+    store: Store, cluster: str, name: str, kind: str
+) -> None:
+    running_run(store, cluster)
+    forged = ClusterSweep(kind=kind, name=name, cluster_class=FARGATE_CLUSTER)
+    with pytest.raises(EventError, match="is not a cluster of run 'dask-run'"):
+        StateRecorder(store).handle(
+            parse_event(cluster_event("dask-run", "starting", forged, "starting"), event_readers())
+        )
+    assert store.clusters.pending() == []  # nothing for the monitor to sweep
+
+
+def test_a_cluster_whose_run_is_gone_is_forgotten(store: Store, ecs: Any, bus: str) -> None:
+    record = ClusterSweep(
+        kind="ecs", name=cluster_name("vanished", 1), cluster_class=FARGATE_CLUSTER
+    )
+    store.clusters.expect("vanished", record)
+    monitor = Monitor(
+        store,
+        {"ecs": EcsLauncher(ecs, table_name=store.table_name, bus_name=bus)},
+        Publisher(boto3.client("events"), bus),
+    )
+    assert monitor.run_once().actions == []
+    assert store.clusters.pending() == []  # nothing says where it ran: not tried for ever
+
+
 def test_the_monitor_sweeps_a_cluster_only_once_its_run_is_over(
     store: Store, ecs: Any, cluster: str, bus: str, network: dict[str, Any]
 ) -> None:
@@ -109,9 +138,10 @@ def test_the_monitor_sweeps_a_cluster_only_once_its_run_is_over(
         parse_event(cluster_event("dask-run", "starting", record, "starting"), event_readers())
     )
     scheduler, worker = families(record.name)
+    group = GROUP_PREFIX + "dask-run"
     tasks = [
-        start_task(ecs, cluster, scheduler, record.name, network),
-        start_task(ecs, cluster, worker, record.name, network),
+        start_task(ecs, cluster, scheduler, record.name, network, group),
+        start_task(ecs, cluster, worker, record.name, network, group),
     ]
     monitor = Monitor(
         store,

@@ -140,7 +140,14 @@ class Stack:
         return left
 
     def settled(self, run_id: str) -> list[str]:
-        """Once the monitor has checked the run's cluster: what is left of it (nothing)."""
+        """Once the monitor has checked the run's cluster: what is left of it (nothing). The
+        run's history must say its cluster was starting: record_state keeps the cluster for the
+        monitor before it notes that, and only the monitor forgets it, so an empty list of
+        pending clusters then means a monitor pass looked at this one after the run ended."""
+        assert any(
+            (n.message or "").endswith(("starting: FargateCluster", "starting: KubeCluster"))
+            for n in self.notes(run_id)
+        ), [n.message for n in self.notes(run_id)]
         self.wait_for(
             f"the monitor checked the cluster of {run_id}",
             lambda: all(p.run_id != run_id for p in self.store.clusters.pending()),

@@ -53,6 +53,8 @@ SENSITIVE_ACTIONS = (
 #: The only actions that may use Resource "*": AWS supports no resource-level permissions for them.
 LAUNCH_WILDCARDS = {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"}
 ACTIONS_THAT_NEED_A_WILDCARD = LAUNCH_WILDCARDS | {
+    # authorized on the cluster through the ecs:cluster condition key, always with it
+    "ecs:ListTasks",
     # an ephemeral Dask cluster's lookups, and sweeping its task definitions
     "ecs:DeregisterTaskDefinition",
     "ecs:ListTaskDefinitions",
@@ -170,6 +172,10 @@ def dead_letter_queues(resources: dict[str, Any]) -> set[str]:
         for target in properties.get("Targets", []):
             if "DeadLetterConfig" in target:
                 dlqs.add(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    # Schedules are made at registration (flowrelay.control.schedule_sync), not in the template:
+    # their DLQ is the one the scheduler's role may send to.
+    if "ScheduleDLQ" in resources:
+        dlqs.add("ScheduleDLQ")
     return dlqs
 
 
@@ -253,13 +259,15 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
     assert types == {
         "AWS::Events::EventBus": 1,
         "AWS::Events::Rule": 5,  # 4 routing rules + the monitor's schedule
-        "AWS::SQS::Queue": 7,
+        "AWS::SQS::Queue": 8,
         "AWS::SQS::QueuePolicy": 4,
         "AWS::DynamoDB::Table": 1,
         "AWS::ECS::Cluster": 1,
         "AWS::Logs::LogGroup": 1,
         # 4 functions + the flow runs' task and execution roles + the Dask clusters' task role
-        "AWS::IAM::Role": 7,
+        # + EventBridge Scheduler's
+        "AWS::IAM::Role": 8,
+        "AWS::Scheduler::ScheduleGroup": 1,
         # only with DaskVpcId: the group flow runs and their Dask clusters share
         "AWS::EC2::SecurityGroup": 1,
         "AWS::EC2::SecurityGroupIngress": 1,
@@ -268,7 +276,7 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
         "AWS::Lambda::EventSourceMapping": 3,
         "AWS::Lambda::Permission": 1,  # EventBridge may invoke the monitor
         "AWS::SNS::Topic": 1,
-        "AWS::CloudWatch::Alarm": 5,  # one per DLQ, and silent runners
+        "AWS::CloudWatch::Alarm": 6,  # one per DLQ, and silent runners
     }
 
 
@@ -305,7 +313,7 @@ def test_every_work_queue_redrives_to_its_own_dlq(resources: dict[str, Any]) -> 
     dlqs = dead_letter_queues(resources)
     work = set(queues) - dlqs
     assert work == {"DispatchQueue", "StateQueue", "CancelQueue"}
-    assert dlqs == {"DispatchDLQ", "StateDLQ", "CancelDLQ", "DeliveryDLQ"}
+    assert dlqs == {"DispatchDLQ", "StateDLQ", "CancelDLQ", "DeliveryDLQ", "ScheduleDLQ"}
     targets = []
     for name in work:
         redrive = queues[name].get("RedrivePolicy")
@@ -493,6 +501,8 @@ def test_dispatch_may_launch_flow_runs_and_nothing_else(translated: dict[str, An
         assert statement["Condition"] == {
             "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
         }
+    # ListTasks authorizes on the cluster: "*" with the ecs:cluster key, not a resource ARN.
+    assert resources_of(allowed["ecs:ListTasks"]) == ["*"]
     # Its own queue (a request that must wait), and its DLQ (a last failure, with the reason).
     assert resources_of(allowed["sqs:GetQueueUrl"]) == [get_att("DispatchQueue", "Arn")]
     assert resources_of(allowed["sqs:SendMessage"]) == [
@@ -604,8 +614,23 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
         "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
     }
     assert granted.pop("ecs:RunTask")
-    for action in ("ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks", "ecs:TagResource"):
-        assert cluster_tasks in granted.pop(action), action
+    # Stopping and describing only the cluster's own tasks (tagged dask_cluster_name, which a
+    # flow cannot add: tags only on create).
+    for action in ("ecs:DescribeTasks", "ecs:StopTask"):
+        (statement,) = allowed[action]
+        assert granted.pop(action) == [cluster_tasks], action
+        assert statement["Condition"] == {"Null": {"aws:ResourceTag/dask_cluster_name": "false"}}
+    (tagging,) = allowed["ecs:TagResource"]
+    assert cluster_tasks in granted.pop("ecs:TagResource")
+    assert tagging["Condition"] == {
+        "StringEquals": {"ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"]}
+    }
+    (listing,) = allowed["ecs:ListTasks"]
+    assert listing["Condition"] == {
+        "ArnEquals": {"ecs:cluster": get_att("FlowrelayCluster", "Arn")}
+    }
+    assert granted.pop("ecs:ListTasks") == ["*"]
+    assert granted.pop("ecs:DescribeClusters") == [get_att("FlowrelayCluster", "Arn")]
     (pass_role,) = allowed["iam:PassRole"]
     assert granted.pop("iam:PassRole") == [
         get_att("FlowRunExecutionRole", "Arn"),
@@ -615,7 +640,7 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
     assert granted == {
-        **{action: ["*"] for action in ACTIONS_THAT_NEED_A_WILDCARD},
+        **{action: ["*"] for action in ACTIONS_THAT_NEED_A_WILDCARD - {"ecs:ListTasks"}},
         "logs:GetLogEvents": [get_att("FlowRunLogGroup", "Arn")],
         "logs:DescribeLogStreams": [get_att("FlowRunLogGroup", "Arn")],
     }

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from flowrelay.core.clusters import ClusterSweep, cluster_name
+from flowrelay.core.clusters import cluster_name
 from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun
 from flowrelay.launchers.base import LaunchError
@@ -82,7 +82,6 @@ def test_a_cluster_gets_the_runs_image_roles_logs_and_network_and_is_marked_with
     vpc = boto3.client("ec2").describe_subnets(SubnetIds=network["subnets"])["Subnets"][0]
     name = cluster_name(run.run_id, 2)
     assert supply.defaults == {
-        "cluster_arn": cluster,
         "image": "registry.test/flows:7",
         "execution_role_arn": EXECUTION_ROLE,
         "task_role_arn": DASK_ROLE,
@@ -95,11 +94,12 @@ def test_a_cluster_gets_the_runs_image_roles_logs_and_network_and_is_marked_with
     }
     marks = {"startedBy": name, "group": GROUP_PREFIX + run.run_id}
     assert supply.enforced["name"] == name
+    assert supply.enforced["cluster_arn"] == cluster  # the run's own: where the sweep looks
     assert supply.enforced["skip_cleanup"] is True
     assert supply.enforced["scheduler_task_kwargs"] == marks
     assert supply.enforced["worker_task_kwargs"] == marks
     assert supply.enforced["tags"]["flowrelay:run-id"] == run.run_id
-    assert supply.sweep.where == {"cluster": cluster, "families": families(name)}
+    assert (supply.sweep.kind, supply.sweep.name) == ("ecs", name)
     # The state rule selects "flowrelay:" groups as flow runs' own tasks: a Dask task is not one.
     assert not marks["group"].startswith("flowrelay:")
 
@@ -122,7 +122,8 @@ def test_the_flows_cluster_kwargs_win_over_defaults_but_not_over_what_teardown_n
     )
     assert merged["image"] == "my/dask:2026.8"
     assert merged["n_workers"] == 3
-    assert merged["task_role_arn"] == FLOW_ROLE  # no dask_task_role_arn: the flow run's role
+    # No dask_task_role_arn: never the flow run's role (the runner refuses the cluster).
+    assert "task_role_arn" not in merged
     assert merged["skip_cleanup"] is True
     assert merged["name"] == supply.sweep.name
     assert merged["tags"]["team"] == "data"
@@ -162,6 +163,19 @@ def test_a_run_task_kwargs_network_is_the_clusters_network(
     assert supply.defaults["vpc"] == "vpc-given"  # named by the target: not looked up
 
 
+def test_a_target_that_assigns_public_ips_is_refused_with_the_reason(
+    ecs: Any, cluster: str, network: dict[str, Any]
+) -> None:
+    run = launched_run(cluster, flow_definition(ecs))
+    target = Target(
+        name="fargate",
+        kind="ecs",
+        settings={"cluster": cluster, **network, "assign_public_ip": True},
+    )
+    with pytest.raises(LaunchError, match="could not pull theirs there"):
+        cluster_supply(run, target, run.infrastructure, ecs, boto3.client("ec2"))
+
+
 def test_a_launch_whose_task_definition_is_gone_is_named_in_the_error(
     ecs: Any, cluster: str
 ) -> None:
@@ -175,9 +189,15 @@ def test_a_launch_whose_task_definition_is_gone_is_named_in_the_error(
 
 
 def start_task(
-    ecs: Any, cluster: str, family: str, started_by: str, network: dict[str, Any]
+    ecs: Any,
+    cluster: str,
+    family: str,
+    started_by: str,
+    network: dict[str, Any],
+    group: str | None = None,
 ) -> str:
-    """A Fargate task as dask-cloudprovider starts one: awsvpc, marked with ``startedBy``."""
+    """A Fargate task as dask-cloudprovider starts one: awsvpc, marked with ``startedBy`` and
+    (flowrelay's supply) a group."""
     definition = ecs.register_task_definition(
         family=family,
         networkMode="awsvpc",
@@ -197,6 +217,7 @@ def start_task(
                 "securityGroups": network["security_groups"],
             }
         },
+        **({"group": group} if group else {}),
     )
     return str(task["tasks"][0]["taskArn"])
 
@@ -204,28 +225,27 @@ def start_task(
 def test_a_sweep_stops_the_clusters_tasks_and_deregisters_its_families_only(
     ecs: Any, cluster: str, network: dict[str, Any]
 ) -> None:
-    name = cluster_name(f"run-{uuid.uuid4().hex[:8]}", 1)
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    name = cluster_name(run_id, 1)
     scheduler, worker = families(name)
-    other = cluster_name(f"run-{uuid.uuid4().hex[:8]}", 1)
+    other_run = f"run-{uuid.uuid4().hex[:8]}"
+    other = cluster_name(other_run, 1)
+    group = GROUP_PREFIX + run_id
     ours = [
-        start_task(ecs, cluster, scheduler, name, network),
-        start_task(ecs, cluster, worker, name, network),
-        start_task(ecs, cluster, worker, name, network),  # a second revision of the family
+        start_task(ecs, cluster, scheduler, name, network, group),
+        start_task(ecs, cluster, worker, name, network, group),
+        start_task(ecs, cluster, worker, name, network, group),  # a second revision
     ]
-    theirs = start_task(ecs, cluster, families(other)[1], other, network)
+    theirs = start_task(ecs, cluster, families(other)[1], other, network, GROUP_PREFIX + other_run)
+    # Listed under our name, but not our run's: never stopped (whoever started it).
+    impostor = start_task(ecs, cluster, "flowrelay-x", name, network, "flowrelay:someone")
     # A family that only starts like ours (attempt 1 vs 10) is another cluster's.
     lookalike = ecs.register_task_definition(
         family=f"dask-{name}0-worker",
         containerDefinitions=[{"name": "d", "image": "i", "memory": 512}],
     )["taskDefinition"]["taskDefinitionArn"]
-    record = ClusterSweep(
-        kind="ecs",
-        name=name,
-        cluster_class="dask_cloudprovider.aws.FargateCluster",
-        where={"cluster": cluster, "families": [scheduler, worker]},
-    )
 
-    swept = sweep(ecs, record)
+    swept = sweep(ecs, cluster, name, run_id)
 
     assert sorted(swept.stopped) == sorted(f"task {arn.rsplit('/', 1)[-1]}" for arn in ours)
     assert sorted(swept.removed) == [f"{scheduler}:1", f"{worker}:1", f"{worker}:2"]
@@ -233,19 +253,15 @@ def test_a_sweep_stops_the_clusters_tasks_and_deregisters_its_families_only(
     assert swept.summary() == "stopped 3 tasks, deregistered 3 task definitions"
     running = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
     assert theirs in running
+    assert impostor in running
     assert not set(ours) & set(running)
     active = ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]
     assert lookalike in active
     assert f"dask-{other}-worker" in " ".join(active)
     # Idempotent: nothing is left, and finding nothing is the normal case.
-    assert not sweep(ecs, record).found
+    assert not sweep(ecs, cluster, name, run_id).found
 
 
 def test_a_sweep_of_a_cluster_on_a_deleted_ecs_cluster_finds_nothing(ecs: Any) -> None:
-    record = ClusterSweep(
-        kind="ecs",
-        name=cluster_name("gone", 1),
-        cluster_class="dask_cloudprovider.aws.FargateCluster",
-        where={"cluster": f"no-such-cluster-{uuid.uuid4().hex[:6]}"},
-    )
-    assert sweep(ecs, record).summary() == "nothing left"
+    gone = f"no-such-cluster-{uuid.uuid4().hex[:6]}"
+    assert sweep(ecs, gone, cluster_name("gone", 1), "gone").summary() == "nothing left"

@@ -318,5 +318,9 @@ def test_the_shipped_role_is_valid_and_grants_what_the_launcher_calls() -> None:
         ("pods", "delete"),
         ("pods/log", "get"),
         ("events", "list"),
+        # sweeping a run's KubeCluster (launchers/kubernetes/dask_clusters.py)
+        ("daskclusters", "delete"),
+        ("services", "list"),
+        ("services", "delete"),
     }
     assert needed <= granted

@@ -22,7 +22,7 @@ from flowrelay.launchers.ecs.launcher import LaunchResult
 from flowrelay.runner.clusters import ClusterRefused, RunClusters
 from flowrelay.runner.config import RunnerConfig
 from flowrelay.runner.reporting import Reporter
-from tests.launchers.test_ecs_dask_clusters import flow_definition
+from tests.launchers.test_ecs_dask_clusters import DASK_ROLE, flow_definition
 
 
 @pytest.fixture
@@ -97,25 +97,31 @@ def test_a_cluster_whose_target_is_gone_is_refused_naming_it(store: Store, bus: 
 def test_a_cluster_that_could_not_be_reported_is_not_created(
     store: Store, ecs: Any, cluster: str, network: dict[str, Any], bus: str
 ) -> None:
-    run = ecs_run(store, ecs, cluster, network)
+    run = ecs_run(store, ecs, cluster, {**network, "dask_task_role_arn": DASK_ROLE})
     with pytest.raises(ClusterRefused, match="could not record Dask cluster"):
         watcher(store, run, f"no-such-bus-{uuid.uuid4().hex[:6]}").starting(fargate_cluster(), {})
 
 
-def test_a_cluster_is_created_with_the_supply_and_swept_where_the_flow_put_it(
+def test_a_cluster_without_its_own_role_is_refused_never_given_the_runs(
     store: Store, ecs: Any, cluster: str, network: dict[str, Any], bus: str
 ) -> None:
-    run = ecs_run(store, ecs, cluster, {**network, "dask_task_role_arn": "arn:aws:iam::1:role/d"})
+    run = ecs_run(store, ecs, cluster, network)  # no dask_task_role_arn
+    with pytest.raises(ClusterRefused, match="no task_role_arn"):
+        watcher(store, run, bus).starting(fargate_cluster(), {})
+
+
+def test_a_cluster_is_created_with_the_supply(
+    store: Store, ecs: Any, cluster: str, network: dict[str, Any], bus: str
+) -> None:
+    run = ecs_run(store, ecs, cluster, {**network, "dask_task_role_arn": DASK_ROLE})
     clusters = watcher(store, run, bus)
-    kwargs = clusters.starting(
-        fargate_cluster(), {"n_workers": 2, "cluster_arn": "elsewhere", "skip_cleanup": False}
-    )
+    kwargs = clusters.starting(fargate_cluster(), {"n_workers": 2, "skip_cleanup": False})
     name = cluster_name(run.run_id, 1)
     assert kwargs["name"] == name
     assert kwargs["n_workers"] == 2
     assert kwargs["skip_cleanup"] is True
-    assert kwargs["task_role_arn"] == "arn:aws:iam::1:role/d"
+    assert kwargs["task_role_arn"] == DASK_ROLE
     assert kwargs["subnets"] == network["subnets"]
     assert clusters.supply is not None
-    assert clusters.supply.sweep.where["cluster"] == "elsewhere"  # the flow's cluster is swept
+    assert kwargs["cluster_arn"] == cluster  # the run's own, where the sweep looks
     assert clusters.supply.sweep.cluster_class == "dask_cloudprovider.aws.ecs.FargateCluster"

@@ -183,7 +183,8 @@ flow_run_cluster_changed: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries
         "schema_version": st.just(1),
         "workers": st.none() | st.integers(min_value=0, max_value=10_000),
         "details": json_objects,
-        "timestamp": timestamps,
+        # A report's time must say its zone (it is compared with the table's).
+        "timestamp": st.datetimes(timezones=_offsets).map(lambda moment: moment.isoformat()),
         "source": st.sampled_from([str(Source.RUNNER), str(Source.MONITOR)]),
         "event_id": names,
     },

@@ -245,7 +245,7 @@ class Dispatcher:
             (
                 entry.details.get("reason")
                 for entry in reversed(self.store.runs.history(run.run_id))
-                if entry.details.get("unanswered")
+                if not entry.note and entry.details.get("unanswered")
             ),
             None,
         )

@@ -236,30 +236,35 @@ class Monitor:
     def _sweep(
         self, run_id: str, run: FlowRun | None, cluster: ClusterSweep
     ) -> MonitorAction | None:
+        if run is None or not run.infrastructure:
+            # Nothing says where it ran (the run is gone, or never launched): nothing to look
+            # in. Forgotten, with the reason in the log, rather than tried for ever.
+            log.warning(
+                "monitor: forgetting Dask cluster %s of run %s: %s",
+                cluster.name,
+                run_id,
+                "the run is unknown" if run is None else "the run records no launch",
+            )
+            self.store.clusters.swept(run_id, cluster.name)
+            return None
         launcher = self.launchers.get(cluster.kind)
         if launcher is None:
             raise LookupError(f"no launcher here for {cluster.kind!r} Dask clusters")
-        swept = launcher.sweep_cluster(run.infrastructure if run else {}, cluster)
+        swept = launcher.sweep_cluster(run, cluster)
         if not swept.failed:
             self.store.clusters.swept(run_id, cluster.name)
         if not swept.found:
             return None
         message = f"Dask cluster {cluster.name} swept: {swept.summary()}"
-        if run is not None:
-            self.store.runs.note(
-                run,
-                Source.MONITOR,
-                message,
-                at=self.store.clock(),
-                event_id=uuid.uuid4().hex,
-                details={
-                    "cluster": cluster.name,
-                    **swept.model_dump(include={"stopped", "removed", "failed"}),
-                },
-            )
-        return MonitorAction(
-            run_id=run_id, action="swept", state=run.state if run else None, message=message
+        self.store.runs.note(
+            run,
+            Source.MONITOR,
+            message,
+            at=self.store.clock(),
+            event_id=uuid.uuid4().hex,
+            details={"cluster": cluster.name, **swept.bounded()},
         )
+        return MonitorAction(run_id=run_id, action="swept", state=run.state, message=message)
 
     def _offer_pending(self, pending: list[FlowRun]) -> list[MonitorAction]:
         offers = requests_for_waiting_runs(self.store, pending, launchable=self.launchers)

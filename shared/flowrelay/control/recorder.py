@@ -147,21 +147,39 @@ class StateRecorder:
         """A run's Dask cluster changed: a note in its history. A cluster that is starting is
         also remembered for the monitor, which sweeps it once the run is over, whatever
         happens to the runner (recorded even for a run already final: a runner killed just
-        after creating its cluster still had it)."""
+        after creating its cluster still had it).
+
+        The report must name one of the run's own clusters (``cluster_name`` of the run and one
+        of its attempts, on the kind it was launched on): the monitor sweeps what is
+        remembered, and a report naming anything else (a mistake, or anyone who may put events
+        on the bus) must not make it stop another run's tasks. Refused reports go to the DLQ
+        with the reason."""
         run_id = change.flow_run_id
         run = self.store.runs.get(run_id)
         if run is None:
             raise EventError(f"{change.DETAIL_TYPE}: no flow run {run_id!r}")
+        cluster = change.cluster
+        launched_on = run.infrastructure.get("kind")
+        if not cluster.is_of(run_id, run.attempt) or cluster.kind != launched_on:
+            raise EventError(
+                f"{change.DETAIL_TYPE}: cluster {cluster.name!r} ({cluster.kind}) is not a "
+                f"cluster of run {run_id!r}, launched on {launched_on or 'nothing yet'} "
+                f"(attempt {run.attempt})"
+            )
         if change.phase == "starting":
-            self.store.clusters.expect(run_id, change.cluster)
-        details: dict[str, Any] = {"cluster": change.cluster.name, **change.details}
+            self.store.clusters.expect(run_id, cluster)
+        details: dict[str, Any] = {
+            "cluster": cluster.name,
+            "reported_at": change.timestamp.isoformat(),
+            **change.details,
+        }
         if change.workers is not None:
             details["workers"] = change.workers
         noted = self.store.runs.note(
             run,
             change.source,
             change.message,
-            at=change.timestamp,
+            at=self.store.clock(),
             event_id=change.event_id,
             details=details,
         )

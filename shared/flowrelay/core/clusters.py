@@ -51,15 +51,25 @@ def cluster_name(run_id: str, attempt: int) -> str:
 
 
 class ClusterSweep(Model):
-    """What finds everything of one run's Dask cluster: the launcher ``kind`` whose sweep reads
-    it, the cluster's ``name``, and the kind's own coordinates in ``where`` (ECS: the cluster,
-    the ``startedBy`` of its tasks and its task definition families; Kubernetes: the
-    namespace)."""
+    """A run's Dask cluster as reports name it: the launcher ``kind`` whose sweep finds it and
+    the cluster's ``name`` (``cluster_name``). Where to look (the ECS cluster, the namespace)
+    is never taken from a report: the launcher reads it from the run's recorded launch, so a
+    report cannot point a sweep at anything but its own run's cluster."""
 
-    kind: str = Field(min_length=1)
+    kind: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=MAX_CLUSTER_NAME)
-    cluster_class: str = Field(min_length=1)
-    where: dict[str, Any] = Field(default_factory=dict)
+    cluster_class: str = Field(min_length=1, max_length=256)
+
+    def is_of(self, run_id: str, attempts: int) -> bool:
+        """Whether this is the name of one of the first ``attempts`` attempts' clusters of run
+        ``run_id`` (what a report about that run may name).
+
+        >>> ClusterSweep(kind="ecs", name=cluster_name("r", 2), cluster_class="x").is_of("r", 2)
+        True
+        >>> ClusterSweep(kind="ecs", name="flowrelay", cluster_class="x").is_of("r", 2)
+        False
+        """
+        return any(self.name == cluster_name(run_id, n) for n in range(1, max(attempts, 1) + 1))
 
 
 class ClusterSupply(Model):
@@ -74,15 +84,11 @@ class ClusterSupply(Model):
     sweep: ClusterSweep
     defaults: dict[str, Any] = Field(default_factory=dict)
     enforced: dict[str, Any] = Field(default_factory=dict)
-    required: list[str] = Field(
-        default_factory=list,
-        description="What the cluster's keyword arguments must hold once merged: without it "
-        "the cluster class would create (or look up account-wide) something of its own.",
-    )
-    sweep_from: dict[str, str] = Field(
+    required: dict[str, str] = Field(
         default_factory=dict,
-        description="Where-keys of the sweep taken from the merged keyword arguments (the flow "
-        "may name another ECS cluster: its tasks are swept there).",
+        description="What the cluster's keyword arguments must hold once merged (without it "
+        "the cluster class would create, or look up account-wide, something of its own), each "
+        "with where it is set.",
     )
     spec_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -93,22 +99,6 @@ class ClusterSupply(Model):
     def fits(self, cluster_class: str) -> bool:
         """Whether this supply is for ``cluster_class`` (an import path)."""
         return cluster_class in self.classes
-
-    def sweep_of(self, kwargs: Mapping[str, Any]) -> ClusterSweep:
-        """The sweep of a cluster created with ``kwargs`` (merged): where the flow's own
-        settings put it.
-
-        >>> supply = ClusterSupply(classes=[], sweep=ClusterSweep(kind="ecs", name="c",
-        ...     cluster_class="x", where={"cluster": "flows"}), sweep_from={"cluster_arn":
-        ...     "cluster"})
-        >>> supply.sweep_of({"cluster_arn": "other"}).where
-        {'cluster': 'other'}
-        """
-        where = dict(self.sweep.where)
-        for kwarg, key in self.sweep_from.items():
-            if kwargs.get(kwarg):
-                where[key] = kwargs[kwarg]
-        return self.sweep.model_copy(update={"where": where})
 
     def merged(self, cluster_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The cluster's keyword arguments: the defaults, the flow's ``cluster_kwargs`` over

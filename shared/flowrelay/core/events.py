@@ -25,7 +25,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flowrelay.core import jsonvalues
 from flowrelay.core.clusters import ClusterPhase, ClusterSweep
@@ -238,7 +246,7 @@ class FlowRunClusterChanged(FlowrelayEvent):
     source: Source = Source.RUNNER
     message: str = Field(max_length=8192)
     workers: int | None = Field(default=None, ge=0)
-    timestamp: datetime = Field(default_factory=_now)
+    timestamp: AwareDatetime = Field(default_factory=_now)
     event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
     details: dict[str, Any] = Field(
         default_factory=dict, description="The scheduler, the dashboard, what a sweep stopped."

@@ -11,6 +11,11 @@ needs (verified in the samprobe findings):
 - Schedule events are dropped: moto never fires schedules, and a schedule rule with a Lambda
   target makes every PutEvents on the default bus fail with HTTP 500. The dev stack's scheduler
   calls the function instead.
+
+moto's CloudFormation skips resource types it does not implement. Of those, the stack needs one
+to exist: the EventBridge Scheduler group (``AWS::Scheduler::ScheduleGroup``) that flow schedules
+are kept in; ``create_skipped`` creates it through the Scheduler API, by the name the stack's
+``ScheduleGroupName`` output gives.
 """
 
 from __future__ import annotations
@@ -137,6 +142,17 @@ def create_stack(
             f"{described.get('StackStatusReason')}"
         )
     return {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+
+
+def create_skipped(outputs: dict[str, str], scheduler: Any) -> None:
+    """Create what moto's CloudFormation skipped and the stack needs: the schedule group."""
+    group = outputs.get("ScheduleGroupName")
+    if not group:
+        return
+    try:
+        scheduler.get_schedule_group(Name=group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=group)
 
 
 def stack_resources(cloudformation: Any, stack_name: str) -> dict[str, dict[str, Any]]:

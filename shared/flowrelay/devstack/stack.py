@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from flowrelay.core.runs import FlowRun
-from flowrelay.devstack.deploy import create_stack, stack_resources
+from flowrelay.devstack.deploy import create_skipped, create_stack, stack_resources
 from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
 from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
@@ -270,8 +270,11 @@ class DevStack:
 
     def ecs_target_settings(self) -> dict[str, Any]:
         """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster: what
-        ``flowrelay targets put --kind ecs`` fills in from a stack, and the local image."""
-        return {**self.ecs_defaults, "image": LOCAL_IMAGE}
+        ``flowrelay targets put --kind ecs`` fills in from a stack, the local image, and no
+        public IP addresses."""
+        # Private subnets with a NAT, as a Dask cluster's tasks need (their image is pulled
+        # without a public IP); the dev stack's tasks pull nothing either way.
+        return {**self.ecs_defaults, "image": LOCAL_IMAGE, "assign_public_ip": False}
 
     def sam_local_invoke(self, function: str, event: str) -> str:
         """The ``sam local invoke`` command that runs ``function`` (its logical id) in Lambda's
@@ -465,6 +468,7 @@ class DevStack:
             parameters=self.parameters,
         )
         self.resources = stack_resources(cloudformation, self.stack_name)
+        create_skipped(self.outputs, client("scheduler"))
         self.say(f"stack {self.stack_name} created from {self.template}")
         self.ecs_defaults = stack_defaults(self.outputs, client("ec2"))
         lambda_ = client("lambda")

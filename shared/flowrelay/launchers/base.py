@@ -225,6 +225,18 @@ class Swept(Model):
         """Whether anything was left behind."""
         return bool(self.stopped or self.removed or self.failed)
 
+    def bounded(self, most: int = 20) -> dict[str, Any]:
+        """What was found, as a history item's details: at most ``most`` of each list, and how
+        many there were (a cluster of hundreds of workers must not outgrow a history item)."""
+        shown: dict[str, Any] = {}
+        for key in ("stopped", "removed", "failed"):
+            items: list[str] = getattr(self, key)
+            if items:
+                shown[key] = [item[:200] for item in items[:most]]
+                if len(items) > most:
+                    shown[f"{key}_count"] = len(items)
+        return shown
+
     def summary(self) -> str:
         """What was stopped and removed, in one line."""
 
@@ -276,7 +288,8 @@ class Launcher(Protocol):
         """What attempt ``attempt`` of ``run`` started on one of ``targets`` without the run
         recording it (its dispatcher died, or the launch went unanswered); None when nothing."""
 
-    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
-        """Stop and remove everything of a run's ephemeral Dask cluster that is still there
-        (``infrastructure``: the run's launch, as recorded); finding nothing is the normal
-        case. Raises ``LaunchError`` when the platform cannot be asked."""
+    def sweep_cluster(self, run: FlowRun, cluster: ClusterSweep) -> Swept:
+        """Stop and remove everything of ``run``'s ephemeral Dask cluster ``cluster`` that is
+        still there, looking where the run's recorded launch says (never where a report says);
+        finding nothing is the normal case. Raises ``LaunchError`` when the platform cannot be
+        asked."""

@@ -175,17 +175,19 @@ def cluster_supply(
 
 
 def sweep_cluster_from_runner(
-    cluster: ClusterSweep, make_client: Callable[[str], Any]
+    run: FlowRun, cluster: ClusterSweep, make_client: Callable[[str], Any]
 ) -> Swept | None:
-    """The runner's own sweep of its cluster, right after closing it: ECS (stop what is left,
-    deregister the task definitions dask-cloudprovider's finalizers leave behind). None for a
-    kind whose runner leaves it to the monitor (Kubernetes: closing a KubeCluster deletes its
-    DaskCluster, and everything of it goes by owner reference; the runner's pod has no
+    """The runner's own sweep of its run's cluster, right after closing it: ECS (stop what is
+    left, deregister the task definitions dask-cloudprovider's finalizers leave behind). None
+    for a kind whose runner leaves it to the monitor (Kubernetes: closing a KubeCluster deletes
+    its DaskCluster, and everything of it goes by owner reference; the runner's pod has no
     credentials of flowrelay's to reach the API with)."""
-    if cluster.kind == "ecs":
+    if cluster.kind == "ecs" and run.infrastructure.get("kind") == "ecs":
         from flowrelay.launchers.ecs.dask_clusters import sweep
+        from flowrelay.launchers.ecs.launcher import LaunchResult
 
-        return sweep(make_client("ecs"), cluster)
+        launched = LaunchResult.model_validate(run.infrastructure)
+        return sweep(make_client("ecs"), launched.cluster, cluster.name, run.run_id)
     return None
 
 

@@ -117,12 +117,13 @@ class RunClusters:
             )
         missing = [key for key in supply.required if not merged.get(key)]
         if missing:
+            where = "; ".join(f"{key}: {supply.required[key]}" for key in missing)
             raise ClusterRefused(
-                f"{path} on target {self.run.target!r}: no {', '.join(missing)} (neither the "
-                f"target's settings nor the flow's cluster_kwargs give them, and flowrelay does "
-                f"not let the cluster create its own)"
+                f"{path} on target {self.run.target!r}: no {', '.join(missing)}, and flowrelay "
+                f"does not let the cluster create its own (set {where}; or the flow's "
+                "cluster_kwargs)"
             )
-        sweep = supply.sweep_of(merged).model_copy(update={"cluster_class": path})
+        sweep = supply.sweep.model_copy(update={"cluster_class": path})
         self.supply = supply.model_copy(update={"sweep": sweep})
         self._cluster_class = path.rsplit(".", 1)[-1]
         details: dict[str, Any] = {"class": path}
@@ -140,9 +141,27 @@ class RunClusters:
         return merged
 
     def started(self, cluster: Any) -> None:
-        """Report the scheduler, workers and dashboard; watch the number of workers."""
+        """Report the scheduler, workers and dashboard; watch the number of workers. Never
+        raises: what happens to the run does not depend on a report."""
         if self.supply is None:
             return
+        try:
+            self._started(cluster)
+        except Exception:
+            log.exception("Could not report the Dask cluster's start")
+
+    def ended(self, cluster: Any, error: BaseException | None) -> None:
+        """After the cluster was closed (or failed to start): say so, then sweep. Never raises
+        (the monitor sweeps what this could not)."""
+        if self.supply is None:
+            return
+        try:
+            self._ended(cluster, error)
+        except Exception:
+            log.exception("Could not close out the Dask cluster (the monitor sweeps it)")
+
+    def _started(self, cluster: Any) -> None:
+        assert self.supply is not None
         workers = _workers(cluster)
         address = getattr(cluster, "scheduler_address", None)
         dashboard = getattr(cluster, "dashboard_link", None)
@@ -151,7 +170,7 @@ class RunClusters:
         count = (
             f"{workers} of {asked} workers joined"
             if asked > workers
-            else (f"{workers} worker{'' if workers == 1 else 's'}")
+            else f"{workers} worker{'' if workers == 1 else 's'}"
         )
         message = (
             f"Dask cluster {self.supply.sweep.name} started: {self._cluster_class}, scheduler "
@@ -173,10 +192,8 @@ class RunClusters:
         )
         self._watcher.start()
 
-    def ended(self, cluster: Any, error: BaseException | None) -> None:
-        """After the cluster was closed (or failed to start): say so, then sweep."""
-        if self.supply is None:
-            return
+    def _ended(self, cluster: Any, error: BaseException | None) -> None:
+        assert self.supply is not None
         self._stop_watching.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
@@ -250,7 +267,7 @@ class RunClusters:
         assert self.supply is not None
         cluster = self.supply.sweep
         try:
-            swept = sweep_cluster_from_runner(cluster, self.make_client)
+            swept = sweep_cluster_from_runner(self.run, cluster, self.make_client)
         except Exception as exc:  # the monitor sweeps it once the run is over
             log.warning(
                 "Sweeping Dask cluster %s failed (the monitor will): %s: %s",
@@ -265,7 +282,7 @@ class RunClusters:
             self._report(
                 "swept",
                 f"Dask cluster {cluster.name} swept by the runner: {swept.summary()}",
-                details=swept.model_dump(include={"stopped", "removed", "failed"}),
+                details=swept.bounded(),
             )
         else:
             log.info("Dask cluster %s: nothing of it is left", cluster.name)

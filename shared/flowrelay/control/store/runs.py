@@ -439,7 +439,7 @@ class RunStore:
     def history(self, run_id: str) -> list[HistoryEntry]:
         """Every applied transition and every note of a run, oldest first."""
         items = self.table.query(
-            # HIST#<version> and NOTE#<time>#<event> sort before the run's own item, RUN.
+            # HIST#<version> and NOTE#<event id> sort before the run's own item, RUN.
             KeyConditionExpression="pk = :pk AND sk < :run",
             ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":run": {"S": "RUN"}},
             ConsistentRead=True,
@@ -472,7 +472,8 @@ class RunStore:
             note=True,
         )
         item = self._history_item(run.run_id, entry)
-        item["sk"] = {"S": f"NOTE#{at.astimezone(UTC).isoformat()}#{event_id}"}
+        # Keyed by the event alone: a redelivered report is the same item, whenever it comes.
+        item["sk"] = {"S": f"NOTE#{event_id}"}
         try:
             self.table.client.put_item(
                 TableName=self.table.table_name,

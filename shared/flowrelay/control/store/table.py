@@ -6,7 +6,7 @@ Keys follow the access patterns (the table is defined in template.yaml):
   (a flow's runs, newest first); sparse index ``active``, present only while the run is not
   final: ``ACTIVE#<state>`` / ``<entered state at>#<id>`` (what the monitor reads).
 - history: ``pk = RUN#<id>``, ``sk = HIST#<version>``: one per applied transition, and
-  ``sk = NOTE#<time>#<event id>``: one per note (what happened without a change of state, such
+  ``sk = NOTE#<event id>``: one per note (what happened without a change of state, such
   as its Dask cluster starting); both removed by TTL
   (``expires_at``) after ``HISTORY_RETENTION``.
 - flow: ``pk = FLOW#<name>``, ``sk = LATEST`` (the latest version) and ``VERSION#<n>``.

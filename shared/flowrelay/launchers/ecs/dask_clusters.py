@@ -4,17 +4,18 @@ sweep that removes whatever such a cluster left behind.
 
 What flowrelay supplies (``cluster_supply``), and why:
 
-- **Defaults** (the flow's ``cluster_kwargs`` win): the run's ECS cluster; the target's subnets
+- **Defaults** (the flow's ``cluster_kwargs`` win): the target's subnets
   and security groups (so dask-cloudprovider creates no security group of its own: the group
   must let its members reach each other on the scheduler's and workers' ports, which the
   default VPC's ``default`` group and template.yaml's ``DaskSecurityGroup`` do); the execution
   role and image of the run's own task definition (so the scheduler and workers run the flow's
   code and the same versions of dask and distributed as the runner, which Dask requires); the
-  target's ``dask_task_role_arn`` as the workers' role (the flow run's role otherwise); the run's
-  log group; the scheduler's private address (the runner is in the same network);
+  target's ``dask_task_role_arn`` as the workers' role (required: not the flow run's role, which
+  may start and stop tasks); the run's log group; the scheduler's private address (the runner
+  is in the same network; a target that assigns public IPs is refused, see below);
   ``scheduler_timeout`` of 5 minutes: an abandoned scheduler shuts itself down, the last resort
   that bounds the cost if everything else failed.
-- **Enforced** (teardown rests on them): ``name`` from the run and attempt
+- **Enforced** (teardown rests on them): the run's ECS cluster; ``name`` from the run and attempt
   (``flowrelay.core.clusters.cluster_name``), which names its task definition families
   ``dask-<name>-scheduler`` and ``-worker``; every scheduler and worker task started with
   ``startedBy=<name>`` and ``group=flowrelay-dask:<run id>`` (not ``flowrelay:``: the state rule
@@ -23,7 +24,8 @@ What flowrelay supplies (``cluster_supply``), and why:
   task definition in the account that it believes stale, including other runs' clusters that
   are still starting (dask-cloudprovider issues 242, 262 and 420).
 
-``sweep`` finds a cluster by those marks alone: the tasks ECS lists for ``startedBy=<name>``
+``sweep`` finds a cluster by those marks, on the ECS cluster the run's launch recorded (never one a
+report names): the tasks ECS lists for ``startedBy=<name>`` that carry the run's Dask group
 (stopped) and the active revisions of its two families (deregistered). It is idempotent, and
 finding nothing is the normal case.
 """
@@ -53,7 +55,14 @@ from flowrelay.launchers.ecs.task_definitions import awslogs, flow_container
 GROUP_PREFIX = "flowrelay-dask:"
 #: Without these, dask-cloudprovider creates an ECS cluster, IAM roles or a security group of its
 #: own (or looks up the account's default VPC): a run's cluster must use what the stack has.
-REQUIRED = ("cluster_arn", "subnets", "security_groups", "execution_role_arn", "task_role_arn")
+#: Each with where it is set.
+REQUIRED = {
+    "cluster_arn": "the target's cluster",
+    "subnets": "the target's subnets setting",
+    "security_groups": "the target's security_groups setting",
+    "execution_role_arn": "the target's execution_role_arn or the run's ECSRun",
+    "task_role_arn": "the target's dask_task_role_arn (the stack's DaskTaskRoleArn output)",
+}
 #: How long an abandoned scheduler waits before shutting itself down (dask-cloudprovider's own
 #: default, made explicit: it is the last resort, documented in docs/dask-clusters.md).
 SCHEDULER_TIMEOUT = "5 minutes"
@@ -87,13 +96,20 @@ def cluster_supply(
     container = flow_container(list(definition.get("containerDefinitions") or [{}]))
     log_group, _ = awslogs(container)
     subnets, security_groups = _network(run, settings)
+    if settings.assign_public_ip:
+        raise LaunchError(
+            f"target {target.name!r} gives its tasks public IP addresses (assign_public_ip), as "
+            "public subnets without a NAT gateway need to pull images; a Dask cluster's tasks "
+            "are reached on their private addresses, with no public IP, and could not pull "
+            "theirs there: give the target private subnets with a NAT gateway (or VPC "
+            "endpoints for ECR and CloudWatch Logs) and assign_public_ip false",
+            retryable=False,
+        )
     defaults: dict[str, Any] = {
-        "cluster_arn": launched.cluster,
         "image": container.get("image") or settings.image,
         "execution_role_arn": definition.get("executionRoleArn") or settings.execution_role_arn,
-        "task_role_arn": (
-            settings.dask_task_role_arn or definition.get("taskRoleArn") or settings.task_role_arn
-        ),
+        # Not the flow run's role (which may start and stop tasks): the cluster's own.
+        "task_role_arn": settings.dask_task_role_arn,
         "cloudwatch_logs_group": log_group or settings.log_group,
         "fargate_use_private_ip": True,
         "scheduler_timeout": SCHEDULER_TIMEOUT,
@@ -106,16 +122,12 @@ def cluster_supply(
     marks = {"startedBy": name, "group": GROUP_PREFIX + run.run_id}
     return ClusterSupply(
         classes=list(CLASSES),
-        sweep=ClusterSweep(
-            kind="ecs",
-            name=name,
-            cluster_class=FARGATE_CLUSTER,
-            where={"cluster": launched.cluster, "families": families(name)},
-        ),
+        sweep=ClusterSweep(kind="ecs", name=name, cluster_class=FARGATE_CLUSTER),
         defaults={key: value for key, value in defaults.items() if value is not None},
-        required=list(REQUIRED),
-        sweep_from={"cluster_arn": "cluster"},
+        required=dict(REQUIRED),
         enforced={
+            # The run's own cluster: the sweep looks there (and the stack's IAM allows no other).
+            "cluster_arn": launched.cluster,
             "name": name,
             "skip_cleanup": True,
             "tags": {
@@ -129,20 +141,23 @@ def cluster_supply(
     )
 
 
-def sweep(ecs: Any, cluster: ClusterSweep) -> Swept:
-    """Stop every task of ``cluster`` ECS still runs and deregister its task definitions."""
-    where = cluster.where
+def sweep(ecs: Any, ecs_cluster: str, name: str, run_id: str) -> Swept:
+    """Stop every task of cluster ``name`` of run ``run_id`` that ECS still runs on
+    ``ecs_cluster`` (the run's recorded one), and deregister the cluster's task definitions.
+    Only tasks that carry the run's Dask group are stopped, whatever else lists under the name."""
     swept = Swept(remove_verb="deregistered", remove_noun="task definition")
-    ecs_cluster = str(where.get("cluster") or "")
-    if ecs_cluster:
-        for arn in _running_tasks(ecs, ecs_cluster, cluster.name):
-            try:
-                call("StopTask", ecs.stop_task, cluster=ecs_cluster, task=arn, reason=_STOP_REASON)
-                swept.stopped.append(f"task {arn.rsplit('/', 1)[-1]}")
-            except LaunchError as exc:
-                swept.failed.append(f"task {arn.rsplit('/', 1)[-1]}: {exc.reason}")
-    for family in where.get("families") or families(cluster.name):
-        for arn in _active_definitions(ecs, str(family)):
+    group = GROUP_PREFIX + run_id
+    for task in _running_tasks(ecs, ecs_cluster, name):
+        arn = str(task["taskArn"])
+        if task.get("group") != group:
+            continue
+        try:
+            call("StopTask", ecs.stop_task, cluster=ecs_cluster, task=arn, reason=_STOP_REASON)
+            swept.stopped.append(f"task {arn.rsplit('/', 1)[-1]}")
+        except LaunchError as exc:
+            swept.failed.append(f"task {arn.rsplit('/', 1)[-1]}: {exc.reason}")
+    for family in families(name):
+        for arn in _active_definitions(ecs, family):
             try:
                 call("DeregisterTaskDefinition", ecs.deregister_task_definition, taskDefinition=arn)
                 swept.removed.append(arn.rsplit("/", 1)[-1])
@@ -167,7 +182,9 @@ def _vpc_of(ec2: Any, subnet: str) -> str | None:
     return str(found[0]["VpcId"]) if found else None
 
 
-def _running_tasks(ecs: Any, ecs_cluster: str, started_by: str) -> list[str]:
+def _running_tasks(ecs: Any, ecs_cluster: str, started_by: str) -> list[dict[str, Any]]:
+    """The tasks ECS lists for ``started_by`` on ``ecs_cluster`` that are meant to run, as
+    DescribeTasks describes them (their group says whose they are)."""
     arns: list[str] = []
     token: str | None = None
     while True:
@@ -189,7 +206,13 @@ def _running_tasks(ecs: Any, ecs_cluster: str, started_by: str) -> list[str]:
         arns.extend(page.get("taskArns") or [])
         token = page.get("nextToken")
         if not token:
-            return arns
+            break
+    tasks: list[dict[str, Any]] = []
+    for start in range(0, len(arns), 100):  # DescribeTasks takes 100 at a time
+        batch = arns[start : start + 100]
+        answer = call("DescribeTasks", ecs.describe_tasks, cluster=ecs_cluster, tasks=batch)
+        tasks.extend(answer.get("tasks") or [])
+    return tasks
 
 
 def _active_definitions(ecs: Any, family: str) -> list[str]:

@@ -313,12 +313,13 @@ class EcsLauncher:
             return gone_status(launched.task_arn)
         return task_status(EcsTaskStateChange.model_validate({"version": 0, **task}))
 
-    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
-        """Stop the tasks and deregister the task definitions of a run's Dask cluster
-        (``flowrelay.launchers.ecs.dask_clusters``)."""
+    def sweep_cluster(self, run: FlowRun, cluster: ClusterSweep) -> Swept:
+        """Stop the tasks and deregister the task definitions of a run's Dask cluster, on the
+        ECS cluster its launch recorded (``flowrelay.launchers.ecs.dask_clusters``)."""
         from flowrelay.launchers.ecs.dask_clusters import sweep
 
-        return sweep(self.client, cluster)
+        launched = LaunchResult.model_validate(run.infrastructure)
+        return sweep(self.client, launched.cluster, cluster.name, run.run_id)
 
     def _stopped_or_unknown(self, cluster: str, task_arn: str) -> bool:
         # AWS lists an unknown (or long-gone) task under failures with reason MISSING; moto

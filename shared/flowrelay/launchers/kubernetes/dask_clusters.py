@@ -55,12 +55,7 @@ def cluster_supply(
         defaults["image"] = image
     return ClusterSupply(
         classes=[KUBE_CLUSTER],
-        sweep=ClusterSweep(
-            kind="kubernetes",
-            name=name,
-            cluster_class=KUBE_CLUSTER,
-            where={"namespace": launched.namespace},
-        ),
+        sweep=ClusterSweep(kind="kubernetes", name=name, cluster_class=KUBE_CLUSTER),
         defaults=defaults,
         enforced={"name": name, "namespace": launched.namespace, "shutdown_on_close": True},
         spec_overrides={
@@ -74,13 +69,13 @@ def cluster_supply(
     )
 
 
-def sweep(api: KubernetesApi, cluster: ClusterSweep) -> Swept:
-    """Delete the cluster's ``DaskCluster``, then any of its pods and services still there."""
-    namespace = str(cluster.where.get("namespace") or "default")
+def sweep(api: KubernetesApi, namespace: str, name: str) -> Swept:
+    """Delete cluster ``name``'s ``DaskCluster`` in ``namespace`` (the run's), then any of its
+    pods and services still there."""
     swept = Swept(stop_noun="pod", remove_verb="deleted", remove_noun="object")
-    if api.delete_custom(DASK_GROUP, DASK_VERSION, "daskclusters", namespace, cluster.name):
-        swept.removed.append(f"DaskCluster {namespace}/{cluster.name}")
-    selector = f"{CLUSTER_LABEL}={cluster.name}"
+    if api.delete_custom(DASK_GROUP, DASK_VERSION, "daskclusters", namespace, name):
+        swept.removed.append(f"DaskCluster {namespace}/{name}")
+    selector = f"{CLUSTER_LABEL}={name}"
     for pod in api.list_pods(namespace, selector):
         metadata = pod.get("metadata") or {}
         if metadata.get("deletionTimestamp"):

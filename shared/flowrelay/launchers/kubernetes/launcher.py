@@ -238,13 +238,13 @@ class KubernetesLauncher:
             if not metadata.get("deletionTimestamp") and not metadata.get("ownerReferences"):
                 api.delete_pod(launched.namespace, str(metadata.get("name")))
 
-    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
-        """Delete a run's DaskCluster and whatever pods and services of it are left
-        (``flowrelay.launchers.kubernetes.dask_clusters``), on the run's cluster."""
+    def sweep_cluster(self, run: FlowRun, cluster: ClusterSweep) -> Swept:
+        """Delete a run's DaskCluster and whatever pods and services of it are left, in the
+        namespace of its recorded Job (``flowrelay.launchers.kubernetes.dask_clusters``)."""
         from flowrelay.launchers.kubernetes.dask_clusters import sweep
 
-        launched = KubernetesLaunched.model_validate(infrastructure)
-        return sweep(self._api(launched), cluster)
+        launched = KubernetesLaunched.model_validate(run.infrastructure)
+        return sweep(self._api(launched), launched.namespace, cluster.name)
 
     def read_log(
         self, infrastructure: Mapping[str, Any], tail_lines: int | None = None

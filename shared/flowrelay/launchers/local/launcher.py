@@ -198,7 +198,7 @@ class LocalLauncher:
 
     # --- inside --------------------------------------------------------------------------------
 
-    def sweep_cluster(self, infrastructure: Mapping[str, Any], cluster: ClusterSweep) -> Swept:
+    def sweep_cluster(self, run: FlowRun, cluster: ClusterSweep) -> Swept:
         """Nothing to sweep: a local run's Dask cluster (a ``LocalCluster``) lives in its
         process group, which ends with the run."""
         return Swept()

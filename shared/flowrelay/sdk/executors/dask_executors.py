@@ -231,6 +231,7 @@ def _call_filled(fn: Callable[..., Any], args: Any, kwargs: Any, *values: Any) -
 #: How long closing a temporary cluster may take before the run goes on without it (a cloud
 #: cluster waits for its tasks to stop; what is left is swept, see ``ClusterWatcher.ended``).
 CLOSE_TIMEOUT_SECONDS = 60.0
+INTERRUPTED_CLOSE_SECONDS = 20.0
 
 
 class ClusterWatcher(Protocol):
@@ -365,8 +366,14 @@ class DaskExecutor(Executor):
         if exc_type is not None:
             _close_in_process_workers_now(cluster)
         log.info("Closing the temporary Dask cluster")
+        # Stopped (SIGTERM) or failed: the platform's stop timeout is running (30 s on Fargate
+        # by default); leave time for the report and the sweep after closing.
+        timeout = CLOSE_TIMEOUT_SECONDS if exc_type is None else INTERRUPTED_CLOSE_SECONDS
         try:
-            cluster.close(timeout=CLOSE_TIMEOUT_SECONDS)
+            try:
+                cluster.close(timeout=timeout)
+            except TypeError:  # a cluster class whose close() takes no timeout
+                cluster.close()
         except Exception as exc:  # the run's outcome does not depend on it; a watcher sweeps
             log.warning(
                 "Closing the temporary Dask cluster failed: %s: %s", type(exc).__name__, exc

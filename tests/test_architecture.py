@@ -17,7 +17,7 @@ PACKAGE = ROOT / "shared" / "flowrelay"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 #: Top-level modules that are not layers: the public paths flow authors import, and the
 #: published schemas (data, with the script that writes them).
-NOT_LAYERS = {"executors", "run_configs", "storage", "environments", "schemas"}
+NOT_LAYERS = {"executors", "run_configs", "storage", "environments", "schedules", "schemas"}
 
 
 def contracts() -> dict[str, dict[str, Any]]:

@@ -29,6 +29,14 @@ PUBLIC = {
             "KubernetesJobEnvironment",
         ],
     ),
+    "flowrelay.schedules": (
+        "flowrelay.sdk.schedules",
+        ["Schedule", "IntervalSchedule", "CronSchedule"],
+    ),
+    "flowrelay.schedules.clocks": (
+        "flowrelay.sdk.schedules.clocks",
+        ["Clock", "IntervalClock", "CronClock", "DatesClock"],
+    ),
 }
 
 
@@ -48,3 +56,11 @@ def test_loading_is_on_the_public_storage_path() -> None:
 
     assert load_flow is defined
     assert load_flow(Module("flowrelay.sdk.examples.hello:flow")).name == "hello"
+
+
+def test_prefect_style_schedule_imports_work() -> None:
+    """``from prefect.schedules import clocks, Schedule`` with the package renamed."""
+    from flowrelay.schedules import Schedule, clocks
+
+    schedule = Schedule(clocks=[clocks.CronClock("0 9 * * 1-5")])
+    assert schedule.to_spec().clocks[0].expression == "cron(0 9 ? * 2-6 *)"

@@ -28,6 +28,7 @@ from flowrelay.cli import (
     render,
     run,
     runs,
+    schedules,
     targets,
 )
 from flowrelay.cli.stack import STACK_META_KEY
@@ -100,6 +101,7 @@ for _command in (
     register.register,
     run.run,
     runs.runs,
+    schedules.schedules,
     targets.targets,
     dlq.dlq,
     monitor.monitor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from flowrelay.cli.stack import (
     reports_errors,
 )
 from flowrelay.core.events import describe
+from flowrelay.core.registration import FlowRegistration
 from flowrelay.core.storage import S3, Local, Storage, split_location
 from flowrelay.sdk.storage import FlowLoadError, load_flow, upload_script
 
@@ -77,9 +79,38 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
     except ValueError as exc:
         render.fail(str(exc), 2)
     stored, created = open_store(names).flows.register(registration)
+    synced = _sync_schedules(names.outputs, stored)
     if as_json:
-        render.echo_json(stored.model_dump(mode="json"))
-    elif created:
+        render.echo_json({**stored.model_dump(mode="json"), "schedules": synced})
+        return
+    if created:
         render.stdout.print(f"registered {escape(stored.name)} version {stored.version}")
     else:
         render.stdout.print(f"{escape(stored.name)} is unchanged: version {stored.version}")
+    if synced is not None:
+        for verb in ("created", "updated", "deleted"):
+            for name in synced[verb]:
+                render.stdout.print(f"  schedule {escape(name)} {verb}")
+        if synced["unchanged"] and not any(synced[v] for v in ("created", "updated", "deleted")):
+            render.stdout.print(f"  {len(synced['unchanged'])} schedule(s) unchanged")
+
+
+def _sync_schedules(
+    outputs: dict[str, str], registration: FlowRegistration
+) -> dict[str, Any] | None:
+    """The flow's EventBridge Scheduler schedules made what its registration says (created,
+    updated, deleted: ``flowrelay.control.schedule_sync``); None when the stack was named by
+    its table and bus only, so its schedule group is unknown (said, when the flow has a
+    schedule: nothing is silently left undone)."""
+    from flowrelay.control.schedule_sync import ScheduleTarget, sync
+
+    target = ScheduleTarget.of_stack(outputs)
+    if target is None:
+        if registration.schedule is not None:
+            render.stderr.print(
+                "[yellow]the flow's schedule was not synced: set FLOWRELAY_STACK (or --stack) so "
+                "that its schedule group is known, and register again[/]"
+            )
+        return None
+    report = sync(aws_client("scheduler"), registration.name, registration, target)
+    return report.model_dump(mode="json")

@@ -186,14 +186,24 @@ def runs_ls(
         )
         render.stderr.print(f"[dim]no {escape(what)}{f' in state {wanted}' if wanted else ''}[/]")
         return
+    from flowrelay.control.schedule_sync import flow_prefix, scheduled_by
+
+    def origin(found_run: FlowRun) -> str:
+        """``schedule <clock>`` for a run a schedule requested, else empty."""
+        scheduled = scheduled_by(found_run.idempotency_key)
+        if scheduled is None:
+            return ""
+        return f"schedule {scheduled[0].removeprefix(flow_prefix(found_run.flow_name))}"
+
     render.print_table(
-        ("run id", "flow", "state", "target", "created", "message"),
+        ("run id", "flow", "state", "from", "target", "created", "message"),
         [
             (
                 found_run.run_id,
                 found_run.flow_name
                 + (f" v{found_run.flow_version}" if found_run.flow_version else ""),
                 str(found_run.state),
+                origin(found_run),
                 found_run.target or "",
                 render.local_time(found_run.created_at),
                 render.truncate(found_run.message, 40),

@@ -1,10 +1,10 @@
 """Flow registrations: what the control plane knows about a flow without importing it.
 
 A registration is a flow's name, version, labels, run config, executor (as data: its class and
-arguments), storage and parameters, as JSON. Registering unchanged content again returns the
-existing version, so CI can register on every deploy without minting versions. The parameter
-rule (``check_parameters``) is here too: dispatch checks a request against the registration,
-the runner against the flow it loaded.
+arguments), storage, parameters and schedule (``flowrelay.core.schedules``), as JSON.
+Registering unchanged content again returns the existing version, so CI can register on every
+deploy without minting versions. The parameter rule (``check_parameters``) is here too:
+dispatch checks a request against the registration, the runner against the flow it loaded.
 
 >>> check_parameters("etl", {"rows": False, "day": True}, {"day": "2026-11-29"})
 >>> try:
@@ -30,6 +30,7 @@ from flowrelay.core.labels import check_labels
 from flowrelay.core.limits import REQUEST_BYTES, json_size, over
 from flowrelay.core.modeling import Model
 from flowrelay.core.run_configs import RunConfig
+from flowrelay.core.schedules import ScheduleError, ScheduleSpec
 from flowrelay.core.storage import Local, Storage, split_location
 
 
@@ -123,7 +124,9 @@ class FlowRegistration(Model):
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     storage: Storage
     parameters: list[ParameterSpec] = Field(default_factory=list)
-    schedule: str | None = None
+    schedule: ScheduleSpec | None = Field(
+        default=None, description="Its clocks, each one EventBridge Scheduler schedule."
+    )
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Runs running longer are stopped and become TimedOut."
     )
@@ -133,6 +136,23 @@ class FlowRegistration(Model):
     )
     content_hash: str = ""
     registered_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_as_text(cls, data: Any) -> Any:
+        """A schedule given as an AWS expression is a schedule of one clock. Versions
+        registered before schedules existed stored ``str(flow.schedule)``, whatever it was, and
+        nothing read it: a stored one (it has ``registered_at``) that is no expression is read
+        as no schedule, so the version stays readable and runnable."""
+        if not isinstance(data, dict) or not isinstance(data.get("schedule"), str):
+            return data
+        try:
+            schedule: ScheduleSpec | None = ScheduleSpec.of_expression(data["schedule"])
+        except ScheduleError:
+            if data.get("registered_at") is None:
+                raise
+            schedule = None
+        return {**data, "schedule": schedule}
 
     @model_validator(mode="after")
     def _fits_the_table(self) -> FlowRegistration:
@@ -154,6 +174,16 @@ class FlowRegistration(Model):
         one, a required one missing)."""
         required = {parameter.name: parameter.required for parameter in self.parameters}
         check_parameters(self.name, required, given)
+
+    def check_schedule_parameters(self) -> None:
+        """``ParameterError`` when a clock of the schedule gives a parameter the flow does not
+        have, or leaves out a required one: every run it starts would be refused."""
+        required = {parameter.name: parameter.required for parameter in self.parameters}
+        for clock in self.schedule.clocks if self.schedule else ():
+            try:
+                check_parameters(self.name, required, clock.parameters)
+            except ParameterError as exc:
+                raise ParameterError(f"clock {clock.name!r} of the schedule: {exc}") from None
 
     def with_content_hash(self) -> FlowRegistration:
         """This registration with ``code_sha256`` (a Local script's) and ``content_hash`` set

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
     from flowrelay.core.registration import FlowRegistration
     from flowrelay.core.run_configs import RunConfig
+    from flowrelay.core.schedules import ScheduleSpec
     from flowrelay.core.storage import Storage
     from flowrelay.sdk.environments import Environment
     from flowrelay.sdk.executors.base import Executor
+    from flowrelay.sdk.schedules import Schedule
     from flowrelay.sdk.states import State
 
 
@@ -41,7 +43,10 @@ class Flow:
         executor: how tasks run inside one flow run (``flowrelay.sdk.executors``).
         storage: where the flow runner will find this flow (``flowrelay.sdk.storage``).
         labels: extra labels for matching launch targets (merged with ``run_config.labels``).
-        schedule: kept for registration; runs on a schedule are requested by EventBridge.
+        schedule: when runs start on their own: a ``Schedule`` (``flowrelay.schedules``) or an
+            AWS expression (``"cron(0 10 * * ? *)"``, ``"rate(5 minutes)"``,
+            ``"at(2027-01-01T09:00:00)"``, in UTC); registering the flow makes one EventBridge
+            Scheduler schedule per clock. Checked when set.
         reference_tasks: the tasks whose states decide the flow run's state (default: the
             terminal tasks).
         environment: DEPRECATED, translated to ``run_config`` + ``executor``
@@ -51,7 +56,7 @@ class Flow:
     def __init__(
         self,
         name: str,
-        schedule: Any = None,
+        schedule: Schedule | str | None = None,
         executor: Executor | None = None,
         environment: Environment | None = None,
         run_config: RunConfig | None = None,
@@ -292,6 +297,31 @@ class Flow:
         self._labels = set(labels)
 
     @property
+    def schedule(self) -> Schedule | str | None:
+        """When runs start on their own: a ``Schedule``, an AWS expression (kept in AWS's
+        spelling), or None."""
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, schedule: Schedule | str | None) -> None:
+        from flowrelay.core.schedules import ScheduleError, parse_expression
+        from flowrelay.sdk.schedules import Schedule
+
+        if schedule is None or isinstance(schedule, Schedule):
+            self._schedule: Schedule | str | None = schedule
+        elif isinstance(schedule, str):
+            try:
+                self._schedule = parse_expression(schedule)
+            except ScheduleError as exc:
+                raise ScheduleError(f"Flow {self.name!r}: schedule {exc}") from None
+        else:
+            raise TypeError(
+                f"Flow {self.name!r}: schedule is a Schedule (flowrelay.schedules), an AWS "
+                f"expression such as 'rate(5 minutes)', or None; got {type(schedule).__name__}"
+                + (": wrap a clock in Schedule(clocks=[clock])" if _is_clock(schedule) else "")
+            )
+
+    @property
     def environment(self) -> Environment | None:
         """DEPRECATED: setting it fills ``run_config``, ``executor`` and the run hooks."""
         return self._environment
@@ -337,7 +367,8 @@ class Flow:
 def registration_for(flow: Flow, storage: Storage | None = None) -> FlowRegistration:
     """The registration of ``flow`` (its own storage unless ``storage`` is given).
 
-    Raises ValueError when the flow has no storage, or parameter defaults are not JSON.
+    Raises ValueError when the flow has no storage, parameter defaults are not JSON, or a clock
+    of its schedule gives parameters the flow does not take (``ParameterError``).
     """
     import json
 
@@ -365,6 +396,31 @@ def registration_for(flow: Flow, storage: Storage | None = None) -> FlowRegistra
         executor=executor_spec(flow.executor),
         storage=where,
         parameters=parameters,
-        schedule=str(flow.schedule) if flow.schedule is not None else None,
+        schedule=schedule_spec(flow.schedule),
     )
+    # Checked here, where a flow is registered, not when a stored version is read: a clock
+    # whose every run would be refused is a mistake to show now, not a reason to lose a version.
+    registration.check_schedule_parameters()
     return registration.with_content_hash()
+
+
+def schedule_spec(schedule: Schedule | str | None) -> ScheduleSpec | None:
+    """A flow's schedule as registered: a ``Schedule``'s clocks, or one clock (``clock-1``, UTC)
+    for an AWS expression.
+
+    >>> schedule_spec("rate(5 minutes)").clocks[0].expression
+    'rate(5 minutes)'
+    """
+    from flowrelay.core.schedules import ScheduleSpec
+
+    if schedule is None:
+        return None
+    if isinstance(schedule, str):
+        return ScheduleSpec.of_expression(schedule)
+    return schedule.to_spec()
+
+
+def _is_clock(value: object) -> bool:
+    from flowrelay.sdk.schedules.clocks import Clock
+
+    return isinstance(value, Clock)

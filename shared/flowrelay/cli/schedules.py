@@ -1,0 +1,148 @@
+"""``flowrelay schedules``: the stack's flow schedules (EventBridge Scheduler), their next fire
+times, and pausing and resuming them. ``flowrelay register`` creates and updates them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from flowrelay.cli import render
+from flowrelay.cli.stack import ConfigError, aws_client, current_outputs, reports_errors
+
+#: Next fire times shown per schedule.
+NEXT_FIRES = 3
+
+
+def _target() -> Any:
+    from flowrelay.control.schedule_sync import ScheduleTarget
+
+    target = ScheduleTarget.of_stack(current_outputs())
+    if target is None:
+        raise ConfigError(
+            "this stack has no schedule group (ScheduleGroupName output): deploy the current "
+            "template.yaml"
+        )
+    return target
+
+
+@click.group()
+def schedules() -> None:
+    """The stack's flow schedules: list them, pause and resume them.
+
+    \b
+    Examples:
+      flowrelay schedules ls
+      flowrelay schedules ls --flow nightly-etl --json
+      flowrelay schedules pause nightly-etl            # every clock of the flow
+      flowrelay schedules resume nightly-etl clock-2   # one clock
+    """
+
+
+@schedules.command("ls")
+@click.option("--flow", "flow_name", help="Only this flow's schedules.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
+@reports_errors
+def schedules_ls(flow_name: str | None, as_json: bool) -> None:
+    """Each schedule: its flow and clock, expression, time zone, state and next fire times."""
+    from flowrelay.control.fire_times import fire_times
+    from flowrelay.control.schedule_sync import flow_prefix, schedules_of
+
+    target = _target()
+    found = schedules_of(aws_client("scheduler"), target, flow_name)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for schedule in found:
+        request = json.loads((schedule.get("Target") or {}).get("Input") or "{}")
+        flow = str(request.get("flow", ""))
+        enabled = schedule.get("State") == "ENABLED"
+        timezone = schedule.get("ScheduleExpressionTimezone") or "UTC"
+        try:
+            upcoming = (
+                fire_times(
+                    schedule["ScheduleExpression"],
+                    timezone,
+                    after=now,
+                    count=NEXT_FIRES,
+                    start_date=schedule.get("StartDate"),
+                    end_date=schedule.get("EndDate"),
+                )
+                if enabled
+                else []
+            )
+        except ValueError as exc:
+            upcoming = []
+            render.stderr.print(f"[yellow]{escape(schedule['Name'])}: {escape(str(exc))}[/]")
+        rows.append(
+            {
+                "name": schedule["Name"],
+                "flow": flow,
+                "version": request.get("version"),
+                "clock": schedule["Name"].removeprefix(flow_prefix(flow)) if flow else "",
+                "expression": schedule["ScheduleExpression"],
+                "timezone": timezone,
+                "state": schedule.get("State"),
+                "parameters": request.get("parameters") or {},
+                "labels": request.get("labels"),
+                "next": [moment.isoformat() for moment in upcoming],
+            }
+        )
+    if as_json:
+        render.echo_json(rows)
+        return
+    if not rows:
+        what = f" of flow {flow_name!r}" if flow_name else ""
+        render.stderr.print(f"[dim]no schedules{escape(what)} in group {escape(target.group)}[/]")
+        return
+    render.print_table(
+        ("flow", "clock", "expression", "time zone", "state", "next fires (local time)"),
+        [
+            (
+                f"{row['flow']} v{row['version']}" if row["version"] else row["flow"],
+                row["clock"],
+                row["expression"],
+                row["timezone"],
+                str(row["state"]),
+                ", ".join(
+                    render.local_time(datetime.fromisoformat(moment)) for moment in row["next"]
+                )
+                or ("paused" if row["state"] != "ENABLED" else "none left"),
+            )
+            for row in rows
+        ],
+    )
+
+
+@schedules.command("pause")
+@click.argument("flow_name", metavar="FLOW")
+@click.argument("clock", required=False)
+@reports_errors
+def schedules_pause(flow_name: str, clock: str | None) -> None:
+    """Stop FLOW's schedules (or one CLOCK) from requesting runs, until resumed."""
+    _set_state(flow_name, clock, enabled=False)
+
+
+@schedules.command("resume")
+@click.argument("flow_name", metavar="FLOW")
+@click.argument("clock", required=False)
+@reports_errors
+def schedules_resume(flow_name: str, clock: str | None) -> None:
+    """Let FLOW's paused schedules (or one CLOCK) request runs again."""
+    _set_state(flow_name, clock, enabled=True)
+
+
+def _set_state(flow_name: str, clock: str | None, *, enabled: bool) -> None:
+    from flowrelay.control.schedule_sync import set_state
+
+    try:
+        changed = set_state(aws_client("scheduler"), _target(), flow_name, clock, enabled)
+    except LookupError as exc:
+        render.fail(str(exc).strip("'\""), 1)
+    verb = "resumed" if enabled else "paused"
+    if changed:
+        render.stdout.print(f"{verb}: {escape(', '.join(changed))}")
+    else:
+        render.stdout.print(f"already {verb}")

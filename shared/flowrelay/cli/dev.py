@@ -46,6 +46,14 @@ def dev() -> None:
 )
 @click.option("--stack-name", default="flowrelay-dev", show_default=True)
 @click.option(
+    "--clock-speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="EventBridge Scheduler's clock runs this many times faster than real time from the "
+    "start: with 3600 an hourly schedule fires every second.",
+)
+@click.option(
     "--target/--no-target",
     default=True,
     show_default=True,
@@ -54,7 +62,12 @@ def dev() -> None:
     "so runs go somewhere.",
 )
 def up(
-    port: int, schedule_seconds: float | None, template: Path | None, stack_name: str, target: bool
+    port: int,
+    schedule_seconds: float | None,
+    template: Path | None,
+    stack_name: str,
+    clock_speed: float,
+    target: bool,
 ) -> None:
     """Start the dev stack and keep it running until Ctrl-C (or SIGTERM), then stop it cleanly.
 
@@ -83,7 +96,12 @@ def up(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = DevStack(
-        template, port=port, stack_name=stack_name, schedule_seconds=schedule_seconds, log=say
+        template,
+        port=port,
+        stack_name=stack_name,
+        schedule_seconds=schedule_seconds,
+        log=say,
+        clock_speed=clock_speed,
     )
     try:
         try:
@@ -107,6 +125,7 @@ def up(
             "run a function in Lambda's own container (needs Docker and the SAM CLI): "
             + stack.sam_local_invoke("Dispatch", "events/dispatch.json")
         )
+        say(_clock_line(stack))
         say("dev stack running; Ctrl-C to stop")
         while not stopping.wait(0.5):
             pass
@@ -116,6 +135,18 @@ def up(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     say("dev stack stopped")
+
+
+def _clock_line(stack: DevStack) -> str:
+    """What ``dev up`` says of the schedules: the stack fires them, on which clock."""
+    speed = stack.clock_speed
+    line = (
+        f"EventBridge Scheduler schedules fire in the dev stack (moto only stores them), clock "
+        f"speed {speed:g}x"
+    )
+    if speed != 1:
+        line += f": an hour of schedules every {3600 / speed:g} s of real time"
+    return line
 
 
 def _create_dev_target(stack: DevStack) -> None:

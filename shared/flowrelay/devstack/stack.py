@@ -34,6 +34,7 @@ from flowrelay.devstack.event_sources import Scheduler, SqsPoller
 from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
 from flowrelay.devstack.lambda_emulator import Function, load_handler
 from flowrelay.devstack.processes import MARKER, end_leftovers, make_folder
+from flowrelay.devstack.scheduler import SchedulerLoop, VirtualClock
 from flowrelay.devstack.template import function_event_sources, functions, load_template
 from flowrelay.launchers.base import Launcher
 from flowrelay.launchers.ecs.settings import stack_defaults
@@ -125,7 +126,10 @@ class DevStack:
         retry_delay: int = DEV_RETRY_DELAY,
         grace_seconds: float = 5.0,
         parameters: dict[str, str] | None = None,
+        clock_speed: float = 1.0,
     ) -> None:
+        if not clock_speed > 0:
+            raise DevStackError(f"clock speed must be more than 0, not {clock_speed}")
         self.template = Path(template) if template is not None else default_template()
         self.port = port
         self.stack_name = stack_name
@@ -133,6 +137,10 @@ class DevStack:
         self.poll_seconds = poll_seconds
         self.retry_delay = retry_delay
         self.grace_seconds = grace_seconds
+        # EventBridge Scheduler's time runs this many times faster than real time from start().
+        self.clock_speed = clock_speed
+        self.clock: VirtualClock | None = None
+        self._scheduler_loop: SchedulerLoop | None = None
         # Local targets too: the functions run in this process, which can start local runs.
         self.parameters = {"LauncherKinds": "ecs,kubernetes,local", **(parameters or {})}
         self._log = log or (lambda line: None)
@@ -169,6 +177,7 @@ class DevStack:
             raise RuntimeError("this dev stack is already started")
         self._started = True
         began = time.monotonic()
+        self.clock = VirtualClock(self.clock_speed)  # schedules' time starts with the stack
         try:
             end_leftovers(self.say)
             self.log_dir = make_folder()
@@ -267,6 +276,14 @@ class DevStack:
             "FLOWRELAY_TABLE_NAME": self.outputs.get("TableName", ""),
             "FLOWRELAY_BUS_NAME": self.outputs.get("BusName", ""),
         }
+
+    @property
+    def scheduler_loop(self) -> SchedulerLoop:
+        """The loop that fires the stack's EventBridge Scheduler schedules (its virtual clock,
+        ``fire_next``, ``redeliver``, the fires so far); ``RuntimeError`` before start."""
+        if self._scheduler_loop is None:
+            raise RuntimeError("the dev stack is not started: it has no scheduler loop yet")
+        return self._scheduler_loop
 
     def ecs_target_settings(self) -> dict[str, Any]:
         """Settings for a ``Target(kind="ecs")`` that launches on this stack's cluster: what
@@ -553,6 +570,16 @@ class DevStack:
             grace_seconds=self.grace_seconds,
         )
         self._threads.append(self.executor)
+        assert self.clock is not None
+        # moto stores EventBridge Scheduler schedules but never fires them: this loop does.
+        self._scheduler_loop = SchedulerLoop(
+            client,
+            stopping=self._stopping,
+            say=self.say,
+            clock=self.clock,
+            tick_seconds=self.poll_seconds,
+        )
+        self._threads.append(self._scheduler_loop)
         self._start_kubernetes()
         for thread in self._threads:
             thread.start()

@@ -227,7 +227,17 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert [e["source"] for e in swept] == ["monitor"]
     assert cluster_killed["dask_cluster_left"] == []
 
-    on_kubernetes, unpullable = outcome["runs"][7:]
+    eu, us = outcome["runs"][7:9]
+    # Two fires of two clocks (one fire delivered twice): two runs, each with its clock's
+    # parameters; the second clock's label took its run to the gpu target.
+    assert (eu["state"], eu["parameters"], eu["runs_of_flow"]) == ("Success", {"region": "eu"}, 2)
+    assert (us["state"], us["parameters"], us["target"]) == (
+        "Success",
+        {"region": "us"},
+        "gpu-fargate",
+    )
+
+    on_kubernetes, unpullable = outcome["runs"][9:]
     assert (on_kubernetes["state"], on_kubernetes["target"]) == ("Success", "k8s")
     assert on_kubernetes["task"]["process_running"] is False
     assert unpullable["state"] == "Crashed"

@@ -131,6 +131,8 @@ class ControlPlaneRun:
     dask_cluster: bool = False
     #: Its runner is killed with SIGKILL once its Dask cluster has started.
     kill_runner: bool = False
+    #: Requested by a fire of this clock of the flow's schedule, not by the demo.
+    clock: str | None = None
     run_id: str = ""
 
 
@@ -192,6 +194,21 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             kill_runner=True,
         ),
         ControlPlaneRun(
+            "A scheduled fire of clock-1 (region eu), delivered twice: one run",
+            "scheduled",
+            "Success",
+            parameters={"region": "eu"},
+            clock="clock-1",
+        ),
+        ControlPlaneRun(
+            "A scheduled fire of clock-2 (region us, label gpu): its own parameters and labels",
+            "scheduled",
+            "Success",
+            parameters={"region": "us"},
+            labels=["gpu"],
+            clock="clock-2",
+        ),
+        ControlPlaneRun(
             "A run on Kubernetes (KubernetesRun): one Job, its pod runs the flow",
             "hello",
             "Success",
@@ -233,7 +250,11 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         say("target 'k8s' (kubernetes, no labels: KubernetesRun flows go there) is ready")
+        scheduler = session.client("scheduler", endpoint_url=endpoint)
+        _sync_demo_schedule(store, scheduler, stack.outputs, say)
         for run in runs:
+            if run.clock is not None:
+                continue  # requested by a fire of its schedule, below
             run.run_id = str(uuid.uuid4())
             publisher.publish(
                 FlowRunRequested(
@@ -263,6 +284,9 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         say("target 'gpu-fargate' (ecs, labels: gpu) added")
+        for run in runs:
+            if run.clock is not None:
+                run.run_id = _fire(stack, run.clock, redeliver=run.clock == "clock-1", say=say)
         # Cancelled while Running: the case where the control plane must stop a live task.
         _wait(lambda: _state(store, cancelled_run.run_id) == "Running", timeout)
         publisher.publish(
@@ -278,6 +302,9 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
                 _kill_runner_once_its_cluster_started(stack, store, run.run_id, timeout)
                 say(f"run {run.run_id}: its runner was killed with SIGKILL")
         _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
+        # A redelivered fire is the same run: the flow has one run per fire, no more.
+        scheduled_runs = len(store.runs.of_flow("scheduled"))
+        say(f"flow 'scheduled' has {scheduled_runs} runs for 2 fires (one delivered twice)")
         # The monitor checks (and, if need be, sweeps) every Dask cluster of an ended run.
         _wait(
             lambda: (
@@ -306,6 +333,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
                 cluster_left=_cluster_left(ecs, stack.outputs["ClusterArn"], run.run_id)
                 if run.dask_cluster
                 else None,
+                runs_of_flow=scheduled_runs if run.clock is not None else None,
             )
             for run in runs
         ]
@@ -367,6 +395,42 @@ def _kill_runner_once_its_cluster_started(
     os.kill(pid, signal.SIGKILL)
 
 
+def _sync_demo_schedule(store: Any, scheduler: Any, outputs: dict[str, str], say: Any) -> None:
+    """Register the example flow ``scheduled`` and sync its two clocks' schedules, as
+    ``flowrelay register`` does."""
+    from flowrelay.control.schedule_sync import ScheduleTarget, sync
+    from flowrelay.sdk.flow import registration_for
+
+    module = Module("flowrelay.sdk.examples.scheduled:flow")
+    registration, _ = store.flows.register(registration_for(load_flow(module), storage=module))
+    target = ScheduleTarget.of_stack(outputs)
+    if target is None:
+        raise RuntimeError("the dev stack has no schedule group")
+    report = sync(scheduler, registration.name, registration, target)
+    say(
+        f"registered scheduled version {registration.version}: schedules "
+        f"{', '.join(report.created + report.unchanged)} in group {target.group}"
+    )
+
+
+def _fire(stack: Any, clock: str, *, redeliver: bool, say: Any) -> str:
+    """Fire the next occurrence of the ``scheduled`` flow's ``clock`` now (the dev stack's
+    scheduler loop, as EventBridge Scheduler would at that time); with ``redeliver``, deliver
+    the same fire again. The run id the fire's idempotency key gives."""
+    from flowrelay.control.fire_times import scheduled_time_text
+    from flowrelay.control.schedule_sync import KEY_PREFIX, schedule_name
+    from flowrelay.core.runs import run_id_for
+
+    group = stack.outputs["ScheduleGroupName"]
+    name = schedule_name("scheduled", clock)
+    when = stack.scheduler_loop.fire_next(group, name)
+    say(f"schedule {name} fired for {scheduled_time_text(when)}")
+    if redeliver:
+        stack.scheduler_loop.redeliver(group, name, when)
+        say(f"schedule {name}: the same fire delivered again")
+    return run_id_for(f"{KEY_PREFIX}{name}:{scheduled_time_text(when)}")
+
+
 def _cluster_left(ecs: Any, ecs_cluster: str, run_id: str) -> list[str]:
     """What ECS holds of the run's Dask cluster: running tasks and active task definitions."""
     from flowrelay.core.clusters import cluster_name
@@ -388,6 +452,7 @@ def _timeline(
     run: ControlPlaneRun,
     task: dict[str, Any] | None = None,
     cluster_left: list[str] | None = None,
+    runs_of_flow: int | None = None,
 ) -> dict[str, Any]:
     record = store.runs.get(run.run_id)
     history = store.runs.history(run.run_id)
@@ -409,12 +474,16 @@ def _timeline(
         ),
         "task": task,
         "dask_cluster_left": cluster_left,
+        "parameters": record.parameters,
+        "runs_of_flow": runs_of_flow,
         # Every run's infrastructure must be gone at the end; a cancelled one above all, and
         # every Dask cluster however its run ended.
         "as_designed": str(record.state) == run.expected
         and (run.expected_message is None or run.expected_message in message)
         and stopped
-        and not cluster_left,
+        and not cluster_left
+        # A scheduled run: its clock's parameters, and one run per fire however delivered.
+        and (run.clock is None or (record.parameters == run.parameters and runs_of_flow == 2)),
         "history": [
             {
                 "at": entry.at.isoformat(),
@@ -456,6 +525,11 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
             ecs += f" ({escape(task['stopped_reason'])})"
         if task.get("process_running"):
             ecs += " [red]its process still runs[/]"
+    if outcome.get("runs_of_flow") is not None:
+        ecs += (
+            f"  parameters: {escape(json.dumps(outcome['parameters']))}, "
+            f"runs of the flow: {outcome['runs_of_flow']} for 2 fires"
+        )
     left = outcome.get("dask_cluster_left")
     if left is not None:
         ecs += (

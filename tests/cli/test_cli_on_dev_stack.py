@@ -246,3 +246,39 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
     assert unpullable["history"][-1]["source"] == "monitor"
     assert unpullable["task"]["last_status"] == "STOPPED"
     assert "no longer exists" in unpullable["task"]["stopped_reason"]  # its Job and pod are gone
+
+
+def test_a_scheduled_flow_registered_lists_its_schedules_and_pauses(
+    dev_stack: dict[str, str],
+) -> None:
+    registered = flowrelay(dev_stack, "register", f"{EXAMPLES / 'scheduled.py'}:flow")
+    assert registered.returncode == 0, registered.stderr
+    assert "schedule fr-scheduled-" in registered.stdout  # created
+    again = flowrelay(dev_stack, "register", f"{EXAMPLES / 'scheduled.py'}:flow")
+    assert "2 schedule(s) unchanged" in again.stdout, again.stdout
+
+    listed = flowrelay(dev_stack, "schedules", "ls", "--flow", "scheduled", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["clock"]: row for row in json.loads(listed.stdout)}
+    assert rows["clock-1"]["expression"] == "cron(0 * * * ? *)"
+    assert rows["clock-1"]["timezone"] == "Europe/Berlin"
+    assert rows["clock-1"]["parameters"] == {"region": "eu"}
+    assert rows["clock-2"]["labels"] == ["gpu"]
+    assert len(rows["clock-1"]["next"]) == 3  # hourly: the next three, an hour apart
+    assert rows["clock-1"]["next"][0].endswith(":00:00+00:00")
+
+    paused = flowrelay(dev_stack, "schedules", "pause", "scheduled", "clock-2")
+    assert paused.returncode == 0, paused.stderr
+    states = {
+        row["clock"]: row["state"]
+        for row in json.loads(
+            flowrelay(dev_stack, "schedules", "ls", "--flow", "scheduled", "--json").stdout
+        )
+    }
+    assert states == {"clock-1": "ENABLED", "clock-2": "DISABLED"}
+    unknown = flowrelay(dev_stack, "schedules", "resume", "scheduled", "clock-9")
+    assert unknown.returncode == 1
+    assert "no schedule for clock 'clock-9' of flow 'scheduled'" in unknown.stderr
+    resumed = flowrelay(dev_stack, "schedules", "resume", "scheduled")
+    assert resumed.returncode == 0
+    assert resumed.stdout.startswith("resumed: fr-scheduled-")

@@ -11,8 +11,10 @@ from rich.markup import escape
 
 from flowrelay.cli import render
 from flowrelay.cli.stack import (
+    ConfigError,
     aws_client,
     current,
+    current_outputs,
     open_store,
     reports_errors,
 )
@@ -79,7 +81,7 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
     except ValueError as exc:
         render.fail(str(exc), 2)
     stored, created = open_store(names).flows.register(registration)
-    synced = _sync_schedules(names.outputs, stored)
+    synced = _sync_schedules(_stack_outputs(names.outputs), stored)
     if as_json:
         render.echo_json({**stored.model_dump(mode="json"), "schedules": synced})
         return
@@ -93,6 +95,17 @@ def register(location: str, storage_kind: str | None, bucket: str | None, as_jso
                 render.stdout.print(f"  schedule {escape(name)} {verb}")
         if synced["unchanged"] and not any(synced[v] for v in ("created", "updated", "deleted")):
             render.stdout.print(f"  {len(synced['unchanged'])} schedule(s) unchanged")
+
+
+def _stack_outputs(read: dict[str, str]) -> dict[str, str]:
+    """The named stack's outputs (``--stack`` or ``FLOWRELAY_STACK``; read already when the
+    table and bus came from it), or none when only the table and bus are named."""
+    if read:
+        return read
+    try:
+        return current_outputs()
+    except ConfigError:
+        return {}
 
 
 def _sync_schedules(

@@ -67,7 +67,13 @@ def schedules_ls(flow_name: str | None, as_json: bool) -> None:
                     timezone,
                     after=now,
                     count=NEXT_FIRES,
-                    start_date=schedule.get("StartDate"),
+                    # A rate schedule without a start counts from its creation, as AWS's does.
+                    start_date=schedule.get("StartDate")
+                    or (
+                        schedule.get("CreationDate")
+                        if schedule["ScheduleExpression"].startswith("rate(")
+                        else None
+                    ),
                     end_date=schedule.get("EndDate"),
                 )
                 if enabled

@@ -978,3 +978,25 @@ def test_load_template_keeps_what_it_reads_unchanged(template: dict[str, Any]) -
     before = copy.deepcopy(template)
     function_event_sources(template)
     assert template == before
+
+
+def test_the_scheduler_may_only_put_requests_on_the_bus(translated: dict[str, Any]) -> None:
+    """EventBridge Scheduler's role for flowrelay's schedules: PutEvents on the bus, and the
+    schedule DLQ for fires it could not deliver; assumed by the scheduler of this account's
+    schedule group only."""
+    role = translated["Resources"]["SchedulerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(
+        ":schedule/${AWS::StackName}-flows/*"
+    )
+    allowed = grants(translated, "SchedulerRole")
+    assert {action: resources_of(s) for action, s in allowed.items()} == {
+        "events:PutEvents": [get_att("Bus", "Arn")],
+        "sqs:SendMessage": [get_att("ScheduleDLQ", "Arn")],
+    }
+    group = translated["Resources"]["ScheduleGroup"]["Properties"]
+    assert group["Name"] == {"Fn::Sub": "${AWS::StackName}-flows"}
+    outputs = translated["Outputs"]
+    assert outputs["ScheduleGroupName"]["Value"] == {"Fn::Sub": "${AWS::StackName}-flows"}

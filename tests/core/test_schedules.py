@@ -419,7 +419,9 @@ CLASSIC_RANGES = {0: (0, 59), 1: (0, 23), 2: (1, 28), 3: (1, 12), 4: (0, 7)}
 @st.composite
 def classic_field(draw: st.DrawFn, index: int) -> Field:
     low, high = CLASSIC_RANGES[index]
-    full = (low, 6) if index == 4 else (low, high)
+    # What "*/n" means: the whole field (days of the month to 31, though explicit days are drawn
+    # up to 28, which every month has; weekdays 0-6).
+    full = (low, 6) if index == 4 else (1, 31) if index == 2 else (low, high)
     items: list[tuple[str, set[int]]] = []
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["value", "range", "step", "range-step"]))

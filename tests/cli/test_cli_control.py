@@ -413,6 +413,21 @@ def listed(*args: str) -> list[str]:
     return sorted(run["run_id"] for run in json.loads(result.stdout))
 
 
+def test_runs_ls_says_which_runs_a_schedule_requested(store: Store) -> None:
+    from flowrelay.control.schedule_sync import schedule_name
+
+    name = schedule_name("etl", "clock-2")
+    store.runs.create(
+        "etl-scheduled", "etl", idempotency_key=f"schedule:{name}:2026-11-30T09:00:00Z"
+    )
+    store.runs.create("etl-by-hand", "etl", idempotency_key="nightly-2026-11-30")
+    table = invoke("runs", "ls", "--flow", "etl")
+    assert table.exit_code == 0, table.stderr
+    lines = {line.split()[0]: line for line in table.stdout.splitlines() if "etl-" in line}
+    assert "schedule clock-2" in lines["etl-scheduled"]
+    assert "schedule" not in lines["etl-by-hand"]
+
+
 def test_runs_ls_by_flow_state_both_or_neither(some_runs: Store) -> None:
     everything = ["etl-failed", "etl-pending", "etl-running", "ml-running"]
     assert listed() == everything  # finished runs too, of every flow

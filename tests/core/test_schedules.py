@@ -47,6 +47,7 @@ ACCEPTED = {
     "cron(0 9 ? * 2#1 *)": "cron(0 9 ? * 2#1 *)",
     "cron(0 9 ? * MON#1 *)": "cron(0 9 ? * MON#1 *)",
     "cron(0 0 L * ? *)": "cron(0 0 L * ? *)",
+    "cron(0 10 LW * ? *)": "cron(0 10 LW * ? *)",  # the month's last weekday (Quartz's LW)
     "cron(0 0 L-3 * ? *)": "cron(0 0 L-3 * ? *)",
     "cron(0 0 15W * ? *)": "cron(0 0 15W * ? *)",
     "cron(0 0 ? * L *)": "cron(0 0 ? * 7 *)",  # alone, L is Saturday
@@ -120,7 +121,6 @@ REFUSED = {
     "cron(0 0 1-15W * ? *)": "L and W stand alone",
     "cron(0 0 32W * ? *)": "the day before W is 1-31",
     "cron(0 0 L-31 * ? *)": "L-n counts 1 to 30 days back",
-    "cron(0 0 LW * ? *)": "not among the day-of-month forms AWS documents",
     "cron(0 0 3#2 * ? *)": "# is for day-of-week",
     "cron(0 0 ? * 3#6 *)": "the n of day#n is 1-5",
     "cron(0 0 ? * 3#0 *)": "the n of day#n is 1-5",

@@ -267,11 +267,9 @@ def _day_of_month_special(text: str, field: str) -> str | None:
     if field == "L":
         return field
     if field == "LW":
-        raise _refused(
-            text,
-            "LW (the month's last weekday) is not among the day-of-month forms AWS documents "
-            "(L, L-n, nW), and the dev stack cannot compute it",
-        )
+        # The month's last weekday, as in Quartz, whose cron AWS's follows (AWS's reference
+        # lists L and W for day-of-month without spelling the pair out).
+        return field
     if "#" in field:
         raise _refused(text, "# is for day-of-week (6#3: the third Friday), not day-of-month")
     if "L" not in field and "W" not in field:

@@ -192,3 +192,44 @@ def test_schedule_names_fit_aws_for_any_flow_and_clock_name() -> None:
     assert len(long) <= 64
     assert long.startswith(flow_prefix("f" * 256))
     assert schedule_name("a b", "x") != schedule_name("a_b", "x")  # cleaned alike, hashed apart
+
+
+def test_a_flow_whose_name_starts_with_another_flows_prefix_keeps_its_schedules(
+    scheduler: Any, target: ScheduleTarget
+) -> None:
+    # "a"'s prefix is fr-a-<8 hex>-; a flow named after it shares that prefix, never its schedules.
+    crafted = flow_prefix("a").removeprefix("fr-") + "x"
+    sync(scheduler, crafted, registration(1, EU).model_copy(update={"name": crafted}), target, NOW)
+    sync(scheduler, "a", registration(1, EU).model_copy(update={"name": "a"}), target, NOW)
+
+    removed = sync(scheduler, "a", registration(2).model_copy(update={"name": "a"}), target, NOW)
+    assert removed.deleted == [schedule_name("a", "clock-1")]
+    assert len(schedules_of(scheduler, target, crafted)) == 1  # still there
+    with pytest.raises(LookupError):
+        set_state(scheduler, target, "a", None, enabled=False)
+
+
+def test_a_clock_with_nothing_left_to_fire_makes_no_schedule_and_says_why(
+    scheduler: Any, target: ScheduleTarget
+) -> None:
+    ended = ClockSpec(
+        name="ended",
+        expression="rate(1 hour)",
+        start_date=datetime(2020, 1, 1),
+        end_date=datetime(2021, 1, 1),
+    )
+    report = sync(scheduler, "nightly-etl", registration(1, ended, EU), target, NOW)
+    assert report.created == [schedule_name("nightly-etl", "clock-1")]
+    assert report.skipped == ["ended: its end date 2021-01-01T00:00:00+00:00 has passed"]
+
+
+def test_a_rate_clock_without_a_start_keeps_one_phase_across_versions(
+    scheduler: Any, target: ScheduleTarget
+) -> None:
+    every_90 = ClockSpec(name="clock-1", expression="rate(90 minutes)")
+    sync(scheduler, "nightly-etl", registration(1, every_90), target, NOW)
+    (first,) = schedules_of(scheduler, target, "nightly-etl")
+    sync(scheduler, "nightly-etl", registration(2, every_90), target, NOW + timedelta(minutes=17))
+    (second,) = schedules_of(scheduler, target, "nightly-etl")
+    # Anchored on 2019-01-01 (as the seeds' engine anchored intervals): the same times.
+    assert (second["StartDate"] - first["StartDate"]) % timedelta(minutes=90) == timedelta(0)

@@ -23,6 +23,7 @@ from flowrelay.core.schedules import (
     ScheduleSpec,
     as_utc,
     check_clock_name,
+    check_clock_parameters,
     check_timezone,
     classic_cron_to_aws,
     expression_kind,
@@ -710,3 +711,28 @@ def test_the_schedule_is_part_of_the_content() -> None:
         {**BASE, "schedule": "rate(5 minutes)"}
     ).with_content_hash()
     assert plain.content_hash != scheduled.content_hash
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("clock-1", True), ("x", True), ("a.b_c", True), ("x-", False), ("-x", False), ("", False)],
+)
+def test_clock_names_start_and_end_with_a_letter_or_digit(name: str, ok: bool) -> None:
+    if ok:
+        assert check_clock_name(name) == name
+    else:
+        with pytest.raises(ScheduleError, match="starting and ending with a letter or digit"):
+            check_clock_name(name)
+
+
+def test_an_expression_longer_than_aws_takes_is_refused() -> None:
+    minutes = ",".join(str(minute) for minute in range(60))
+    hours = ",".join(str(hour) for hour in range(24))
+    days = ",".join(str(day) for day in range(1, 29))
+    with pytest.raises(ScheduleError, match="AWS takes schedule expressions of at most 256"):
+        classic_cron_to_aws(f"{minutes} {hours} {days} * *")
+
+
+def test_parameters_holding_a_scheduler_placeholder_are_refused() -> None:
+    with pytest.raises(ScheduleError, match="would replace it"):
+        check_clock_parameters({"note": "run <aws.scheduler.execution-id>"})

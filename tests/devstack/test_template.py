@@ -988,8 +988,10 @@ def test_the_scheduler_may_only_put_requests_on_the_bus(translated: dict[str, An
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(
-        ":schedule/${AWS::StackName}-flows/*"
+    # The schedule group's ARN: AWS's confused-deputy guidance for EventBridge Scheduler scopes
+    # aws:SourceArn to the group, never to schedules or a name prefix.
+    assert trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(
+        ":schedule-group/${AWS::StackName}-flows"
     )
     allowed = grants(translated, "SchedulerRole")
     assert {action: resources_of(s) for action, s in allowed.items()} == {

@@ -72,6 +72,9 @@ class SyncReport(Model):
     updated: list[str] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(
+        default_factory=list, description="Clocks that need no schedule, each with why."
+    )
 
     @property
     def changed(self) -> bool:
@@ -121,23 +124,56 @@ def request_input(registration: FlowRegistration, name: str, clock: ClockSpec) -
     return json.dumps(detail, sort_keys=True, separators=(",", ":"))
 
 
+#: Where a rate clock without a start counts from (the seeds' engine's anchor): a fixed phase,
+#: so a schedule made again (a new version) keeps its times instead of starting anew.
+RATE_ANCHOR = datetime(2019, 1, 1, tzinfo=UTC)
+
+
+def effective(clock: ClockSpec) -> ClockSpec:
+    """``clock`` as its schedule is made: a rate clock without a start is anchored."""
+    if clock.kind == "rate" and clock.start_date is None:
+        return clock.model_copy(update={"start_date": RATE_ANCHOR})
+    return clock
+
+
+def why_none(clock: ClockSpec, now: datetime) -> str | None:
+    """Why ``clock`` needs no schedule at ``now`` (nothing is left for it to fire), or None."""
+    if clock.end_date is not None and clock.end_date <= now:
+        return f"{clock.name}: its end date {clock.end_date.isoformat()} has passed"
+    start = clock.start_date_for(now)
+    if start is not None and clock.end_date is not None and start > clock.end_date:
+        return f"{clock.name}: it would next fire after its end date"
+    if clock.kind == "at" and not fire_times(clock.expression, clock.timezone, after=now, count=1):
+        return f"{clock.name}: {clock.expression} is past, or a local time that does not exist"
+    return None
+
+
 def desired(
-    registration: FlowRegistration | None, target: ScheduleTarget, now: datetime
+    registration: FlowRegistration | None,
+    target: ScheduleTarget,
+    now: datetime,
+    skipped: list[str] | None = None,
 ) -> dict[str, tuple[ClockSpec, dict[str, Any]]]:
-    """The schedules a registration needs at ``now``, by name: each clock and CreateSchedule's
-    arguments for it. A one-time clock whose moment has passed needs none (it fired, or was
-    missed: AWS would not fire it now)."""
+    """The schedules a registration needs at ``now``, by name: each clock (as its schedule is
+    made) and CreateSchedule's arguments for it. A clock with nothing left to fire (its end
+    date passed, a one-time moment past) needs none; why goes in ``skipped``."""
     schedule = registration.schedule if registration is not None else None
     if registration is None or schedule is None:
         return {}
     wanted: dict[str, tuple[ClockSpec, dict[str, Any]]] = {}
-    for clock in schedule.clocks:
-        if (
-            clock.kind == "at"
-            and fire_times(clock.expression, clock.timezone, after=now, count=1) == []
-        ):
+    for given in schedule.clocks:
+        clock = effective(given)
+        why = why_none(clock, now)
+        if why is not None:
+            if skipped is not None:
+                skipped.append(why)
             continue
         name = schedule_name(registration.name, clock.name)
+        if name in wanted:
+            raise ValueError(
+                f"clocks {wanted[name][0].name!r} and {clock.name!r} would share schedule "
+                f"{name!r}: rename one"
+            )
         request: dict[str, Any] = {
             "Name": name,
             "GroupName": target.group,
@@ -162,9 +198,10 @@ def desired(
             request["Target"]["DeadLetterConfig"] = {"Arn": target.dlq_arn}
         start = clock.start_date_for(now)
         if start is not None:
-            request["StartDate"] = start
+            # Whole seconds, as AWS keeps them (a start rounded up, an end down: never wider).
+            request["StartDate"] = _whole_second(start, up=True)
         if clock.end_date is not None:
-            request["EndDate"] = clock.end_date
+            request["EndDate"] = _whole_second(clock.end_date, up=False)
         if clock.kind == "at":
             request["ActionAfterCompletion"] = "DELETE"
         wanted[name] = (clock, request)
@@ -181,10 +218,8 @@ def sync(
     """Make the flow's schedules in ``target.group`` what ``registration`` says (None, or a
     registration without a schedule: none). Idempotent."""
     report = SyncReport()
-    wanted = desired(registration, target, now or datetime.now(UTC))
-    existing = {
-        item["Name"]: item for item in _list(scheduler, target.group, flow_prefix(flow_name))
-    }
+    wanted = desired(registration, target, now or datetime.now(UTC), report.skipped)
+    existing = {item["Name"]: item for item in _owned(scheduler, target.group, flow_name)}
     for name, (clock, request) in wanted.items():
         if name not in existing:
             scheduler.create_schedule(State="ENABLED", **request)
@@ -209,7 +244,7 @@ def set_state(
 ) -> list[str]:
     """Pause (``enabled=False``) or resume a flow's schedules, or one clock's; the names
     changed. ``LookupError`` naming the flow or clock when there is no such schedule."""
-    names = [item["Name"] for item in _list(scheduler, target.group, flow_prefix(flow_name))]
+    names = [item["Name"] for item in _owned(scheduler, target.group, flow_name)]
     if clock is not None:
         wanted = schedule_name(flow_name, clock)
         names = [name for name in names if name == wanted]
@@ -229,13 +264,20 @@ def set_state(
                 "ScheduleExpressionTimezone",
                 "FlexibleTimeWindow",
                 "Target",
-                "StartDate",
                 "EndDate",
                 "Description",
                 "ActionAfterCompletion",
             )
             if current.get(key) is not None
         }
+        # AWS refuses a start more than 5 minutes past: moved on as registration moves it.
+        start = _instant(current.get("StartDate"))
+        if start is not None and not current["ScheduleExpression"].startswith("at("):
+            moved = ClockSpec(
+                name="clock", expression=current["ScheduleExpression"], start_date=start
+            ).start_date_for(datetime.now(UTC))
+            if moved is not None:
+                keep["StartDate"] = _whole_second(moved, up=True)
         scheduler.update_schedule(GroupName=target.group, Name=name, State=state, **keep)
         changed.append(name)
     return changed
@@ -245,11 +287,35 @@ def schedules_of(
     scheduler: Any, target: ScheduleTarget, flow_name: str | None
 ) -> list[dict[str, Any]]:
     """The stack's flowrelay schedules (of one flow), each as GetSchedule describes it."""
-    prefix = flow_prefix(flow_name) if flow_name else NAME_PREFIX
+    if flow_name:
+        return [
+            scheduler.get_schedule(GroupName=target.group, Name=item["Name"])
+            for item in _owned(scheduler, target.group, flow_name)
+        ]
     return [
         scheduler.get_schedule(GroupName=target.group, Name=item["Name"])
-        for item in _list(scheduler, target.group, prefix)
+        for item in _list(scheduler, target.group, NAME_PREFIX)
     ]
+
+
+def _owned(scheduler: Any, group: str, flow_name: str) -> list[dict[str, Any]]:
+    """The flow's schedules: its prefix, and a request for this very flow (another flow's name
+    may be made to start with this one's prefix: its schedules are not this flow's)."""
+    owned = []
+    for item in _list(scheduler, group, flow_prefix(flow_name)):
+        schedule = scheduler.get_schedule(GroupName=group, Name=item["Name"])
+        try:
+            request = json.loads((schedule.get("Target") or {}).get("Input") or "{}")
+        except ValueError:
+            continue
+        if isinstance(request, dict) and request.get("flow") == flow_name:
+            owned.append(item)
+    return owned
+
+
+def _whole_second(moment: datetime, *, up: bool) -> datetime:
+    whole = moment.replace(microsecond=0)
+    return whole + timedelta(seconds=1) if up and whole < moment else whole
 
 
 def _list(scheduler: Any, group: str, prefix: str) -> list[dict[str, Any]]:

@@ -124,10 +124,18 @@ def parse_expression(text: str) -> str:
             text, f"unknown kind {kind}(...): AWS takes cron(...), rate(...) and at(...)"
         )
     if kind == "cron":
-        return _parse_cron(text, body)
-    if kind == "rate":
-        return _parse_rate(text, body)
-    return _parse_at(text, body)
+        canonical = _parse_cron(text, body)
+    elif kind == "rate":
+        canonical = _parse_rate(text, body)
+    else:
+        canonical = _parse_at(text, body)
+    if len(canonical) > MAX_EXPRESSION:
+        raise _refused(
+            text,
+            f"{len(canonical)} characters: AWS takes schedule expressions of at most "
+            f"{MAX_EXPRESSION}; use fewer list items (ranges, increments) or two clocks",
+        )
+    return canonical
 
 
 def expression_kind(expression: str) -> Literal["cron", "rate", "at"]:
@@ -687,10 +695,16 @@ def as_utc(moment: datetime) -> datetime:
 
 # --- the registered schedule -------------------------------------------------------------------
 
-#: A clock's name: part of its EventBridge Scheduler schedule's name, so AWS's characters.
-_CLOCK_NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+#: A clock's name: part of its EventBridge Scheduler schedule's name, so AWS's characters; it
+#: starts and ends with a letter or digit (a schedule's name joins it with a "-", and names
+#: differing only in outer dashes would be one schedule).
+_CLOCK_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z_.-]{0,62}[0-9A-Za-z])?")
+#: What EventBridge Scheduler replaces in a target's input, on every attempt.
+_PLACEHOLDER = "<aws.scheduler."
 #: How far past a recurring schedule's start may be: AWS refuses an earlier StartDate.
 START_DATE_GRACE = timedelta(minutes=5)
+#: EventBridge Scheduler's limit on a schedule expression.
+MAX_EXPRESSION = 256
 
 
 def check_clock_name(name: str) -> str:
@@ -702,8 +716,8 @@ def check_clock_name(name: str) -> str:
     """
     if not isinstance(name, str) or not _CLOCK_NAME.fullmatch(name):
         raise ScheduleError(
-            f"a clock's name is 1-64 letters, digits, '-', '_' or '.' (it names its schedule "
-            f"in AWS), got {name!r}"
+            f"a clock's name is 1-64 letters, digits, '-', '_' or '.', starting and ending "
+            f"with a letter or digit (it names its schedule in AWS), got {name!r}"
         )
     return name
 
@@ -722,6 +736,11 @@ def check_clock_parameters(parameters: Any) -> dict[str, Any]:
         jsonvalues.check(parameters, whole="parameter_defaults")
     except jsonvalues.JsonValueError as exc:
         raise ScheduleError(str(exc)) from None
+    if _PLACEHOLDER in json.dumps(parameters):
+        raise ScheduleError(
+            f"parameter_defaults hold {_PLACEHOLDER}...>: EventBridge Scheduler would replace it "
+            "in every fire's request (a retry would then differ from its first try)"
+        )
     return parameters
 
 

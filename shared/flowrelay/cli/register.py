@@ -120,9 +120,13 @@ def _sync_schedules(
     target = ScheduleTarget.of_stack(outputs)
     if target is None:
         if registration.schedule is not None:
+            fix = (
+                "deploy the current template.yaml (the stack has no ScheduleGroupName output)"
+                if outputs
+                else "set FLOWRELAY_STACK (or --stack) so that its schedule group is known"
+            )
             render.stderr.print(
-                "[yellow]the flow's schedule was not synced: set FLOWRELAY_STACK (or --stack) so "
-                "that its schedule group is known, and register again[/]"
+                f"[yellow]the flow's schedule was not synced: {fix}, and register again[/]"
             )
         return None
     from botocore.exceptions import ClientError

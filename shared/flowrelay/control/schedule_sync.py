@@ -221,11 +221,11 @@ def sync(
     wanted = desired(registration, target, now or datetime.now(UTC), report.skipped)
     existing = {item["Name"]: item for item in _owned(scheduler, target.group, flow_name)}
     for name, (clock, request) in wanted.items():
-        if name not in existing:
+        current = existing.get(name)
+        if current is None:
             scheduler.create_schedule(State="ENABLED", **request)
             report.created.append(name)
             continue
-        current = scheduler.get_schedule(GroupName=target.group, Name=name)
         if _same(current, request, clock):
             report.unchanged.append(name)
             continue
@@ -244,17 +244,17 @@ def set_state(
 ) -> list[str]:
     """Pause (``enabled=False``) or resume a flow's schedules, or one clock's; the names
     changed. ``LookupError`` naming the flow or clock when there is no such schedule."""
-    names = [item["Name"] for item in _owned(scheduler, target.group, flow_name)]
+    owned = _owned(scheduler, target.group, flow_name)
     if clock is not None:
         wanted = schedule_name(flow_name, clock)
-        names = [name for name in names if name == wanted]
-    if not names:
+        owned = [current for current in owned if current["Name"] == wanted]
+    if not owned:
         what = f"clock {clock!r} of flow {flow_name!r}" if clock else f"flow {flow_name!r}"
         raise LookupError(f"no schedule for {what} in schedule group {target.group!r}")
     changed = []
     state = "ENABLED" if enabled else "DISABLED"
-    for name in names:
-        current = scheduler.get_schedule(GroupName=target.group, Name=name)
+    for current in owned:
+        name = current["Name"]
         if current.get("State") == state:
             continue
         keep = {
@@ -288,10 +288,7 @@ def schedules_of(
 ) -> list[dict[str, Any]]:
     """The stack's flowrelay schedules (of one flow), each as GetSchedule describes it."""
     if flow_name:
-        return [
-            scheduler.get_schedule(GroupName=target.group, Name=item["Name"])
-            for item in _owned(scheduler, target.group, flow_name)
-        ]
+        return _owned(scheduler, target.group, flow_name)
     return [
         scheduler.get_schedule(GroupName=target.group, Name=item["Name"])
         for item in _list(scheduler, target.group, NAME_PREFIX)
@@ -299,8 +296,9 @@ def schedules_of(
 
 
 def _owned(scheduler: Any, group: str, flow_name: str) -> list[dict[str, Any]]:
-    """The flow's schedules: its prefix, and a request for this very flow (another flow's name
-    may be made to start with this one's prefix: its schedules are not this flow's)."""
+    """The flow's schedules, as GetSchedule describes them: its prefix, and a request for this
+    very flow (another flow's name may be made to start with this one's prefix: its schedules
+    are not this flow's)."""
     owned = []
     for item in _list(scheduler, group, flow_prefix(flow_name)):
         schedule = scheduler.get_schedule(GroupName=group, Name=item["Name"])
@@ -309,7 +307,7 @@ def _owned(scheduler: Any, group: str, flow_name: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(request, dict) and request.get("flow") == flow_name:
-            owned.append(item)
+            owned.append(schedule)
     return owned
 
 

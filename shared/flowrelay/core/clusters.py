@@ -96,10 +96,6 @@ class ClusterSupply(Model):
         "YAML file), when it gives one: e.g. the name and labels of a custom DaskCluster.",
     )
 
-    def fits(self, cluster_class: str) -> bool:
-        """Whether this supply is for ``cluster_class`` (an import path)."""
-        return cluster_class in self.classes
-
     def merged(self, cluster_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The cluster's keyword arguments: the defaults, the flow's ``cluster_kwargs`` over
         them, and the enforced ones over both; with one line for each of the flow's own values

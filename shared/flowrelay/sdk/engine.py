@@ -3,39 +3,54 @@
 Every task becomes one ``executor.submit(run_task, ...)`` whose inputs are its upstream states
 (futures). A mapped task first waits for its upstreams (it must know how many children to make),
 then submits one ``run_task`` per child and a ``collect_mapped`` that builds the parent's state.
+What one task run does (triggers, retries, signals, checkpoints, state handlers) is in
+``taskrun``.
 
-``run_task`` is the only code on the per-task hot path; it does no logging unless INFO is on for
-``flowrelay.task`` and starts a thread only for tasks with a timeout.
+A run's context (``flowrelay.context``) holds the flow run's values from start to end, and each
+task run adds its own.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import threading
-import time
-import traceback
+import os
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flowrelay.core.logs import ensure_worker_process_logging
 from flowrelay.core.registration import check_parameters
-from flowrelay.sdk.states import Failed, Mapped, State, Success, TimedOut, TriggerFailed
+from flowrelay.sdk import runcontext
+from flowrelay.sdk.states import (
+    Failed,
+    Pending,
+    Running,
+    Skipped,
+    State,
+    Success,
+    TriggerFailed,
+)
+from flowrelay.sdk.taskrun import (
+    SKIPPED_UPSTREAM,
+    RunFrame,
+    UpstreamInput,
+    collect_mapped,
+    run_task,
+)
 from flowrelay.sdk.tasks import Parameter, Task
+from flowrelay.sdk.triggers import all_successful
 
 if TYPE_CHECKING:
     from flowrelay.sdk.executors.base import Executor
     from flowrelay.sdk.flow import Flow
 
 flow_log = logging.getLogger("flowrelay.flow_run")
-task_log = logging.getLogger("flowrelay.task")
 
-# (input key or None for ordering-only, upstream slug for messages, upstream state or future)
-UpstreamInput = tuple[str | None, str, Any]
+DEFAULT_TRIGGERS = (None, all_successful)
 
-
-class TaskTimeoutError(Exception):
-    """One attempt of a task ran longer than its timeout."""
+#: Turns checkpointing on or off for ``flow.run`` (flowrelay's runners turn it on), as the seeds'
+#: engine's ``PREFECT__FLOWS__CHECKPOINTING``.
+CHECKPOINTING_VARIABLE = "FLOWRELAY__FLOWS__CHECKPOINTING"
 
 
 def resolve_parameters(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +60,54 @@ def resolve_parameters(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     return {name: given.get(name, parameter.default) for name, parameter in declared.items()}
 
 
-def run_flow(flow: Flow, parameters: Mapping[str, Any], executor: Executor | None = None) -> State:
+def checkpointing_from_environment(default: bool = False) -> bool:
+    """Whether ``FLOWRELAY__FLOWS__CHECKPOINTING`` turns checkpointing on (``true``/``false``,
+    any case); ``default`` when unset. Anything else is refused, not guessed."""
+    value = os.environ.get(CHECKPOINTING_VARIABLE)
+    if value is None or not value.strip():
+        return default
+    if value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{CHECKPOINTING_VARIABLE} must be true or false, got {value!r}")
+
+
+def run_context(
+    flow: Flow, parameters: Mapping[str, Any], given: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The context values of one flow run: the run's own, then what the caller gave."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        **runcontext.current(),
+        "flow_name": flow.name,
+        "flow_run_id": str(uuid.uuid4()),
+        "parameters": dict(parameters),
+        "scheduled_start_time": now,
+        "date": now,
+        "checkpointing": None,
+        "logger": flow_log,
+    }
+    values.update(given or {})
+    values["flow_run_name"] = values.get("flow_run_name") or values["flow_run_id"]
+    if values["checkpointing"] is None:
+        values["checkpointing"] = checkpointing_from_environment()
+    day = values["date"]
+    for name, shift in (("yesterday", -1), ("today", 0), ("tomorrow", 1)):
+        when = day + timedelta(days=shift)
+        values.setdefault(name, when.strftime("%Y-%m-%d"))
+        values.setdefault(f"{name}_nodash", when.strftime("%Y%m%d"))
+    return values
+
+
+def run_flow(
+    flow: Flow,
+    parameters: Mapping[str, Any],
+    executor: Executor | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    task_states: Mapping[Task | str, State] | None = None,
+) -> State:
     """Run ``flow`` in this process and return its flow-run state (see ``Flow.run``)."""
     from flowrelay.sdk.executors import DaskExecutor, LocalExecutor
 
@@ -58,41 +120,99 @@ def run_flow(flow: Flow, parameters: Mapping[str, Any], executor: Executor | Non
         flow.on_execute(values, provider_kwargs)
         if isinstance(executor, DaskExecutor):
             executor = executor.with_cluster_kwargs(provider_kwargs)
+    frame = RunFrame(context=run_context(flow, values, context), result=flow.result)
     order = flow.sorted_tasks()
-    flow_log.info("Flow run of %r starting: %d tasks on %r", flow.name, len(order), executor)
-    if flow.on_start is not None:
-        flow.on_start()
+    token = runcontext.enter(frame.context)
     try:
-        with executor.start():
-            futures = _submit_all(flow, order, values, executor)
-            final_states: dict[Task, State] = executor.wait(futures)
+        state: State = _change_flow_state(flow, Pending(), Running())
+        if state.is_finished():
+            return state
+        flow_log.info("Flow run of %r starting: %d tasks on %r", flow.name, len(order), executor)
+        if flow.on_start is not None:
+            flow.on_start()
+        try:
+            with executor.start():
+                futures = _submit_all(flow, order, frame, executor, _reusable(flow, task_states))
+                final_states: dict[Task, State] = executor.wait(futures)
+        finally:
+            if flow.on_exit is not None:
+                flow.on_exit()
+        final = flow_state(flow, final_states)
+        if flow.terminal_state_handler is not None:
+            reference = {task: final_states[task] for task in flow.reference_tasks()}
+            final = flow.terminal_state_handler(flow, final, reference) or final
+        final = _change_flow_state(flow, state, final)
     finally:
-        if flow.on_exit is not None:
-            flow.on_exit()
-    state = flow_state(flow, final_states)
-    flow_log.info("Flow run of %r finished: %s: %s", flow.name, state.name, state.message)
-    return state
+        runcontext.leave(token)
+    flow_log.info("Flow run of %r finished: %s: %s", flow.name, final.name, final.message)
+    return final
+
+
+def _change_flow_state(flow: Flow, old: State, new: State) -> State:
+    """``new``, or what the flow's state handlers made of it (a handler that raises fails the
+    run, saying which)."""
+    for handler in flow.state_handlers:
+        try:
+            replaced = handler(flow, old, new)
+        except Exception as exc:
+            name = getattr(handler, "__name__", handler)
+            return Failed(
+                f"Flow state handler {name!r} raised {type(exc).__name__}: {exc}",
+                result=new.result,
+            )
+        if replaced is not None:
+            new = replaced
+    return new
+
+
+def _reusable(flow: Flow, task_states: Mapping[Task | str, State] | None) -> dict[str, State]:
+    """Given finished states by slug (a Task key is read as its slug); unknown keys refused."""
+    if not task_states:
+        return {}
+    reusable: dict[str, State] = {}
+    for given, state in task_states.items():
+        if isinstance(given, Task) and given not in flow._tasks:
+            raise ValueError(
+                f"Flow {flow.name!r}: task_states names a task not in the flow: {given!r}"
+            )
+        slug = flow.slug(given) if isinstance(given, Task) else given
+        if not isinstance(state, State):
+            raise TypeError(f"Flow {flow.name!r}: task_states[{slug!r}] is not a State: {state!r}")
+        if state.is_finished():
+            reusable[slug] = state
+    return reusable
 
 
 def _submit_all(
-    flow: Flow, order: list[Task], values: Mapping[str, Any], executor: Executor
+    flow: Flow,
+    order: list[Task],
+    frame: RunFrame,
+    executor: Executor,
+    reusable: Mapping[str, State],
 ) -> dict[Task, Any]:
     futures: dict[Task, Any] = {}
+    parameters: Mapping[str, Any] = frame.context["parameters"]
+    # Tasks whose state is as before: parameters, and reused states whose upstreams all are.
+    unchanged: set[Task] = set()
     for task in order:
         if isinstance(task, Parameter):
-            futures[task] = Success(message="Parameter", result=values[task.name])
+            futures[task] = Success(message="Parameter", result=parameters[task.name])
+            unchanged.add(task)
             continue
         edges = flow._edges_to.get(task, ())
+        slug = flow.slug(task)
+        upstream_unchanged = all(edge.upstream in unchanged for edge in edges)
+        if upstream_unchanged and slug in reusable:
+            futures[task] = reusable[slug]
+            unchanged.add(task)
+            continue
         constants = flow.constants.get(task, {})
         mapped_constants = flow.mapped_constants.get(task, set())
-        slug = flow.slug(task)
         context = {"task_name": slug, "resources": task.dask_resources}
         if not mapped_constants and not any(edge.mapped for edge in edges):
-            upstream = [
-                (edge.key, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges
-            ]
+            upstream = [(edge, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges]
             futures[task] = executor.submit(
-                run_task, task, slug, upstream, constants, extra_context=context
+                run_task, task, slug, upstream, constants, frame, extra_context=context
             )
             continue
         futures.update(executor.wait({edge.upstream: futures[edge.upstream] for edge in edges}))
@@ -100,18 +220,28 @@ def _submit_all(
         if isinstance(plan, State):
             futures[task] = plan
             continue
-        children = [
-            executor.submit(
-                run_task,
-                task,
-                f"{slug}[{index}]",
-                child_upstream,
-                child_constants,
-                extra_context={**context, "task_name": f"{slug}[{index}]"},
+        children = []
+        for index, (child_upstream, child_constants) in enumerate(plan):
+            child_slug = f"{slug}[{index}]"
+            kept = reusable.get(child_slug) if upstream_unchanged else None
+            if kept is not None:
+                children.append(kept)
+                continue
+            children.append(
+                executor.submit(
+                    run_task,
+                    task,
+                    child_slug,
+                    child_upstream,
+                    child_constants,
+                    frame,
+                    index,
+                    extra_context={**context, "task_name": child_slug},
+                )
             )
-            for index, (child_upstream, child_constants) in enumerate(plan)
-        ]
-        futures[task] = executor.submit(collect_mapped, slug, children, extra_context=context)
+        if upstream_unchanged and all(isinstance(child, State) for child in children) and plan:
+            unchanged.add(task)
+        futures[task] = executor.submit(collect_mapped, task, slug, children, extra_context=context)
     return futures
 
 
@@ -126,32 +256,37 @@ def plan_children(
     be mapped (an upstream failed, an input is not iterable, lengths differ)."""
     slug = flow.slug(task)
     shared_upstream: list[UpstreamInput] = []
-    per_child_upstream: list[tuple[str | None, str, list[State]]] = []
+    per_child_upstream: list[tuple[Any, str, list[State]]] = []
     per_child_constants: list[tuple[str, list[Any]]] = []
     lengths: dict[str, int] = {}
     not_successful: list[str] = []
     for edge in flow._edges_to.get(task, ()):
         state: State = states[edge.upstream]
         upstream_slug = flow.slug(edge.upstream)
-        if edge.mapped and state.map_states is not None:
-            per_child_upstream.append((edge.key, upstream_slug, state.map_states))
+        if edge.mapped and state.map_states is not None and not edge.flattened:
+            per_child_upstream.append((edge, upstream_slug, state.map_states))
             lengths[upstream_slug] = len(state.map_states)
-        elif not state.is_successful():
+        elif state.is_skipped() and task.skip_on_upstream_skip:
+            return Skipped(SKIPPED_UPSTREAM)
+        elif not state.is_successful() and (edge.mapped or task.trigger in DEFAULT_TRIGGERS):
             not_successful.append(upstream_slug)
         elif edge.mapped:
             try:
                 items = list(state.result)
+                if edge.flattened:
+                    items = [item for inner in items for item in inner]
             except TypeError:
+                what = " items" if edge.flattened else ""
                 return Failed(
                     f"Cannot map {slug!r} over input {edge.key!r}: upstream {upstream_slug!r} "
-                    f"returned {type(state.result).__name__}, which is not iterable"
+                    f"returned {type(state.result).__name__}{what}, which is not iterable"
                 )
             per_child_upstream.append(
-                (edge.key, upstream_slug, [Success(result=item) for item in items])
+                (edge, upstream_slug, [Success(result=item) for item in items])
             )
             lengths[upstream_slug] = len(items)
         else:
-            shared_upstream.append((edge.key, upstream_slug, state))
+            shared_upstream.append((edge, upstream_slug, state))
     if not_successful:
         return _trigger_failed(not_successful)
     unmapped_constants = {k: v for k, v in constants.items() if k not in mapped_constants}
@@ -173,112 +308,13 @@ def plan_children(
     for index in range(count):
         child_upstream = list(shared_upstream)
         child_upstream.extend(
-            (key, f"{upstream_slug}[{index}]", child_states[index])
-            for key, upstream_slug, child_states in per_child_upstream
+            (edge, f"{upstream_slug}[{index}]", child_states[index])
+            for edge, upstream_slug, child_states in per_child_upstream
         )
         child_constants = dict(unmapped_constants)
         child_constants.update((key, items[index]) for key, items in per_child_constants)
         plan.append((child_upstream, child_constants))
     return plan
-
-
-def run_task(
-    task: Task, slug: str, upstream: list[UpstreamInput], constants: Mapping[str, Any]
-) -> State:
-    """Run one task (or one mapped child) once its upstream states are known."""
-    ensure_worker_process_logging()
-    inputs = dict(constants) if constants else {}
-    not_successful = None
-    for key, upstream_slug, state in upstream:
-        if not isinstance(state, Success):
-            not_successful = not_successful or []
-            not_successful.append(upstream_slug)
-        elif key is not None:
-            inputs[key] = state.result
-    if not_successful:
-        final: State = _trigger_failed(not_successful)
-    else:
-        final = _run_with_retries(task, slug, inputs)
-    if task_log.isEnabledFor(logging.INFO):
-        task_log.info(
-            "Task %r: %s%s", slug, final.name, f": {final.message}" if final.message else ""
-        )
-    return final
-
-
-def _run_with_retries(task: Task, slug: str, inputs: dict[str, Any]) -> State:
-    attempt = 1
-    while True:
-        try:
-            if task.timeout is None:
-                result = task.run(**inputs)
-            else:
-                result = _call_with_timeout(task, inputs, task.timeout)
-            return Success(result=result, attempts=attempt)
-        except TaskTimeoutError as exc:
-            failure: State = TimedOut(str(exc), result=exc, attempts=attempt)
-        except Exception as exc:
-            failure = Failed(
-                f"{type(exc).__name__}: {exc}",
-                result=_picklable(exc),
-                attempts=attempt,
-                traceback=traceback.format_exc(),
-            )
-        if attempt > task.max_retries:
-            if attempt > 1:
-                failure.message = f"{failure.message} (gave up after {attempt} attempts)"
-            return failure
-        assert task.retry_delay is not None  # Task.__init__ guarantees it when retries are set
-        delay = task.retry_delay.total_seconds()
-        task_log.warning(
-            "Task %r attempt %d of %d failed (%s); retrying in %gs",
-            slug,
-            attempt,
-            task.max_retries + 1,
-            failure.message,
-            delay,
-        )
-        time.sleep(delay)
-        attempt += 1
-
-
-def _call_with_timeout(task: Task, inputs: dict[str, Any], seconds: float) -> Any:
-    """Run the task in a helper thread and stop waiting after ``seconds``.
-
-    Python cannot kill a thread: a timed-out attempt is abandoned, not stopped, and keeps running
-    in the background until it returns (documented in docs/flows.md).
-    """
-    outcome: dict[str, Any] = {}
-
-    def attempt() -> None:
-        try:
-            outcome["value"] = task.run(**inputs)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=attempt, name=f"flowrelay-timeout-{task.name}", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise TaskTimeoutError(f"Task timed out after {seconds:g}s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-def collect_mapped(slug: str, children: list[State]) -> State:
-    """The parent state of a mapped task: Mapped when every child succeeded, else Failed."""
-    results = [child.result if child.is_successful() else None for child in children]
-    failed = [(index, child) for index, child in enumerate(children) if not child.is_successful()]
-    if not failed:
-        return Mapped(f"{len(children)} mapped runs succeeded", result=results, map_states=children)
-    index, first = failed[0]
-    return Failed(
-        f"{len(failed)} of {len(children)} mapped runs did not succeed; "
-        f"first: {slug}[{index}]: {first.message}",
-        result=results,
-        map_states=children,
-    )
 
 
 def flow_state(flow: Flow, task_states: dict[Task, State]) -> State:
@@ -343,13 +379,3 @@ def _trigger_failed(upstream_slugs: list[str]) -> TriggerFailed:
     names = ", ".join(repr(name) for name in upstream_slugs)
     noun = "task" if len(upstream_slugs) == 1 else "tasks"
     return TriggerFailed(f"Did not run: upstream {noun} {names} did not succeed")
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    """The exception itself when it can cross a process boundary, else a stand-in saying what
-    it was (a state that cannot be pickled would break process and distributed executors)."""
-    try:
-        pickle.dumps(exc)
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc

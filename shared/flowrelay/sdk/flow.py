@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flowrelay.sdk.context import enter_flow, leave_flow
-from flowrelay.sdk.tasks import Edge, Parameter, Task, as_task
+from flowrelay.sdk.context import active_case, enter_flow, leave_flow
+from flowrelay.sdk.tasks import Edge, Parameter, StateHandler, Task, as_task
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -49,6 +49,11 @@ class Flow:
             Scheduler schedule per clock. Checked when set.
         reference_tasks: the tasks whose states decide the flow run's state (default: the
             terminal tasks).
+        state_handlers: ``fn(flow, old_state, new_state)`` called when the run starts and ends;
+            may return a state to use instead.
+        result: the ``Result`` of every task that has none of its own (checkpoints, targets).
+        terminal_state_handler: ``fn(flow, state, reference_task_states)`` may replace the
+            run's final state.
         environment: DEPRECATED, translated to ``run_config`` + ``executor``
             (see docs/environments.md).
     """
@@ -64,6 +69,10 @@ class Flow:
         tasks: Iterable[Task] | None = None,
         edges: Iterable[Edge] | None = None,
         reference_tasks: Iterable[Task] | None = None,
+        state_handlers: Iterable[StateHandler] | None = None,
+        validate: bool | None = None,
+        result: Any = None,
+        terminal_state_handler: Callable[..., State | None] | None = None,
         labels: Iterable[str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -73,6 +82,17 @@ class Flow:
         self.run_config = run_config
         self.executor = executor
         self.storage = storage
+        if callable(state_handlers):
+            raise TypeError(f"Flow {name!r}: state_handlers is a list of functions")
+        self.state_handlers: list[StateHandler] = list(state_handlers or ())
+        if result is not None and not all(
+            hasattr(result, method) for method in ("write", "read", "exists")
+        ):
+            raise TypeError(
+                f"Flow {name!r}: result must be a Result (flowrelay.engine.results), got {result!r}"
+            )
+        self.result = result
+        self.terminal_state_handler = terminal_state_handler
         self.on_start: Callable[[], None] | None = None
         self.on_exit: Callable[[], None] | None = None
         self.on_execute: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
@@ -92,7 +112,13 @@ class Flow:
         for task in tasks or ():
             self.add_task(task)
         for edge in edges or ():
-            self.add_edge(edge.upstream, edge.downstream, key=edge.key, mapped=edge.mapped)
+            self.add_edge(
+                edge.upstream,
+                edge.downstream,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+            )
         if reference_tasks:
             self.set_reference_tasks(reference_tasks)
         if environment is not None:
@@ -115,11 +141,20 @@ class Flow:
             raise TypeError(f"Flow {self.name!r}: add_task needs a Task, got {task!r}")
         if task in self._tasks:
             return task
+        block = active_case()
+        if block is not None:
+            block.add_task(task, self)
         if isinstance(task, Parameter):
             clash = next((p for p in self.parameters() if p.name == task.name), None)
             if clash is not None:
                 raise ValueError(f"Flow {self.name!r} already has a parameter named {task.name!r}")
         self._tasks[task] = None
+        if task.slug is not None:
+            if task.slug in self._slugs_taken:
+                raise ValueError(f"Flow {self.name!r} already has a task with slug {task.slug!r}")
+            self._slugs[task] = task.slug
+            self._slugs_taken.add(task.slug)
+            return task
         # Continue numbering from the last number used for this name: building a flow stays
         # linear when one task is called thousands of times.
         number = self._slug_numbers.get(task.name, 1)
@@ -133,9 +168,15 @@ class Flow:
         return task
 
     def add_edge(
-        self, upstream: Task, downstream: Task, key: str | None = None, mapped: bool = False
+        self,
+        upstream: Task,
+        downstream: Task,
+        key: str | None = None,
+        mapped: bool = False,
+        flattened: bool = False,
     ) -> Edge:
-        """Make ``upstream`` run before ``downstream`` and, with ``key``, feed it that input."""
+        """Make ``upstream`` run before ``downstream`` and, with ``key``, feed it that input
+        (``mapped``: one item per child; ``flattened``: the items of its items)."""
         if key is not None:
             self._check_input_free(downstream, key)
         if upstream is downstream or self._reaches(downstream, upstream):
@@ -145,7 +186,7 @@ class Flow:
             )
         self.add_task(upstream)
         self.add_task(downstream)
-        edge = Edge(upstream, downstream, key=key, mapped=mapped)
+        edge = Edge(upstream, downstream, key=key, mapped=mapped, flattened=flattened)
         self._edges.append(edge)
         self._edges_to.setdefault(downstream, []).append(edge)
         self._edges_from.setdefault(upstream, []).append(edge)
@@ -352,16 +393,39 @@ class Flow:
         self,
         parameters: Mapping[str, Any] | None = None,
         executor: Executor | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        task_states: Mapping[Task | str, State] | None = None,
+        run_on_schedule: bool | None = None,
         **parameter_values: Any,
     ) -> State:
-        """Run the flow here, now, and return its state.
+        """Run the flow here, now, once, and return its state.
 
         ``parameters`` (or keyword arguments) give parameter values; ``executor`` overrides
-        ``flow.executor`` (default ``LocalExecutor``).
+        ``flow.executor`` (default ``LocalExecutor``); ``context`` adds values to
+        ``flowrelay.context`` (e.g. ``flow_run_id``, ``checkpointing``); ``task_states`` gives
+        finished states to reuse instead of running those tasks (a Task, or a slug such as
+        ``"load"`` or ``"load[3]"`` for one mapped child): a task runs again when anything it
+        depends on runs again.
+
+        The seeds' engine ran a scheduled flow forever on its schedule here; flowrelay runs it
+        once, and schedules start runs only once the flow is registered: ``run_on_schedule=True``
+        is refused rather than ignored.
         """
         from flowrelay.sdk.engine import run_flow
 
-        return run_flow(self, {**(parameters or {}), **parameter_values}, executor)
+        if run_on_schedule:
+            raise ValueError(
+                f"Flow {self.name!r}: run_on_schedule=True is not supported: flow.run() runs "
+                f"once; register the flow (flowrelay register) and its schedule starts the runs"
+            )
+        return run_flow(
+            self,
+            {**(parameters or {}), **parameter_values},
+            executor,
+            context=context,
+            task_states=task_states,
+        )
 
 
 def registration_for(flow: Flow, storage: Storage | None = None) -> FlowRegistration:

@@ -11,22 +11,35 @@ its arguments::
 
 Imperative API: ``task.set_upstream(other, flow=flow)``, ``task.bind(x=other,
 flow=flow)``. Mapping: ``add.map(numbers, unmapped(10))`` runs one child per item.
+
+The seeds' engine's task options work as it documented them: ``trigger=``,
+``skip_on_upstream_skip=``, ``state_handlers=``, ``nout=`` (``a, b = pair()``), ``task()["key"]``
+and operators (``total + 1``, ``count > 3``: each builds a task), ``log_stdout=``, results and
+checkpoints (``result=``, ``checkpoint=``, ``target=``) and in-process caching (``cache_for=``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from flowrelay.sdk.context import active_flow
+from flowrelay.sdk.runcontext import context
 
 if TYPE_CHECKING:
     from flowrelay.sdk.flow import Flow
+    from flowrelay.sdk.states import State
+
+StateHandler = Callable[[Any, "State", "State"], "State | None"]
 
 _DASK_RESOURCE_TAG = re.compile(r"^dask-resource:(?P<key>[^=]+)=(?P<amount>.+)$")
 _NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
@@ -41,39 +54,105 @@ class unmapped:
         self.value = value
 
 
+class mapped:
+    """Marks an argument of a plain call that is mapped over (``add(mapped(xs), 1)``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_MAPPED = mapped  # the methods below take a ``mapped`` flag that hides the class
+
+
+class flatten:
+    """Marks a mapped argument whose items are lists, mapped over as one list:
+    ``add.map(flatten(nested))`` runs one child per inner item."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 @dataclass(frozen=True, slots=True)
 class Edge:
     """``upstream`` feeds ``downstream``: as keyword ``key`` (None: ordering only), per item if
-    ``mapped``."""
+    ``mapped``, its items' items if ``flattened``."""
 
     upstream: Task
     downstream: Task
     key: str | None = None
     mapped: bool = False
+    flattened: bool = False
+
+    @property
+    def upstream_task(self) -> Task:
+        """The seeds' engine's name for ``upstream``."""
+        return self.upstream
+
+    @property
+    def downstream_task(self) -> Task:
+        """The seeds' engine's name for ``downstream``."""
+        return self.downstream
 
 
 class Task:
     """A unit of work. Subclass and implement ``run``, or use the ``@task`` decorator.
 
-    Args:
+    Args (the seeds' engine's, with its defaults):
         name: shown in states and logs; defaults to the class or function name.
+        slug: the task's unique name in its flow (default: ``name``, numbered when taken).
+        tags: free-form strings; ``dask-resource:KEY=NUM`` becomes a Dask worker resource.
         max_retries: how many times to run again after a failure (0 = never).
         retry_delay: wait between attempts; required when ``max_retries > 0``.
         timeout: seconds (or a timedelta) one attempt may take before it counts as failed.
-        tags: free-form strings; ``dask-resource:KEY=NUM`` becomes a Dask worker resource.
+        trigger: whether to run given the upstream states (``flowrelay.triggers``; default
+            ``all_successful``).
+        skip_on_upstream_skip: be Skipped when an upstream task was (default True).
+        cache_for, cache_validator, cache_key: reuse a result within this process for a while
+            (``flowrelay.engine.cache_validators``).
+        checkpoint: False never writes the result; otherwise it is written when checkpointing is
+            on for the run (flowrelay runs: on; ``flow.run``: ``FLOWRELAY__FLOWS__CHECKPOINTING``).
+        state_handlers: ``fn(task, old_state, new_state)`` called on every change; may return
+            a state to use instead.
+        on_failure: ``fn(task, state)`` called when the task fails.
+        log_stdout: send what the task prints to its logger (and so to the run's log).
+        result: where results are written (``flowrelay.engine.results``; default: the flow's).
+        target: a location (template or callable) whose existence means the task already ran:
+            it is then Cached with the value read from there.
+        task_run_name: a template for the name its runs show, e.g. ``"fetch-{city}"``.
+        nout: how many values it returns, for ``a, b = task()`` (else from a ``Tuple[...]``
+            return annotation).
     """
 
     def __init__(
         self,
         name: str | None = None,
-        *,
-        max_retries: int = 0,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int | None = None,
         retry_delay: timedelta | float | None = None,
         timeout: timedelta | float | None = None,
-        tags: Iterable[str] | None = None,
+        trigger: Callable[..., bool] | None = None,
+        skip_on_upstream_skip: bool = True,
+        cache_for: timedelta | None = None,
+        cache_validator: Callable[..., bool] | None = None,
+        cache_key: str | None = None,
+        checkpoint: bool | None = None,
+        state_handlers: Iterable[StateHandler] | None = None,
+        on_failure: Callable[[Any, State], None] | None = None,
+        log_stdout: bool = False,
+        result: Any = None,
+        target: str | Callable[..., str] | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
+        nout: int | None = None,
     ) -> None:
         self.name = name or type(self).__name__
-        if not isinstance(max_retries, int) or max_retries < 0:
+        self.slug = slug
+        max_retries = 0 if max_retries is None else max_retries
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise ValueError(
                 f"Task {self.name!r}: max_retries must be an int >= 0, got {max_retries!r}"
             )
@@ -90,8 +169,45 @@ class Task:
         self.timeout: float | None = timeout_delta.total_seconds() if timeout_delta else None
         if isinstance(tags, str):
             raise TypeError(f"Task {self.name!r}: tags must be a list of strings, not one string")
-        self.tags: frozenset[str] = frozenset(tags or ())
+        self.tags: frozenset[str] = frozenset(tags or ()) | _context_tags()
         self.dask_resources: dict[str, float] = _parse_dask_resources(self.tags, self.name)
+        if trigger is not None and not callable(trigger):
+            raise TypeError(
+                f"Task {self.name!r}: trigger must be a function of the upstream states "
+                f"(flowrelay.triggers), got {trigger!r}"
+            )
+        self.trigger = trigger
+        self.skip_on_upstream_skip = bool(skip_on_upstream_skip)
+        if cache_for is not None and not isinstance(cache_for, timedelta):
+            raise TypeError(f"Task {self.name!r}: cache_for must be a timedelta, got {cache_for!r}")
+        if cache_validator is not None and cache_for is None:
+            raise ValueError(
+                f"Task {self.name!r}: cache_validator needs cache_for (how long a result is kept)"
+            )
+        self.cache_for = cache_for
+        self.cache_validator = cache_validator
+        self.cache_key = cache_key
+        self.checkpoint = checkpoint
+        if callable(state_handlers):
+            raise TypeError(f"Task {self.name!r}: state_handlers is a list of functions")
+        self.state_handlers: list[StateHandler] = list(state_handlers or ())
+        for handler in [*self.state_handlers, on_failure]:
+            if handler is not None and not callable(handler):
+                raise TypeError(f"Task {self.name!r}: {handler!r} is not a function")
+        self.on_failure = on_failure
+        self.log_stdout = bool(log_stdout)
+        if result is not None and not all(
+            hasattr(result, method) for method in ("write", "read", "exists")
+        ):
+            raise TypeError(
+                f"Task {self.name!r}: result must be a Result (flowrelay.engine.results), "
+                f"got {result!r}"
+            )
+        self.result = result
+        if target is not None and not (isinstance(target, str) or callable(target)):
+            raise TypeError(f"Task {self.name!r}: target is a location template or a function")
+        self.target = target
+        self.task_run_name = task_run_name
         self._signature = inspect.signature(self.run)
         for param in self._signature.parameters.values():
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -99,6 +215,17 @@ class Task:
                     f"Task {self.name!r}: functions with *{param.name} are not supported; "
                     f"take a list argument instead"
                 )
+        if nout is None:
+            nout = _nout_from_annotation(self.run)
+        if nout is not None and (not isinstance(nout, int) or isinstance(nout, bool) or nout < 0):
+            raise ValueError(f"Task {self.name!r}: nout must be an int >= 0, got {nout!r}")
+        self.nout = nout
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The task's logger (``context.get("logger")`` inside it): its lines reach the run's
+        log, named ``flowrelay.task.<name>``."""
+        return logging.getLogger(f"flowrelay.task.{self.name}")
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work itself. Called with the task's inputs as keyword arguments."""
@@ -111,6 +238,7 @@ class Task:
             if not hasattr(new, attribute):
                 raise AttributeError(f"Task {self.name!r} has no setting {attribute!r}")
             setattr(new, attribute, value)
+        new.state_handlers = list(new.state_handlers)
         return new
 
     # --- functional API ---------------------------------------------------------------------
@@ -166,17 +294,27 @@ class Task:
             else:
                 self._bind_input(flow, key, value, mapped)
         for upstream in upstream_tasks or ():
-            flow.add_edge(flow.task_for(upstream), self)
+            if isinstance(upstream, unmapped):
+                flow.add_edge(flow.task_for(upstream.value), self)
+            else:
+                flow.add_edge(flow.task_for(upstream), self, mapped=mapped)
         return self
 
     def _bind_input(self, flow: Flow, key: str, value: Any, mapped: bool) -> None:
+        flattened = False
         if isinstance(value, unmapped):
             value, mapped = value.value, False
+        elif isinstance(value, _MAPPED):
+            value, mapped = value.value, True
+        if isinstance(value, flatten):
+            value, flattened = value.value, True
         upstream = as_task(value, flow)
         if upstream is None:
+            if flattened:
+                value = [item for inner in value for item in inner]
             flow.add_constant(self, key, value, mapped=mapped)
         else:
-            flow.add_edge(upstream, self, key=key, mapped=mapped)
+            flow.add_edge(upstream, self, key=key, mapped=mapped, flattened=flattened)
 
     def set_upstream(
         self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False
@@ -194,8 +332,170 @@ class Task:
         flow.add_edge(self, task, key=key, mapped=mapped)
         return self
 
+    def set_dependencies(
+        self,
+        flow: Flow | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Task] | None = None,
+        keyword_tasks: Mapping[str, Any] | None = None,
+        mapped: bool = False,
+    ) -> Task:
+        """Wire this task in ``flow`` in one call (``Flow.set_dependencies`` for this task)."""
+        flow = _require_flow(flow, self, "set_dependencies")
+        flow.set_dependencies(
+            self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+        )
+        return self
+
+    # --- tasks built from tasks (the seeds' engine's operators) ----------------------------
+
+    def __iter__(self) -> Iterator[Task]:
+        if self.nout is None:
+            raise TypeError(
+                f"Task {self.name!r} is not iterable. If it returns several values, give it "
+                f"nout= (or a Tuple[...] return annotation) to unpack them."
+            )
+        return (self[index] for index in range(self.nout))
+
+    def __getitem__(self, key: Any) -> Task:
+        from flowrelay.sdk.operators import GetItem
+
+        return GetItem(name=f"{self.name}[{key!r}]").bind(self, key)
+
+    def __or__(self, other: Task) -> Task:
+        """``a | b``: b runs after a. Returns b."""
+        self.set_dependencies(downstream_tasks=[other])
+        return other
+
+    def __ror__(self, other: Task) -> Task:
+        self.set_dependencies(upstream_tasks=[other])
+        return self
+
+    def __add__(self, other: Any) -> Task:
+        return _operator("Add", self, other)
+
+    def __sub__(self, other: Any) -> Task:
+        return _operator("Sub", self, other)
+
+    def __mul__(self, other: Any) -> Task:
+        return _operator("Mul", self, other)
+
+    def __truediv__(self, other: Any) -> Task:
+        return _operator("Div", self, other)
+
+    def __floordiv__(self, other: Any) -> Task:
+        return _operator("FloorDiv", self, other)
+
+    def __mod__(self, other: Any) -> Task:
+        return _operator("Mod", self, other)
+
+    def __pow__(self, other: Any) -> Task:
+        return _operator("Pow", self, other)
+
+    def __and__(self, other: Any) -> Task:
+        return _operator("And", self, other)
+
+    def __radd__(self, other: Any) -> Task:
+        return _operator("Add", other, self)
+
+    def __rsub__(self, other: Any) -> Task:
+        return _operator("Sub", other, self)
+
+    def __rmul__(self, other: Any) -> Task:
+        return _operator("Mul", other, self)
+
+    def __rtruediv__(self, other: Any) -> Task:
+        return _operator("Div", other, self)
+
+    def __rfloordiv__(self, other: Any) -> Task:
+        return _operator("FloorDiv", other, self)
+
+    def __rmod__(self, other: Any) -> Task:
+        return _operator("Mod", other, self)
+
+    def __rpow__(self, other: Any) -> Task:
+        return _operator("Pow", other, self)
+
+    def __rand__(self, other: Any) -> Task:
+        return _operator("And", other, self)
+
+    def __gt__(self, other: Any) -> Task:
+        return _operator("GreaterThan", self, other)
+
+    def __ge__(self, other: Any) -> Task:
+        return _operator("GreaterThanOrEqual", self, other)
+
+    def __lt__(self, other: Any) -> Task:
+        return _operator("LessThan", self, other)
+
+    def __le__(self, other: Any) -> Task:
+        return _operator("LessThanOrEqual", self, other)
+
+    def is_equal(self, other: Any) -> Task:
+        """A task giving ``self == other`` (``==`` itself compares tasks, as in the seeds'
+        engine)."""
+        return _operator("Equal", self, other)
+
+    def is_not_equal(self, other: Any) -> Task:
+        """A task giving ``self != other``."""
+        return _operator("NotEqual", self, other)
+
+    def not_(self) -> Task:
+        """A task giving ``not self``."""
+        from flowrelay.sdk.operators import Not
+
+        return Not().bind(self)
+
+    def or_(self, other: Any) -> Task:
+        """A task giving ``self or other`` (``|`` orders tasks, as in the seeds' engine)."""
+        return _operator("Or", self, other)
+
+    # Tasks are compared and hashed by identity, whatever the operators above build.
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
+
+
+def _operator(kind: str, left: Any, right: Any) -> Task:
+    from flowrelay.sdk import operators
+
+    operator_task: Task = getattr(operators, kind)()
+    return operator_task.bind(left, right)
+
+
+def _context_tags() -> frozenset[str]:
+    found = context.get("tags")
+    return frozenset(found) if found else frozenset()
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[None]:
+    """Every task made inside the block gets these tags too.
+
+    >>> with tags("warehouse"):
+    ...     load = Load()                  # doctest: +SKIP
+    """
+    with context(tags=_context_tags() | set(names)):
+        yield
+
+
+def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
+    """``Tuple[int, str]`` (or ``tuple[int, str]``) as a return annotation means two values."""
+    try:
+        annotation = typing.get_type_hints(run).get("return")
+    except Exception:  # an annotation that does not resolve says nothing about nout
+        return None
+    if typing.get_origin(annotation) is not tuple:
+        return None
+    arguments = typing.get_args(annotation)
+    if not arguments or Ellipsis in arguments:
+        return None
+    return len(arguments)
 
 
 class FunctionTask(Task):
@@ -218,12 +518,18 @@ class Parameter(Task):
     ``required=True``.
     """
 
-    def __init__(self, name: str, default: Any = _NO_DEFAULT, required: bool | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        default: Any = _NO_DEFAULT,
+        required: bool | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
         if required is None:
             required = default is _NO_DEFAULT
         self.default = None if default is _NO_DEFAULT else default
         self.required = required
-        super().__init__(name=name)
+        super().__init__(name=name, tags=tags, checkpoint=False)
 
     def run(self) -> Any:
         return self.default
@@ -265,20 +571,14 @@ def task(fn: Callable[..., Any], /) -> FunctionTask: ...
 
 
 @overload
-def task(
-    *,
-    name: str | None = None,
-    max_retries: int = 0,
-    retry_delay: timedelta | float | None = None,
-    timeout: timedelta | float | None = None,
-    tags: Iterable[str] | None = None,
-) -> TaskDecorator[Any]: ...
+def task(*, name: str | None = None, **settings: Any) -> TaskDecorator[Any]: ...
 
 
 def task(
     fn: Callable[..., Any] | None = None, /, **settings: Any
 ) -> FunctionTask | TaskDecorator[Any]:
-    """Turn a function into a task; use bare (``@task``) or with settings (``@task(name=...)``).
+    """Turn a function into a task; use bare (``@task``) or with settings (``@task(name=...)``,
+    any argument of ``Task``).
 
     >>> @task(max_retries=3, retry_delay=timedelta(seconds=1))
     ... def fetch(url): ...
@@ -349,3 +649,32 @@ def _parse_dask_resources(tags: Iterable[str], task_name: str) -> dict[str, floa
                 f"Task {task_name!r}: tag {tag!r} is not of the form dask-resource:KEY=NUM"
             ) from None
     return resources
+
+
+R = TypeVar("R")
+
+
+def defaults_from_attrs(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """For a ``Task`` subclass's ``run``: an argument left out (or None) takes the value of the
+    task's attribute of that name, as the seeds' engine's decorator of this name does.
+
+    >>> class Greet(Task):
+    ...     def __init__(self, greeting="hello", **kwargs):
+    ...         self.greeting = greeting
+    ...         super().__init__(**kwargs)
+    ...     @defaults_from_attrs("greeting")
+    ...     def run(self, name, greeting=None):
+    ...         return f"{greeting} {name}"
+    """
+
+    def decorator(run: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(run)
+        def with_defaults(self: Any, *args: Any, **kwargs: Any) -> R:
+            for name in names:
+                if kwargs.get(name) is None:
+                    kwargs[name] = getattr(self, name)
+            return run(self, *args, **kwargs)
+
+        return with_defaults
+
+    return decorator

@@ -167,6 +167,21 @@ def bench_local_executor(results: Results, repeats: Repeats) -> None:
             repeats.local,
         ),
     )
+    watched = workloads.watched_chain_flow(N_TASKS)
+    name = "LocalExecutor: 1,000-task chain, a trigger and a state handler on each task"
+    guarded(
+        results,
+        name,
+        f"<= {OVERHEAD_TARGET_US:g} µs/task",
+        partial(
+            local_executor_overhead,
+            results,
+            name,
+            watched,
+            partial(workloads.plain_chain, N_TASKS),
+            repeats.local,
+        ),
+    )
     map_reduce = workloads.map_reduce_flow(N_TASKS)
     guarded(
         results,

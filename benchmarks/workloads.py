@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowrelay import Flow, Task, task
+from flowrelay.triggers import any_successful
 from flowrelay.sdk.executors import Executor
 from flowrelay.sdk.states import State
 
@@ -35,9 +36,18 @@ def nap(i: int) -> int:
     return i
 
 
+def observe(task: Task, old: State, new: State) -> None:
+    """A state handler that looks at every change and keeps the state (what notifiers do)."""
+    if new.is_failed():
+        raise BenchmarkError(f"{task.name} failed: {new.message}")
+
+
 inc_task = task(inc)
 total_task = task(total)
 nap_task = task(nap)
+# The seeds' engine's options in place on every task: a trigger other than the default (asked
+# with the upstream states) and a state handler (called on each change of state).
+watched_inc_task = task(inc, trigger=any_successful, state_handlers=[observe])
 
 
 def chain_expected(n: int) -> int:
@@ -88,6 +98,15 @@ def chain_flow(n: int) -> BuiltFlow:
         last = inc_task(0)
         for _ in range(n - 1):
             last = inc_task(last)
+    return BuiltFlow(flow, last, chain_expected(n), n)
+
+
+def watched_chain_flow(n: int) -> BuiltFlow:
+    """The chain with a trigger and a state handler on every task."""
+    with Flow(f"watched-chain-{n}") as flow:
+        last = watched_inc_task(0)
+        for _ in range(n - 1):
+            last = watched_inc_task(last)
     return BuiltFlow(flow, last, chain_expected(n), n)
 
 

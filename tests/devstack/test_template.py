@@ -267,6 +267,7 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
         # 4 functions + the flow runs' task and execution roles + the Dask clusters' task role
         # + EventBridge Scheduler's
         "AWS::IAM::Role": 8,
+        "AWS::IAM::ManagedPolicy": 1,  # the secrets flow runs and Dask workers may read
         "AWS::Scheduler::ScheduleGroup": 1,
         # only with DaskVpcId: the group flow runs and their Dask clusters share
         "AWS::EC2::SecurityGroup": 1,
@@ -1002,3 +1003,17 @@ def test_the_scheduler_may_only_put_requests_on_the_bus(translated: dict[str, An
     assert group["Name"] == {"Fn::Sub": "${AWS::StackName}-flows"}
     outputs = translated["Outputs"]
     assert outputs["ScheduleGroupName"]["Value"] == {"Fn::Sub": "${AWS::StackName}-flows"}
+
+
+def test_flow_runs_read_only_secrets_under_the_prefix(translated: dict[str, Any]) -> None:
+    policy = translated["Resources"]["FlowRunSecretsPolicy"]
+    assert policy["Condition"] == "HasSecretPrefix"
+    properties = policy["Properties"]
+    assert properties["Roles"] == [{"Ref": "FlowRunTaskRole"}, {"Ref": "DaskTaskRole"}]
+    statements = {s["Sid"]: s for s in properties["PolicyDocument"]["Statement"]}
+    assert statements["ReadSecrets"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ReadSecrets"]["Resource"]["Fn::Sub"].endswith(":secret:${SecretNamePrefix}*")
+    assert statements["ReadSecretParameters"]["Resource"]["Fn::Sub"].endswith(
+        ":parameter/${SecretNamePrefix}*"
+    )
+    assert set(statements["DecryptSecrets"]["Condition"]["StringEquals"]) == {"kms:ViaService"}

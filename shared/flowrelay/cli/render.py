@@ -20,11 +20,14 @@ from flowrelay.core.lifecycle import RunState
 from flowrelay.core.runs import FlowRun, HistoryEntry
 from flowrelay.sdk.engine import failure_causes, failure_traceback
 from flowrelay.sdk.flow import Flow
+from flowrelay.sdk.secrets import SecretBase
 from flowrelay.sdk.states import State
 
 STYLES = {
     "Success": "green",
     "Mapped": "green",
+    "Cached": "green",
+    "Skipped": "cyan",
     "Failed": "red",
     "TriggerFailed": "yellow",
     "TimedOut": "red",
@@ -101,7 +104,7 @@ def task_rows(flow: Flow, state: State) -> list[dict[str, Any]]:
                 "state": task_state.name,
                 "attempts": task_state.attempts,
                 "message": task_state.message,
-                "result": task_state.result if task_state.is_successful() else None,
+                "result": _shown_result(task, task_state),
                 "children": len(task_state.map_states)
                 if task_state.map_states is not None
                 else None,
@@ -111,6 +114,12 @@ def task_rows(flow: Flow, state: State) -> list[dict[str, Any]]:
     return rows
 
 
+def _shown_result(task: Any, state: State) -> Any:
+    if isinstance(task, SecretBase):
+        return "***"  # a secret's value is never shown
+    return state.result if state.is_successful() else None
+
+
 def print_run(flow: Flow, state: State) -> None:
     table = Table(title=f"flow {flow.name!r}: {state.name}", title_justify="left")
     for column in ("task", "state", "result / message"):
@@ -118,7 +127,7 @@ def print_run(flow: Flow, state: State) -> None:
     for row in task_rows(flow, state):
         detail = (
             short(row["result"])
-            if row["state"] in ("Success", "Mapped")
+            if row["state"] in ("Success", "Mapped", "Cached")
             else (row["message"] or "")
         )
         if row["attempts"] > 1:

@@ -209,6 +209,8 @@ def _submit_all(
         constants = flow.constants.get(task, {})
         mapped_constants = flow.mapped_constants.get(task, set())
         context = {"task_name": slug, "resources": task.dask_resources}
+        if upstream_unchanged and task.same_when_rerun:
+            unchanged.add(task)
         if not mapped_constants and not any(edge.mapped for edge in edges):
             upstream = [(edge, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges]
             futures[task] = executor.submit(

@@ -318,8 +318,11 @@ class SecretBase(Task):
     """Base class of tasks that return a secret (the seeds' engine's
     ``prefect.tasks.secrets.SecretBase``): subclass it and implement ``run`` for another secret
     store. Its result is never checkpointed: ``checkpoint`` is always False, and ``result=`` or
-    ``target=`` are refused.
+    ``target=`` are refused. A restart reads the secret again, and what follows it may still be
+    reused (``same_when_rerun``).
     """
+
+    same_when_rerun = True
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("result") is not None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.logs import ensure_worker_process_logging
 from flowrelay.sdk import runcontext, signals
+from flowrelay.sdk.secrets import redact
 from flowrelay.sdk.states import (
     NO_VALUE_WRITTEN,
     Cached,
@@ -92,8 +93,13 @@ def run_task(
     finally:
         runcontext.leave(token)
     if task_log.isEnabledFor(logging.INFO):
+        run_name = values.get("task_run_name")
         task_log.info(
-            "Task %r: %s%s", slug, final.name, f": {final.message}" if final.message else ""
+            "Task %r%s: %s%s",
+            slug,
+            f" ({run_name})" if run_name else "",
+            final.name,
+            f": {final.message}" if final.message else "",
         )
     return final
 
@@ -122,6 +128,8 @@ def _run(
             skipped = True
         if edge.key is not None:
             inputs[edge.key] = upstream_state.result
+    if task.task_run_name is not None:
+        values["task_run_name"] = _location(task.task_run_name, _format_values(inputs, values))
     if skipped and task.skip_on_upstream_skip:
         return _change(task, state, Skipped(SKIPPED_UPSTREAM))
     trigger = task.trigger
@@ -224,11 +232,13 @@ def _attempt(task: Task, inputs: dict[str, Any], attempt: int) -> State | signal
     except TaskTimeoutError as exc:
         return TimedOut(str(exc), result=exc, attempts=attempt)
     except Exception as exc:
+        # What a flow's own error says may quote a secret it read: masked before it can reach a
+        # state event, a log line or a table.
         return Failed(
-            f"{type(exc).__name__}: {exc}",
+            redact(f"{type(exc).__name__}: {exc}"),
             result=_picklable(exc),
             attempts=attempt,
-            traceback=traceback.format_exc(),
+            traceback=redact(traceback.format_exc()),
         )
 
 

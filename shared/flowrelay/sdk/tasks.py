@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from flowrelay.sdk.context import active_flow
 from flowrelay.sdk.runcontext import context
@@ -126,6 +126,10 @@ class Task:
         nout: how many values it returns, for ``a, b = task()`` (else from a ``Tuple[...]``
             return annotation).
     """
+
+    #: Whether running it again gives what it gave before (a parameter, a secret): a restart
+    #: that runs it again may still reuse the results of what follows it.
+    same_when_rerun: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -34,9 +34,11 @@ _EXPORTS = {
 _MODULES = {"context", "triggers", "schedules", "engine", "tasks", "utilities", "client"}
 
 if TYPE_CHECKING:
+    # Type checkers see the context object that the module flowrelay.context stands for.
     from flowrelay.sdk.apply_map import apply_map
     from flowrelay.sdk.control_flow import case
     from flowrelay.sdk.flow import Flow
+    from flowrelay.sdk.runcontext import context
     from flowrelay.sdk.tasks import Edge, Parameter, Task, flatten, mapped, tags, task, unmapped
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "Task",
     "apply_map",
     "case",
+    "context",
     "flatten",
     "mapped",
     "tags",

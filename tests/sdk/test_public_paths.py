@@ -37,7 +37,67 @@ PUBLIC = {
         "flowrelay.sdk.schedules.clocks",
         ["Clock", "IntervalClock", "CronClock", "DatesClock"],
     ),
+    "flowrelay.triggers": (
+        "flowrelay.sdk.triggers",
+        ["all_successful", "all_failed", "any_successful", "manual_only", "some_successful"],
+    ),
+    "flowrelay.engine.signals": (
+        "flowrelay.sdk.signals",
+        ["SUCCESS", "FAIL", "SKIP", "RETRY", "LOOP", "ENDRUN", "TRIGGERFAIL"],
+    ),
+    "flowrelay.engine.state": (
+        "flowrelay.sdk.states",
+        ["State", "Success", "Failed", "Skipped", "Cached", "Looped", "Retrying", "Mapped"],
+    ),
+    "flowrelay.engine.results": (
+        "flowrelay.sdk.results",
+        ["Result", "LocalResult", "S3Result", "PrefectResult"],
+    ),
+    "flowrelay.engine.result": ("flowrelay.sdk.results", ["Result"]),
+    "flowrelay.engine.serializers": (
+        "flowrelay.sdk.serializers",
+        ["PickleSerializer", "JSONSerializer"],
+    ),
+    "flowrelay.engine.cache_validators": (
+        "flowrelay.sdk.cache_validators",
+        ["duration_only", "all_inputs", "all_parameters", "never_use"],
+    ),
+    "flowrelay.tasks.control_flow": (
+        "flowrelay.sdk.control_flow",
+        ["case", "merge", "ifelse", "switch", "FilterTask"],
+    ),
+    "flowrelay.tasks.secrets": (
+        "flowrelay.sdk.secrets",
+        ["PrefectSecret", "SecretBase", "EnvVarSecret"],
+    ),
+    "flowrelay.client": ("flowrelay.sdk.secrets", ["Secret"]),
+    "flowrelay.utilities.tasks": (
+        "flowrelay.sdk.tasks",
+        ["task", "tags", "defaults_from_attrs"],
+        "flowrelay.sdk.apply_map",
+        ["apply_map"],
+    ),
+    "flowrelay.utilities.edges": ("flowrelay.sdk.tasks", ["mapped", "unmapped", "flatten"]),
 }
+
+
+def test_the_top_level_names_of_the_seeds_engine() -> None:
+    import flowrelay
+    import flowrelay.context
+    from flowrelay import apply_map, case, context, flatten, mapped, tags, triggers, unmapped
+    from flowrelay.sdk.runcontext import context as run_context
+
+    assert context is flowrelay.context
+    assert triggers is importlib.import_module("flowrelay.triggers")
+    assert case is importlib.import_module("flowrelay.sdk.control_flow").case
+    assert {apply_map, flatten, mapped, tags, unmapped} <= {
+        getattr(flowrelay, name) for name in flowrelay.__all__
+    }
+    with context(flow_name="outside a run"):
+        assert context.get("flow_name") == context.flow_name == run_context.flow_name
+        assert "flow_name" in context
+        assert context["flow_name"] == "outside a run"
+    assert "flow_name" not in context
 
 
 @pytest.mark.parametrize("public", sorted(PUBLIC))

@@ -131,6 +131,7 @@ flow_run_requested: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         "requested_by": st.none() | short_text,
         "timeout_seconds": st.none()
         | st.floats(min_value=0, exclude_min=True, allow_infinity=False),
+        "restart_of": st.none() | run_ids,
     },
 )
 flow_run_state_changed: SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(

@@ -1,5 +1,6 @@
-"""``flowrelay runs ls|show|logs|cancel``: the runs in the stack's table, their logs, and
-cancelling one; following a run's states as they come (``run --watch``, ``cancel --wait``)."""
+"""``flowrelay runs ls|show|logs|cancel|retry``: the runs in the stack's table, their logs,
+cancelling one, restarting one that failed; following a run's states as they come
+(``run --watch``, ``cancel --wait``, ``retry --watch``)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ from flowrelay.cli.stack import (
 from flowrelay.control.store import Store
 from flowrelay.control.store.runs import RECENT_DAYS
 from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
-from flowrelay.core.runs import FlowRun
+from flowrelay.core.runs import (
+    FlowRun,
+    HistoryEntry,
+    restart_key,
+    restart_refusal,
+    run_id_for,
+)
 
 if TYPE_CHECKING:
     from flowrelay.launchers.kubernetes.launcher import KubernetesLauncher
@@ -104,7 +111,7 @@ def watch_run(store: Store, run_id: str, timeout: float, as_json: bool) -> int:
 
 @click.group()
 def runs() -> None:
-    """Flow runs: list, inspect and cancel."""
+    """Flow runs: list, inspect, cancel and restart."""
 
 
 @runs.command("ls")
@@ -189,7 +196,10 @@ def runs_ls(
     from flowrelay.control.schedule_sync import flow_prefix, scheduled_by
 
     def origin(found_run: FlowRun) -> str:
-        """``schedule <clock>`` for a run a schedule requested, else empty."""
+        """``schedule <clock>`` for a run a schedule requested, ``restart of <run>`` for a
+        restart, else empty."""
+        if found_run.restart_of is not None:
+            return f"restart of {found_run.restart_of}"
         scheduled = scheduled_by(found_run.idempotency_key)
         if scheduled is None:
             return ""
@@ -240,8 +250,10 @@ def runs_show(run_id: str, as_json: bool) -> None:
     history = store.runs.history(run_id)
     location = log_location(found.infrastructure)
     live = _live_kubernetes(found)
+    restarts = restarted_as(history)
     if as_json:
         shown = render.run_json(found, history)
+        shown["restarted_as"] = restarts[-1] if restarts else None
         if live is not None:
             shown["kubernetes"] = live
         shown["logs"] = (
@@ -264,6 +276,8 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ("parameters", escape(json.dumps(found.parameters)) if found.parameters else ""),
         ("labels", escape(", ".join(found.labels))),
         ("idempotency key", escape(found.idempotency_key or "")),
+        ("restart of", escape(found.restart_of or "")),
+        ("restarted as", escape(", ".join(restarts))),
     ]
     fields += [
         (key.replace("_", " "), escape(str(value)))
@@ -306,6 +320,114 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ],
         title="history",
     )
+
+
+def restarted_as(history: list[HistoryEntry]) -> list[str]:
+    """The runs that restart the run of ``history`` (from the notes dispatch leaves on it),
+    oldest first."""
+    return [
+        str(entry.details["restarted_as"])
+        for entry in history
+        if entry.note and entry.details.get("restarted_as")
+    ]
+
+
+@runs.command("retry")
+@click.argument("run_id")
+@click.option("--watch", "-w", is_flag=True, help="Follow the new run until it ends.")
+@click.option(
+    "--timeout",
+    type=Seconds(0.0, or_equal=True),
+    default=120.0,
+    show_default=True,
+    help="With --watch: seconds to wait for the new run to appear.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the request (or, with --watch, the new run)."
+)
+@reports_errors
+def runs_retry(run_id: str, watch: bool, timeout: float, as_json: bool) -> None:
+    """Restart the run RUN_ID, which failed: a new run of the same flow version, parameters,
+    labels and run config that reuses the results its tasks checkpointed and runs the tasks
+    that failed and everything after them. Prints the new run's id.
+
+    \b
+    Only a run that ended Failed, Crashed, TimedOut or Cancelled can be restarted, and once:
+    retrying it again (a double click) is refused, naming its restart, which is the run to
+    retry next. The link is in both runs' histories (flowrelay runs show). Tasks reuse what
+    they checkpointed: a flow whose tasks have no result= (or runs with checkpointing off)
+    runs every task again (docs/restart.md). Exit 1 when there is no such run, 2 when it
+    cannot be restarted. With --watch, follows the new run: exit 0 when it succeeds, 1 when
+    it ends any other way.
+
+    \b
+    Example:
+      flowrelay runs retry 0b6e... --watch
+    """
+    from flowrelay.aws.bus import Publisher
+    from flowrelay.core.events import FlowRunRequested, describe
+    from flowrelay.core.registration import not_registered
+    from flowrelay.core.run_configs import parse_run_config
+
+    names = current()
+    store = open_store(names)
+    original = store.runs.get(run_id)
+    if original is None:
+        render.fail(f"no flow run {run_id!r}", 1)
+    refusal = restart_refusal(original)
+    if refusal is not None:
+        render.fail(refusal, 2)
+    new_id = run_id_for(restart_key(run_id))
+    earlier = restarted_as(store.runs.history(run_id))
+    if earlier or store.runs.get(new_id) is not None:
+        # The note may lag the new run (dispatch writes it after creating the run).
+        again = earlier[-1] if earlier else new_id
+        render.fail(f"run {run_id} was already restarted as {again}; retry {again} instead", 2)
+    if store.flows.get(original.flow_name, original.flow_version) is None:
+        render.fail(
+            f"run {run_id} cannot be restarted: "
+            f"{not_registered(original.flow_name, original.flow_version)} any more (a restart "
+            f"runs the version its run ran)",
+            2,
+        )
+    try:
+        request = FlowRunRequested(
+            flow=original.flow_name,
+            version=original.flow_version,
+            parameters=original.parameters,
+            labels=list(original.labels),
+            run_config=(
+                parse_run_config(original.run_config) if original.run_config is not None else None
+            ),
+            idempotency_key=restart_key(run_id),
+            restart_of=run_id,
+            requested_by=requested_by(),
+            timeout_seconds=original.timeout_seconds,
+        )
+    except ValidationError as exc:
+        render.fail(f"run {run_id} cannot be restarted as it was made: {describe(exc)}", 2)
+    Publisher(aws_client("events"), names.bus_name).publish(request)
+    if as_json and not watch:
+        render.echo_json(
+            {
+                "flow_run_id": new_id,
+                "sent": True,
+                "was": str(original.state),
+                **request.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return
+    if not as_json:
+        click.echo(new_id)
+    follow_it = (
+        "following it" if watch else f"flowrelay runs show {new_id}, or runs logs {new_id} -f"
+    )
+    render.stderr.print(
+        f"[dim]restarting run {escape(run_id)} ({original.state}) as run {new_id}: {follow_it}[/]",
+        highlight=False,
+    )
+    if watch:
+        sys.exit(watch_run(store, new_id, timeout, as_json))
 
 
 def _kubernetes_launcher() -> KubernetesLauncher:

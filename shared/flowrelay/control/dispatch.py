@@ -12,6 +12,10 @@ What can go wrong, and where it ends up:
 - The user must fix it (unknown flow or version, parameters that do not fit, a run config the
   target kind cannot run, a launch the platform refuses for good): the run is Failed with the
   reason.
+- A restart (``restart_of``) of a run that does not exist, is of another flow or version, has
+  not ended or succeeded: the new run is Failed with the reason. A restart runs the
+  version its original ran; the link is in both histories (the new run's first item, a note
+  on the original keyed by the restart, so redeliveries leave one).
 - Nothing can take the run yet (no target fits): the run waits in Pending with a message naming
   what is missing; the monitor asks for it again once a target fits
   (``flowrelay.control.monitor``).
@@ -45,7 +49,13 @@ from flowrelay.core.modeling import Model
 from flowrelay.core.policies import RetryPolicy, Timeouts, resolve_timeouts
 from flowrelay.core.registration import FlowRegistration, ParameterError, not_registered
 from flowrelay.core.routing import Target, choose_target, unlaunchable
-from flowrelay.core.runs import RUN_ID_PATTERN, FlowRun, requested_run_id
+from flowrelay.core.runs import (
+    RUN_ID_PATTERN,
+    FlowRun,
+    requested_run_id,
+    restart_note_id,
+    restart_refusal,
+)
 from flowrelay.launchers.base import Launched, Launcher, LaunchError
 
 LAUNCH_LEASE = timedelta(minutes=5)
@@ -97,17 +107,28 @@ class Dispatcher:
         """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
         request: FlowRunRequested = event.detail
         run_id = requested_run_id(request.flow_run_id, request.idempotency_key, event.envelope.id)
-        registration = self.store.flows.get(request.flow, request.version)
+        original = (
+            self.store.runs.get(request.restart_of) if request.restart_of is not None else None
+        )
+        version = request.version
+        if version is None and original is not None and original.flow_name == request.flow:
+            # A restart runs the code its original ran, not whatever was registered since.
+            version = original.flow_version
+        registration = self.store.flows.get(request.flow, version)
         run, created = self.store.runs.create(
             run_id,
             request.flow,
-            flow_version=registration.version if registration else request.version,
+            flow_version=registration.version if registration else version,
             parameters=request.parameters,
             labels=_labels(request, registration),
             run_config=_run_config(request, registration),
             idempotency_key=request.idempotency_key,
             timeout_seconds=request.timeout_seconds
             or (registration.timeout_seconds if registration else None),
+            restart_of=request.restart_of,
+            # The link in the new run's history, written with the run: no extra call.
+            message=f"restart of run {request.restart_of}" if request.restart_of else None,
+            details={"restart_of": request.restart_of} if request.restart_of else None,
         )
         if not created:
             differences = request.differences(run)
@@ -123,12 +144,30 @@ class Dispatcher:
                 )
         if run.state not in WAITING_STATES:
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
+        if request.restart_of is not None:
+            problem = _restart_problem(request, request.restart_of, original)
+            if problem:
+                return self._fail(run, problem, created)
         if registration is None:
-            return self._fail(run, not_registered(request.flow, request.version), created)
+            return self._fail(run, not_registered(request.flow, version), created)
         problem = _parameter_problem(request.parameters, registration)
         if problem:
             return self._fail(run, problem, created)
+        if original is not None:
+            self._note_restarted(original, run)
         return self.launch(run, created=created)
+
+    def _note_restarted(self, original: FlowRun, restart: FlowRun) -> None:
+        """The link in the original's history: one conditional ``PutItem`` keyed by the
+        restart, so every delivery of the request leaves one note."""
+        self.store.runs.note(
+            original,
+            Source.DISPATCHER,
+            f"restarted as run {restart.run_id}",
+            at=self.store.clock(),
+            event_id=restart_note_id(restart.run_id),
+            details={"restarted_as": restart.run_id},
+        )
 
     def launch(self, run: FlowRun, created: bool = False) -> DispatchOutcome:
         """Pick a target for a waiting run and launch its current attempt (at most one task per
@@ -335,6 +374,32 @@ def _run_config(
 ) -> dict[str, Any] | None:
     config = request.run_config or (registration.run_config if registration else None)
     return config.model_dump(mode="json") if config is not None else None
+
+
+def _restart_problem(
+    request: FlowRunRequested, restart_of: str, original: FlowRun | None
+) -> str | None:
+    """Why a request to restart run ``restart_of`` cannot be run (its run is Failed with it),
+    or None: the original must exist, be of the same flow and version, and have ended Failed,
+    Crashed, TimedOut or Cancelled."""
+    if original is None:
+        return f"cannot restart run {restart_of}: there is no such run"
+    if original.flow_name != request.flow:
+        return (
+            f"cannot restart run {restart_of} as a run of flow {request.flow!r}: it is a run of "
+            f"flow {original.flow_name!r}"
+        )
+    if (
+        request.version is not None
+        and original.flow_version is not None
+        and request.version != original.flow_version
+    ):
+        return (
+            f"cannot restart run {restart_of} with version {request.version} of flow "
+            f"{request.flow!r}: a restart runs the version its original ran "
+            f"({original.flow_version})"
+        )
+    return restart_refusal(original)
 
 
 def _parameter_problem(given: Mapping[str, Any], registration: FlowRegistration) -> str | None:

@@ -96,6 +96,13 @@ class FlowRunRequested(FlowrelayEvent):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="Stop the run and make it TimedOut after this long running."
     )
+    restart_of: str | None = Field(
+        default=None,
+        pattern=RUN_ID_PATTERN,
+        description="Restart this run (of the same flow, ended other than Success): the new run "
+        "reuses its checkpointed task results and runs the rest. Unless ``version`` is given, "
+        "the version that run ran.",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -170,6 +177,9 @@ class FlowRunRequested(FlowrelayEvent):
             run.run_config
         ):
             found.append("run_config: not the run config the run was made with")
+        if self.restart_of is not None and self.restart_of != run.restart_of:
+            recorded = run.restart_of or "none"
+            found.append(f"restart_of: {self.restart_of} here, {recorded} on the run")
         if self.timeout_seconds is not None and self.timeout_seconds != run.timeout_seconds:
             recorded = "none" if run.timeout_seconds is None else f"{run.timeout_seconds:g}"
             found.append(f"timeout_seconds: {self.timeout_seconds:g} here, {recorded} on the run")

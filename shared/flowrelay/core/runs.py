@@ -6,6 +6,10 @@ A run's id is fixed by its request, so every delivery of one request finds the s
 True
 >>> requested_run_id("r-1", "nightly-2026-11-23", "e-1")
 'r-1'
+
+A restart of a run that failed (``flowrelay runs retry``) is a new run with ``restart_of`` naming
+the original; its idempotency key, ``restart_key(original)``, makes every request to restart
+one run make the same one new run.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from pydantic import Field
 
-from flowrelay.core.lifecycle import RunState, Source
+from flowrelay.core.lifecycle import FINAL_STATES, RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import Timeouts
 
@@ -46,6 +50,49 @@ def requested_run_id(flow_run_id: str | None, idempotency_key: str | None, event
     return flow_run_id or run_id_for(idempotency_key or f"event:{event_id}")
 
 
+#: How a run may have ended to be restarted: every way but Success (there is nothing to redo).
+RESTARTABLE_STATES = FINAL_STATES - {RunState.SUCCESS}
+
+
+def restart_key(run_id: str) -> str:
+    """The idempotency key of the restart of run ``run_id``: requests to restart one run make
+    one new run, whoever sends them and however often (a double click, a redelivery).
+
+    >>> restart_key("r-1")
+    'restart:r-1'
+    """
+    return f"restart:{run_id}"
+
+
+def restart_note_id(restarted_as: str) -> str:
+    """The event id of the note "restarted as run ..." on the original run: one per restart, so
+    writing it again (a redelivered request) keeps one note."""
+    return f"restarted-as-{restarted_as}"
+
+
+def restart_refusal(original: FlowRun) -> str | None:
+    """Why ``original`` cannot be restarted (one line), or None when it can: only a run that
+    ended other than Success is.
+
+    >>> from datetime import UTC, datetime
+    >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> run = FlowRun(run_id="r-1", flow_name="etl", state=RunState.SUCCESS,
+    ...               created_at=now, updated_at=now, state_entered_at=now)
+    >>> restart_refusal(run)
+    'run r-1 succeeded: there is nothing to restart'
+    >>> restart_refusal(run.model_copy(update={"state": RunState.CRASHED})) is None
+    True
+    """
+    if original.state in RESTARTABLE_STATES:
+        return None
+    if original.state is RunState.SUCCESS:
+        return f"run {original.run_id} succeeded: there is nothing to restart"
+    return (
+        f"run {original.run_id} is {original.state}: only a run that ended Failed, Crashed, "
+        f"TimedOut or Cancelled can be restarted"
+    )
+
+
 class FlowRun(Model):
     """A flow run as the control plane records it."""
 
@@ -56,6 +103,10 @@ class FlowRun(Model):
     labels: list[str] = Field(default_factory=list)
     run_config: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    restart_of: str | None = Field(
+        default=None,
+        description="The run this one restarts: it reuses that run's checkpointed task results.",
+    )
     state: RunState = RunState.PENDING
     message: str | None = None
     version: int = 1

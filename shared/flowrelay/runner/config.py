@@ -20,6 +20,11 @@ from flowrelay.core.modeling import Model
 from flowrelay.core.runs import RUN_ID_PATTERN
 from flowrelay.core.settings import SettingsError, from_environment
 
+#: Whether tasks checkpoint their results (the seeds' engine's ``PREFECT__FLOWS__CHECKPOINTING``,
+#: on by default in runs its server started, as here): set ``false`` in a run config's ``env``
+#: to turn it off. A flow that checkpoints nothing leaves nothing for a restart to reuse.
+ENV_CHECKPOINTING = "FLOWRELAY__FLOWS__CHECKPOINTING"
+
 
 class ConfigError(SettingsError):
     """The runner's environment is missing a setting or has a bad one."""
@@ -42,6 +47,7 @@ class RunnerConfig(Model):
         json_schema_extra={"expects": "a number > 0"},
     )
     log_level: str = Field(default="INFO", json_schema_extra={"expects": "a logging level"})
+    checkpointing: bool = Field(default=True, json_schema_extra={"expects": "true or false"})
 
     @field_validator("log_level")
     @classmethod
@@ -62,6 +68,7 @@ ENVIRONMENT = {
     "attempt": ENV_ATTEMPT,
     "heartbeat_seconds": ENV_HEARTBEAT_SECONDS,
     "log_level": ENV_LOG_LEVEL,
+    "checkpointing": ENV_CHECKPOINTING,
 }
 
 

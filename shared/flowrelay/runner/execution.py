@@ -1,5 +1,12 @@
 """One execution of one flow run: load the run, its registration and its flow, run it with its
-executor, and report how it ended; SIGTERM (ECS StopTask, pod deletion) is reported too."""
+executor, and report how it ended; SIGTERM (ECS StopTask, pod deletion) is reported too.
+
+Restart from failure: once the flow has run (whatever its outcome), the locations of the task
+results it checkpointed are written as a manifest next to them (``flowrelay.sdk.checkpoints``)
+and the final report says where (``details.checkpoints``). A run that restarts another
+(``restart_of``) reads that report, the manifest and the values it names, and gives them to the
+engine as finished task states: those tasks do not run again, the rest do.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +28,7 @@ from flowrelay.core.contract import (
     EXIT_TERMINATED,
 )
 from flowrelay.core.interrupts import Terminated, raise_on_sigterm
-from flowrelay.core.lifecycle import RunState
+from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.runner.config import RunnerConfig
 from flowrelay.runner.reporting import Reporter, heartbeats
 from flowrelay.sdk.storage import load_flow
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
     from flowrelay.sdk.executors.base import Executor
     from flowrelay.sdk.flow import Flow
     from flowrelay.sdk.states import State
+    from flowrelay.sdk.tasks import Task
 
 log = logging.getLogger("flowrelay.runner")
 
@@ -59,6 +67,12 @@ def code_changed(registration: FlowRegistration) -> str | None:
 
 #: How many failed tasks a report names (the rest are counted).
 MAX_FAILED_TASKS = 20
+#: How many problems restoring checkpoints a report names, and how long each may be: a report's
+#: details are bounded (``flowrelay.core.limits.DETAILS_BYTES``); the log has them all.
+MAX_RESTORE_PROBLEMS = 10
+MAX_PROBLEM_CHARS = 300
+#: How many restarts back the runner looks for checkpoints and the first run's scheduled start.
+MAX_RESTART_CHAIN = 20
 STOPPED_BY_SIGTERM = "Flow run stopped by SIGTERM (ECS StopTask or pod deletion) before it finished"
 
 
@@ -83,6 +97,16 @@ class PreparedRun:
     flow: Flow
     executor: Executor
     parameters: dict[str, Any]
+
+
+@dataclass
+class Restored:
+    """What a restart takes over from the run it restarts: finished task states by slug, and
+    what to say about them (the Running report's message and details)."""
+
+    task_states: dict[Task | str, State] = field(default_factory=dict)
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(store: Store, run_id: str) -> PreparedRun:
@@ -186,6 +210,13 @@ def root_traceback(flow: Flow, state: State) -> str | None:
     return None
 
 
+def _said(exc: BaseException) -> str:
+    """An error in one line: our own errors say what and where; others need their type."""
+    text = " ".join(str(exc).split())
+    ours = type(exc).__module__.startswith("flowrelay.")
+    return text if ours else f"{type(exc).__name__}: {text}"
+
+
 def _boto3_client(service: str) -> Any:
     """A client of ``service`` from the environment (region, credentials and endpoint as the
     task or pod provides them)."""
@@ -270,6 +301,15 @@ class Runner:
                 prepared.run, self.store, self.reporter, self.make_client
             )
         registration = prepared.registration
+        restarted = self._restarted_runs(prepared.run)
+        restored = self._restored(prepared, restarted)
+        first = restarted[-1] if restarted else prepared.run
+        context = {
+            "flow_run_id": prepared.run.run_id,
+            # A restart redoes the work of the first run it restarts, for the same dates.
+            "scheduled_start_time": first.created_at,
+            "checkpointing": self.config.checkpointing,
+        }
         log.info(
             "Running flow %r version %d with %r",
             registration.name,
@@ -277,18 +317,138 @@ class Runner:
             prepared.executor,
         )
         self.started_at = time.monotonic()
+        message = f"Running flow {registration.name!r} version {registration.version}"
         self.reporter.report(
             RunState.RUNNING,
-            f"Running flow {registration.name!r} version {registration.version}",
-            details={"executor": registration.executor.type},
+            f"{message}; {restored.message}" if restored.message else message,
+            details={"executor": registration.executor.type, **restored.details},
         )
         with heartbeats(self.reporter, self.config.heartbeat_seconds):
             self.state = prepared.flow.run(
-                parameters=prepared.parameters, executor=prepared.executor
+                parameters=prepared.parameters,
+                executor=prepared.executor,
+                context=context,
+                task_states=restored.task_states,
             )
+
+    def _restarted_runs(self, run: FlowRun) -> list[FlowRun]:
+        """The runs ``run`` restarts, nearest first: the one it restarts, the one that one
+        restarted, ... (at most ``MAX_RESTART_CHAIN``; one ``GetItem`` each). Empty for a run
+        that is not a restart, or when the one it restarts cannot be read (then said why)."""
+        chain: list[FlowRun] = []
+        current = run
+        while current.restart_of is not None and len(chain) < MAX_RESTART_CHAIN:
+            try:
+                earlier = self.store.runs.get(current.restart_of)
+            except Exception as exc:
+                log.warning(
+                    "Cannot read run %s, which run %s restarts: %s: %s",
+                    current.restart_of,
+                    current.run_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                break
+            if earlier is None or any(seen.run_id == earlier.run_id for seen in chain):
+                break
+            chain.append(earlier)
+            current = earlier
+        return chain
+
+    def _restored(self, prepared: PreparedRun, restarted: list[FlowRun]) -> Restored:
+        """For a restart, finished task states from the checkpoint manifest of the run it
+        restarts (or, when that run left none, of the nearest run before it that did: a restart
+        that failed before checkpointing anything loses nothing); nothing for another run. What
+        cannot be restored runs again: a restart never fails for want of checkpoints, it says
+        what it could not reuse and why."""
+        from flowrelay.sdk.checkpoints import read_manifest, restored_states
+
+        original_id = prepared.run.restart_of
+        if original_id is None:
+            return Restored()
+        details: dict[str, Any] = {"restart_of": original_id, "reused_tasks": 0}
+        try:
+            found, why_not = self._manifest_in(restarted)
+        except Exception as exc:
+            found, why_not = None, f"where its checkpoints are cannot be read ({_said(exc)})"
+        if found is None:
+            if not restarted:
+                why_not = "it cannot be read from the table"
+            message = f"restart of run {original_id}: {why_not}; running every task"
+            log.warning("%s", message)
+            return Restored(message=message, details=details)
+        uri, owner = found
+        of_run = f"run {owner}" + ("" if owner == original_id else f" (restarted by {original_id})")
+        details["checkpoints"] = uri
+        if owner != original_id:
+            details["checkpoints_of"] = owner
+        try:
+            client = self.make_client("s3") if uri.startswith("s3://") else None
+            entries = read_manifest(uri, client)
+            states, problems = restored_states(prepared.flow, entries)
+        except Exception as exc:
+            message = (
+                f"restart of run {original_id}: the checkpoints of {of_run} cannot be read "
+                f"({_said(exc)}); running every task"
+            )
+            log.warning("%s", message)
+            return Restored(message=message, details=details)
+        for problem in problems:
+            log.warning("Not reusing a checkpoint of %s: %s", of_run, problem)
+        message = (
+            f"reusing {len(states)} checkpointed task results of {of_run}"
+            if states
+            else f"restart of run {original_id}: none of the checkpointed results of {of_run} "
+            f"can be reused; running every task"
+        )
+        if problems:
+            message += f" ({len(problems)} not reused: see the run's log)"
+        log.info("%s", message[0].upper() + message[1:])
+        details["reused_tasks"] = len(states)
+        if problems:
+            shown = [
+                problem if len(problem) <= MAX_PROBLEM_CHARS else problem[:MAX_PROBLEM_CHARS] + "…"
+                for problem in problems[:MAX_RESTORE_PROBLEMS]
+            ]
+            if len(problems) > len(shown):
+                shown.append(f"... and {len(problems) - len(shown)} more")
+            details["checkpoint_problems"] = shown
+        reused: dict[Task | str, State] = dict(states.items())
+        return Restored(task_states=reused, message=message, details=details)
+
+    def _manifest_in(self, restarted: list[FlowRun]) -> tuple[tuple[str, str] | None, str]:
+        """The URI of the nearest checkpoint manifest of the ``restarted`` runs, and the run
+        it belongs to (a final report says where, in ``details.checkpoints.uri``); or None and
+        why the run restarted left none."""
+        why_not = ""
+        for index, earlier in enumerate(restarted):
+            entry = self.store.runs.last_transition(earlier)
+            checkpoints = entry.details.get("checkpoints") if entry is not None else None
+            uri = checkpoints.get("uri") if isinstance(checkpoints, dict) else None
+            if isinstance(uri, str) and uri:
+                return (uri, earlier.run_id), ""
+            if index > 0:
+                continue
+            if entry is None:
+                why_not = "its history has expired, and with it where its checkpoints are"
+            elif entry.source is not Source.RUNNER:
+                why_not = (
+                    f"it left no checkpoints: it ended {earlier.state} before its flow finished "
+                    f"({entry.source}: {entry.message or 'no message'})"
+                )
+            else:
+                why_not = (
+                    "it left no checkpoints: its tasks checkpointed no results (the flow has no "
+                    "result= configured, or checkpointing was off) or they could not be listed "
+                    "(see its log)"
+                )
+        return None, why_not
 
     def _report_outcome(self, state: State) -> int:
         details = self._elapsed()
+        checkpoints = self._write_manifest(state)
+        if checkpoints is not None:
+            details["checkpoints"] = checkpoints
         if state.is_successful():
             self.reporter.report(RunState.SUCCESS, state.message, details=details)
             return EXIT_SUCCESS
@@ -305,6 +465,32 @@ class Runner:
             details["traceback"] = trace
         self.reporter.report(RunState.FAILED, state.message, details=details)
         return EXIT_FLOW_FAILED
+
+    def _write_manifest(self, state: State) -> dict[str, Any] | None:
+        """Write where this run's checkpointed results are, for a restart to find them; its
+        URI and how many task results it names, or None when there is nothing to write or it
+        could not be written (a warning: how the flow ended does not change)."""
+        from flowrelay.sdk.checkpoints import manifest_entries, manifest_result, write_manifest
+
+        prepared = self.prepared
+        if prepared is None or not self.config.checkpointing:
+            return None
+        try:
+            entries = manifest_entries(prepared.flow, state)
+            result = manifest_result(prepared.flow) if entries else None
+            if result is None:
+                return None
+            uri = write_manifest(result, prepared.run.run_id, prepared.flow.name, entries)
+        except Exception as exc:
+            log.warning(
+                "Could not write the checkpoint manifest (a restart of this run will run every "
+                "task): %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        log.info("Wrote the checkpoints of %d task results to %s", len(entries), uri)
+        return {"uri": uri, "tasks": len(entries)}
 
     def _report_stopped(self, exc: BaseException) -> int:
         if isinstance(exc, KeyboardInterrupt):

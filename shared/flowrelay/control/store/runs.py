@@ -63,11 +63,15 @@ class RunStore:
         run_config: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         timeout_seconds: float | None = None,
+        restart_of: str | None = None,
         state: RunState = RunState.PENDING,
         message: str | None = None,
         source: Source = Source.DISPATCHER,
+        details: Mapping[str, Any] | None = None,
     ) -> tuple[FlowRun, bool]:
         """Create the run unless it exists; returns it and whether this call created it.
+        ``message`` and ``details`` go with its first history item (a restart names the run it
+        restarts there).
 
         Safe to call any number of times with the same ``run_id``: exactly one call creates.
         """
@@ -82,6 +86,7 @@ class RunStore:
             run_config=dict(run_config) if run_config is not None else None,
             idempotency_key=idempotency_key,
             timeout_seconds=timeout_seconds,
+            restart_of=restart_of,
             state=state,
             message=message,
             created_at=now,
@@ -89,7 +94,13 @@ class RunStore:
             state_entered_at=now,
         )
         history = HistoryEntry(
-            version=1, state=state, previous=None, source=source, message=message, at=now
+            version=1,
+            state=state,
+            previous=None,
+            source=source,
+            message=message,
+            at=now,
+            details=dict(details or {}),
         )
         try:
             self.table.client.transact_write_items(
@@ -447,6 +458,19 @@ class RunStore:
         entries = [HistoryEntry.model_validate_json(item["entry"]["S"]) for item in items]
         # Transitions in version order, each note after the transitions recorded before it.
         return sorted(entries, key=lambda entry: (entry.version, entry.note, entry.at))
+
+    def last_transition(self, run: FlowRun) -> HistoryEntry | None:
+        """The history item of the change that made ``run`` what it is (its state, with the
+        details of that change: a runner's final report says where its checkpoints are). One
+        ``GetItem``: what a flow runner, which may only get items, can read. None once the
+        history has expired."""
+        response = self.table.client.get_item(
+            TableName=self.table.table_name,
+            Key={"pk": {"S": f"RUN#{run.run_id}"}, "sk": {"S": f"HIST#{run.version:08d}"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return HistoryEntry.model_validate_json(item["entry"]["S"]) if item else None
 
     def note(
         self,

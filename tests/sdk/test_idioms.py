@@ -269,7 +269,7 @@ def test_flow_state_handlers_and_terminal_state_handler() -> None:
     with Flow("flow handlers", state_handlers=[flow_handler]) as flow:
         boom()
     assert flow.run().is_failed()
-    assert seen == ["Pending->Running", "Running->Failed"]
+    assert seen == ["Scheduled->Running", "Running->Failed"]
     flow.terminal_state_handler = terminal
     assert flow.run().message == "1 reference task(s), forgiven"
 

@@ -59,7 +59,8 @@ def run_local(
     try:
         with (
             raise_on_sigterm(),
-            render.live_task_lines(enabled=not quiet and not as_json),
+            # With --json, stdout is the JSON; the flow's own log lines still reach stderr.
+            render.live_task_lines(enabled=not quiet, progress=not as_json),
             render.task_prints_to_stderr(enabled=as_json),
         ):
             state = flow.run(parameters=parameters, executor=chosen)

@@ -40,21 +40,32 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _LiveTaskLines(logging.Handler):
-    """Prints one line per finished task (and each retry) as it happens."""
+    """Prints, as it happens, one line per finished task (and each retry) when ``progress`` is
+    on, and what the tasks' own loggers (``context.get("logger")``, ``log_stdout``) say."""
+
+    def __init__(self, progress: bool) -> None:
+        super().__init__(logging.INFO)
+        self.progress = progress
 
     def emit(self, record: logging.LogRecord) -> None:
         style = "yellow" if record.levelno >= logging.WARNING else "dim"
-        stderr.print(f"  {record.getMessage()}", style=style, markup=False)
+        if record.name == "flowrelay.task":
+            if self.progress:
+                stderr.print(f"  {record.getMessage()}", style=style, markup=False)
+            return
+        task = record.name.removeprefix("flowrelay.task.")
+        stderr.print(f"  {task}: {record.getMessage()}", style=style, markup=False)
 
 
 @contextmanager
-def live_task_lines(enabled: bool = True) -> Iterator[None]:
-    """Show task progress on stderr while a flow runs in this process."""
+def live_task_lines(enabled: bool = True, progress: bool = True) -> Iterator[None]:
+    """Show task progress (unless ``progress`` is False) and the tasks' own log lines on stderr
+    while a flow runs in this process."""
     if not enabled:
         yield
         return
     logger = logging.getLogger("flowrelay.task")
-    handler = _LiveTaskLines(logging.INFO)
+    handler = _LiveTaskLines(progress)
     saved_level, saved_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowrelay.sdk.context import active_flow
-from flowrelay.sdk.tasks import Parameter, Task, as_task, unmapped
+from flowrelay.sdk.tasks import Constant, Parameter, Task, as_task, unmapped
 
 if TYPE_CHECKING:
     from flowrelay.sdk.flow import Flow
@@ -28,7 +28,14 @@ class _Argument(Task):
     def __init__(self, value: Any, is_mapped: bool) -> None:
         self.value = value
         self.is_mapped = is_mapped
+        self._constant: Constant | None = None
         super().__init__(name="apply_map-argument")
+
+    def as_constant(self) -> Constant:
+        """One ``Constant`` task for this value, shared by every task that reads it."""
+        if self._constant is None:
+            self._constant = Constant(self.value)
+        return self._constant
 
     def run(self) -> Any:  # pragma: no cover - never part of a flow that runs
         raise RuntimeError("an apply_map argument placeholder ran")
@@ -66,11 +73,10 @@ def apply_map(func: Callable[..., Any], *args: Any, flow: Flow | None = None, **
         for edge in made.edges_to(task):
             upstream = edge.upstream
             if isinstance(upstream, _Argument):
-                source = as_task(upstream.value, target)
-                if source is None:
-                    target.add_constant(task, edge.key or "", upstream.value, upstream.is_mapped)
-                else:
-                    target.add_edge(source, task, key=edge.key, mapped=upstream.is_mapped)
+                # A plain value becomes a task, as in the seeds' engine: a task that reads it
+                # (a merge, a trigger) sees it as a succeeded upstream, not a constant.
+                source = as_task(upstream.value, target) or upstream.as_constant()
+                target.add_edge(source, task, key=edge.key, mapped=upstream.is_mapped)
                 if upstream.is_mapped:
                     mapped_tasks.add(task)
             elif upstream in before or isinstance(upstream, Parameter):

@@ -23,8 +23,8 @@ from flowrelay.core.registration import check_parameters
 from flowrelay.sdk import runcontext
 from flowrelay.sdk.states import (
     Failed,
-    Pending,
     Running,
+    Scheduled,
     Skipped,
     State,
     Success,
@@ -124,7 +124,7 @@ def run_flow(
     order = flow.sorted_tasks()
     token = runcontext.enter(frame.context)
     try:
-        state: State = _change_flow_state(flow, Pending(), Running())
+        state: State = _change_flow_state(flow, Scheduled(), Running())
         if state.is_finished():
             return state
         flow_log.info("Flow run of %r starting: %d tasks on %r", flow.name, len(order), executor)

@@ -108,6 +108,12 @@ class Pending(State):
     __slots__ = ()
 
 
+class Scheduled(Pending):
+    """Waiting to start (what a flow's state handlers see as the old state of its run)."""
+
+    __slots__ = ()
+
+
 class Running(State):
     """Running now."""
 

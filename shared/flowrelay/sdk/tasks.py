@@ -212,7 +212,9 @@ class Task:
             raise TypeError(f"Task {self.name!r}: target is a location template or a function")
         self.target = target
         self.task_run_name = task_run_name
-        self._signature = inspect.signature(self.run)
+        # The base run() takes nothing (a bare ``Task()`` is a no-op, as in the seeds' engine).
+        plain = getattr(self.run, "__func__", None) is Task.run
+        self._signature = inspect.Signature() if plain else inspect.signature(self.run)
         for param in self._signature.parameters.values():
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
                 raise ValueError(
@@ -232,8 +234,10 @@ class Task:
         return logging.getLogger(f"flowrelay.task.{self.name}")
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
-        """The work itself. Called with the task's inputs as keyword arguments."""
-        raise NotImplementedError(f"Task {self.name!r} does not implement run()")
+        """The work itself, called with the task's inputs as keyword arguments. Subclasses
+        implement it; this one takes nothing and returns None (a task that only orders others,
+        or that only its state handlers matter for)."""
+        return None
 
     def copy(self, **overrides: Any) -> Task:
         """A new task with the same settings (``overrides`` replace some of them)."""
@@ -540,6 +544,19 @@ class Parameter(Task):
 
     def __repr__(self) -> str:
         return f"<Parameter: {self.name}>"
+
+
+class Constant(Task):
+    """A task that returns ``value`` (what a plain value becomes where it must be an upstream
+    task: an ``apply_map`` argument a ``merge`` reads)."""
+
+    def __init__(self, value: Any, **kwargs: Any) -> None:
+        self.value = value
+        kwargs.setdefault("name", "Constant")
+        super().__init__(**kwargs)
+
+    def run(self) -> Any:
+        return self.value
 
 
 class Collection(Task):

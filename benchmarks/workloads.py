@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowrelay import Flow, Task, task
-from flowrelay.triggers import any_successful
 from flowrelay.sdk.executors import Executor
 from flowrelay.sdk.states import State
+from flowrelay.triggers import any_successful
 
 SLEEP_SECONDS = 0.05
 

@@ -3,6 +3,7 @@
 ``context.get("logger")``, ``context.flow_run_id``, ``"today" in context``,
 ``with context(key=value):`` all work. Defined in ``flowrelay.sdk.runcontext``."""
 
+import importlib
 import sys
 from collections.abc import Mapping
 from types import ModuleType
@@ -33,6 +34,11 @@ def __getattr__(name: str) -> Any:
 
 class _ContextModule(ModuleType, Context):
     """The module, answering as the context does (items, ``in``, calling it for a block)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # A task that reads the context is pickled for process and Dask executors: the module
+        # travels by name, as plain modules do, and is the context where it lands.
+        return importlib.import_module, (__name__,)
 
 
 sys.modules[__name__].__class__ = _ContextModule

@@ -567,7 +567,26 @@ def test_checkpointing_is_off_unless_the_run_turns_it_on(
         flow.run()
 
 
-def test_given_states_are_reused_and_what_depends_on_a_rerun_runs_again() -> None:
+def test_task_states_are_used_as_given_and_unknown_keys_refused() -> None:
+    calls: list[str] = []
+
+    @task
+    def step(name: str, before: Any = None) -> str:
+        calls.append(name)
+        return f"{name}<{before}"
+
+    with Flow("given") as flow:
+        a = step("a")
+        b = step("b", a)
+        c = step("c", b)
+    state = flow.run(task_states={b: Success(result="given b")})
+    assert calls == ["a", "c"]  # as the seeds' engine: a given finished state is not run
+    assert state.result[c].result == "c<given b"
+    with pytest.raises(ValueError, match="names no task of the flow: 'nosuch'"):
+        flow.run(task_states={"nosuch": Success()})
+
+
+def test_a_restart_reuses_states_and_reruns_what_follows_a_rerun() -> None:
     calls: list[str] = []
 
     @task
@@ -580,16 +599,20 @@ def test_given_states_are_reused_and_what_depends_on_a_rerun_runs_again() -> Non
         b = step("b", upstream_tasks=[a])
         c = step("c", upstream_tasks=[b])
         mapped = echo.map([1, 2, 3], upstream_tasks=[unmapped(a)])
+        item = echo(mapped)[0]
     state = flow.run(
-        task_states={
-            a: Success(result="a"),
+        restart_from={
+            "step": Success(result="a"),
             "step-3": Success(result="old c"),  # its upstream b runs again, so c does too
             "echo[1]": Success(result=20),
+            flow.slug(item): Success(result="old item"),  # a slug with brackets of its own
+            "gone": Success(),  # a task the flow no longer has: logged, ignored
         }
     )
     assert calls == ["b", "c"]
     assert state.result[c].result == "c"
     assert state.result[mapped].result == [1, 20, 3]
+    assert state.result[item].result == 1  # its upstream echo ran again
 
 
 def test_states_for_state_handlers_are_the_documented_classes() -> None:
@@ -599,3 +622,134 @@ def test_states_for_state_handlers_are_the_documented_classes() -> None:
     assert not issubclass(Looped, Success)
     assert Running().is_running()
     assert not Running().is_finished()
+
+
+# --- what a hostile review found -----------------------------------------------------------------
+
+
+def test_tasks_reading_the_context_run_in_worker_processes() -> None:
+    # Defined here, so that it is pickled by value with the context it reads (as a flow script's
+    # tasks are), not by reference to this module.
+    @task
+    def where_am_i(x: int) -> tuple[Any, Any]:
+        return context.map_index, context.get("flow_run_id")
+
+    with Flow("processes") as flow:
+        found = where_am_i.map([0, 1])
+    state = flow.run(executor=LocalDaskExecutor("processes"), context={"flow_run_id": "p"})
+    assert state.result[found].result == [(0, "p"), (1, "p")]
+
+
+def test_log_stdout_on_threads_keeps_each_print_with_its_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import sys
+    import time
+
+    stdout = sys.stdout
+
+    @task(log_stdout=True)
+    def quiet(x: int) -> None:
+        time.sleep(0.05)
+        print(f"quiet {x}")
+
+    @task
+    def loud(x: int) -> None:
+        time.sleep(0.02)
+        print(f"loud {x}")
+
+    with Flow("prints") as flow:
+        quiet.map([1, 2])
+        loud.map([1, 2])
+    with caplog.at_level(logging.INFO):
+        flow.run(executor=LocalDaskExecutor("threads"))
+    logged = {
+        (r.name, r.getMessage()) for r in caplog.records if r.name.startswith("flowrelay.task.")
+    }
+    assert logged == {("flowrelay.task.quiet", "quiet 1"), ("flowrelay.task.quiet", "quiet 2")}
+    assert sys.stdout is stdout  # nothing left routing prints once the run is over
+
+
+def test_a_value_a_task_sets_in_the_context_stays_across_its_loops() -> None:
+    @task
+    def count_up() -> int:
+        context["seen"] = context.get("seen", 0) + 1
+        current = context.get("task_loop_result", 0)
+        if current < 3:
+            raise signals.LOOP(result=current + 1)
+        return int(context["seen"])
+
+    with Flow("loop context") as flow:
+        result = count_up()
+    assert flow.run().result[result].result == 4
+
+
+def test_state_handlers_can_stop_retries_and_raise_signals() -> None:
+    runs: list[int] = []
+
+    def no_retries(task: Task, old: State, new: State) -> State | None:
+        return Failed("not retried: the handler said so") if isinstance(new, Retrying) else None
+
+    def skip_failures(task: Task, old: State, new: State) -> None:
+        if new.is_failed():
+            raise signals.SKIP("failures are skipped here")
+
+    @task(max_retries=3, retry_delay=0, state_handlers=[no_retries])
+    def flaky() -> None:
+        runs.append(1)
+        raise ValueError("nope")
+
+    with Flow("handlers decide") as flow:
+        stopped = flaky()
+        skipped = boom(task_args={"state_handlers": [skip_failures]})
+        after = echo(skipped)
+    got = flow.run().result
+    assert (runs, got[stopped].message) == ([1], "not retried: the handler said so")
+    assert isinstance(got[skipped], Skipped)
+    assert isinstance(got[after], Skipped)
+
+
+def test_targets_are_formatted_once(tmp_path: Path) -> None:
+    @task(target="{name}.txt", checkpoint=True)
+    def named(name: str) -> str:
+        return name
+
+    with Flow("braces", result=LocalResult(dir=str(tmp_path))) as flow:
+        result = named(Parameter("name"))
+    for _ in range(2):
+        state = flow.run(name="{json}", context={"checkpointing": True}).result[result]
+    assert isinstance(state, Cached)
+    assert state.result == "{json}"
+
+
+def test_bad_settings_are_refused_with_what_is_wrong() -> None:
+    @task(target="x.txt")
+    def targeted() -> int:
+        return 1
+
+    with Flow("no result") as flow:
+        result = targeted()
+    assert "has target 'x.txt' but no result" in str(flow.run().result[result].message)
+
+    with pytest.raises(TypeError, match="result must be a Result instance"):
+        task(result=LocalResult)(lambda: 1)
+    with pytest.raises(ValueError, match="retry_delay"):
+        one.copy(max_retries=2)
+    with pytest.raises(TypeError, match="trigger must be a function"):
+        one.copy(trigger="all_failed")
+
+    class NoSuper(Task):
+        def __init__(self) -> None:
+            pass
+
+    with Flow("no super"), pytest.raises(TypeError, match=r"must call super\(\).__init__"):
+        NoSuper()()
+
+    def says_hello(flow: Flow, old: State, new: State) -> Any:
+        return "hello"
+
+    with Flow("bad flow handler", state_handlers=[says_hello]) as flow:
+        one()
+    state = flow.run()
+    assert state.is_failed()
+    assert state.message == "Flow state handler 'says_hello' returned str, not a State (or None)"

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from flowrelay.sdk.executors.base import Executor
     from flowrelay.sdk.flow import Flow
     from flowrelay.sdk.states import State
-    from flowrelay.sdk.tasks import Task
 
 log = logging.getLogger("flowrelay.runner")
 
@@ -104,7 +103,7 @@ class Restored:
     """What a restart takes over from the run it restarts: finished task states by slug, and
     what to say about them (the Running report's message and details)."""
 
-    task_states: dict[Task | str, State] = field(default_factory=dict)
+    task_states: dict[str, State] = field(default_factory=dict)
     message: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -306,8 +305,10 @@ class Runner:
         first = restarted[-1] if restarted else prepared.run
         context = {
             "flow_run_id": prepared.run.run_id,
-            # A restart redoes the work of the first run it restarts, for the same dates.
+            # A restart redoes the work of the first run it restarts, for the same dates
+            # (``today`` and the rest come from ``date``; a first run's is when it starts).
             "scheduled_start_time": first.created_at,
+            **({"date": first.created_at} if restarted else {}),
             "checkpointing": self.config.checkpointing,
         }
         log.info(
@@ -328,7 +329,7 @@ class Runner:
                 parameters=prepared.parameters,
                 executor=prepared.executor,
                 context=context,
-                task_states=restored.task_states,
+                restart_from=restored.task_states,
             )
 
     def _restarted_runs(self, run: FlowRun) -> list[FlowRun]:
@@ -413,8 +414,7 @@ class Runner:
             if len(problems) > len(shown):
                 shown.append(f"... and {len(problems) - len(shown)} more")
             details["checkpoint_problems"] = shown
-        reused: dict[Task | str, State] = dict(states.items())
-        return Restored(task_states=reused, message=message, details=details)
+        return Restored(task_states=dict(states), message=message, details=details)
 
     def _manifest_in(self, restarted: list[FlowRun]) -> tuple[tuple[str, str] | None, str]:
         """The URI of the nearest checkpoint manifest of the ``restarted`` runs, and the run

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from flowrelay.sdk.results import LocalResult, Result, S3Result, write_atomically
+from flowrelay.sdk.results import LocalResult, Result, S3Result, describe_error, write_atomically
 from flowrelay.sdk.states import NO_VALUE_WRITTEN, State, Success
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def write_manifest(result: Result, run_id: str, flow_name: str, entries: dict[st
             )
         except Exception as exc:
             raise CheckpointError(
-                f"cannot write checkpoint manifest {uri}: {_describe(exc)}"
+                f"cannot write checkpoint manifest {uri}: {describe_error(exc)}"
             ) from exc
         return uri
     raise CheckpointError(
@@ -161,7 +161,7 @@ def read_manifest(uri: str, client: Any = None) -> dict[str, str]:
             data = response["Body"].read()
         except Exception as exc:
             raise CheckpointError(
-                f"cannot read checkpoint manifest {uri}: {_describe(exc)}"
+                f"cannot read checkpoint manifest {uri}: {describe_error(exc)}"
             ) from exc
     else:
         raise CheckpointError(
@@ -212,7 +212,7 @@ def restored_states(flow: Flow, entries: dict[str, str]) -> tuple[dict[str, Stat
         try:
             value = result.read(location).value
         except Exception as exc:
-            problems.append(f"{key}: {_describe(exc)}; it runs again")
+            problems.append(f"{key}: {describe_error(exc)}; it runs again")
             continue
         states[key] = Success(result=value, location=location)
     return states, problems
@@ -223,20 +223,6 @@ def _task_for(tasks: dict[str, Task], key: str) -> Task | None:
         return tasks[key]
     child = _CHILD.match(key)
     return tasks.get(child.group("slug")) if child else None
-
-
-def _describe(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        error = response["Error"]
-        code = error.get("Code", "error")
-        message = error.get("Message")
-        return f"{code}: {message}" if message else str(code)
-    text = str(exc).replace("\n", " ")
-    # Our own errors already say what and where; others need their type to make sense.
-    return (
-        text if type(exc).__module__.startswith("flowrelay.") else f"{type(exc).__name__}: {text}"
-    )
 
 
 def _file_uri(path: str) -> str:

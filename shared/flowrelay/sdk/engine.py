@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.registration import check_parameters
-from flowrelay.sdk import runcontext
+from flowrelay.sdk import runcontext, signals
 from flowrelay.sdk.states import (
     Failed,
     Running,
@@ -36,6 +36,7 @@ from flowrelay.sdk.taskrun import (
     UpstreamInput,
     collect_mapped,
     run_task,
+    trigger_failed,
 )
 from flowrelay.sdk.tasks import Parameter, Task
 from flowrelay.sdk.triggers import all_successful
@@ -107,6 +108,7 @@ def run_flow(
     *,
     context: Mapping[str, Any] | None = None,
     task_states: Mapping[Task | str, State] | None = None,
+    restart_from: Mapping[str, State] | None = None,
 ) -> State:
     """Run ``flow`` in this process and return its flow-run state (see ``Flow.run``)."""
     from flowrelay.sdk.executors import DaskExecutor, LocalExecutor
@@ -122,7 +124,7 @@ def run_flow(
             executor = executor.with_cluster_kwargs(provider_kwargs)
     frame = RunFrame(context=run_context(flow, values, context), result=flow.result)
     order = flow.sorted_tasks()
-    token = runcontext.enter(frame.context)
+    token = runcontext.enter(dict(frame.context))
     try:
         state: State = _change_flow_state(flow, Scheduled(), Running())
         if state.is_finished():
@@ -132,7 +134,9 @@ def run_flow(
             flow.on_start()
         try:
             with executor.start():
-                futures = _submit_all(flow, order, frame, executor, _reusable(flow, task_states))
+                given = _given_states(flow, task_states, "task_states", strict=True)
+                restart = _given_states(flow, restart_from, "restart_from", strict=False)
+                futures = _submit_all(flow, order, frame, executor, given, restart)
                 final_states: dict[Task, State] = executor.wait(futures)
         finally:
             if flow.on_exit is not None:
@@ -140,7 +144,14 @@ def run_flow(
         final = flow_state(flow, final_states)
         if flow.terminal_state_handler is not None:
             reference = {task: final_states[task] for task in flow.reference_tasks()}
-            final = flow.terminal_state_handler(flow, final, reference) or final
+            replaced: Any = flow.terminal_state_handler(flow, final, reference)
+            if replaced is not None and not isinstance(replaced, State):
+                replaced = Failed(
+                    f"terminal_state_handler returned {type(replaced).__name__}, not a State "
+                    f"(or None)",
+                    result=final.result,
+                )
+            final = replaced or final
         final = _change_flow_state(flow, state, final)
     finally:
         runcontext.leave(token)
@@ -152,12 +163,23 @@ def _change_flow_state(flow: Flow, old: State, new: State) -> State:
     """``new``, or what the flow's state handlers made of it (a handler that raises fails the
     run, saying which)."""
     for handler in flow.state_handlers:
+        name = getattr(handler, "__name__", handler)
+        replaced: Any  # what user code returns, checked below
         try:
             replaced = handler(flow, old, new)
+        except signals.ENDRUN as end:
+            replaced = end.state
+        except signals.StateSignal as signal:
+            replaced = signal.state
         except Exception as exc:
-            name = getattr(handler, "__name__", handler)
             return Failed(
                 f"Flow state handler {name!r} raised {type(exc).__name__}: {exc}",
+                result=new.result,
+            )
+        if replaced is not None and not isinstance(replaced, State):
+            return Failed(
+                f"Flow state handler {name!r} returned {type(replaced).__name__}, not a State "
+                f"(or None)",
                 result=new.result,
             )
         if replaced is not None:
@@ -165,22 +187,40 @@ def _change_flow_state(flow: Flow, old: State, new: State) -> State:
     return new
 
 
-def _reusable(flow: Flow, task_states: Mapping[Task | str, State] | None) -> dict[str, State]:
-    """Given finished states by slug (a Task key is read as its slug); unknown keys refused."""
-    if not task_states:
+def _given_states(
+    flow: Flow, states: Mapping[Any, State] | None, what: str, strict: bool
+) -> dict[str, State]:
+    """Given finished states by slug (a Task key is read as its slug, ``slug[3]`` is a mapped
+    child); a key naming no task of the flow is refused (``strict``) or left out, logged."""
+    if not states:
         return {}
-    reusable: dict[str, State] = {}
-    for given, state in task_states.items():
-        if isinstance(given, Task) and given not in flow._tasks:
-            raise ValueError(
-                f"Flow {flow.name!r}: task_states names a task not in the flow: {given!r}"
-            )
-        slug = flow.slug(given) if isinstance(given, Task) else given
+    slugs = {flow.slug(task) for task in flow._tasks}
+    found: dict[str, State] = {}
+    unknown: list[str] = []
+    for given, state in states.items():
+        if isinstance(given, Task):
+            if given not in flow._tasks:
+                raise ValueError(
+                    f"Flow {flow.name!r}: {what} names a task not in the flow: {given!r}"
+                )
+            slug = flow.slug(given)
+        else:
+            slug = given
+        parent = slug[: slug.rindex("[")] if slug.endswith("]") and "[" in slug else None
+        if slug not in slugs and parent not in slugs:
+            unknown.append(slug)
+            continue
         if not isinstance(state, State):
-            raise TypeError(f"Flow {flow.name!r}: task_states[{slug!r}] is not a State: {state!r}")
+            raise TypeError(f"Flow {flow.name!r}: {what}[{slug!r}] is not a State: {state!r}")
         if state.is_finished():
-            reusable[slug] = state
-    return reusable
+            found[slug] = state
+    if unknown and strict:
+        raise ValueError(
+            f"Flow {flow.name!r}: {what} names no task of the flow: {', '.join(map(repr, unknown))}"
+        )
+    if unknown:
+        flow_log.warning("%s names no task of flow %r: %s; ignored", what, flow.name, unknown)
+    return found
 
 
 def _submit_all(
@@ -188,11 +228,13 @@ def _submit_all(
     order: list[Task],
     frame: RunFrame,
     executor: Executor,
-    reusable: Mapping[str, State],
+    given: Mapping[str, State],
+    restart: Mapping[str, State],
 ) -> dict[Task, Any]:
     futures: dict[Task, Any] = {}
     parameters: Mapping[str, Any] = frame.context["parameters"]
-    # Tasks whose state is as before: parameters, and reused states whose upstreams all are.
+    # Tasks whose state is as before: parameters, given states, and a restarted run's states
+    # whose upstreams all are (what depends on a task that runs again runs again).
     unchanged: set[Task] = set()
     for task in order:
         if isinstance(task, Parameter):
@@ -202,8 +244,9 @@ def _submit_all(
         edges = flow._edges_to.get(task, ())
         slug = flow.slug(task)
         upstream_unchanged = all(edge.upstream in unchanged for edge in edges)
-        if upstream_unchanged and slug in reusable:
-            futures[task] = reusable[slug]
+        kept_state = given.get(slug) or (restart.get(slug) if upstream_unchanged else None)
+        if kept_state is not None:
+            futures[task] = kept_state
             unchanged.add(task)
             continue
         constants = flow.constants.get(task, {})
@@ -225,7 +268,9 @@ def _submit_all(
         children = []
         for index, (child_upstream, child_constants) in enumerate(plan):
             child_slug = f"{slug}[{index}]"
-            kept = reusable.get(child_slug) if upstream_unchanged else None
+            kept = given.get(child_slug) or (
+                restart.get(child_slug) if upstream_unchanged else None
+            )
             if kept is not None:
                 children.append(kept)
                 continue
@@ -290,7 +335,7 @@ def plan_children(
         else:
             shared_upstream.append((edge, upstream_slug, state))
     if not_successful:
-        return _trigger_failed(not_successful)
+        return trigger_failed(not_successful)
     unmapped_constants = {k: v for k, v in constants.items() if k not in mapped_constants}
     for key in sorted(mapped_constants):
         try:
@@ -375,9 +420,3 @@ def _failed_here(state: State) -> bool:
     if not state.is_failed() or isinstance(state, TriggerFailed):
         return False
     return state.map_states is None or any(_failed_here(child) for child in state.map_states)
-
-
-def _trigger_failed(upstream_slugs: list[str]) -> TriggerFailed:
-    names = ", ".join(repr(name) for name in upstream_slugs)
-    noun = "task" if len(upstream_slugs) == 1 else "tasks"
-    return TriggerFailed(f"Did not run: upstream {noun} {names} did not succeed")

@@ -396,6 +396,7 @@ class Flow:
         *,
         context: Mapping[str, Any] | None = None,
         task_states: Mapping[Task | str, State] | None = None,
+        restart_from: Mapping[str, State] | None = None,
         run_on_schedule: bool | None = None,
         **parameter_values: Any,
     ) -> State:
@@ -403,10 +404,12 @@ class Flow:
 
         ``parameters`` (or keyword arguments) give parameter values; ``executor`` overrides
         ``flow.executor`` (default ``LocalExecutor``); ``context`` adds values to
-        ``flowrelay.context`` (e.g. ``flow_run_id``, ``checkpointing``); ``task_states`` gives
-        finished states to reuse instead of running those tasks (a Task, or a slug such as
-        ``"load"`` or ``"load[3]"`` for one mapped child): a task runs again when anything it
-        depends on runs again.
+        ``flowrelay.context`` (e.g. ``flow_run_id``, ``checkpointing``). ``task_states`` gives
+        finished states to use instead of running those tasks, as the seeds' engine does (keyed
+        by a Task, or a slug such as ``"load"``, or ``"load[3]"`` for one mapped child; a key
+        that names no task is refused). ``restart_from`` gives the states of a run being
+        restarted (``flowrelay runs retry``), by slug: each is reused only while everything its
+        task depends on is, so what follows a task that runs again runs again.
 
         The seeds' engine ran a scheduled flow forever on its schedule here; flowrelay runs it
         once, and schedules start runs only once the flow is registered: ``run_on_schedule=True``
@@ -425,6 +428,7 @@ class Flow:
             executor,
             context=context,
             task_states=task_states,
+            restart_from=restart_from,
         )
 
 

@@ -420,9 +420,13 @@ class S3Result(Result):
         except ClientError as exc:
             if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return False
-            raise ResultError(f"S3Result: cannot check {self.uri(key)}: {_describe(exc)}") from exc
+            raise ResultError(
+                f"S3Result: cannot check {self.uri(key)}: {describe_error(exc)}"
+            ) from exc
         except Exception as exc:
-            raise ResultError(f"S3Result: cannot check {self.uri(key)}: {_describe(exc)}") from exc
+            raise ResultError(
+                f"S3Result: cannot check {self.uri(key)}: {describe_error(exc)}"
+            ) from exc
         return True
 
     def _call(self, verb: str, key: str, call: Callable[[], Any]) -> Any:
@@ -431,21 +435,27 @@ class S3Result(Result):
         except Exception as exc:
             if isinstance(exc, ResultError):
                 raise
-            raise ResultError(f"S3Result: cannot {verb} {self.uri(key)}: {_describe(exc)}") from exc
+            raise ResultError(
+                f"S3Result: cannot {verb} {self.uri(key)}: {describe_error(exc)}"
+            ) from exc
 
 
 def _error_code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _describe(exc: Exception) -> str:
-    """One line: the S3 error code and message, or the exception's type and text."""
+def describe_error(exc: Exception) -> str:
+    """One line: an AWS error's code and message, or the exception's text (with its type, unless
+    it is one of ours: those already say what and where)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and "Error" in response:
         code = response["Error"].get("Code", "error")
         message = response["Error"].get("Message") or _HTTP_REASONS.get(str(code), "")
         return f"{code}: {message}" if message else str(code)
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    text = str(exc).replace("\n", " ")
+    return (
+        text if type(exc).__module__.startswith("flowrelay.") else f"{type(exc).__name__}: {text}"
+    )
 
 
 # HEAD answers carry no body, so S3 gives only the status code; say what it means.

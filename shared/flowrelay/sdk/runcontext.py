@@ -50,7 +50,7 @@ class Context:
             raise AttributeError(f"context has no {key!r} (not in a run, or not set)") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        _values.set({**_values.get(), key: value})
+        _writable()[key] = value
 
     def __contains__(self, key: object) -> bool:
         return key in _values.get()
@@ -68,15 +68,11 @@ class Context:
         return list(_values.get().items())
 
     def update(self, values: Mapping[str, Any] | None = None, **more: Any) -> None:
-        """Add values for the rest of this thread of execution (prefer ``with context(...)``)."""
-        _values.set({**_values.get(), **(values or {}), **more})
+        """Add values for the rest of this task run (or block); prefer ``with context(...)``."""
+        _writable().update(values or {}, **more)
 
     def setdefault(self, key: str, value: Any) -> Any:
-        current = _values.get()
-        if key not in current:
-            _values.set({**current, key: value})
-            return value
-        return current[key]
+        return _writable().setdefault(key, value)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(_values.get())
@@ -84,7 +80,7 @@ class Context:
     @contextmanager
     def __call__(self, values: Mapping[str, Any] | None = None, **more: Any) -> Iterator[Context]:
         """``with context(key=value):`` the values hold inside the block only."""
-        token = _values.set({**_values.get(), **(values or {}), **more})
+        token = _values.set({**_values.get(), **(values or {}), **more})  # a dict of its own
         try:
             yield self
         finally:
@@ -94,13 +90,26 @@ class Context:
         return f"<Context: {sorted(_values.get())}>"
 
 
+def _writable() -> dict[str, Any]:
+    """The values in force, to change in place (the seeds' engine's context is one dict per
+    thread: a value a task sets stays for the rest of its run, loops and retries included).
+    Outside any run or block, a new dict for this thread of execution."""
+    current = _values.get()
+    if isinstance(current, dict):
+        return current
+    fresh = dict(current)
+    _values.set(fresh)
+    return fresh
+
+
 #: The one context object (``from flowrelay import context``).
 context = Context()
 
 
-def enter(values: Mapping[str, Any]) -> Token[Mapping[str, Any]]:
+def enter(values: dict[str, Any]) -> Token[Mapping[str, Any]]:
     """Make ``values`` the whole context (the engine, once per task run); returns the token that
-    restores the previous one. ``values`` is used as is, not copied: build a new dict per run."""
+    restores the previous one. ``values`` is used as is, not copied, and writes to the context
+    change it: build a new dict per run."""
     return _values.set(values)
 
 

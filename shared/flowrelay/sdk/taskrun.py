@@ -9,13 +9,15 @@ default, caches and results cost nothing to a task that uses none of them.
 from __future__ import annotations
 
 import contextvars
+import copy
 import logging
 import pickle
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
-from contextlib import redirect_stdout
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import TextIOBase
@@ -135,7 +137,7 @@ def _run(
     trigger = task.trigger
     if trigger is None or trigger is all_successful:
         if not_successful:
-            return _change(task, state, _trigger_failed(not_successful))
+            return _change(task, state, trigger_failed(not_successful))
     elif upstream:
         refused = _check_trigger(trigger, upstream)
         if refused is not None:
@@ -145,7 +147,16 @@ def _run(
         if cached is not None:
             return _change(task, state, cached)
     result = task.result if task.result is not None else frame.result
-    if task.target is not None and result is not None:
+    if task.target is not None:
+        if result is None:
+            return _change(
+                task,
+                state,
+                Failed(
+                    f"Task {slug!r} has target {task.target!r} but no result to look in: set "
+                    f"result= on the task or the flow (e.g. LocalResult(dir=...))"
+                ),
+            )
         found = _from_target(task, result, inputs, values)
         if found is not None:
             return _change(task, state, found)
@@ -175,11 +186,15 @@ def _attempts(
         if isinstance(outcome, Looped):
             if watched:
                 state = _change(task, state, outcome)
+                if not isinstance(state, Looped):  # a handler ended the loop
+                    return state
             loops += 1
             values["task_loop_count"] = loops
             values["task_loop_result"] = outcome.result
             if watched:
                 state = _change(task, state, Running())
+                if state.is_finished():
+                    return state
             continue
         retry = isinstance(outcome, Retrying)
         if not retry and not (outcome.is_failed() and attempt <= task.max_retries):
@@ -190,6 +205,8 @@ def _attempts(
         if watched:
             retrying = outcome if retry else Retrying(outcome.message, attempts=attempt)
             state = _change(task, state, retrying)
+            if not isinstance(state, Retrying):  # a handler said not to retry
+                return state
         task_log.warning(
             "Task %r attempt %d%s %s (%s); retrying in %gs",
             slug,
@@ -203,13 +220,15 @@ def _attempts(
         attempt += 1
         if watched:
             state = _change(task, state, Running())
+            if state.is_finished():
+                return state
 
 
 def _attempt(task: Task, inputs: dict[str, Any], attempt: int) -> State | signals.ENDRUN:
     """One call of the task's ``run``, as a state (or the ENDRUN it raised)."""
     try:
         if task.log_stdout:
-            with redirect_stdout(_LogWriter(task.logger)):
+            with _prints_logged(task.logger):
                 value = _call(task, inputs)
         else:
             value = _call(task, inputs)
@@ -223,7 +242,8 @@ def _attempt(task: Task, inputs: dict[str, Any], attempt: int) -> State | signal
             attempts=attempt,
         )
     except signals.StateSignal as signal:
-        outcome = signal.state
+        # A copy: one signal object may be raised by many runs (a module-level constant).
+        outcome = copy.copy(signal.state)
         outcome.attempts = attempt
         if outcome.is_failed() and outcome.result is signal:
             outcome.result = _picklable(signal)
@@ -274,8 +294,8 @@ def _call_with_timeout(task: Task, inputs: dict[str, Any], seconds: float) -> An
     return outcome["value"]
 
 
-class _LogWriter(TextIOBase):
-    """What ``print`` writes in a ``log_stdout=True`` task, one log line per line."""
+class _LogWriter:
+    """What ``print`` writes in one run of a ``log_stdout=True`` task, one log line per line."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
@@ -293,8 +313,60 @@ class _LogWriter(TextIOBase):
             self.logger.info("%s", self.buffer)
             self.buffer = ""
 
-    def __del__(self) -> None:
-        self.flush()
+
+#: The writer of the ``log_stdout`` task running in this thread of execution, if any.
+_task_stdout: contextvars.ContextVar[_LogWriter | None] = contextvars.ContextVar(
+    "flowrelay_task_stdout", default=None
+)
+
+
+class _StdoutRouter(TextIOBase):
+    """``sys.stdout`` while any ``log_stdout`` task runs: each write goes to the logger of the
+    task running in the writing thread, or to the stream it replaced. One for the process,
+    because ``sys.stdout`` is one: tasks on threads must not take each other's prints, nor
+    leave stdout pointing at a finished task."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        writer = _task_stdout.get()
+        if writer is None:
+            return int(self.stream.write(text))
+        return writer.write(text)
+
+    def flush(self) -> None:
+        writer = _task_stdout.get()
+        if writer is None:
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_router_lock = threading.Lock()
+_router_users = 0
+
+
+@contextmanager
+def _prints_logged(logger: logging.Logger) -> Iterator[None]:
+    """While the block runs, what this thread prints goes to ``logger``."""
+    global _router_users
+    with _router_lock:
+        if _router_users == 0 or not isinstance(sys.stdout, _StdoutRouter):
+            sys.stdout = _StdoutRouter(sys.stdout)
+        _router_users += 1
+    writer = _LogWriter(logger)
+    token = _task_stdout.set(writer)
+    try:
+        yield
+    finally:
+        _task_stdout.reset(token)
+        writer.flush()
+        with _router_lock:
+            _router_users -= 1
+            if _router_users == 0 and isinstance(sys.stdout, _StdoutRouter):
+                sys.stdout = sys.stdout.stream
 
 
 # --- triggers, handlers -------------------------------------------------------------------
@@ -333,6 +405,10 @@ def _change(task: Task, old: State, new: State) -> State:
             replaced = handler(task, old, new)
         except signals.ENDRUN as end:
             replaced = end.state
+        except signals.StateSignal as signal:  # as in the seeds' engine: the signal's state
+            replaced = signal.state
+            if replaced.result is signal and not replaced.is_failed():
+                replaced.result = None
         except Exception as exc:
             return Failed(
                 f"State handler {getattr(handler, '__name__', handler)!r} raised "
@@ -423,9 +499,11 @@ def _from_target(
 ) -> State | None:
     formatting = _format_values(inputs, values)
     try:
-        location = _location(task.target, formatting)
-        if not result.exists(location, **formatting):
+        # The template is formatted once, by exists() (a value holding braces stays as it is).
+        target = task.target(**formatting) if callable(task.target) else task.target
+        if not result.exists(target, **formatting):
             return None
+        location = _location(target, formatting)
         value = result.read(location).value
     except Exception as exc:
         return Failed(
@@ -451,7 +529,7 @@ def _checkpoint(
         writer = result
         if task.target is not None:
             writer = result.copy()
-            writer.location = _location(task.target, formatting)
+            writer.location = task.target  # formatted once, by write()
         state.location = writer.write(state.result, **formatting).location
     except Exception as exc:
         return Failed(
@@ -501,7 +579,8 @@ def collect_mapped(task: Task, slug: str, children: list[State]) -> State:
     return state
 
 
-def _trigger_failed(upstream_slugs: list[str]) -> TriggerFailed:
+def trigger_failed(upstream_slugs: list[str]) -> TriggerFailed:
+    """What a task whose upstream tasks did not succeed ends in, under the default trigger."""
     names = ", ".join(repr(name) for name in upstream_slugs)
     noun = "task" if len(upstream_slugs) == 1 else "tasks"
     return TriggerFailed(f"Did not run: upstream {noun} {names} did not succeed")

@@ -155,61 +155,20 @@ class Task:
     ) -> None:
         self.name = name or type(self).__name__
         self.slug = slug
-        max_retries = 0 if max_retries is None else max_retries
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            raise ValueError(
-                f"Task {self.name!r}: max_retries must be an int >= 0, got {max_retries!r}"
-            )
-        self.max_retries = max_retries
-        self.retry_delay = _as_timedelta(retry_delay, "retry_delay", self.name)
-        if max_retries > 0 and self.retry_delay is None:
-            raise ValueError(
-                f"Task {self.name!r}: a retry_delay (timedelta or seconds) must be given "
-                f"when max_retries > 0"
-            )
-        timeout_delta = _as_timedelta(timeout, "timeout", self.name)
-        if timeout_delta is not None and timeout_delta.total_seconds() <= 0:
-            raise ValueError(f"Task {self.name!r}: timeout must be positive, got {timeout!r}")
-        self.timeout: float | None = timeout_delta.total_seconds() if timeout_delta else None
-        if isinstance(tags, str):
-            raise TypeError(f"Task {self.name!r}: tags must be a list of strings, not one string")
-        self.tags: frozenset[str] = frozenset(tags or ()) | _context_tags()
-        self.dask_resources: dict[str, float] = _parse_dask_resources(self.tags, self.name)
-        if trigger is not None and not callable(trigger):
-            raise TypeError(
-                f"Task {self.name!r}: trigger must be a function of the upstream states "
-                f"(flowrelay.triggers), got {trigger!r}"
-            )
+        self.max_retries: int = max_retries  # type: ignore[assignment]  # settled below
+        self.retry_delay: timedelta | None = retry_delay  # type: ignore[assignment]
+        self.timeout: float | None = timeout  # type: ignore[assignment]
+        self.tags: frozenset[str] = tags  # type: ignore[assignment]
         self.trigger = trigger
-        self.skip_on_upstream_skip = bool(skip_on_upstream_skip)
-        if cache_for is not None and not isinstance(cache_for, timedelta):
-            raise TypeError(f"Task {self.name!r}: cache_for must be a timedelta, got {cache_for!r}")
-        if cache_validator is not None and cache_for is None:
-            raise ValueError(
-                f"Task {self.name!r}: cache_validator needs cache_for (how long a result is kept)"
-            )
+        self.skip_on_upstream_skip = skip_on_upstream_skip
         self.cache_for = cache_for
         self.cache_validator = cache_validator
         self.cache_key = cache_key
         self.checkpoint = checkpoint
-        if callable(state_handlers):
-            raise TypeError(f"Task {self.name!r}: state_handlers is a list of functions")
-        self.state_handlers: list[StateHandler] = list(state_handlers or ())
-        for handler in [*self.state_handlers, on_failure]:
-            if handler is not None and not callable(handler):
-                raise TypeError(f"Task {self.name!r}: {handler!r} is not a function")
+        self.state_handlers: list[StateHandler] = state_handlers  # type: ignore[assignment]
         self.on_failure = on_failure
-        self.log_stdout = bool(log_stdout)
-        if result is not None and not all(
-            hasattr(result, method) for method in ("write", "read", "exists")
-        ):
-            raise TypeError(
-                f"Task {self.name!r}: result must be a Result (flowrelay.engine.results), "
-                f"got {result!r}"
-            )
+        self.log_stdout = log_stdout
         self.result = result
-        if target is not None and not (isinstance(target, str) or callable(target)):
-            raise TypeError(f"Task {self.name!r}: target is a location template or a function")
         self.target = target
         self.task_run_name = task_run_name
         # The base run() takes nothing (a bare ``Task()`` is a no-op, as in the seeds' engine).
@@ -221,11 +180,68 @@ class Task:
                     f"Task {self.name!r}: functions with *{param.name} are not supported; "
                     f"take a list argument instead"
                 )
-        if nout is None:
-            nout = _nout_from_annotation(self.run)
+        self.nout = _nout_from_annotation(self.run) if nout is None else nout
+        self._settle()
+
+    def _settle(self) -> None:
+        """Check and normalise the settings, as given to ``__init__`` or changed by ``copy``
+        (``task_args``): every way of setting them is held to the same rules."""
+        name = self.name
+        retries: Any = self.max_retries  # as given: None means 0
+        if retries is None:
+            retries = 0
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ValueError(f"Task {name!r}: max_retries must be an int >= 0, got {retries!r}")
+        self.max_retries = retries
+        self.retry_delay = _as_timedelta(self.retry_delay, "retry_delay", name)
+        if retries > 0 and self.retry_delay is None:
+            raise ValueError(
+                f"Task {name!r}: a retry_delay (timedelta or seconds) must be given "
+                f"when max_retries > 0"
+            )
+        timeout = _as_timedelta(self.timeout, "timeout", name)
+        if timeout is not None and timeout.total_seconds() <= 0:
+            raise ValueError(f"Task {name!r}: timeout must be positive, got {self.timeout!r}")
+        self.timeout = timeout.total_seconds() if timeout is not None else None
+        tags: Any = self.tags  # as given: any iterable of strings
+        if isinstance(tags, str):
+            raise TypeError(f"Task {name!r}: tags must be a list of strings, not one string")
+        self.tags = frozenset(tags or ()) | _context_tags()
+        self.dask_resources: dict[str, float] = _parse_dask_resources(self.tags, name)
+        if self.trigger is not None and not callable(self.trigger):
+            raise TypeError(
+                f"Task {name!r}: trigger must be a function of the upstream states "
+                f"(flowrelay.triggers), got {self.trigger!r}"
+            )
+        self.skip_on_upstream_skip = bool(self.skip_on_upstream_skip)
+        if self.cache_for is not None and not isinstance(self.cache_for, timedelta):
+            raise TypeError(f"Task {name!r}: cache_for must be a timedelta, got {self.cache_for!r}")
+        if self.cache_validator is not None and self.cache_for is None:
+            raise ValueError(
+                f"Task {name!r}: cache_validator needs cache_for (how long a result is kept)"
+            )
+        handlers: Any = self.state_handlers  # as given: any iterable of functions
+        if callable(handlers) or isinstance(handlers, str):
+            raise TypeError(f"Task {name!r}: state_handlers is a list of functions")
+        self.state_handlers = list(handlers or ())
+        for handler in [*self.state_handlers, self.on_failure]:
+            if handler is not None and not callable(handler):
+                raise TypeError(f"Task {name!r}: {handler!r} is not a function")
+        self.log_stdout = bool(self.log_stdout)
+        result = self.result
+        if result is not None and (
+            isinstance(result, type)
+            or not all(hasattr(result, method) for method in ("write", "read", "exists"))
+        ):
+            raise TypeError(
+                f"Task {name!r}: result must be a Result instance (flowrelay.engine.results), "
+                f"e.g. LocalResult(dir=...), got {result!r}"
+            )
+        if self.target is not None and not (isinstance(self.target, str) or callable(self.target)):
+            raise TypeError(f"Task {name!r}: target is a location template or a function")
+        nout = self.nout
         if nout is not None and (not isinstance(nout, int) or isinstance(nout, bool) or nout < 0):
-            raise ValueError(f"Task {self.name!r}: nout must be an int >= 0, got {nout!r}")
-        self.nout = nout
+            raise ValueError(f"Task {name!r}: nout must be an int >= 0, got {nout!r}")
 
     @property
     def logger(self) -> logging.Logger:
@@ -240,13 +256,22 @@ class Task:
         return None
 
     def copy(self, **overrides: Any) -> Task:
-        """A new task with the same settings (``overrides`` replace some of them)."""
+        """A new task with the same settings (``overrides`` replace some of them, checked as
+        ``__init__`` checks them; ``tags`` are added to the task's own, as are those of an
+        enclosing ``with tags(...)``)."""
+        if "_signature" not in self.__dict__:
+            raise TypeError(
+                f"{type(self).__name__}: its __init__ must call super().__init__(**kwargs) "
+                f"(Task's settings were never set)"
+            )
         new = copy.copy(self)
         for attribute, value in overrides.items():
             if not hasattr(new, attribute):
                 raise AttributeError(f"Task {self.name!r} has no setting {attribute!r}")
             setattr(new, attribute, value)
-        new.state_handlers = list(new.state_handlers)
+        if "tags" in overrides and not isinstance(overrides["tags"], str):
+            new.tags = self.tags | frozenset(overrides["tags"] or ())
+        new._settle()
         return new
 
     # --- functional API ---------------------------------------------------------------------
@@ -372,7 +397,7 @@ class Task:
     def __getitem__(self, key: Any) -> Task:
         from flowrelay.sdk.operators import GetItem
 
-        return GetItem(name=f"{self.name}[{key!r}]").bind(self, key)
+        return GetItem().bind(self, key)
 
     def __or__(self, other: Task) -> Task:
         """``a | b``: b runs after a. Returns b."""
@@ -588,7 +613,7 @@ class TaskDecorator(Generic[F]):
 
 
 @overload
-def task(fn: Callable[..., Any], /) -> FunctionTask: ...
+def task(fn: Callable[..., Any], /, **settings: Any) -> FunctionTask: ...
 
 
 @overload

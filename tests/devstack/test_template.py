@@ -197,7 +197,12 @@ def policy_statements(translated: dict[str, Any]) -> Iterator[tuple[str, dict[st
         properties = resource.get("Properties", {})
         documents = []
         if resource["Type"] == "AWS::IAM::Role":
-            documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+            # A policy under a condition (Fn::If) counts as present: the grant is what matters.
+            policies = [
+                policy["Fn::If"][1] if "Fn::If" in policy else policy
+                for policy in properties.get("Policies", [])
+            ]
+            documents = [policy["PolicyDocument"] for policy in policies]
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             documents = [properties["PolicyDocument"]]
         for document in documents:
@@ -267,7 +272,6 @@ def test_translates_offline_to_the_expected_resources(translated: dict[str, Any]
         # 4 functions + the flow runs' task and execution roles + the Dask clusters' task role
         # + EventBridge Scheduler's
         "AWS::IAM::Role": 8,
-        "AWS::IAM::ManagedPolicy": 1,  # the secrets flow runs and Dask workers may read
         "AWS::Scheduler::ScheduleGroup": 1,
         # only with DaskVpcId: the group flow runs and their Dask clusters share
         "AWS::EC2::SecurityGroup": 1,
@@ -607,6 +611,9 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
     granted = {action: resources_of(s) for action, s in allowed.items()}
     assert granted.pop("events:PutEvents") == [get_att("Bus", "Arn")]
     assert granted.pop("dynamodb:GetItem") == [get_att("Table", "Arn")]
+    # Secrets under the prefix (test_flow_runs_read_only_secrets_under_the_prefix).
+    for action in ("secretsmanager:GetSecretValue", "ssm:GetParameter", "kms:Decrypt"):
+        assert granted.pop(action)
     # An ephemeral Dask cluster: tasks of dask-frd-* definitions on the stack's cluster only,
     # the stack's roles passed to ECS tasks only.
     (run_task,) = allowed["ecs:RunTask"]
@@ -646,7 +653,12 @@ def test_flow_run_roles(translated: dict[str, Any]) -> None:
         "logs:DescribeLogStreams": [get_att("FlowRunLogGroup", "Arn")],
     }
     dask = resources["DaskTaskRole"]["Properties"]
-    assert "Policies" not in dask  # nothing by default
+    # Nothing by default but the secrets the flow's tasks may read (they run there).
+    assert grants(translated, "DaskTaskRole").keys() == {
+        "secretsmanager:GetSecretValue",
+        "ssm:GetParameter",
+        "kms:Decrypt",
+    }
     assert "ManagedPolicyArns" not in dask
     execution = resources["FlowRunExecutionRole"]["Properties"]
     assert "Policies" not in execution
@@ -1006,14 +1018,19 @@ def test_the_scheduler_may_only_put_requests_on_the_bus(translated: dict[str, An
 
 
 def test_flow_runs_read_only_secrets_under_the_prefix(translated: dict[str, Any]) -> None:
-    policy = translated["Resources"]["FlowRunSecretsPolicy"]
-    assert policy["Condition"] == "HasSecretPrefix"
-    properties = policy["Properties"]
-    assert properties["Roles"] == [{"Ref": "FlowRunTaskRole"}, {"Ref": "DaskTaskRole"}]
-    statements = {s["Sid"]: s for s in properties["PolicyDocument"]["Statement"]}
-    assert statements["ReadSecrets"]["Action"] == "secretsmanager:GetSecretValue"
-    assert statements["ReadSecrets"]["Resource"]["Fn::Sub"].endswith(":secret:${SecretNamePrefix}*")
-    assert statements["ReadSecretParameters"]["Resource"]["Fn::Sub"].endswith(
-        ":parameter/${SecretNamePrefix}*"
-    )
-    assert set(statements["DecryptSecrets"]["Condition"]["StringEquals"]) == {"kms:ViaService"}
+    resources = translated["Resources"]
+    for role in ("FlowRunTaskRole", "DaskTaskRole"):
+        (policy,) = [p for p in resources[role]["Properties"]["Policies"] if "Fn::If" in p]
+        condition, secrets, absent = policy["Fn::If"]
+        assert (condition, absent) == ("HasSecretPrefix", {"Ref": "AWS::NoValue"})
+        assert secrets["PolicyName"] == "read-secrets"
+        statements = {s["Sid"]: s for s in secrets["PolicyDocument"]["Statement"]}
+        assert statements["ReadSecrets"]["Action"] == "secretsmanager:GetSecretValue"
+        assert statements["ReadSecrets"]["Resource"]["Fn::Sub"].endswith(
+            ":secret:${SecretNamePrefix}*"
+        )
+        assert statements["ReadSecretParameters"]["Resource"]["Fn::Sub"].endswith(
+            ":parameter/${SecretNamePrefix}*"
+        )
+        condition_keys = set(statements["DecryptSecrets"]["Condition"]["StringEquals"])
+        assert condition_keys == {"kms:ViaService"}

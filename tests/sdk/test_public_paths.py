@@ -81,6 +81,14 @@ PUBLIC = {
 }
 
 
+def test_a_submodule_named_as_the_seeds_engine_does_not_hide_its_class() -> None:
+    importlib.import_module("flowrelay.tasks.control_flow.case")  # as a flow may import it
+    from flowrelay.sdk.control_flow import case as defined
+    from flowrelay.tasks.control_flow import case
+
+    assert case is defined
+
+
 def test_the_top_level_names_of_the_seeds_engine() -> None:
     import flowrelay
     import flowrelay.context

@@ -2,6 +2,8 @@
 ``prefect.engine.cache_validators``). A validator is ``fn(state, inputs, parameters) -> bool``,
 ``state`` the ``Cached`` state kept from an earlier run of the task in this process.
 
+>>> from datetime import timedelta
+>>> from flowrelay import task
 >>> @task(cache_for=timedelta(hours=1), cache_validator=all_inputs)
 ... def fetch(url): ...
 """

@@ -1,7 +1,7 @@
 """``flowrelay.context``: what a task can read about the run it is part of (the seeds' engine's
 ``prefect.context``).
 
->>> from flowrelay import context
+>>> from flowrelay import context, task
 >>> @task
 ... def hello():
 ...     logger = context.get("logger")          # the task's logger: its lines reach the run's log

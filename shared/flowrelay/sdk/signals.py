@@ -1,6 +1,7 @@
 """Signals: raise one in a task to end it in a chosen state (the seeds' engine's
 ``prefect.engine.signals``).
 
+>>> from flowrelay import task
 >>> @task
 ... def check(x):
 ...     if x is None:

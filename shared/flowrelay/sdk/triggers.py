@@ -108,6 +108,7 @@ def some_successful(at_least: float | None = None, at_most: float | None = None)
     """A trigger that runs when the number of successful upstream tasks is within the bounds;
     a bound between 0 and 1 is a fraction of the upstream tasks.
 
+    >>> from flowrelay import task
     >>> @task(trigger=some_successful(at_least=0.5))    # half of the sources are enough
     ... def combine(results): ...
     """

@@ -237,7 +237,18 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
         "gpu-fargate",
     )
 
-    on_kubernetes, unpullable = outcome["runs"][9:]
+    failed, restarted = outcome["runs"][9:11]
+    assert failed["state"] == "Failed"
+    assert "Task 'load' failed: RuntimeError: the warehouse is not ready" in failed["message"]
+    assert restarted["state"] == "Success"
+    restart_lines = [entry["message"] or "" for entry in restarted["history"]]
+    assert restart_lines[0] == f"restart of run {failed['run_id']}"
+    assert any("reusing 1 checkpointed task result" in line for line in restart_lines)
+    assert f"restarted as run {restarted['run_id']}" in [
+        entry["message"] for entry in failed["history"]
+    ]
+
+    on_kubernetes, unpullable = outcome["runs"][11:]
     assert (on_kubernetes["state"], on_kubernetes["target"]) == ("Success", "k8s")
     assert on_kubernetes["task"]["process_running"] is False
     assert unpullable["state"] == "Crashed"

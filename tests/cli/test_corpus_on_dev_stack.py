@@ -128,7 +128,17 @@ def corpus_on_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     # make its directory in the user's home.
     patch.setenv(HOME_VARIABLE, str(tmp_path_factory.mktemp("registering-home")))
     lines: list[str] = []
-    dev = DevStack(ROOT / "template.yaml", log=lines.append, poll_seconds=0.1, schedule_seconds=1)
+    # Names of its own: moto's state outlives a stack in this process, and another module's
+    # stack ("flowrelay-dev") must still be creatable after this one.
+    suffix = uuid.uuid4().hex[:8]
+    dev = DevStack(
+        ROOT / "template.yaml",
+        stack_name=f"flowrelay-corpus-{suffix}",
+        parameters={"BusName": f"flowrelay-corpus-{suffix}"},
+        log=lines.append,
+        poll_seconds=0.1,
+        schedule_seconds=1,
+    )
     dev.start()
     try:
         for name, value in dev.environment().items():

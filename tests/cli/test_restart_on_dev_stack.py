@@ -111,7 +111,7 @@ def test_retry_reuses_the_checkpointed_results_and_runs_the_failed_task_and_what
     assert restart["run"]["flow_version"] == original["run"]["flow_version"]
     assert restart["history"][0]["message"] == "restart of run e2e-restart"
     (running,) = [entry for entry in restart["history"] if entry["state"] == "Running"]
-    assert running["message"].endswith("reusing 1 checkpointed task results of run e2e-restart"), (
+    assert running["message"].endswith("reusing 1 checkpointed task result of run e2e-restart"), (
         running["message"]
     )
     assert running["details"]["checkpoints"] == checkpoints["uri"]

@@ -192,7 +192,7 @@ def test_a_restart_reuses_what_the_failed_run_checkpointed_and_runs_the_rest(
     running, success = events
     assert running.state is RunState.RUNNING
     assert running.message == (
-        f"Running flow 'restartable' version 1; reusing 1 checkpointed task results of run "
+        f"Running flow 'restartable' version 1; reusing 1 checkpointed task result of run "
         f"{original}"
     )
     assert running.details["restart_of"] == original
@@ -205,7 +205,7 @@ def test_a_restart_reuses_what_the_failed_run_checkpointed_and_runs_the_rest(
     assert (tmp_path / "loaded.txt").read_text() == "6"
     # The restart's manifest names what it reused too: a restart of it loses nothing.
     assert success.details["checkpoints"]["tasks"] == 3
-    assert f"Reusing 1 checkpointed task results of run {original}" in stderr
+    assert f"Reusing 1 checkpointed task result of run {original}" in stderr
 
     # The engine was told which run this is, when its work was asked for (the original's
     # time, for a restart), and that checkpointing is on.
@@ -260,7 +260,7 @@ def test_a_restart_of_a_restart_that_left_nothing_reuses_the_run_before_it(
     running = events[0]
     assert running.message is not None
     assert running.message.endswith(
-        f"reusing 1 checkpointed task results of run {original} (restarted by {middle})"
+        f"reusing 1 checkpointed task result of run {original} (restarted by {middle})"
     )
     assert running.details["checkpoints_of"] == original
     assert counts(tmp_path) == {"extract": 1, "transform": 2, "load": 1}

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -133,11 +134,16 @@ class ControlPlaneRun:
     kill_runner: bool = False
     #: Requested by a fire of this clock of the flow's schedule, not by the demo.
     clock: str | None = None
+    #: The restart (``runs retry``) of this run, once it failed and its cause is fixed.
+    restart_of: ControlPlaneRun | None = None
+    #: A line some message of its history must contain.
+    expected_history: str | None = None
     run_id: str = ""
 
 
 def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int:
     """Run the demo on a fresh dev stack; 0 when every run ended as designed."""
+    import tempfile
     import uuid
 
     import boto3
@@ -146,6 +152,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
     from flowrelay.control.store import Store
     from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
     from flowrelay.core.routing import Target
+    from flowrelay.core.runs import restart_key, run_id_for
     from flowrelay.devstack import DevStack
     from flowrelay.launchers.kinds import checked_target
     from flowrelay.sdk.flow import registration_for
@@ -154,6 +161,15 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         if not as_json:
             render.stderr.print(line, markup=False, highlight=False)
 
+    workdir = tempfile.mkdtemp(prefix="flowrelay-demo-")  # the restartable flow's warehouse
+
+    warehouse_not_ready = ControlPlaneRun(
+        "A run that fails in its last task (the warehouse is not ready)",
+        "restartable",
+        "Failed",
+        parameters={"workdir": workdir},
+        expected_message="the warehouse is not ready",
+    )
     runs = [
         ControlPlaneRun("A run that succeeds", "hello", "Success", parameters={"name": "demo"}),
         ControlPlaneRun("A run that fails, naming the failing task", "failing", "Failed"),
@@ -208,6 +224,16 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             labels=["gpu"],
             clock="clock-2",
         ),
+        warehouse_not_ready,
+        ControlPlaneRun(
+            "Its restart (flowrelay runs retry) once the warehouse is ready: extract's "
+            "checkpointed result is reused, only load runs",
+            "restartable",
+            "Success",
+            parameters={"workdir": workdir},
+            restart_of=warehouse_not_ready,
+            expected_history="reusing 1 checkpointed task result",
+        ),
         ControlPlaneRun(
             "A run on Kubernetes (KubernetesRun): one Job, its pod runs the flow",
             "hello",
@@ -253,8 +279,8 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
         scheduler = session.client("scheduler", endpoint_url=endpoint)
         _sync_demo_schedule(store, scheduler, stack.outputs, say)
         for run in runs:
-            if run.clock is not None:
-                continue  # requested by a fire of its schedule, below
+            if run.clock is not None or run.restart_of is not None:
+                continue  # requested by a fire of its schedule, or as a restart, below
             run.run_id = str(uuid.uuid4())
             publisher.publish(
                 FlowRunRequested(
@@ -301,6 +327,19 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             if run.kill_runner:
                 _kill_runner_once_its_cluster_started(stack, store, run.run_id, timeout)
                 say(f"run {run.run_id}: its runner was killed with SIGKILL")
+        for run in runs:
+            if run.restart_of is not None:
+                original = run.restart_of
+                _wait(lambda run_id=original.run_id: _state(store, run_id) in _FINAL, timeout)
+                Path(workdir, "warehouse-ready").touch()  # the fix
+                failed = store.runs.get(original.run_id)
+                assert failed is not None  # it was just seen final
+                publisher.publish(FlowRunRequested.restart(failed, requested_by="demo"))
+                run.run_id = run_id_for(restart_key(original.run_id))
+                say(
+                    f"run {original.run_id} {failed.state}; the warehouse made ready; "
+                    f"retried as run {run.run_id}"
+                )
         _wait(lambda: all(_state(store, run.run_id) in _FINAL for run in runs), timeout)
         # A redelivered fire is the same run: one run per fire of the demo's, no more (runs
         # the stack's loop may fire by the real clock meanwhile, at :00 or :30, are not ours).
@@ -491,7 +530,11 @@ def _timeline(
         and stopped
         and not cluster_left
         # A scheduled run: its clock's parameters, and one run per fire however delivered.
-        and (run.clock is None or (record.parameters == run.parameters and runs_of_flow == 2)),
+        and (run.clock is None or (record.parameters == run.parameters and runs_of_flow == 2))
+        and (
+            run.expected_history is None
+            or any(run.expected_history in (entry.message or "") for entry in history)
+        ),
         "history": [
             {
                 "at": entry.at.isoformat(),

@@ -367,7 +367,6 @@ def runs_retry(run_id: str, watch: bool, timeout: float, as_json: bool) -> None:
     from flowrelay.aws.bus import Publisher
     from flowrelay.core.events import FlowRunRequested, describe
     from flowrelay.core.registration import not_registered
-    from flowrelay.core.run_configs import parse_run_config
 
     names = current()
     store = open_store(names)
@@ -391,19 +390,7 @@ def runs_retry(run_id: str, watch: bool, timeout: float, as_json: bool) -> None:
             2,
         )
     try:
-        request = FlowRunRequested(
-            flow=original.flow_name,
-            version=original.flow_version,
-            parameters=original.parameters,
-            labels=list(original.labels),
-            run_config=(
-                parse_run_config(original.run_config) if original.run_config is not None else None
-            ),
-            idempotency_key=restart_key(run_id),
-            restart_of=run_id,
-            requested_by=requested_by(),
-            timeout_seconds=original.timeout_seconds,
-        )
+        request = FlowRunRequested.restart(original, requested_by=requested_by())
     except ValidationError as exc:
         render.fail(f"run {run_id} cannot be restarted as it was made: {describe(exc)}", 2)
     Publisher(aws_client("events"), names.bus_name).publish(request)

@@ -147,6 +147,29 @@ class FlowRunRequested(FlowrelayEvent):
             )
         return self
 
+    @classmethod
+    def restart(cls, original: FlowRun, requested_by: str | None = None) -> FlowRunRequested:
+        """The request that restarts ``original`` (``flowrelay runs retry``): its flow version,
+        parameters, labels, run config and timeout, keyed so that any number of such requests
+        make one restart. Raises ValidationError when the run's record no longer makes a valid
+        request."""
+        from flowrelay.core.run_configs import parse_run_config
+        from flowrelay.core.runs import restart_key
+
+        return cls(
+            flow=original.flow_name,
+            version=original.flow_version,
+            parameters=original.parameters,
+            labels=list(original.labels),
+            run_config=(
+                parse_run_config(original.run_config) if original.run_config is not None else None
+            ),
+            idempotency_key=restart_key(original.run_id),
+            restart_of=original.run_id,
+            requested_by=requested_by,
+            timeout_seconds=original.timeout_seconds,
+        )
+
     def differences(self, run: FlowRun) -> list[str]:
         """What this request asks for that the existing ``run`` (the one its ``flow_run_id`` or
         ``idempotency_key`` names) was not made with; empty when it is a repeat of the

@@ -397,7 +397,8 @@ class Runner:
         for problem in problems:
             log.warning("Not reusing a checkpoint of %s: %s", of_run, problem)
         message = (
-            f"reusing {len(states)} checkpointed task results of {of_run}"
+            f"reusing {len(states)} checkpointed task result{'' if len(states) == 1 else 's'} "
+            f"of {of_run}"
             if states
             else f"restart of run {original_id}: none of the checkpointed results of {of_run} "
             f"can be reused; running every task"

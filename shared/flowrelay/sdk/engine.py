@@ -324,8 +324,9 @@ def plan_children(
                     items = [item for inner in items for item in inner]
             except TypeError:
                 what = " items" if edge.flattened else ""
+                over = f"input {edge.key!r}" if edge.key is not None else "its upstream task"
                 return Failed(
-                    f"Cannot map {slug!r} over input {edge.key!r}: upstream {upstream_slug!r} "
+                    f"Cannot map {slug!r} over {over}: upstream {upstream_slug!r} "
                     f"returned {type(state.result).__name__}{what}, which is not iterable"
                 )
             per_child_upstream.append(

@@ -84,7 +84,8 @@ def run_task(
     values["task_name"] = task.name
     values["task_slug"] = slug
     values["task_full_name"] = slug
-    values["task_run_id"] = f"{values.get('flow_run_id')}/{slug}"
+    # Unique in the run and across runs, and flat: it may name a file (``{task_run_id}.pkl``).
+    values["task_run_id"] = f"{values.get('flow_run_id')}-{slug}"
     values["task_tags"] = task.tags
     values["map_index"] = map_index
     values["task_run_count"] = 1

@@ -236,26 +236,29 @@ def _submit_all(
     # Tasks whose state is as before: parameters, given states, and a restarted run's states
     # whose upstreams all are (what depends on a task that runs again runs again).
     unchanged: set[Task] = set()
+    reusing = bool(given or restart)  # else nothing below needs to know what is unchanged
+    slugs = flow._slugs
     for task in order:
         if isinstance(task, Parameter):
             futures[task] = Success(message="Parameter", result=parameters[task.name])
             unchanged.add(task)
             continue
         edges = flow._edges_to.get(task, ())
-        slug = flow.slug(task)
-        upstream_unchanged = all(edge.upstream in unchanged for edge in edges)
-        kept_state = given.get(slug) or (restart.get(slug) if upstream_unchanged else None)
-        if kept_state is not None:
-            futures[task] = kept_state
-            unchanged.add(task)
-            continue
+        slug = slugs[task]
+        upstream_unchanged = reusing and all(edge.upstream in unchanged for edge in edges)
+        if reusing:
+            kept_state = given.get(slug) or (restart.get(slug) if upstream_unchanged else None)
+            if kept_state is not None:
+                futures[task] = kept_state
+                unchanged.add(task)
+                continue
         constants = flow.constants.get(task, {})
         mapped_constants = flow.mapped_constants.get(task, set())
         context = {"task_name": slug, "resources": task.dask_resources}
         if upstream_unchanged and task.same_when_rerun:
             unchanged.add(task)
         if not mapped_constants and not any(edge.mapped for edge in edges):
-            upstream = [(edge, flow.slug(edge.upstream), futures[edge.upstream]) for edge in edges]
+            upstream = [(edge, slugs[edge.upstream], futures[edge.upstream]) for edge in edges]
             futures[task] = executor.submit(
                 run_task, task, slug, upstream, constants, frame, extra_context=context
             )

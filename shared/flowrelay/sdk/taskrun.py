@@ -80,16 +80,18 @@ def run_task(
 ) -> State:
     """Run one task (or one mapped child) once its upstream states are known."""
     ensure_worker_process_logging()
-    values = dict(frame.context)
-    values["task_name"] = task.name
-    values["task_slug"] = slug
-    values["task_full_name"] = slug
-    # Unique in the run and across runs, and flat: it may name a file (``{task_run_id}.pkl``).
-    values["task_run_id"] = f"{values.get('flow_run_id')}-{slug}"
-    values["task_tags"] = task.tags
-    values["map_index"] = map_index
-    values["task_run_count"] = 1
-    values["logger"] = task.logger
+    values = {
+        **frame.context,
+        "task_name": task.name,
+        "task_slug": slug,
+        "task_full_name": slug,
+        # Unique in the run and across runs, and flat: it may name a file ({task_run_id}.pkl).
+        "task_run_id": f"{frame.context.get('flow_run_id')}-{slug}",
+        "task_tags": task.tags,
+        "map_index": map_index,
+        "task_run_count": 1,
+        "logger": task.logger,
+    }
     token = runcontext.enter(values)
     try:
         final = _run(task, slug, upstream, constants, frame, values)
@@ -198,8 +200,9 @@ def _attempts(
                     return state
             continue
         retry = isinstance(outcome, Retrying)
-        if not retry and not (outcome.is_failed() and attempt <= task.max_retries):
-            if outcome.is_failed() and attempt > 1:
+        failed = isinstance(outcome, Failed)
+        if not retry and not (failed and attempt <= task.max_retries):
+            if failed and attempt > 1:
                 outcome.message = f"{outcome.message} (gave up after {attempt} attempts)"
             return outcome
         delay = task.retry_delay.total_seconds() if task.retry_delay is not None else 0.0
@@ -231,8 +234,10 @@ def _attempt(task: Task, inputs: dict[str, Any], attempt: int) -> State | signal
         if task.log_stdout:
             with _prints_logged(task.logger):
                 value = _call(task, inputs)
+        elif task.timeout is None:
+            value = task.run(**inputs)
         else:
-            value = _call(task, inputs)
+            value = _call_with_timeout(task, inputs, task.timeout)
         return Success(result=value, attempts=attempt)
     except signals.ENDRUN as end:
         return end

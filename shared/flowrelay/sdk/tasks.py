@@ -247,7 +247,12 @@ class Task:
     def logger(self) -> logging.Logger:
         """The task's logger (``context.get("logger")`` inside it): its lines reach the run's
         log, named ``flowrelay.task.<name>``."""
-        return logging.getLogger(f"flowrelay.task.{self.name}")
+        # Kept, since every run of the task asks for it; made again when the name changed.
+        kept: logging.Logger | None = self.__dict__.get("_logger")
+        if kept is None or kept.name[15:] != self.name:
+            kept = logging.getLogger(f"flowrelay.task.{self.name}")
+            self.__dict__["_logger"] = kept
+        return kept
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The work itself, called with the task's inputs as keyword arguments. Subclasses

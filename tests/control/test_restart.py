@@ -182,8 +182,15 @@ def test_a_restart_that_waits_for_a_target_is_noted_once_and_launched_later(
     [
         (
             None,
-            {"restart_of": "no-such-run"},
+            {"restart_of": "no-such-run", "idempotency_key": "restart:no-such-run"},
             "cannot restart run no-such-run: there is no such run",
+        ),
+        (
+            RunState.FAILED,
+            {"idempotency_key": "my-own-key"},
+            "cannot restart run {original} as run {run_id}: a restart is keyed by the run it "
+            "restarts (idempotency key 'restart:{original}', or none, and no flow_run_id), so "
+            "that a run is restarted once",
         ),
         (
             "other flow",
@@ -204,7 +211,7 @@ def test_a_restart_that_waits_for_a_target_is_noted_once_and_launched_later(
         ),
         (RunState.SUCCESS, {}, "run {original} succeeded: there is nothing to restart"),
     ],
-    ids=["missing", "other-flow", "other-version", "not-ended", "succeeded"],
+    ids=["missing", "another-key", "other-flow", "other-version", "not-ended", "succeeded"],
 )
 def test_a_restart_that_cannot_be_is_failed_with_the_reason_and_launches_nothing(
     dispatcher: Dispatcher,
@@ -236,7 +243,7 @@ def test_a_restart_that_cannot_be_is_failed_with_the_reason_and_launches_nothing
     assert outcome.state is RunState.FAILED
     run = store.runs.get(outcome.run_id)
     assert run is not None
-    assert run.message == message.format(original=original.run_id)
+    assert run.message == message.format(original=original.run_id, run_id=outcome.run_id)
     assert run.restart_of == detail["restart_of"]
     assert tasks_of(ecs, cluster) == []
     assert notes(store, original.run_id) == []

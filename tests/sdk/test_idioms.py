@@ -753,3 +753,69 @@ def test_bad_settings_are_refused_with_what_is_wrong() -> None:
     state = flow.run()
     assert state.is_failed()
     assert state.message == "Flow state handler 'says_hello' returned str, not a State (or None)"
+
+
+def test_a_restart_reruns_what_follows_a_mapped_task_whose_child_ran_again() -> None:
+    calls: list[str] = []
+
+    @task
+    def times_ten(x: int) -> int:
+        return x * 10
+
+    @task(trigger=always_run)
+    def summary(values: list[Any]) -> str:
+        calls.append("summary")
+        return repr(values)
+
+    with Flow("mapped restart") as flow:
+        tens = times_ten.map([1, 2, 3])
+        result = summary(tens)
+    state = flow.run(
+        restart_from={
+            "times_ten[0]": Success(result=10),
+            "times_ten[1]": Success(result=20),
+            "summary": Success(result="[10, 20, ValueError('not ready')]"),
+        }
+    )
+    assert state.result[result].result == "[10, 20, 30]"
+    assert calls == ["summary"]
+
+
+def test_a_bad_task_run_name_fails_its_task_not_the_run() -> None:
+    @task(task_run_name="run-{nope}")
+    def named() -> int:
+        return 1
+
+    with Flow("run names") as flow:
+        bad = named()
+        good = one()
+    state = flow.run()
+    assert "task_run_name 'run-{nope}' names 'nope'" in str(state.result[bad].message)
+    assert state.result[good].result == 1
+
+
+def test_stdout_keeps_what_a_stream_has_while_a_task_logs_its_prints() -> None:
+    import sys
+    import threading
+
+    seen: dict[str, Any] = {}
+    started, done = threading.Event(), threading.Event()
+
+    @task(log_stdout=True)
+    def chatty() -> None:
+        started.set()
+        done.wait(5)
+
+    def look() -> None:
+        started.wait(5)
+        seen.update(encoding=sys.stdout.encoding, isatty=sys.stdout.isatty())
+        done.set()
+
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    with Flow("stream") as flow:
+        chatty()
+    flow.run()
+    watcher.join()
+    assert seen["encoding"] == sys.stdout.encoding
+    assert seen["isatty"] == sys.stdout.isatty()

@@ -192,7 +192,7 @@ def test_secret_tasks_are_never_checkpointed() -> None:
         PrefectSecret("DB", result=object())
     with pytest.raises(ValueError, match="never checkpointed"):
         PrefectSecret("DB", checkpoint=True)
-    with pytest.raises(ValueError, match="checkpoint= is not for secret tasks"):
+    with pytest.raises(ValueError, match="checkpoint=True is not for secret tasks"):
         secret.copy(checkpoint=True)
     assert PrefectSecret("DB", checkpoint=False).checkpoint is False
 
@@ -297,3 +297,40 @@ def test_redact_masks_values_read_in_this_process(monkeypatch: pytest.MonkeyPatc
     assert RedactSecrets().filter(record)
     assert record.getMessage() == "bad ***"
     assert redact("ok") == "ok"
+
+
+def test_task_args_cannot_make_a_secret_checkpointed(tmp_path: Any) -> None:
+    from flowrelay.engine.results import LocalResult
+
+    secret = PrefectSecret("TOKEN")
+    for bad in ({"checkpoint": True}, {"checkpoint": None}, {"target": "x"}):
+        with Flow("no way"), pytest.raises(ValueError, match="not for secret tasks"):
+            secret(task_args=bad)
+    with Flow("written?", result=LocalResult(dir=str(tmp_path))) as flow:
+        token = secret(task_args={"checkpoint": False})
+    values = {"secrets": {"TOKEN": "hunter2-do-not-write"}, "checkpointing": True}
+    state = flow.run(context=values)
+    assert state.result[token].location is None
+    assert not list(tmp_path.rglob("*"))
+
+
+def test_a_secret_in_a_signal_or_handler_message_is_masked() -> None:
+    from flowrelay.engine import signals
+
+    @task
+    def refuse(password: str) -> None:
+        raise signals.FAIL(f"login refused for {password}")
+
+    def loud(task: Any, old: Any, new: Any) -> None:
+        if new.is_failed():
+            raise RuntimeError(f"could not page with {new.message}")
+
+    with Flow("masked") as flow:
+        password = PrefectSecret("PASSWORD")
+        refused = refuse(password)
+        paged = refuse(password, task_args={"state_handlers": [loud]})
+    state = flow.run(context={"secrets": {"PASSWORD": "hunter2-very-secret"}})
+    for task_ in (refused, paged):
+        assert "hunter2" not in str(state.result[task_].message)
+        assert "***" in str(state.result[task_].message)
+    assert "hunter2" not in str(state.message)

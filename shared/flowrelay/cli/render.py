@@ -20,7 +20,7 @@ from flowrelay.core.lifecycle import RunState
 from flowrelay.core.runs import FlowRun, HistoryEntry
 from flowrelay.sdk.engine import failure_causes, failure_traceback
 from flowrelay.sdk.flow import Flow
-from flowrelay.sdk.secrets import SecretBase
+from flowrelay.sdk.secrets import RedactSecrets, SecretBase
 from flowrelay.sdk.states import State
 
 STYLES = {
@@ -66,6 +66,7 @@ def live_task_lines(enabled: bool = True, progress: bool = True) -> Iterator[Non
         return
     logger = logging.getLogger("flowrelay.task")
     handler = _LiveTaskLines(progress)
+    handler.addFilter(RedactSecrets())  # a secret the flow read is never shown
     saved_level, saved_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -53,8 +53,10 @@ from flowrelay.core.runs import (
     RUN_ID_PATTERN,
     FlowRun,
     requested_run_id,
+    restart_key,
     restart_note_id,
     restart_refusal,
+    run_id_for,
 )
 from flowrelay.launchers.base import Launched, Launcher, LaunchError
 
@@ -106,7 +108,11 @@ class Dispatcher:
     def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
         """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
         request: FlowRunRequested = event.detail
-        run_id = requested_run_id(request.flow_run_id, request.idempotency_key, event.envelope.id)
+        # A restart is keyed by the run it restarts, whoever sends it: a run is restarted once.
+        key = request.idempotency_key
+        if key is None and request.flow_run_id is None and request.restart_of is not None:
+            key = restart_key(request.restart_of)
+        run_id = requested_run_id(request.flow_run_id, key, event.envelope.id)
         original = (
             self.store.runs.get(request.restart_of) if request.restart_of is not None else None
         )
@@ -145,7 +151,7 @@ class Dispatcher:
         if run.state not in WAITING_STATES:
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
         if request.restart_of is not None:
-            problem = _restart_problem(request, request.restart_of, original)
+            problem = _restart_problem(request, request.restart_of, original, run_id)
             if problem:
                 return self._fail(run, problem, created)
         if registration is None:
@@ -377,11 +383,18 @@ def _run_config(
 
 
 def _restart_problem(
-    request: FlowRunRequested, restart_of: str, original: FlowRun | None
+    request: FlowRunRequested, restart_of: str, original: FlowRun | None, run_id: str
 ) -> str | None:
     """Why a request to restart run ``restart_of`` cannot be run (its run is Failed with it),
-    or None: the original must exist, be of the same flow and version, and have ended Failed,
-    Crashed, TimedOut or Cancelled."""
+    or None: it must be keyed as the restart of that run (a run is restarted once), and the
+    original must exist, be of the same flow and version, and have ended Failed, Crashed,
+    TimedOut or Cancelled."""
+    if run_id != run_id_for(restart_key(restart_of)):
+        return (
+            f"cannot restart run {restart_of} as run {run_id}: a restart is keyed by the run it "
+            f"restarts (idempotency key {restart_key(restart_of)!r}, or none, and no "
+            f"flow_run_id), so that a run is restarted once"
+        )
     if original is None:
         return f"cannot restart run {restart_of}: there is no such run"
     if original.flow_name != request.flow:

@@ -55,6 +55,11 @@ from flowrelay.runner.reporting import Reporter
 def configure_logging(config: RunnerConfig) -> None:
     """The runner's log lines (``flowrelay.core.logs``): stderr, with the run id."""
     configure_run_logging(config.run_id, config.log_level)
+    # A secret the flow read never reaches the run's log, whoever logs a text quoting it.
+    from flowrelay.sdk.secrets import RedactSecrets
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
 
 
 def run(env: Mapping[str, str]) -> int:

@@ -305,10 +305,10 @@ class Runner:
         first = restarted[-1] if restarted else prepared.run
         context = {
             "flow_run_id": prepared.run.run_id,
-            # A restart redoes the work of the first run it restarts, for the same dates
-            # (``today`` and the rest come from ``date``; a first run's is when it starts).
+            # The dates of the first run (``today`` and the rest come from ``date``): when it was
+            # requested, so a restart redoes the same day's work, whenever it runs.
             "scheduled_start_time": first.created_at,
-            **({"date": first.created_at} if restarted else {}),
+            "date": first.created_at,
             "checkpointing": self.config.checkpointing,
         }
         log.info(
@@ -437,6 +437,8 @@ class Runner:
                     f"it left no checkpoints: it ended {earlier.state} before its flow finished "
                     f"({entry.source}: {entry.message or 'no message'})"
                 )
+            elif (entry.message or "").startswith(("Flow run crashed", "Flow run stopped")):
+                why_not = f"it left no checkpoints: {entry.message}"
             else:
                 why_not = (
                     "it left no checkpoints: its tasks checkpointed no results (the flow has no "

@@ -9,7 +9,8 @@ for None). After a run, ``manifest_entries`` lists those locations by task slug 
 
 at ``flowrelay-checkpoints/<run_id>.json`` under a ``LocalResult``'s dir or in an ``S3Result``'s
 bucket. A retry reads it back (``read_manifest``) and turns the entries into finished states
-(``restored_states``) for ``flow.run(task_states=...)``: those tasks are not run again.
+(``restored_states``) for ``flow.run(restart_from=...)``: those tasks are not run again, as
+long as nothing they depend on is.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ task run adds its own.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import uuid
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.registration import check_parameters
 from flowrelay.sdk import runcontext, signals
+from flowrelay.sdk.secrets import redact
 from flowrelay.sdk.states import (
     Failed,
     Running,
@@ -122,6 +124,8 @@ def run_flow(
         flow.on_execute(values, provider_kwargs)
         if isinstance(executor, DaskExecutor):
             executor = executor.with_cluster_kwargs(provider_kwargs)
+    given = _given_states(flow, task_states, "task_states", strict=True)
+    restart = _given_states(flow, restart_from, "restart_from", strict=False)
     frame = RunFrame(context=run_context(flow, values, context), result=flow.result)
     order = flow.sorted_tasks()
     token = runcontext.enter(dict(frame.context))
@@ -134,8 +138,6 @@ def run_flow(
             flow.on_start()
         try:
             with executor.start():
-                given = _given_states(flow, task_states, "task_states", strict=True)
-                restart = _given_states(flow, restart_from, "restart_from", strict=False)
                 futures = _submit_all(flow, order, frame, executor, given, restart)
                 final_states: dict[Task, State] = executor.wait(futures)
         finally:
@@ -153,6 +155,8 @@ def run_flow(
                 )
             final = replaced or final
         final = _change_flow_state(flow, state, final)
+        if final.message:
+            final.message = redact(final.message)
     finally:
         runcontext.leave(token)
     flow_log.info("Flow run of %r finished: %s: %s", flow.name, final.name, final.message)
@@ -170,7 +174,9 @@ def _change_flow_state(flow: Flow, old: State, new: State) -> State:
         except signals.ENDRUN as end:
             replaced = end.state
         except signals.StateSignal as signal:
-            replaced = signal.state
+            replaced = copy.copy(signal.state)
+            if replaced.result is signal and not replaced.is_failed():
+                replaced.result = None
         except Exception as exc:
             return Failed(
                 f"Flow state handler {name!r} raised {type(exc).__name__}: {exc}",
@@ -269,13 +275,17 @@ def _submit_all(
             futures[task] = plan
             continue
         children = []
+        kept_children = 0
         for index, (child_upstream, child_constants) in enumerate(plan):
             child_slug = f"{slug}[{index}]"
-            kept = given.get(child_slug) or (
-                restart.get(child_slug) if upstream_unchanged else None
+            kept = (
+                given.get(child_slug) or (restart.get(child_slug) if upstream_unchanged else None)
+                if reusing
+                else None
             )
             if kept is not None:
                 children.append(kept)
+                kept_children += 1
                 continue
             children.append(
                 executor.submit(
@@ -289,7 +299,8 @@ def _submit_all(
                     extra_context={**context, "task_name": child_slug},
                 )
             )
-        if upstream_unchanged and all(isinstance(child, State) for child in children) and plan:
+        # Unchanged only when every child was kept (a child run again may differ now).
+        if upstream_unchanged and plan and kept_children == len(plan):
             unchanged.add(task)
         futures[task] = executor.submit(collect_mapped, task, slug, children, extra_context=context)
     return futures

@@ -409,7 +409,8 @@ class Flow:
         by a Task, or a slug such as ``"load"``, or ``"load[3]"`` for one mapped child; a key
         that names no task is refused). ``restart_from`` gives the states of a run being
         restarted (``flowrelay runs retry``), by slug: each is reused only while everything its
-        task depends on is, so what follows a task that runs again runs again.
+        task depends on is, so what follows a task that runs again runs again (parameters count
+        as unchanged: give the restarted run's parameter values).
 
         The seeds' engine ran a scheduled flow forever on its schedule here; flowrelay runs it
         once, and schedules start runs only once the flow is registered: ``run_on_schedule=True``

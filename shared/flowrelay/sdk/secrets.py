@@ -336,14 +336,22 @@ class SecretBase(Task):
         super().__init__(checkpoint=False, **kwargs)
 
     def copy(self, **overrides: Any) -> Task:
-        """A new task with the same settings; refuses ``task_args`` that would write the value."""
+        """A new task with the same settings; refuses ``task_args`` that would write the value
+        (any ``result``/``target``, a ``checkpoint`` other than False)."""
         for setting in _NOT_FOR_SECRETS:
-            if overrides.get(setting):
-                raise ValueError(
-                    f"Secret task {self.name!r}: {setting}= is not for secret tasks (their values "
-                    f"are never written)"
-                )
-        return super().copy(**overrides)
+            if setting not in overrides:
+                continue
+            if setting == "checkpoint" and overrides[setting] is False:
+                continue
+            if setting != "checkpoint" and overrides[setting] is None:
+                continue
+            raise ValueError(
+                f"Secret task {self.name!r}: {setting}={overrides[setting]!r} is not for secret "
+                f"tasks (their values are never written)"
+            )
+        new = super().copy(**overrides)
+        new.checkpoint = False
+        return new
 
 
 class PrefectSecret(SecretBase):

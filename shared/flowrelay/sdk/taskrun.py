@@ -20,7 +20,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from io import TextIOBase
 from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.logs import ensure_worker_process_logging
@@ -86,7 +85,7 @@ def run_task(
         "task_slug": slug,
         "task_full_name": slug,
         # Unique in the run and across runs, and flat: it may name a file ({task_run_id}.pkl).
-        "task_run_id": f"{frame.context.get('flow_run_id')}-{slug}",
+        "task_run_id": f"{frame.context.get('flow_run_id')}-{slug.replace('/', '_')}",
         "task_tags": task.tags,
         "map_index": map_index,
         "task_run_count": 1,
@@ -97,6 +96,12 @@ def run_task(
         final = _run(task, slug, upstream, constants, frame, values)
     finally:
         runcontext.leave(token)
+    # Whatever made the message (the task's error, a signal, a handler, a trigger), a secret
+    # read in this process does not leave it: states become events, log lines, table cells.
+    if final.message:
+        final.message = redact(final.message)
+    if final.traceback:
+        final.traceback = redact(final.traceback)
     if task_log.isEnabledFor(logging.INFO):
         run_name = values.get("task_run_name")
         task_log.info(
@@ -134,7 +139,12 @@ def _run(
         if edge.key is not None:
             inputs[edge.key] = upstream_state.result
     if task.task_run_name is not None:
-        values["task_run_name"] = _location(task.task_run_name, _format_values(inputs, values))
+        try:
+            values["task_run_name"] = _location(
+                task.task_run_name, _format_values(inputs, values), "task_run_name"
+            )
+        except Exception as exc:
+            return _change(task, state, Failed(f"Task {slug!r}: {exc}"))
     if skipped and task.skip_on_upstream_skip:
         return _change(task, state, Skipped(SKIPPED_UPSTREAM))
     trigger = task.trigger
@@ -217,7 +227,7 @@ def _attempts(
             attempt,
             "" if retry else f" of {task.max_retries + 1}",
             "asked to retry" if retry else "failed",
-            outcome.message,
+            redact(outcome.message or ""),
             delay,
         )
         time.sleep(delay)
@@ -326,29 +336,38 @@ _task_stdout: contextvars.ContextVar[_LogWriter | None] = contextvars.ContextVar
 )
 
 
-class _StdoutRouter(TextIOBase):
+class _StdoutRouter:
     """``sys.stdout`` while any ``log_stdout`` task runs: each write goes to the logger of the
-    task running in the writing thread, or to the stream it replaced. One for the process,
-    because ``sys.stdout`` is one: tasks on threads must not take each other's prints, nor
-    leave stdout pointing at a finished task."""
+    task running in the writing thread, or to the stream it replaced; everything else a stream
+    has (``encoding``, ``fileno``, ``isatty``, ...) is the replaced stream's. One for the
+    process, because ``sys.stdout`` is one: tasks on threads must not take each other's prints,
+    nor leave stdout pointing at a finished task."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:
         writer = _task_stdout.get()
-        if writer is None:
+        if writer is None or _logging_a_print.get():
             return int(self.stream.write(text))
-        return writer.write(text)
+        # A log handler that writes to sys.stdout (a console) lands here again: to the stream.
+        token = _logging_a_print.set(True)
+        try:
+            return writer.write(text)
+        finally:
+            _logging_a_print.reset(token)
 
     def flush(self) -> None:
-        writer = _task_stdout.get()
-        if writer is None:
-            self.stream.flush()
+        self.stream.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
 
+
+#: Set while a print is being logged, so that a handler printing the record is not re-routed.
+_logging_a_print: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flowrelay_logging_a_print", default=False
+)
 
 _router_lock = threading.Lock()
 _router_users = 0
@@ -389,7 +408,7 @@ def _check_trigger(trigger: Any, upstream: list[UpstreamInput]) -> State | None:
     except signals.ENDRUN as end:
         return end.state
     except signals.StateSignal as signal:
-        refused = signal.state
+        refused = copy.copy(signal.state)  # one signal object may be raised many times
         if refused.result is signal:
             refused.result = None
         return refused
@@ -412,7 +431,7 @@ def _change(task: Task, old: State, new: State) -> State:
         except signals.ENDRUN as end:
             replaced = end.state
         except signals.StateSignal as signal:  # as in the seeds' engine: the signal's state
-            replaced = signal.state
+            replaced = copy.copy(signal.state)  # one signal object may be raised many times
             if replaced.result is signal and not replaced.is_failed():
                 replaced.result = None
         except Exception as exc:
@@ -548,14 +567,14 @@ def _checkpoint(
     return state
 
 
-def _location(template: Any, formatting: Mapping[str, Any]) -> str:
+def _location(template: Any, formatting: Mapping[str, Any], what: str = "location") -> str:
     if callable(template):
         return str(template(**formatting))
     try:
         return str(template).format(**formatting)
     except KeyError as exc:
         raise KeyError(
-            f"location {template!r} names {exc.args[0]!r}, which is not a parameter, an input or "
+            f"{what} {template!r} names {exc.args[0]!r}, which is not a parameter, an input or "
             f"a context value"
         ) from None
 

@@ -1,5 +1,5 @@
-"""The control plane's table: runs (with their history), flow registrations, targets, and the
-Dask clusters still to be swept.
+"""The control plane's table: runs (with their history), flow registrations, targets, the
+Dask clusters still to be swept, and concurrency limits with their slots.
 
 One ``Store`` gives each a store of its own over the same table, client and clock::
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from flowrelay.control.store.clusters import ClusterStore, PendingSweep
 from flowrelay.control.store.flows import FlowStore
+from flowrelay.control.store.limits import LimitState, LimitStore, Refused
 from flowrelay.control.store.runs import (
     HISTORY_RETENTION,
     LaunchClaim,
@@ -39,6 +40,7 @@ class Store:
         self.flows = FlowStore(self.table)
         self.targets = TargetStore(self.table)
         self.clusters = ClusterStore(self.table)
+        self.limits = LimitStore(self.table)
 
     @property
     def client(self) -> Any:
@@ -62,7 +64,10 @@ __all__ = [
     "ClusterStore",
     "FlowStore",
     "LaunchClaim",
+    "LimitState",
+    "LimitStore",
     "PendingSweep",
+    "Refused",
     "RunNotFoundError",
     "RunStore",
     "Store",

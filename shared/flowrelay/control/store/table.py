@@ -12,6 +12,7 @@ Keys follow the access patterns (the table is defined in template.yaml):
 - flow: ``pk = FLOW#<name>``, ``sk = LATEST`` (the latest version) and ``VERSION#<n>``.
 - target: ``pk = TARGET``, ``sk = <name>``.
 - a Dask cluster to sweep once its run ends: ``pk = CLUSTERS``, ``sk = <run id>#<cluster name>``.
+- a concurrency limit, its slots' holders and its waiting runs: ``pk = LIMIT``, ``sk = <name>``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,216 @@
+"""Concurrency limits in the table, and their slots.
+
+One item per limit: ``pk = LIMIT``, ``sk = <name>``, with the limit (``limit``, JSON), its
+``max_runs`` (a number, which conditions compare against), the runs holding a slot
+(``holders``: run id -> when it took it; a map, never absent, so that its size can always be
+compared) and the runs waiting for one (``waiting``: run id -> when it was requested, so the
+oldest is woken first).
+
+Taking a slot is one conditional update per limit: add the run to ``holders`` if it is there
+already (a repeat) or there is room (fewer holders than ``max_runs``). ``slot_updates`` gives
+those updates as transaction items, so that a caller can take every slot a run needs in the same
+transaction as the decision they guard (all or none). Giving a slot back removes the run from
+``holders``: a repeat, or a run that holds none, changes nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flowrelay.control.store.table import Table
+from flowrelay.core.concurrency import ConcurrencyLimit
+
+PK = "LIMIT"
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """A limit as stored: who holds its slots and who waits (oldest first)."""
+
+    limit: ConcurrencyLimit
+    holders: frozenset[str]
+    waiting: tuple[tuple[str, str], ...]  # (run id, requested at), oldest first
+
+    @property
+    def free(self) -> int:
+        """Slots free now (0 when full or over, after ``max_runs`` was lowered)."""
+        return max(0, self.limit.max_runs - len(self.holders))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A run could not take a slot of ``limit``: it is full (or paused, or was removed)."""
+
+    limit: str
+    holders: frozenset[str]
+    max_runs: int | None  # None: the limit no longer exists
+
+    def message(self, limit: ConcurrencyLimit | None = None) -> str:
+        """One line naming the limit and its holders, e.g. "waiting for a slot: label
+        'warehouse' 3/3: runs a, b, c"."""
+        what = f"{limit.kind} {limit.value!r}" if limit is not None else repr(self.limit)
+        if self.max_runs is None:
+            return f"limit {self.limit!r} was removed while the run took its slot"
+        if self.max_runs == 0:
+            return f"waiting for a slot: {what} is paused (max 0)"
+        holders = ", ".join(sorted(self.holders)) or "none"
+        return f"waiting for a slot: {what} {len(self.holders)}/{self.max_runs}: runs {holders}"
+
+
+class LimitStore:
+    """Concurrency limits, by name, and their slots."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # --- the limits ---------------------------------------------------------------------
+
+    def put(self, limit: ConcurrencyLimit) -> None:
+        """Create a limit or change it; who holds and who waits is kept (a lower ``max_runs``
+        takes effect at the next decision: no holder loses its slot)."""
+        self.table.client.update_item(
+            TableName=self.table.table_name,
+            Key=self._key(limit.name),
+            UpdateExpression=(
+                "SET #limit = :limit, max_runs = :max, holders = if_not_exists(holders, :none), "
+                "waiting = if_not_exists(waiting, :none)"
+            ),
+            ExpressionAttributeNames={"#limit": "limit"},
+            ExpressionAttributeValues={
+                ":limit": {"S": limit.model_dump_json()},
+                ":max": {"N": str(limit.max_runs)},
+                ":none": {"M": {}},
+            },
+        )
+
+    def get(self, name: str) -> LimitState | None:
+        item = self.table.client.get_item(
+            TableName=self.table.table_name, Key=self._key(name), ConsistentRead=True
+        ).get("Item")
+        return _state(item) if item else None
+
+    def list(self) -> list[LimitState]:
+        """Every limit, by name."""
+        items = self.table.query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": PK}},
+            ConsistentRead=True,
+        )
+        return [_state(item) for item in items]
+
+    def remove(self, name: str) -> LimitState | None:
+        """Remove a limit (its slots with it); what it was, or None when there was none."""
+        response = self.table.client.delete_item(
+            TableName=self.table.table_name, Key=self._key(name), ReturnValues="ALL_OLD"
+        )
+        old = response.get("Attributes")
+        return _state(old) if old else None
+
+    # --- slots --------------------------------------------------------------------------
+
+    def slot_updates(self, run_id: str, names: Sequence[str]) -> builtins.list[dict[str, Any]]:
+        """One transaction item per limit: ``run_id`` takes a slot of each (and stops waiting
+        for it), if it holds one already or one is free. In a ``TransactWriteItems`` with the
+        decision they guard; ``refused_by`` reads a cancelled one."""
+        at = self.table.clock().isoformat()
+        return [{"Update": self._take(run_id, name, at)} for name in names]
+
+    def take(self, run_id: str, names: Sequence[str]) -> Refused | None:
+        """Take a slot of every limit in ``names`` for ``run_id``, all or none; None when
+        taken, else the first limit that refused (with its holders)."""
+        if not names:
+            return None
+        try:
+            self.table.client.transact_write_items(TransactItems=self.slot_updates(run_id, names))
+        except self.table.client.exceptions.TransactionCanceledException as exc:
+            refused = self.refused_by(exc, names, offset=0)
+            if refused is None:
+                raise
+            return refused
+        return None
+
+    def refused_by(self, exc: Any, names: Sequence[str], offset: int) -> Refused | None:
+        """The limit whose slot a cancelled transaction could not take (its items from
+        ``slot_updates`` at ``offset``), read again for its holders; None when no slot item
+        failed its condition."""
+        reasons = exc.response.get("CancellationReasons", [])
+        for index, name in enumerate(names):
+            position = offset + index
+            if (
+                position < len(reasons)
+                and reasons[position].get("Code") == "ConditionalCheckFailed"
+            ):
+                now = self.get(name)
+                if now is None:
+                    return Refused(limit=name, holders=frozenset(), max_runs=None)
+                return Refused(limit=name, holders=now.holders, max_runs=now.limit.max_runs)
+        return None
+
+    def release(self, run_id: str, names: Iterable[str]) -> None:
+        """Give back ``run_id``'s slot of each limit (and stop it waiting): a repeat, a run
+        that held none, or a limit removed since, changes nothing."""
+        client = self.table.client
+        for name in names:
+            try:
+                client.update_item(
+                    TableName=self.table.table_name,
+                    Key=self._key(name),
+                    UpdateExpression="REMOVE holders.#run, waiting.#run",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#run": run_id},
+                )
+            except client.exceptions.ConditionalCheckFailedException:
+                continue  # the limit was removed: nothing to give back
+
+    def wait(self, run_id: str, name: str, requested_at: datetime) -> bool:
+        """Note that ``run_id`` (requested at ``requested_at``) waits for a slot of ``name``;
+        False when the limit no longer exists."""
+        client = self.table.client
+        try:
+            client.update_item(
+                TableName=self.table.table_name,
+                Key=self._key(name),
+                UpdateExpression="SET waiting.#run = :at",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#run": run_id},
+                ExpressionAttributeValues={":at": {"S": requested_at.isoformat()}},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # --- items --------------------------------------------------------------------------
+
+    def _key(self, name: str) -> dict[str, Any]:
+        return {"pk": {"S": PK}, "sk": {"S": name}}
+
+    def _take(self, run_id: str, name: str, at: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table.table_name,
+            "Key": self._key(name),
+            # A repeat keeps its slot (and when it took it); else there must be room.
+            "UpdateExpression": "SET holders.#run = if_not_exists(holders.#run, :at) "
+            "REMOVE waiting.#run",
+            "ConditionExpression": (
+                "attribute_exists(pk) AND "
+                "(attribute_exists(holders.#run) OR size(holders) < max_runs)"
+            ),
+            "ExpressionAttributeNames": {"#run": run_id},
+            "ExpressionAttributeValues": {":at": {"S": at}},
+        }
+
+
+def _state(item: dict[str, Any]) -> LimitState:
+    waiting = sorted(
+        ((run_id, value["S"]) for run_id, value in item.get("waiting", {}).get("M", {}).items()),
+        key=lambda pair: (pair[1], pair[0]),
+    )
+    return LimitState(
+        limit=ConcurrencyLimit.model_validate_json(item["limit"]["S"]),
+        holders=frozenset(item.get("holders", {}).get("M", {})),
+        waiting=tuple(waiting),
+    )

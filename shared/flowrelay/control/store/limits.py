@@ -153,31 +153,32 @@ class LimitStore:
     def release(self, run_id: str, names: Iterable[str]) -> None:
         """Give back ``run_id``'s slot of each limit (and stop it waiting): a repeat, a run
         that held none, or a limit removed since, changes nothing."""
-        client = self.table.client
         for name in names:
-            try:
-                client.update_item(
-                    TableName=self.table.table_name,
-                    Key=self._key(name),
-                    UpdateExpression="REMOVE holders.#run, waiting.#run",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeNames={"#run": run_id},
-                )
-            except client.exceptions.ConditionalCheckFailedException:
-                continue  # the limit was removed: nothing to give back
+            # A limit removed since has nothing to give back.
+            self._update_run_of(name, run_id, "REMOVE holders.#run, waiting.#run")
 
     def wait(self, run_id: str, name: str, requested_at: datetime) -> bool:
         """Note that ``run_id`` (requested at ``requested_at``) waits for a slot of ``name``;
         False when the limit no longer exists."""
+        return self._update_run_of(
+            name, run_id, "SET waiting.#run = :at", {":at": {"S": requested_at.isoformat()}}
+        )
+
+    def _update_run_of(
+        self, name: str, run_id: str, expression: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        """Apply ``expression`` (``#run``: the run id) to limit ``name`` if it still exists
+        (an update would otherwise make the item again); False when it does not."""
         client = self.table.client
+        extra = {"ExpressionAttributeValues": values} if values else {}
         try:
             client.update_item(
                 TableName=self.table.table_name,
                 Key=self._key(name),
-                UpdateExpression="SET waiting.#run = :at",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeNames={"#run": run_id},
-                ExpressionAttributeValues={":at": {"S": requested_at.isoformat()}},
+                **extra,
             )
         except client.exceptions.ConditionalCheckFailedException:
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 # Names users of Prefect 1.x write, and names older releases of the Dask cluster libraries used.
@@ -51,3 +52,22 @@ def import_object(path: str) -> Any:
                 f"module {module_name!r} has no attribute {attribute!r}"
             ) from None
     return target
+
+
+def submodules_on_first_use(package: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports its submodule of the name asked
+    for: ``import flowrelay`` then ``flowrelay.engine.signals.SKIP``, as the seeds' engine's
+    eagerly imported packages allow, without loading every submodule up front.
+
+    >>> __getattr__ = submodules_on_first_use("flowrelay.engine")  # doctest: +SKIP
+    """
+
+    def load(name: str) -> Any:
+        try:
+            return importlib.import_module(f"{package}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.{name}":
+                raise
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+
+    return load

@@ -12,7 +12,6 @@ task run adds its own.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import uuid
@@ -21,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flowrelay.core.registration import check_parameters
-from flowrelay.sdk import runcontext, signals
+from flowrelay.sdk import runcontext
 from flowrelay.sdk.secrets import redact
 from flowrelay.sdk.states import (
     Failed,
@@ -33,23 +32,22 @@ from flowrelay.sdk.states import (
     TriggerFailed,
 )
 from flowrelay.sdk.taskrun import (
+    DEFAULT_TRIGGERS,
     SKIPPED_UPSTREAM,
     RunFrame,
     UpstreamInput,
+    apply_state_handlers,
     collect_mapped,
     run_task,
     trigger_failed,
 )
 from flowrelay.sdk.tasks import Parameter, Task
-from flowrelay.sdk.triggers import all_successful
 
 if TYPE_CHECKING:
     from flowrelay.sdk.executors.base import Executor
     from flowrelay.sdk.flow import Flow
 
 flow_log = logging.getLogger("flowrelay.flow_run")
-
-DEFAULT_TRIGGERS = (None, all_successful)
 
 #: Turns checkpointing on or off for ``flow.run`` (flowrelay's runners turn it on), as the seeds'
 #: engine's ``PREFECT__FLOWS__CHECKPOINTING``.
@@ -165,32 +163,10 @@ def run_flow(
 
 def _change_flow_state(flow: Flow, old: State, new: State) -> State:
     """``new``, or what the flow's state handlers made of it (a handler that raises fails the
-    run, saying which)."""
-    for handler in flow.state_handlers:
-        name = getattr(handler, "__name__", handler)
-        replaced: Any  # what user code returns, checked below
-        try:
-            replaced = handler(flow, old, new)
-        except signals.ENDRUN as end:
-            replaced = end.state
-        except signals.StateSignal as signal:
-            replaced = copy.copy(signal.state)
-            if replaced.result is signal and not replaced.is_failed():
-                replaced.result = None
-        except Exception as exc:
-            return Failed(
-                f"Flow state handler {name!r} raised {type(exc).__name__}: {exc}",
-                result=new.result,
-            )
-        if replaced is not None and not isinstance(replaced, State):
-            return Failed(
-                f"Flow state handler {name!r} returned {type(replaced).__name__}, not a State "
-                f"(or None)",
-                result=new.result,
-            )
-        if replaced is not None:
-            new = replaced
-    return new
+    run, saying which, and the run keeps its task states)."""
+    return apply_state_handlers(
+        flow.state_handlers, flow, old, new, label="Flow state handler", keep_result=True
+    )
 
 
 def _given_states(

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +49,10 @@ task_log = logging.getLogger("flowrelay.task")
 
 # (the edge, the upstream's slug for messages (``load[3]`` for a child), its state or future)
 UpstreamInput = tuple["Edge", str, Any]
+
+#: A task's trigger when it has none, or the default given by name: the fast check of upstream
+#: states, whose message names the upstream tasks that did not succeed.
+DEFAULT_TRIGGERS = (None, all_successful)
 
 SKIPPED_UPSTREAM = (
     "Upstream task was skipped; if this was not intended, set skip_on_upstream_skip=False "
@@ -148,7 +152,7 @@ def _run(
     if skipped and task.skip_on_upstream_skip:
         return _change(task, state, Skipped(SKIPPED_UPSTREAM))
     trigger = task.trigger
-    if trigger is None or trigger is all_successful:
+    if trigger in DEFAULT_TRIGGERS:
         if not_successful:
             return _change(task, state, trigger_failed(not_successful))
     elif upstream:
@@ -424,35 +428,52 @@ def _change(task: Task, old: State, new: State) -> State:
     failure. A handler that raises fails the task, saying which handler."""
     if old is _UNWATCHED:
         return new
-    for handler in task.state_handlers:
-        replaced: Any  # what user code returns, checked below
-        try:
-            replaced = handler(task, old, new)
-        except signals.ENDRUN as end:
-            replaced = end.state
-        except signals.StateSignal as signal:  # as in the seeds' engine: the signal's state
-            replaced = copy.copy(signal.state)  # one signal object may be raised many times
-            if replaced.result is signal and not replaced.is_failed():
-                replaced.result = None
-        except Exception as exc:
-            return Failed(
-                f"State handler {getattr(handler, '__name__', handler)!r} raised "
-                f"{type(exc).__name__}: {exc}",
-                result=_picklable(exc),
-                traceback=traceback.format_exc(),
-            )
-        if replaced is not None:
-            if not isinstance(replaced, State):
-                return Failed(
-                    f"State handler {getattr(handler, '__name__', handler)!r} returned "
-                    f"{type(replaced).__name__}, not a State (or None)"
-                )
-            new = replaced
+    new = apply_state_handlers(task.state_handlers, task, old, new)
     if task.on_failure is not None and new.is_failed():
         try:
             task.on_failure(task, new)
         except Exception:
             task_log.exception("on_failure of task %r raised", task.name)
+    return new
+
+
+def apply_state_handlers(
+    handlers: Iterable[Callable[..., Any]],
+    subject: Any,
+    old: State,
+    new: State,
+    label: str = "State handler",
+    keep_result: bool = False,
+) -> State:
+    """``new``, or what ``handlers`` (of a task or a flow, ``subject``) made of it, each called
+    with ``(subject, old, new)``. A signal a handler raises gives its state, as in the seeds'
+    engine; a handler that raises anything else, or returns what is not a State, gives Failed
+    naming it (whose result is ``new``'s with ``keep_result``, as a flow's run keeps its task
+    states, else the exception)."""
+    for handler in handlers:
+        name = getattr(handler, "__name__", handler)
+        replaced: Any  # what user code returns, checked below
+        try:
+            replaced = handler(subject, old, new)
+        except signals.ENDRUN as end:
+            replaced = end.state
+        except signals.StateSignal as signal:
+            replaced = copy.copy(signal.state)  # one signal object may be raised many times
+            if replaced.result is signal and not replaced.is_failed():
+                replaced.result = None
+        except Exception as exc:
+            return Failed(
+                f"{label} {name!r} raised {type(exc).__name__}: {exc}",
+                result=new.result if keep_result else _picklable(exc),
+                traceback=None if keep_result else traceback.format_exc(),
+            )
+        if replaced is not None and not isinstance(replaced, State):
+            return Failed(
+                f"{label} {name!r} returned {type(replaced).__name__}, not a State (or None)",
+                result=new.result if keep_result else None,
+            )
+        if replaced is not None:
+            new = replaced
     return new
 
 

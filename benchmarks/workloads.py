@@ -92,22 +92,18 @@ class BuiltFlow:
             )
 
 
-def chain_flow(n: int) -> BuiltFlow:
-    """``n`` tasks ``inc(x) -> x + 1``, each fed by the previous one."""
-    with Flow(f"chain-{n}") as flow:
-        last = inc_task(0)
+def chain_flow(n: int, step: Task = inc_task, name: str = "chain") -> BuiltFlow:
+    """``n`` tasks ``inc(x) -> x + 1`` (``step``), each fed by the previous one."""
+    with Flow(f"{name}-{n}") as flow:
+        last = step(0)
         for _ in range(n - 1):
-            last = inc_task(last)
+            last = step(last)
     return BuiltFlow(flow, last, chain_expected(n), n)
 
 
 def watched_chain_flow(n: int) -> BuiltFlow:
     """The chain with a trigger and a state handler on every task."""
-    with Flow(f"watched-chain-{n}") as flow:
-        last = watched_inc_task(0)
-        for _ in range(n - 1):
-            last = watched_inc_task(last)
-    return BuiltFlow(flow, last, chain_expected(n), n)
+    return chain_flow(n, watched_inc_task, "watched-chain")
 
 
 def map_reduce_flow(n: int) -> BuiltFlow:

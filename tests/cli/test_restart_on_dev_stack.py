@@ -19,55 +19,11 @@ from tests.cli.test_cli_on_dev_stack import (  # noqa: F401 - dev_stack: the mod
     dev_stack,
     flowrelay,
 )
+from tests.support.restart import counts, restartable_script
 
 pytestmark = pytest.mark.slow
 
-FLOW = """
-from pathlib import Path
-
-from flowrelay import Flow, task
-from flowrelay.engine.results import LocalResult
-
-HERE = Path(__file__).parent
-
-
-def count(name):
-    path = HERE / f"{name}.count"
-    path.write_text(str(int(path.read_text()) + 1 if path.exists() else 1))
-
-
-@task
-def extract():
-    count("extract")
-    return [1, 2, 3]
-
-
-@task
-def transform(rows):
-    count("transform")
-    if not (HERE / "fixed").exists():
-        raise ValueError("not fixed yet")
-    return sum(rows)
-
-
-@task
-def load(total):
-    count("load")
-    (HERE / "loaded.txt").write_text(str(total))
-
-
-with Flow("restart-e2e", result=LocalResult(dir=str(HERE / "results"))) as flow:
-    load(transform(extract()))
-"""
-
-
-def counts(folder: Path) -> dict[str, int]:
-    return {
-        name: int((folder / f"{name}.count").read_text())
-        if (folder / f"{name}.count").exists()
-        else 0
-        for name in ("extract", "transform", "load")
-    }
+FLOW = restartable_script("restart-e2e")
 
 
 def shown(env: dict[str, str], run_id: str) -> dict[str, Any]:

@@ -33,60 +33,9 @@ from tests.runner.test_runner import (
     runner_env,
     write_script,
 )
+from tests.support.restart import counts, restartable_script
 
 pytestmark = pytest.mark.slow
-
-#: extract -> transform -> load, with results in a folder beside the script; transform fails
-#: until a "fixed" file exists. Every task counts its runs in a file; ``seen`` (never
-#: checkpointed) records what the run's context says.
-RESTARTABLE = """
-import json
-from pathlib import Path
-
-from flowrelay import Flow, context, task
-from flowrelay.engine.results import LocalResult
-
-HERE = Path(__file__).parent
-
-
-def count(name):
-    path = HERE / f"{name}.count"
-    path.write_text(str(int(path.read_text()) + 1 if path.exists() else 1))
-
-
-@task
-def extract():
-    count("extract")
-    return [1, 2, 3]
-
-
-@task
-def transform(rows):
-    count("transform")
-    if not (HERE / "fixed").exists():
-        raise ValueError("not fixed yet")
-    return sum(rows)
-
-
-@task
-def load(total):
-    count("load")
-    (HERE / "loaded.txt").write_text(str(total))
-
-
-@task(checkpoint=False)
-def seen():
-    (HERE / f"context-{context.flow_run_id}.json").write_text(json.dumps({
-        "flow_run_id": context.flow_run_id,
-        "scheduled_start_time": context.scheduled_start_time.isoformat(),
-        "checkpointing": context.checkpointing,
-    }))
-
-
-with Flow("restartable", result=LocalResult(dir=str(HERE / "results"))) as flow:
-    load(transform(extract()))
-    seen()
-"""
 
 
 @pytest.fixture
@@ -116,15 +65,6 @@ def reports_bus(aws_env: str) -> Iterator[Bus]:
         events.delete_rule(Name="states", EventBusName=name)
         events.delete_event_bus(Name=name)
         sqs.delete_queue(QueueUrl=queue_url)
-
-
-def counts(folder: Path) -> dict[str, int]:
-    return {
-        name: int((folder / f"{name}.count").read_text())
-        if (folder / f"{name}.count").exists()
-        else 0
-        for name in ("extract", "transform", "load")
-    }
 
 
 def recorded(store: Store, events: list[FlowRunStateChanged]) -> None:
@@ -169,7 +109,7 @@ def restart_of(store: Store, original: str) -> str:
 def test_a_restart_reuses_what_the_failed_run_checkpointed_and_runs_the_rest(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     original = new_run(table, "restartable")
 
     code, events, _ = run_once(table, reports_bus, tmp_path, original)
@@ -222,7 +162,7 @@ def test_a_restart_reuses_what_the_failed_run_checkpointed_and_runs_the_rest(
 def test_a_restart_of_a_run_that_left_no_checkpoints_says_why_and_runs_everything(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     original = new_run(table, "restartable")
     table.runs.transition(original, RunState.SUBMITTED, Source.DISPATCHER, message="launched")
     table.runs.transition(
@@ -246,7 +186,7 @@ def test_a_restart_of_a_run_that_left_no_checkpoints_says_why_and_runs_everythin
 def test_a_restart_of_a_restart_that_left_nothing_reuses_the_run_before_it(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     original = new_run(table, "restartable")
     assert run_once(table, reports_bus, tmp_path, original)[0] == 1
     # Its restart crashed before its flow started: nothing of its own to reuse.
@@ -269,7 +209,7 @@ def test_a_restart_of_a_restart_that_left_nothing_reuses_the_run_before_it(
 def test_checkpoints_that_cannot_be_read_are_run_again_and_named(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     original = new_run(table, "restartable")
     _, events, _ = run_once(table, reports_bus, tmp_path, original)
     # The value extract checkpointed is gone; the manifest still names it.
@@ -296,7 +236,7 @@ def test_checkpoints_that_cannot_be_read_are_run_again_and_named(
 def test_checkpointing_off_writes_no_manifest(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     run_id = new_run(table, "restartable")
 
     code, events, _ = run_once(table, reports_bus, tmp_path, run_id, **{ENV_CHECKPOINTING: "false"})
@@ -312,7 +252,7 @@ def test_checkpointing_off_writes_no_manifest(
 def test_a_manifest_that_cannot_be_written_changes_nothing_of_how_the_run_ends(
     table: Store, reports_bus: Bus, tmp_path: Path
 ) -> None:
-    register_script(table, write_script(tmp_path, RESTARTABLE))
+    register_script(table, write_script(tmp_path, restartable_script()))
     # Where the manifest would go is a file: it cannot be written; the results can.
     (tmp_path / "results").mkdir(exist_ok=True)  # registering made it
     (tmp_path / "results" / "flowrelay-checkpoints").write_text("in the way")

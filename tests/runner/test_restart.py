@@ -9,8 +9,6 @@ nothing of how the run ends.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from flowrelay.core.events import FlowRunStateChanged
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.runs import restart_key, run_id_for
 from flowrelay.runner.config import ENV_CHECKPOINTING
+from tests.runner import test_runner
 from tests.runner.test_runner import (
     Bus,
     has_final,
@@ -43,28 +42,8 @@ def table(run_table: str) -> Store:
     return Store(boto3.client("dynamodb"), run_table)
 
 
-@pytest.fixture
-def reports_bus(aws_env: str) -> Iterator[Bus]:
-    """A bus whose "Flow Run State Changed" events land in a queue (as test_runner's)."""
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    name = f"flowrelay-test-{uuid.uuid4().hex[:8]}"
-    events.create_event_bus(Name=name)
-    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    pattern = {"source": ["flowrelay"], "detail-type": [FlowRunStateChanged.DETAIL_TYPE]}
-    events.put_rule(Name="states", EventBusName=name, EventPattern=json.dumps(pattern))
-    events.put_targets(
-        Rule="states", EventBusName=name, Targets=[{"Id": "queue", "Arn": queue_arn}]
-    )
-    try:
-        yield Bus(name, queue_url)
-    finally:
-        events.remove_targets(Rule="states", EventBusName=name, Ids=["queue"])
-        events.delete_rule(Name="states", EventBusName=name)
-        events.delete_event_bus(Name=name)
-        sqs.delete_queue(QueueUrl=queue_url)
+#: A bus whose "Flow Run State Changed" events land in a queue: test_runner's fixture, here.
+reports_bus = test_runner.bus
 
 
 def recorded(store: Store, events: list[FlowRunStateChanged]) -> None:

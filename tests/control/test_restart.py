@@ -20,18 +20,14 @@ from flowrelay.core.runs import FlowRun, restart_key, run_id_for
 from flowrelay.core.storage import Module
 from flowrelay.launchers.ecs import EcsLauncher
 from flowrelay.sdk.flow import registration_for
+from tests.control import test_dispatch
+from tests.control.test_dispatch import envelope
 
 BUS = "flowrelay"
 
 
-@pytest.fixture
-def target(cluster: str, network: dict[str, Any]) -> Target:
-    return Target(
-        name="fargate",
-        kind="ecs",
-        labels=[],
-        settings={"cluster": cluster, "image": f"example/flows:{uuid.uuid4().hex[:6]}", **network},
-    )
+#: The dispatch tests' ECS target, here.
+target = test_dispatch.target
 
 
 @pytest.fixture
@@ -42,18 +38,7 @@ def dispatcher(store: Store, ecs: Any, target: Target) -> Dispatcher:
 
 
 def deliver(detail: dict[str, Any], event_id: str | None = None) -> Any:
-    return parse_event(
-        {
-            "version": "0",
-            "id": event_id or str(uuid.uuid4()),
-            "detail-type": FlowRunRequested.DETAIL_TYPE,
-            "source": "flowrelay",
-            "time": "2026-11-23T12:00:00Z",
-            "region": "us-east-1",
-            "resources": [],
-            "detail": detail,
-        }
-    )
+    return parse_event(envelope(event_id or str(uuid.uuid4()), detail))
 
 
 def ended(

@@ -322,7 +322,7 @@ def advance(
         store.runs.create(run_id, "etl", message="requested")
         if note:
             time.sleep(delay)
-            store.runs.note_pending(run_id, note)
+            store.runs.note_waiting(run_id, note)
         for state in states:
             time.sleep(delay)
             source = Source.DISPATCHER if state is RunState.SUBMITTED else Source.RUNNER

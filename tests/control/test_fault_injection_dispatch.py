@@ -42,7 +42,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from flowrelay.control.dispatch import LAUNCH_LEASE, Dispatcher, DispatchOutcome, RetryLater
-from flowrelay.control.store import Store
+from flowrelay.control.store import LaunchClaim, Store
 from flowrelay.core.events import ParsedEvent, parse_event
 from flowrelay.core.lifecycle import RunState
 from flowrelay.core.routing import Target
@@ -74,15 +74,16 @@ CLEAN_DISPATCH = (
     "dynamodb:GetItem",  # 0 the registered flow (Dispatcher.handle_request)
     "dynamodb:TransactWriteItems",  # 1 create the run and its first history item
     "dynamodb:Query",  # 2 the launch targets
-    "dynamodb:UpdateItem",  # 3 claim the launch of attempt 1 for LAUNCH_LEASE
-    "ecs:DescribeTaskDefinition",  # 4 is the content-addressed family registered?
-    "ecs:RegisterTaskDefinition",  # 5 no: register it
-    "ecs:RunTask",  # 6 start the task (clientToken <run id>-1)
-    "dynamodb:GetItem",  # 7 the run, to decide Submitted (Store.transition)
-    "dynamodb:TransactWriteItems",  # 8 record Submitted and the task
+    "dynamodb:Query",  # 3 the concurrency limits (none apply)
+    "dynamodb:UpdateItem",  # 4 claim the launch of attempt 1 for LAUNCH_LEASE
+    "ecs:DescribeTaskDefinition",  # 5 is the content-addressed family registered?
+    "ecs:RegisterTaskDefinition",  # 6 no: register it
+    "ecs:RunTask",  # 7 start the task (clientToken <run id>-1)
+    "dynamodb:GetItem",  # 8 the run, to decide Submitted (Store.transition)
+    "dynamodb:TransactWriteItems",  # 9 record Submitted and the task
 )
 #: The AWS calls of the delivery that takes over the launch claim of a dispatcher killed just
-#: after claiming (call 3, after), once the claim's lease ran out. The claim is resumed (the
+#: after claiming (call 4, after), once the claim's lease ran out. The claim is resumed (the
 #: attempt was claimed before), so the launcher looks for the attempt's task before RunTask:
 #: flowrelay's running tasks, then its stopped ones (the cluster always has both: see
 #: ``_start_other_runs_tasks``).
@@ -91,16 +92,17 @@ TAKEOVER = (
     "dynamodb:TransactWriteItems",  # 1 create the run: it exists (condition fails)
     "dynamodb:GetItem",  # 2 so read it
     "dynamodb:Query",  # 3 the launch targets
-    "dynamodb:UpdateItem",  # 4 claim attempt 1: the dead dispatcher's lease ran out
-    "ecs:DescribeTaskDefinition",  # 5
-    "ecs:RegisterTaskDefinition",  # 6 the dead dispatcher never got this far
-    "ecs:ListTasks",  # 7 the attempt's task, among flowrelay's running tasks
-    "ecs:DescribeTasks",  # 8 (their group and attempt tag)
-    "ecs:ListTasks",  # 9 and among its stopped ones
-    "ecs:DescribeTasks",  # 10
-    "ecs:RunTask",  # 11 not found: start it
-    "dynamodb:GetItem",  # 12
-    "dynamodb:TransactWriteItems",  # 13 record Submitted
+    "dynamodb:Query",  # 4 the concurrency limits
+    "dynamodb:UpdateItem",  # 5 claim attempt 1: the dead dispatcher's lease ran out
+    "ecs:DescribeTaskDefinition",  # 6
+    "ecs:RegisterTaskDefinition",  # 7 the dead dispatcher never got this far
+    "ecs:ListTasks",  # 8 the attempt's task, among flowrelay's running tasks
+    "ecs:DescribeTasks",  # 9 (their group and attempt tag)
+    "ecs:ListTasks",  # 10 and among its stopped ones
+    "ecs:DescribeTasks",  # 11
+    "ecs:RunTask",  # 12 not found: start it
+    "dynamodb:GetItem",  # 13
+    "dynamodb:TransactWriteItems",  # 14 record Submitted
 )
 
 
@@ -684,12 +686,12 @@ def test_a_claim_taken_over_after_its_lease_is_resumed(world: World) -> None:
     every takeover looking for the task a dead dispatcher may have started."""
     store = world.store()
     run, _ = store.runs.create(f"resumed-{uuid.uuid4().hex[:12]}", "etl")
-    first = store.runs.claim_launch(run.run_id, 1, LAUNCH_LEASE)
-    assert first is not None
+    first = store.runs.claim_launch(run, 1, LAUNCH_LEASE)
+    assert isinstance(first, LaunchClaim)
     assert not first.resumed
     move_past_lease_and_backoff(world, run.run_id)
-    again = store.runs.claim_launch(run.run_id, 1, LAUNCH_LEASE)
-    assert again is not None
+    again = store.runs.claim_launch(run, 1, LAUNCH_LEASE)
+    assert isinstance(again, LaunchClaim)
     assert again.resumed
 
 

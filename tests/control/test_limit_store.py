@@ -36,8 +36,8 @@ def test_a_slot_is_taken_until_the_limit_is_full_and_given_back(store: Store) ->
     assert refused.message(limit("warehouse", 2)) == (
         "waiting for a slot: label 'warehouse' 2/2: runs a, b"
     )
-    store.limits.release("a", ["warehouse"])
-    store.limits.release("a", ["warehouse"])  # a repeat changes nothing
+    store.limits.release("a", "warehouse")
+    store.limits.release("a", "warehouse")  # a repeat changes nothing
     assert store.limits.take("c", ["warehouse"]) is None
     state = store.limits.get("warehouse")
     assert state is not None
@@ -69,24 +69,49 @@ def test_max_zero_pauses_and_a_lower_max_keeps_its_holders(store: Store) -> None
     assert state is not None
     assert state.holders == frozenset({"a", "b", "c"})
     assert state.free == 0
-    store.limits.release("a", ["warehouse"])
-    store.limits.release("b", ["warehouse"])
+    store.limits.release("a", "warehouse")
+    store.limits.release("b", "warehouse")
     assert store.limits.take("d", ["warehouse"]) is not None  # 1 holder, max 1: still full
 
 
 def test_waiting_runs_oldest_first_and_a_taken_slot_ends_the_wait(store: Store) -> None:
     store.limits.put(limit("warehouse", 1))
     now = datetime(2026, 11, 30, tzinfo=UTC)
-    store.limits.wait("late", "warehouse", now + timedelta(seconds=5))
-    store.limits.wait("early", "warehouse", now)
+    late, _ = store.runs.create(f"late-{uuid.uuid4().hex[:8]}", "etl")
+    early, _ = store.runs.create(f"early-{uuid.uuid4().hex[:8]}", "etl")
+    assert store.limits.wait(late.run_id, "warehouse", now + timedelta(seconds=5))
+    assert store.limits.wait(early.run_id, "warehouse", now)
     state = store.limits.get("warehouse")
     assert state is not None
-    assert [run for run, _ in state.waiting] == ["early", "late"]
-    assert store.limits.take("early", ["warehouse"]) is None
+    assert [run for run, _ in state.waiting] == [early.run_id, late.run_id]
+    fetched = store.runs.get(early.run_id)
+    assert fetched is not None
+    assert fetched.limits == ["warehouse"]  # the run names what it waits for
+    assert store.limits.take(early.run_id, ["warehouse"]) is None
     state = store.limits.get("warehouse")
     assert state is not None
-    assert [run for run, _ in state.waiting] == ["late"]
-    assert store.limits.wait("x", "no-such-limit", now) is False
+    assert [run for run, _ in state.waiting] == [late.run_id]
+    assert store.limits.wait(early.run_id, "no-such-limit", now) is False
+    assert store.limits.wait("no-such-run", "warehouse", now) is False
+
+
+def test_a_slot_is_given_only_to_a_waiter_and_only_when_free(store: Store) -> None:
+    store.limits.put(limit("warehouse", 1))
+    waiter, _ = store.runs.create(f"waiter-{uuid.uuid4().hex[:8]}", "etl")
+    assert store.limits.take("a", ["warehouse"]) is None
+    assert store.limits.give("warehouse", waiter.run_id) is None  # not waiting
+    store.limits.wait(waiter.run_id, "warehouse", waiter.created_at)
+    assert store.limits.give("warehouse", waiter.run_id) is None  # full
+    after = store.limits.release("a", "warehouse")
+    assert after is not None
+    assert after.free == 1
+    given = store.limits.give("warehouse", waiter.run_id)
+    assert given is not None
+    assert given.holders == {waiter.run_id}
+    assert given.waiting == ()
+    dropped = store.limits.drop_waiter("warehouse", waiter.run_id)  # a repeat: nothing
+    assert dropped is not None
+    assert dropped.holders == {waiter.run_id}
 
 
 def test_a_removed_limit_refuses_and_releases_quietly(store: Store) -> None:
@@ -95,7 +120,7 @@ def test_a_removed_limit_refuses_and_releases_quietly(store: Store) -> None:
     removed = store.limits.remove("warehouse")
     assert removed is not None
     assert removed.holders == {"a"}
-    store.limits.release("a", ["warehouse"])  # nothing to give back, no error
+    store.limits.release("a", "warehouse")  # nothing to give back, no error
     refused = store.limits.take("b", ["warehouse"])
     assert refused is not None
     assert refused.max_runs is None
@@ -147,7 +172,8 @@ def test_holders_never_exceed_the_limit_whatever_the_order(
         wanted = sorted(argument)
         stored_names = [names[name] for name in wanted]
         if kind == "release":
-            store.limits.release(subject, stored_names)
+            for stored in stored_names:
+                store.limits.release(subject, stored)
             for name in wanted:
                 holders[name].discard(subject)
             continue

@@ -584,7 +584,7 @@ def test_pending_runs_are_offered_when_due_and_a_target_fits(
     )
     (action,) = monitor.run_once().actions
     assert (action.run_id, action.action) == (waiting.run_id, "offered")
-    store.runs.claim_launch(waiting.run_id, 1, LAUNCH_LEASE)
+    store.runs.claim_launch(waiting, 1, LAUNCH_LEASE)
     assert monitor.run_once().actions == []  # a dispatcher is on it
 
 

@@ -157,7 +157,7 @@ def test_an_older_infrastructure_event_never_overrides_a_newer_one(store: Store)
         "r3", S.CRASHED, R.INFRASTRUCTURE, infra_sequence=4, message="Essential container exited"
     )
     assert stopped.applied
-    older = store.runs.transition("r3", S.QUEUED, R.INFRASTRUCTURE, infra_sequence=2)
+    older = store.runs.transition("r3", S.RUNNING, R.INFRASTRUCTURE, infra_sequence=2)
     assert not older.applied
     assert older.reason == "event number 2 of its launch is not newer than 4"
     assert store.runs.get("r3").state is S.CRASHED  # type: ignore[union-attr]

@@ -216,7 +216,7 @@ STATE_EVENTS: dict[
                 "group": f"flowrelay:{run_id}",
             },
         ),
-        RunState.QUEUED,
+        RunState.SUBMITTED,  # still starting: noted in its history, the run left Submitted
     ),
     "ecs stopped": (
         lambda run_id: (
@@ -236,7 +236,8 @@ STATE_EVENTS: dict[
 
 
 def good_state_event(store: Store, draw: Draw) -> Good:
-    """A runner or ECS event for a Submitted run; the run moves on."""
+    """A runner or ECS event for a Submitted run; the run moves on (or stays, for a task
+    still starting)."""
     run_id = new_run_id()
     store.runs.create(run_id, "etl", state=RunState.SUBMITTED)
     make, expected = STATE_EVENTS[draw(st.sampled_from(sorted(STATE_EVENTS)))]

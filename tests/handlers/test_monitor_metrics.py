@@ -1,5 +1,5 @@
 """The Monitor function counts every kind of action its pass can take, as a CloudWatch metric
-each (a kind added to the monitor must not go uncounted: Queued was once missed)."""
+each (a kind added to the monitor must not go uncounted: one was once missed)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def test_every_action_has_its_metric(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wiring, "monitor", OnePass)
     monkeypatch.setattr(wiring.metrics, "add_metric", add_metric)
     monitor_handler.monitor({}, None)
-    assert added["RunsQueued"] == 1
+    assert added["RunsWoken"] == 1
+    assert added["RunsSlotReleased"] == 1
     assert added["RunnersSilent"] == 1
     assert len(added) == len(get_args(Action))
     assert set(added.values()) == {1}

@@ -21,8 +21,8 @@ SCENARIOS: dict[str, tuple[list[Event], RunState]] = {
          (S.CRASHED, R.INFRASTRUCTURE)],
         S.FAILED,
     ),
-    "queued then success": (
-        [(S.SUBMITTED, R.DISPATCHER), (S.QUEUED, R.INFRASTRUCTURE), (S.RUNNING, R.RUNNER),
+    "queued by a limit then success": (
+        [(S.QUEUED, R.DISPATCHER), (S.SUBMITTED, R.DISPATCHER), (S.RUNNING, R.RUNNER),
          (S.SUCCESS, R.RUNNER), (S.CRASHED, R.INFRASTRUCTURE)],
         S.SUCCESS,
     ),

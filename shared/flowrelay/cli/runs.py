@@ -68,7 +68,7 @@ def follow(store: Store, run_id: str, console: Console) -> Iterator[FlowRun | No
                     console.print(render.timeline_line(entry))
                     if not entry.note:
                         last_note = (entry.version, entry.message)
-            # A waiting run's reason changes without a new state (note_pending): show it too.
+            # A waiting run's reason changes without a new state (note_waiting): show it too.
             if (
                 last_note is not None
                 and run.version == last_note[0]

@@ -4,13 +4,14 @@ The control plane stops the run's infrastructure itself (its launcher's ``stop_l
 the reason: ECS StopTask) rather than trusting the code inside the container to notice. What a
 cancel does depends on where the run is:
 
-- not launched (Scheduled, Pending) and no launch begun: Cancelled at once, in one conditional
-  write that fails if a dispatcher claims the launch meanwhile;
+- not launched (Scheduled, Pending, Queued) and no launch begun: Cancelled at once, in one
+  conditional write that fails if a dispatcher claims the launch meanwhile; a Queued run
+  leaves its limit's waiting list (and a slot handed to it goes to the next in line);
 - being launched (a dispatcher holds the claim): Cancelling; the dispatcher stops the task it
   started as soon as it sees the run is cancelling (``flowrelay.control.dispatch``);
 - a launch begun and never finished (its dispatcher died, or RunTask went unanswered):
   Cancelling; the monitor looks for that attempt's task and stops it;
-- launched (Submitted, Queued, Running): Cancelling, then stopped. The run becomes Cancelled
+- launched (Submitted, Running): Cancelling, then stopped. The run becomes Cancelled
   when its infrastructure is confirmed stopped: by its infrastructure event (ECS "STOPPED") or
   the monitor asking its launcher (the runner's own SIGTERM report does not end it);
 - already Cancelling: stopped again (stopping what is stopped is not an error);
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
 from flowrelay.core.events import FlowRunCancelRequested
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
@@ -54,11 +56,15 @@ def cancel_message(request: FlowRunCancelRequested) -> str:
 
 
 class Canceller:
-    """Applies cancel requests. ``launchers`` maps target kinds to launchers (to stop runs)."""
+    """Applies cancel requests. ``launchers`` maps target kinds to launchers (to stop runs);
+    ``slots`` gives back the slots of a run a cancel ends."""
 
-    def __init__(self, store: Store, launchers: Mapping[str, Launcher]) -> None:
+    def __init__(
+        self, store: Store, launchers: Mapping[str, Launcher], slots: Slots | None = None
+    ) -> None:
         self.store = store
         self.launchers = launchers
+        self.slots = slots or Slots(store)
 
     def cancel(self, request: FlowRunCancelRequested) -> CancelOutcome:
         run = self.store.runs.get(request.flow_run_id)
@@ -79,6 +85,7 @@ class Canceller:
                 run.run_id, RunState.CANCELLED, Source.USER, message=message, unless_claimed=True
             )
             if result.applied and result.run is not None:
+                self.slots.give_back(result.run)
                 return CancelOutcome(run_id=run.run_id, state=result.run.state, message=message)
         if run.state is not RunState.CANCELLING:
             result = self.store.runs.transition(

@@ -19,6 +19,10 @@ What can go wrong, and where it ends up:
 - Nothing can take the run yet (no target fits): the run waits in Pending with a message naming
   what is missing; the monitor asks for it again once a target fits
   (``flowrelay.control.monitor``).
+- A concurrency limit it is subject to (its labels, its flow, the chosen target) has no free
+  slot: the slots are taken in the same write as the launch claim, all or none, so the run is
+  not launched; it waits in Queued with a message naming the limit and its holders, in that
+  limit's waiting list, until a slot is handed to it (``flowrelay.control.slots``).
 - The platform says "not now" (throttling, capacity): the attempt is recorded as failed with
   the platform's reason (in the run's history), and ``RetryLater`` says when to try the next
   attempt (exponential backoff with jitter, ``flowrelay.core.policies``); the function queues
@@ -42,7 +46,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flowrelay.control.store import Store
+from flowrelay.control.slots import Slots
+from flowrelay.control.store import LaunchClaim, Refused, Store
+from flowrelay.core.concurrency import ConcurrencyLimit
 from flowrelay.core.events import FlowRunRequested, ParsedEvent
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
@@ -99,11 +105,13 @@ class Dispatcher:
         *,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.store = store
         self.launchers = launchers
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
+        self.slots = slots or Slots(store)
 
     def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
         """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
@@ -192,16 +200,19 @@ class Dispatcher:
             message = (
                 f"waiting for a launch target: {choice.reason.removeprefix('no target fits: ')}"
             )
-            if run.message != message:
-                self.store.runs.note_pending(run.run_id, message)
-            return DispatchOutcome(
-                run_id=run.run_id, state=RunState.PENDING, message=message, created=created
-            )
+            return self._wait_for_target(run, message, created)
         target = choice.target
         launcher = self.launchers.get(target.kind)
         if launcher is None:
             return self._fail(run, f"no launcher for {target.kind} targets here", created)
-        claim = self.store.runs.claim_launch(run.run_id, run.attempt, LAUNCH_LEASE)
+        limits = self.slots.needed(run, target.name)
+        names = [limit.name for limit in limits]
+        claim = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
+        if isinstance(claim, Refused):
+            queued = self._wait_for_slot(run, claim, limits, created)
+            if isinstance(queued, DispatchOutcome):
+                return queued
+            claim = queued
         if claim is None:
             current = self.store.runs.get(run.run_id)
             state = current.state if current else run.state
@@ -221,6 +232,60 @@ class Dispatcher:
             self.store.runs.release_launch(run.run_id, maybe_launched=True)
             raise
         return self._launched(run, target, launcher, launched, created)
+
+    def _wait_for_target(self, run: FlowRun, message: str, created: bool) -> DispatchOutcome:
+        """No target fits: the run waits in Pending, saying what is missing. A slot it holds
+        (handed to it while it was Queued) goes to the next waiting run meanwhile."""
+        if run.limits:
+            self.slots.release(run.run_id, run.limits)
+        if run.state is RunState.QUEUED:
+            result = self.store.runs.transition(
+                run.run_id, RunState.PENDING, Source.DISPATCHER, message=message
+            )
+            state = result.run.state if result.run else RunState.PENDING
+            return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
+        if run.message != message:
+            self.store.runs.note_waiting(run.run_id, message)
+        return DispatchOutcome(
+            run_id=run.run_id, state=RunState.PENDING, message=message, created=created
+        )
+
+    def _wait_for_slot(
+        self, run: FlowRun, refused: Refused, limits: list[ConcurrencyLimit], created: bool
+    ) -> LaunchClaim | DispatchOutcome | None:
+        """A limit had no free slot for the run: it joins that limit's waiting list, gives
+        back any slot it holds meanwhile (so two runs never hold one slot each while waiting
+        for the other's), and, as a slot may have been freed before it joined the list (with
+        nobody to hand it to), tries once more. Refused again, it waits in Queued, saying
+        which limit holds it back and who holds its slots; the claim when the second try took
+        them."""
+        names = [limit.name for limit in limits]
+        self.store.limits.wait(run.run_id, refused.limit, run.created_at)
+        held = [name for name in run.limits if name != refused.limit]
+        if held:
+            self.slots.release(run.run_id, held)
+        again = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
+        if not isinstance(again, Refused):
+            return again
+        limit = next((limit for limit in limits if limit.name == again.limit), None)
+        message = again.message(limit)
+        details = {
+            "limit": again.limit,
+            "holders": sorted(again.holders),
+            "max_runs": again.max_runs,
+        }
+        if again.limit != refused.limit:
+            self.store.limits.wait(run.run_id, again.limit, run.created_at)
+        if run.state is RunState.QUEUED:
+            if run.message != message:
+                self.store.runs.note_waiting(run.run_id, message)
+            state = RunState.QUEUED
+        else:
+            result = self.store.runs.transition(
+                run.run_id, RunState.QUEUED, Source.DISPATCHER, message=message, details=details
+            )
+            state = result.run.state if result.run else RunState.QUEUED
+        return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
 
     def _launch_failed(
         self, run: FlowRun, target: Target, failure: LaunchError, created: bool
@@ -358,6 +423,7 @@ class Dispatcher:
         result = self.store.runs.transition(
             run.run_id, RunState.FAILED, Source.DISPATCHER, message=message, details=details
         )
+        self.slots.give_back(result.run)
         state = result.run.state if result.run else RunState.FAILED
         return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
 
@@ -423,7 +489,7 @@ def _parameter_problem(given: Mapping[str, Any], registration: FlowRegistration)
     return None
 
 
-def reject_request(store: Store, body: str, reason: str) -> str | None:
+def reject_request(store: Store, body: str, reason: str, slots: Slots | None = None) -> str | None:
     """A malformed request that still names its run and flow is recorded on that run as Failed
     with the reason, so the person who sent it sees why; returns that run's id. None when it
     names no usable run id, or names a run already past waiting (a bad duplicate of a launched
@@ -446,4 +512,5 @@ def reject_request(store: Store, body: str, reason: str) -> str | None:
     applied = store.runs.transition(
         run.run_id, RunState.FAILED, Source.DISPATCHER, message=f"rejected request: {reason}"
     )
+    (slots or Slots(store)).give_back(applied.run)
     return run.run_id if applied.applied else None

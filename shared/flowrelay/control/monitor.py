@@ -5,7 +5,7 @@ state, and holds each against its limits (``flowrelay.core.policies``, stored on
 
 - **Pending**: re-offered to dispatch when a target fits it now (a target was added or its
   labels changed), unless a launch is under way or a failed attempt's backoff is pending.
-- **Submitted / Queued** longer than the start timeout: its launcher is asked. Infrastructure
+- **Submitted** longer than the start timeout: its launcher is asked. Infrastructure
   that is gone or stopped makes the run Crashed with the platform's reason (or, for a transient
   start failure, starts the next attempt); infrastructure still starting is left alone until
   the start limit, then stopped, and the run is Crashed.
@@ -19,9 +19,9 @@ state, and holds each against its limits (``flowrelay.core.policies``, stored on
   pass, whatever the run's age. Infrastructure that cannot start (an image that cannot be
   pulled) is stopped and the run Crashed with the platform's words; infrastructure that ended
   with a failure (OOMKilled, Evicted, a non-zero exit, deleted) makes the run Crashed with that
-  reason, unless the runner ended the run first; a pod waiting to start moves a Submitted run
-  to Queued. An exit code of 0 waits for the runner's own report (the heartbeat limit catches
-  a runner that never sends it).
+  reason, unless the runner ended the run first; what a pod waiting to start says is noted in
+  the run's history. An exit code of 0 waits for the runner's own report (the heartbeat limit
+  catches a runner that never sends it).
 - **Cancelling**: Cancelled once its infrastructure is confirmed stopped; stopped again if it
   is still running after the stop grace period. A run with nothing recorded but a launch begun
   (its dispatcher died) has what that attempt started looked for, and stopped when found.
@@ -31,6 +31,12 @@ state, and holds each against its limits (``flowrelay.core.policies``, stored on
   was cancelled or timed out gives its runner (stopped with SIGTERM, closing its cluster) its
   stop grace period first. A cluster is
   forgotten once a sweep removed everything; one that could not be swept is tried again.
+
+- **Concurrency-limit slots** (``flowrelay.control.slots``): a slot held by a run that ended
+  or does not exist is given back, a waiter that no longer waits is dropped, free slots are
+  handed to the oldest waiting runs, and a **Queued** run that no full limit holds back is
+  offered to dispatch again: whatever died half-way, no slot leaks and no run waits for a slot
+  nobody holds for longer than one pass.
 
 Every change is one conditional transition with a message a user can act on, so a monitor pass
 racing a late event or another pass cannot move a run twice.
@@ -48,7 +54,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from flowrelay.control.recorder import stopped_verdict
+from flowrelay.control.recorder import note_starting, stopped_verdict
+from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
 from flowrelay.core.clusters import ClusterSweep
 from flowrelay.core.events import FlowRunRequested
@@ -69,9 +76,17 @@ Action = Literal[
     "timed_out",
     "cancelled",
     "runner_silent",
-    "queued",
     "swept",
+    "slot_released",
+    "waiter_dropped",
+    "woken",
 ]
+#: ``Slots.repair``'s words for what it did, as monitor actions.
+_REPAIRS: dict[str, Action] = {
+    "released": "slot_released",
+    "dropped": "waiter_dropped",
+    "woken": "woken",
+}
 
 
 class Publisher(Protocol):
@@ -141,7 +156,8 @@ class Monitor:
 
     ``launchers`` maps infrastructure kinds to what can describe and stop them; ``publisher``
     puts re-offered requests on the bus; ``log_tail`` reads the end of a run's log for Crashed
-    messages (best effort).
+    messages (best effort); ``slots`` repairs concurrency-limit slots (its ``wake`` should
+    publish a request, as ``publisher`` does; by default it does).
     """
 
     def __init__(
@@ -153,27 +169,34 @@ class Monitor:
         defaults: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         log_tail: Callable[[dict[str, Any]], str] | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.store = store
         self.launchers = launchers
         self.publisher = publisher
+        self.slots = slots or Slots(
+            store, wake=lambda run: publisher.publish(request_for(run, "monitor (a free slot)"))
+        )
         self.defaults = defaults or Timeouts()
         self.retry = retry or RetryPolicy()
         self.log_tail = log_tail
         self._seen: dict[str, InfraStatus] = {}  # statuses asked for in this pass, by run
+        self._woken: set[str] = set()  # runs handed a slot in this pass (and woken)
 
     def run_once(self) -> MonitorReport:
         """One pass over every active run; a failure on one run is logged and the pass goes on."""
         report = MonitorReport()
         self._seen = {}
+        self._woken = set()
+        active: dict[str, FlowRun] = {}
         checks: list[tuple[RunState, Callable[[FlowRun, datetime], MonitorAction | None]]] = [
             (RunState.SUBMITTED, self._check_start),
-            (RunState.QUEUED, self._check_start),
             (RunState.RUNNING, self._check_running),
             (RunState.CANCELLING, self._check_cancelling),
         ]
         for state, check in checks:
             for run in self.store.runs.active(state):
+                active[run.run_id] = run
                 report.checked += 1
                 try:
                     action = self._check_polled(run)
@@ -186,9 +209,13 @@ class Monitor:
                     report.actions.append(action)
         pending = self.store.runs.active(RunState.PENDING)
         scheduled = self.store.runs.active(RunState.SCHEDULED)
-        report.waiting = len(pending) + len(scheduled)
+        queued = self.store.runs.active(RunState.QUEUED)
+        for run in (*pending, *scheduled, *queued):
+            active[run.run_id] = run
+        report.waiting = len(pending) + len(scheduled) + len(queued)
         report.checked += report.waiting
         report.actions.extend(self._offer_pending(pending))
+        report.actions.extend(self._repair_slots(active))
         report.actions.extend(self._sweep_clusters(report))
         for action in report.actions:
             level = logging.WARNING if action.action == "runner_silent" else logging.INFO
@@ -266,6 +293,22 @@ class Monitor:
         )
         return MonitorAction(run_id=run_id, action="swept", state=run.state, message=message)
 
+    def _repair_slots(self, active: Mapping[str, FlowRun]) -> list[MonitorAction]:
+        try:
+            repairs = self.slots.repair(active, self.store.clock(), woken=self._woken)
+        except Exception:
+            log.exception("monitor: repairing concurrency-limit slots failed")
+            return []
+        return [
+            MonitorAction(
+                run_id=repair.run_id,
+                action=_REPAIRS[repair.action],
+                state=active[repair.run_id].state if repair.run_id in active else None,
+                message=repair.message,
+            )
+            for repair in repairs
+        ]
+
     def _offer_pending(self, pending: list[FlowRun]) -> list[MonitorAction]:
         offers = requests_for_waiting_runs(self.store, pending, launchable=self.launchers)
         if offers:
@@ -283,7 +326,7 @@ class Monitor:
     def _check_polled(self, run: FlowRun) -> MonitorAction | None:
         """What a run on a kind that reports no events says now (see the module docstring);
         None to go on with the run's usual check."""
-        if run.state not in (RunState.SUBMITTED, RunState.QUEUED, RunState.RUNNING):
+        if run.state not in (RunState.SUBMITTED, RunState.RUNNING):
             return None
         if not run.infrastructure or self._launcher(run).reports_events:
             return None
@@ -296,17 +339,9 @@ class Monitor:
             if status.phase == "stopped" and status.exit_code == 0:
                 return None  # the runner's own report says how the run ended
             return self._stopped(run, status, "found by the monitor")
-        if status.phase == "starting" and run.state is RunState.SUBMITTED:
-            # What a platform's "starting" event says elsewhere (the recorder's Queued).
-            return self._move(
-                run,
-                RunState.QUEUED,
-                "queued",
-                status.message,
-                status.details,
-                source=Source.INFRASTRUCTURE,
-                infra_ref=status.ref,
-            )
+        if status.phase == "starting":
+            # What a platform's "starting" event says elsewhere (the recorder notes it too).
+            note_starting(self.store, run, status)
         return None
 
     def _check_start(self, run: FlowRun, now: datetime) -> MonitorAction | None:
@@ -474,6 +509,7 @@ class Monitor:
             updates=updates,
             infra_ref=infra_ref,
         )
+        self._woken.update(self.slots.give_back(result.run))
         if not result.applied:
             return None  # the run moved meanwhile: the newer state wins
         final = result.run.state if result.run else state

@@ -7,6 +7,12 @@ tail of its log, when it can be read: the runner may have died before it could s
 A missing exit code is never read as success. If the runner's own final report was merely
 delayed, it replaces the Crashed verdict when it arrives (see ``flowrelay.core.lifecycle``).
 
+What is launched and still starting leaves the run Submitted, with what the platform says in
+its history (Queued is for runs a concurrency limit holds back). A run that ends gives back its
+concurrency-limit slots, handed on to the runs waiting for them (``flowrelay.control.slots``),
+also when the event is a duplicate about a run already final (its first delivery may have died
+half-way).
+
 One exception: infrastructure that failed to start for a reason that usually passes (the
 launcher marks it ``transient``) sends the run back to Pending as its next launch attempt, up
 to the retry policy's limit. Events about an earlier attempt's launch are ignored (the store
@@ -22,6 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
+from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
 from flowrelay.core.events import (
     EventError,
@@ -66,7 +73,7 @@ def stopped_verdict(
     read a stopped launch the same way."""
     message = status.message
     details = dict(status.details)
-    if status.transient and run is not None and run.state in (RunState.SUBMITTED, RunState.QUEUED):
+    if status.transient and run is not None and run.state is RunState.SUBMITTED:
         if run.attempt < retry.max_attempts:
             return StopVerdict(
                 state=RunState.PENDING,
@@ -91,6 +98,7 @@ class StateRecorder:
     ``retry``: the launch retry policy (for launches that failed to start). ``log_tail``: reads
     the last lines of a run's log from its infrastructure, for Crashed messages (best effort).
     ``relaunch``: asks dispatch for the next attempt of a run sent back to Pending.
+    ``slots``: gives back the slots of runs that end.
     """
 
     def __init__(
@@ -100,11 +108,13 @@ class StateRecorder:
         retry: RetryPolicy | None = None,
         log_tail: Callable[[dict[str, Any]], str] | None = None,
         relaunch: Callable[[FlowRun], None] | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.store = store
         self.retry = retry or RetryPolicy()
         self.log_tail = log_tail
         self.relaunch = relaunch
+        self.slots = slots or Slots(store)
 
     def handle(self, event: ParsedEvent) -> RecordOutcome:
         detail = event.detail
@@ -136,6 +146,7 @@ class StateRecorder:
             event_id=change.event_id,
             details=change.details,
         )
+        self.slots.give_back(result.run)
         return RecordOutcome(
             run_id=change.flow_run_id,
             applied=result.applied,
@@ -214,7 +225,7 @@ class StateRecorder:
             ):
                 message += self.log_tail(run.infrastructure)
         elif status.phase == "starting":
-            proposed, message = RunState.QUEUED, status.message
+            return self._starting(run_id, status)
         else:
             return RecordOutcome(
                 run_id=run_id,
@@ -233,12 +244,44 @@ class StateRecorder:
         )
         if result.applied and relaunch and result.run is not None and self.relaunch is not None:
             self.relaunch(result.run)
+        self.slots.give_back(result.run)
         return RecordOutcome(
             run_id=run_id,
             applied=result.applied,
             state=result.run.state if result.run else None,
             reason=result.reason,
         )
+
+    def _starting(self, run_id: str, status: InfraStatus) -> RecordOutcome:
+        """What a Submitted run was launched on is starting: noted in its history (once per
+        platform status), the run left Submitted."""
+        run = self.store.runs.get(run_id)
+        if run is None:
+            raise EventError(f"{status.noun} {status.ref} is starting: no flow run {run_id!r}")
+        noted = note_starting(self.store, run, status)
+        return RecordOutcome(
+            run_id=run_id,
+            applied=noted,
+            state=run.state,
+            reason=f"{status.noun} {status.state}" if noted else "nothing new to note",
+        )
+
+
+def note_starting(store: Store, run: FlowRun, status: InfraStatus) -> bool:
+    """Note in a Submitted run's history what its starting infrastructure says, once per
+    launch and platform status (the recorder's events and the monitor's polls say the same);
+    False when there is nothing new (another state, another launch, noted already)."""
+    current = run.infrastructure.get("ref")
+    if run.state is not RunState.SUBMITTED or (current is not None and current != status.ref):
+        return False
+    return store.runs.note(
+        run,
+        Source.INFRASTRUCTURE,
+        status.message,
+        at=store.clock(),
+        event_id=f"starting-{status.ref}-{status.state}",
+        details={key: value for key, value in status.details.items() if value is not None},
+    )
 
 
 def _crash_applies(run: FlowRun) -> bool:

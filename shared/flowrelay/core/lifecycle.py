@@ -21,6 +21,10 @@ Two kinds of final state differ in authority:
   launched failed to start for a reason that may pass: it is launched again as the next
   attempt. Events about the earlier attempt's launch are told apart by its ``ref``
   (``RunStore.transition``).
+- ``Queued`` is a run that a concurrency limit holds back (``flowrelay.core.concurrency``): it
+  waits, not launched, until a slot of that limit is free. Like Pending it may be claimed and
+  launched, and a cancel ends it at once. A launched run whose task is still starting stays
+  ``Submitted`` (what the platform says goes in its history).
 - A run that is ``Cancelling`` ends ``Cancelled`` when its infrastructure is confirmed stopped
   (its event, the monitor); the runner reporting that it was stopped does not end it. If the
   runner reports ``Success`` first, the run did finish and keeps that.
@@ -72,21 +76,23 @@ FINAL_STATES = frozenset(
 )
 ACTIVE_STATES = frozenset(RunState) - FINAL_STATES
 #: Not launched yet: what a dispatcher may claim and launch, and a cancel may end at once.
-WAITING_STATES = frozenset({RunState.SCHEDULED, RunState.PENDING})
+WAITING_STATES = frozenset({RunState.SCHEDULED, RunState.PENDING, RunState.QUEUED})
 
 _S = RunState
-_LAUNCHED = (_S.SUBMITTED, _S.QUEUED, _S.RUNNING)
+_LAUNCHED = (_S.SUBMITTED, _S.RUNNING)
 
 #: current state -> the states that may follow it. The single source of truth for transitions;
 #: ``decide`` adds only the authority rules described in the module docstring.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # Events from a launched run may be processed before the dispatcher's own record of the
     # launch: a run not yet marked launched accepts them.
-    _S.SCHEDULED: frozenset({_S.PENDING, *_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
-    _S.PENDING: frozenset({*_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
+    _S.SCHEDULED: frozenset({_S.PENDING, _S.QUEUED, *_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
+    # Queued: a concurrency limit holds the run back; Pending again when, given its slot, no
+    # target fits it.
+    _S.PENDING: frozenset({_S.QUEUED, *_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
+    _S.QUEUED: frozenset({_S.PENDING, *_LAUNCHED, _S.CANCELLING, *FINAL_STATES}),
     # Back to Pending: the task failed to start for a transient reason and is launched again.
-    _S.SUBMITTED: frozenset({_S.PENDING, _S.QUEUED, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
-    _S.QUEUED: frozenset({_S.PENDING, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
+    _S.SUBMITTED: frozenset({_S.PENDING, _S.RUNNING, _S.CANCELLING, *FINAL_STATES}),
     _S.RUNNING: frozenset({_S.CANCELLING, *FINAL_STATES}),
     _S.CANCELLING: frozenset({_S.CANCELLED, _S.SUCCESS, _S.TIMED_OUT}),
     _S.SUCCESS: frozenset(),

@@ -150,6 +150,15 @@ class FlowRun(Model):
         ),
     )
 
+    limits: list[str] = Field(
+        default_factory=list,
+        exclude=True,
+        description=(
+            "The concurrency limits the run took a slot of or waited for, by name: what it "
+            "gives back when it ends (kept outside the run JSON)."
+        ),
+    )
+
     def launch_claimed(self, now: datetime) -> bool:
         """Whether a dispatcher holds the claim to launch this run at ``now``."""
         return self.claimed_until is not None and self.claimed_until > now

@@ -25,7 +25,7 @@ def dispatch_record(record: SQSRecord) -> dict[str, Any]:
     try:
         event = parse_record(record, "Flow Run Requested")
     except EventError as exc:
-        run_id = reject_request(wiring.store(), record.body, str(exc))
+        run_id = reject_request(wiring.store(), record.body, str(exc), wiring.slots())
         if run_id is None:
             raise
         wiring.logger.warning(

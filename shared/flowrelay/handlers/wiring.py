@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flowrelay.control.dispatch import Dispatcher
     from flowrelay.control.monitor import Monitor
     from flowrelay.control.recorder import StateRecorder
+    from flowrelay.control.slots import Slots
     from flowrelay.core.events import DetailReader
     from flowrelay.core.policies import RetryPolicy, Timeouts
     from flowrelay.core.runs import FlowRun
@@ -111,19 +112,30 @@ def dispatcher() -> Dispatcher:
     # Imported here: only the dispatch function launches, the others need not load it.
     from flowrelay.control.dispatch import Dispatcher
 
-    return Dispatcher(store(), launchers(), retry=retry_policy(), timeouts=default_timeouts())
+    return Dispatcher(
+        store(), launchers(), retry=retry_policy(), timeouts=default_timeouts(), slots=slots()
+    )
 
 
 def canceller() -> Canceller:
     from flowrelay.control.cancel import Canceller
 
-    return Canceller(store(), launchers())
+    return Canceller(store(), launchers(), slots=slots())
 
 
 def recorder() -> StateRecorder:
     from flowrelay.control.recorder import StateRecorder
 
-    return StateRecorder(store(), retry=retry_policy(), log_tail=log_tail, relaunch=relaunch)
+    return StateRecorder(
+        store(), retry=retry_policy(), log_tail=log_tail, relaunch=relaunch, slots=slots()
+    )
+
+
+def slots() -> Slots:
+    """Concurrency-limit slots; a run handed a freed slot is woken by a request on the bus."""
+    from flowrelay.control.slots import Slots
+
+    return Slots(store(), wake=wake)
 
 
 def monitor() -> Monitor:
@@ -136,6 +148,7 @@ def monitor() -> Monitor:
         defaults=default_timeouts(),
         retry=retry_policy(),
         log_tail=log_tail,
+        slots=slots(),
     )
 
 
@@ -151,6 +164,13 @@ def relaunch(run: FlowRun) -> None:
     from flowrelay.control.monitor import request_for
 
     publisher().publish(request_for(run, "record_state"))
+
+
+def wake(run: FlowRun) -> None:
+    """Ask dispatch to launch a run that was handed a slot of a concurrency limit."""
+    from flowrelay.control.monitor import request_for
+
+    publisher().publish(request_for(run, "a freed slot"))
 
 
 @cache

@@ -16,7 +16,7 @@ transaction as the decision they guard (all or none). Giving a slot back removes
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,39 +150,86 @@ class LimitStore:
                 return Refused(limit=name, holders=now.holders, max_runs=now.limit.max_runs)
         return None
 
-    def release(self, run_id: str, names: Iterable[str]) -> None:
-        """Give back ``run_id``'s slot of each limit (and stop it waiting): a repeat, a run
-        that held none, or a limit removed since, changes nothing."""
-        for name in names:
-            # A limit removed since has nothing to give back.
-            self._update_run_of(name, run_id, "REMOVE holders.#run, waiting.#run")
+    def release(self, run_id: str, name: str) -> LimitState | None:
+        """Give back ``run_id``'s slot of limit ``name`` (and stop it waiting for one); the
+        limit as it is then, or None when it no longer exists. A repeat, or a run that held
+        none, changes nothing."""
+        return self._update_run_of(name, run_id, "REMOVE holders.#run, waiting.#run")
+
+    def drop_waiter(self, name: str, run_id: str) -> LimitState | None:
+        """``run_id`` no longer waits for a slot of ``name`` (it ended, or was launched); the
+        limit as it is then, or None when it no longer exists."""
+        return self._update_run_of(name, run_id, "REMOVE waiting.#run")
+
+    def give(self, name: str, run_id: str) -> LimitState | None:
+        """Give a free slot of ``name`` to ``run_id``, which waits for one; the limit as it is
+        then, or None when the run no longer waits, no slot is free or the limit is gone (read
+        it again to see which)."""
+        client = self.table.client
+        try:
+            response = client.update_item(
+                TableName=self.table.table_name,
+                Key=self._key(name),
+                UpdateExpression="SET holders.#run = :at REMOVE waiting.#run",
+                ConditionExpression=("attribute_exists(waiting.#run) AND size(holders) < max_runs"),
+                ExpressionAttributeNames={"#run": run_id},
+                ExpressionAttributeValues={":at": {"S": self.table.clock().isoformat()}},
+                ReturnValues="ALL_NEW",
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None
+        return _state(response["Attributes"])
 
     def wait(self, run_id: str, name: str, requested_at: datetime) -> bool:
-        """Note that ``run_id`` (requested at ``requested_at``) waits for a slot of ``name``;
-        False when the limit no longer exists."""
-        return self._update_run_of(
-            name, run_id, "SET waiting.#run = :at", {":at": {"S": requested_at.isoformat()}}
-        )
-
-    def _update_run_of(
-        self, name: str, run_id: str, expression: str, values: dict[str, Any] | None = None
-    ) -> bool:
-        """Apply ``expression`` (``#run``: the run id) to limit ``name`` if it still exists
-        (an update would otherwise make the item again); False when it does not."""
+        """Note that ``run_id`` (requested at ``requested_at``: the oldest is served first)
+        waits for a slot of ``name``, and name the limit on the run, so that it stops waiting
+        when it ends; False when the limit no longer exists."""
         client = self.table.client
-        extra = {"ExpressionAttributeValues": values} if values else {}
         try:
-            client.update_item(
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table.table_name,
+                            "Key": self._key(name),
+                            "UpdateExpression": "SET waiting.#run = :at",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#run": run_id},
+                            "ExpressionAttributeValues": {":at": {"S": requested_at.isoformat()}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.table_name,
+                            "Key": {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
+                            "UpdateExpression": "ADD #limits :name",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#limits": "limits"},
+                            "ExpressionAttributeValues": {":name": {"SS": [name]}},
+                        }
+                    },
+                ]
+            )
+        except client.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def _update_run_of(self, name: str, run_id: str, expression: str) -> LimitState | None:
+        """Apply ``expression`` (``#run``: the run id) to limit ``name`` if it still exists
+        (an update would otherwise make the item again); the limit after it, or None."""
+        client = self.table.client
+        try:
+            response = client.update_item(
                 TableName=self.table.table_name,
                 Key=self._key(name),
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeNames={"#run": run_id},
-                **extra,
+                ReturnValues="ALL_NEW",
             )
         except client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        return _state(response["Attributes"])
 
     # --- items --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowrelay.control.store.limits import LimitStore, Refused
 from flowrelay.control.store.table import MAX_RACES, Table, condition_failed
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source, decide
 from flowrelay.core.limits import clip
@@ -360,8 +361,15 @@ class RunStore:
             raise
         return updated
 
-    def claim_launch(self, run_id: str, attempt: int, lease: timedelta) -> LaunchClaim | None:
-        """Claim the right to launch a run that is waiting to be launched, for ``lease``.
+    def claim_launch(
+        self,
+        run: FlowRun,
+        attempt: int,
+        lease: timedelta,
+        slots: Sequence[str] = (),
+    ) -> LaunchClaim | Refused | None:
+        """Claim the right to launch a run that is waiting to be launched, for ``lease``, and a
+        slot of each concurrency limit in ``slots``: all in one write, or nothing.
 
         Only one dispatcher holds the claim at a time, so two deliveries of the same request
         cannot both launch. A claim whose lease ran out (its dispatcher died mid-launch) can be
@@ -369,41 +377,81 @@ class RunStore:
         the first dispatcher may already have started instead of starting another.
 
         Returns None when another dispatcher holds the claim or the run is no longer waiting;
-        otherwise the claim, ``resumed`` when this attempt was claimed before (so it may have
-        started a task that must be looked for before starting one).
+        ``Refused`` (the first limit with no free slot, and its holders) when a slot could not
+        be taken; otherwise the claim, ``resumed`` when this attempt was claimed before (so it
+        may have started a task that must be looked for before starting one).
         """
         now = self.table.clock()
-        try:
-            response = self.table.client.update_item(
-                TableName=self.table.table_name,
-                Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
-                UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
-                ConditionExpression=(
-                    "#state IN (:pending, :scheduled) "
-                    "AND (attribute_not_exists(claim_until) OR claim_until < :now)"
+        key = {"pk": {"S": f"RUN#{run.run_id}"}, "sk": {"S": "RUN"}}
+        condition = (
+            "#state IN (:pending, :scheduled, :queued) "
+            "AND (attribute_not_exists(claim_until) OR claim_until < :now)"
+        )
+        values: dict[str, Any] = {
+            ":until": {"S": (now + lease).isoformat()},
+            ":attempt": {"N": str(attempt)},
+            ":now": {"S": now.isoformat()},
+            ":pending": {"S": str(RunState.PENDING)},
+            ":scheduled": {"S": str(RunState.SCHEDULED)},
+            ":queued": {"S": str(RunState.QUEUED)},
+        }
+        if not slots:
+            try:
+                response = self.table.client.update_item(
+                    TableName=self.table.table_name,
+                    Key=key,
+                    UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues=values,
+                    # ALL_OLD, not UPDATED_OLD: an attribute set to the value it already had is
+                    # not "updated" for some implementations (moto), which would hide a takeover.
+                    ReturnValues="ALL_OLD",
+                )
+            except self.table.client.exceptions.ConditionalCheckFailedException:
+                return None
+            previous = response.get("Attributes", {}).get("claim_attempt", {}).get("N")
+            return LaunchClaim(attempt=attempt, resumed=previous == str(attempt))
+        # A transaction returns no old values: whether this attempt was claimed before is
+        # read from ``run``, and the claim is conditional on that still being so.
+        if run.claimed_attempt is None:
+            condition += " AND attribute_not_exists(claim_attempt)"
+        else:
+            condition += " AND claim_attempt = :claimed"
+            values[":claimed"] = {"N": str(run.claimed_attempt)}
+        values[":slots"] = {"SS": sorted(slots)}
+        claim = {
+            "Update": {
+                "TableName": self.table.table_name,
+                "Key": key,
+                "UpdateExpression": (
+                    "SET claim_until = :until, claim_attempt = :attempt ADD #limits :slots"
                 ),
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":until": {"S": (now + lease).isoformat()},
-                    ":attempt": {"N": str(attempt)},
-                    ":now": {"S": now.isoformat()},
-                    ":pending": {"S": str(RunState.PENDING)},
-                    ":scheduled": {"S": str(RunState.SCHEDULED)},
-                },
-                # ALL_OLD, not UPDATED_OLD: an attribute set to the value it already had is not
-                # "updated" for some implementations (moto), which would hide a takeover.
-                ReturnValues="ALL_OLD",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#state": "state", "#limits": "limits"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        limits = LimitStore(self.table)
+        try:
+            self.table.client.transact_write_items(
+                TransactItems=[claim, *limits.slot_updates(run.run_id, slots)]
             )
-        except self.table.client.exceptions.ConditionalCheckFailedException:
-            return None
-        previous = response.get("Attributes", {}).get("claim_attempt", {}).get("N")
-        return LaunchClaim(attempt=attempt, resumed=previous == str(attempt))
+        except self.table.client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return None  # not the run's slots to take: it is not this delivery's to launch
+            refused = limits.refused_by(exc, slots, offset=1)
+            if refused is not None:
+                return refused
+            raise
+        return LaunchClaim(attempt=attempt, resumed=run.claimed_attempt == attempt)
 
-    def note_pending(self, run_id: str, message: str) -> bool:
-        """Say why a waiting run is still waiting (no change of state, no history item).
-        False when the run changed meanwhile; the newer state wins."""
+    def note_waiting(self, run_id: str, message: str) -> bool:
+        """Say why a waiting run (Pending or Queued) is still waiting (no change of state, no
+        history item). False when the run changed meanwhile; the newer state wins."""
         run = self.get(run_id)
-        if run is None or run.state is not RunState.PENDING:
+        if run is None or run.state not in (RunState.PENDING, RunState.QUEUED):
             return False
         noted = run.model_copy(update={"message": clip(message), "updated_at": self.table.clock()})
         try:
@@ -647,4 +695,7 @@ def _run_from_item(item: Mapping[str, Any]) -> FlowRun:
     attempt = item.get("claim_attempt")
     if attempt is not None:
         run.claimed_attempt = int(attempt["N"])
+    limits = item.get("limits")
+    if limits is not None:
+        run.limits = sorted(limits["SS"])
     return run

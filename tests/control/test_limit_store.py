@@ -190,3 +190,18 @@ def test_holders_never_exceed_the_limit_whatever_the_order(
             assert state.holders == holders[name]
     for stored in names.values():
         store.limits.remove(stored)
+
+
+def test_a_newcomer_never_takes_a_slot_freed_for_a_run_that_waits(store: Store) -> None:
+    """Between a release and its hand-over a slot is free: only a waiting run may take it."""
+    store.limits.put(limit("warehouse", 1))
+    waiter, _ = store.runs.create(f"waiter-{uuid.uuid4().hex[:8]}", "etl")
+    assert store.limits.take("a", ["warehouse"]) is None
+    store.limits.wait(waiter.run_id, "warehouse", waiter.created_at)
+    store.limits.release("a", "warehouse")  # and the hand-over has not happened yet
+    refused = store.limits.take("newcomer", ["warehouse"])
+    assert refused is not None
+    assert refused.message(limit("warehouse", 1)) == (
+        "waiting for a slot: label 'warehouse' 0/1: runs none; 1 waiting before it"
+    )
+    assert store.limits.take(waiter.run_id, ["warehouse"]) is None

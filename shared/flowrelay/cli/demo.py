@@ -138,6 +138,8 @@ class ControlPlaneRun:
     restart_of: ControlPlaneRun | None = None
     #: A line some message of its history must contain.
     expected_history: str | None = None
+    #: It is subject to the demo's concurrency limit (at most one such run at once).
+    limited: bool = False
     run_id: str = ""
 
 
@@ -149,7 +151,10 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
     import boto3
 
     from flowrelay.aws.bus import Publisher
+    from flowrelay.control.monitor import request_for
+    from flowrelay.control.slots import Slots
     from flowrelay.control.store import Store
+    from flowrelay.core.concurrency import ConcurrencyLimit
     from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested
     from flowrelay.core.routing import Target
     from flowrelay.core.runs import restart_key, run_id_for
@@ -234,6 +239,18 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             restart_of=warehouse_not_ready,
             expected_history="reusing 1 checkpointed task result",
         ),
+        *(
+            ControlPlaneRun(
+                f"Request {number} of 3 under a limit of 1 (label 'serial'): one runs, two wait "
+                "in Queued, each launched when the one before ends",
+                "sleeper",
+                "Success",
+                labels=["serial"],
+                parameters={"seconds": 2},
+                limited=True,
+            )
+            for number in (1, 2, 3)
+        ),
         ControlPlaneRun(
             "A run on Kubernetes (KubernetesRun): one Job, its pod runs the flow",
             "hello",
@@ -276,6 +293,21 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         say("target 'k8s' (kubernetes, no labels: KubernetesRun flows go there) is ready")
+        store.targets.put(
+            checked_target(
+                Target(
+                    name="serial-fargate",
+                    kind="ecs",
+                    labels=["serial"],
+                    settings=stack.ecs_target_settings(),
+                )
+            )
+        )
+        serial = ConcurrencyLimit(name="serial", kind="label", value="serial", max_runs=1)
+        Slots(store, wake=lambda run: publisher.publish(request_for(run, "a freed slot"))).put(
+            serial
+        )
+        say(f"target 'serial-fargate' (ecs, labels: serial); limit 'serial': {serial.describe()}")
         scheduler = session.client("scheduler", endpoint_url=endpoint)
         _sync_demo_schedule(store, scheduler, stack.outputs, say)
         for run in runs:
@@ -384,6 +416,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
             for run in runs
         ]
+    _check_one_at_a_time([o for o, run in zip(outcomes, runs, strict=True) if run.limited])
     ok = all(outcome["as_designed"] for outcome in outcomes)
     if as_json:
         print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str))
@@ -549,6 +582,40 @@ def _timeline(
     }
 
 
+def _check_one_at_a_time(outcomes: list[dict[str, Any]]) -> None:
+    """The runs under the demo's limit of 1, in the order they were launched: each after the
+    first must have waited in Queued, been requested after the one launched before it (first
+    come, first served) and been launched (Submitted) only after that one ended. Each outcome
+    says so in ``after_previous`` (and is not as designed otherwise)."""
+
+    def moment(outcome: dict[str, Any], states: set[str]) -> datetime | None:
+        return next(
+            (datetime.fromisoformat(e["at"]) for e in outcome["history"] if e["state"] in states),
+            None,
+        )
+
+    launched = sorted(outcomes, key=lambda o: moment(o, {"Submitted"}) or datetime.max)
+    for previous, outcome in zip([None, *launched], launched, strict=False):
+        if previous is None:
+            outcome["after_previous"] = None
+            continue
+        started, ended = moment(outcome, {"Submitted"}), moment(previous, _FINAL)
+        waiting = [e for e in outcome["history"] if e["state"] == "Queued"]
+        fine = (
+            started is not None
+            and ended is not None
+            and started >= ended
+            and bool(waiting)
+            and "waiting for a slot: label 'serial' 1/1" in (waiting[0]["message"] or "")
+            and (
+                previous["after_previous"] is None  # the first took a free slot
+                or previous["history"][0]["at"] <= outcome["history"][0]["at"]
+            )
+        )
+        outcome["after_previous"] = {"run_id": previous["run_id"], "ok": fine}
+        outcome["as_designed"] = outcome["as_designed"] and fine
+
+
 def _print_timeline(outcome: dict[str, Any]) -> None:
     render.stdout.rule(
         f"[bold]{outcome['title']}[/]  ({outcome['flow']}, run {outcome['run_id'][:8]})"
@@ -587,6 +654,13 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
             "  Dask cluster: nothing left in ECS"
             if not left
             else f"  [red]Dask cluster left in ECS: {escape(', '.join(left))}[/]"
+        )
+    after = outcome.get("after_previous")
+    if after is not None:
+        ecs += (
+            f"  launched after run {after['run_id'][:8]} ended"
+            if after["ok"]
+            else f"  [red]launched before run {after['run_id'][:8]} ended[/]"
         )
     render.stdout.print(
         f"  target: {outcome['target']}  task: {outcome['task_arn']}{ecs}  {verdict}\n"

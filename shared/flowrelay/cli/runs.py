@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from flowrelay.aws.logs import LogEvent, LogLocation, log_location, read_all
 from flowrelay.cli import render
+from flowrelay.cli.limits import run_limit_lines, run_limits
 from flowrelay.cli.options import Seconds, requested_by
 from flowrelay.cli.stack import (
     aws_client,
@@ -28,7 +29,7 @@ from flowrelay.cli.stack import (
 )
 from flowrelay.control.store import Store
 from flowrelay.control.store.runs import RECENT_DAYS
-from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
+from flowrelay.core.lifecycle import ACTIVE_STATES, WAITING_STATES, RunState
 from flowrelay.core.runs import (
     FlowRun,
     HistoryEntry,
@@ -153,6 +154,7 @@ def runs_ls(
     Examples:
       flowrelay runs ls                       # the latest runs of every flow
       flowrelay runs ls --state Failed        # what failed lately
+      flowrelay runs ls --state Queued        # held back by a concurrency limit
       flowrelay runs ls --flow etl --limit 5  # etl's last five runs
       flowrelay runs ls --active              # everything not finished
     """
@@ -240,9 +242,12 @@ def _console_url(location: LogLocation) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its history as JSON.")
 @reports_errors
 def runs_show(run_id: str, as_json: bool) -> None:
-    """Show a run: where it is, where it ran, where its logs are, and every state it went
-    through. With --json, ``logs`` is the log group, stream, region and console link (null
-    until the run is launched, or when its task does not log to CloudWatch)."""
+    """Show a run: where it is, where it ran, where its logs are, the concurrency limits it
+    waits for or holds a slot of, and every state it went through. With --json, ``logs`` is the
+    log group, stream, region and console link (null until the run is launched, or when its
+    task does not log to CloudWatch), and ``limits`` each limit the run took a slot of or
+    waited for that still exists: whether it holds a slot, its place in the waiting list (1:
+    next; null when it does not wait), the runs holding slots and the limit's max_runs."""
     store = open_store(current())
     found = store.runs.get(run_id)
     if found is None:
@@ -251,9 +256,13 @@ def runs_show(run_id: str, as_json: bool) -> None:
     location = log_location(found.infrastructure)
     live = _live_kubernetes(found)
     restarts = restarted_as(history)
+    # The concurrency limits it holds a slot of or waits for: one read per limit, none when it
+    # was never subject to one.
+    limits_of_run = run_limits(store, found.run_id, found.limits) if found.limits else []
     if as_json:
         shown = render.run_json(found, history)
         shown["restarted_as"] = restarts[-1] if restarts else None
+        shown["limits"] = limits_of_run
         if live is not None:
             shown["kubernetes"] = live
         shown["logs"] = (
@@ -278,6 +287,10 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ("idempotency key", escape(found.idempotency_key or "")),
         ("restart of", escape(found.restart_of or "")),
         ("restarted as", escape(", ".join(restarts))),
+    ]
+    fields += [
+        (label, escape(value))
+        for label, value in run_limit_lines(limits_of_run, found.state in WAITING_STATES)
     ]
     fields += [
         (key.replace("_", " "), escape(str(value)))

@@ -156,8 +156,11 @@ class Slots:
             ]
             if blocked:
                 continue
+            now_run = self.store.runs.get(run.run_id)  # the index read may predate a launch
+            if now_run is None or now_run.state is not RunState.QUEUED:
+                continue
             if self.wake is not None:
-                self.wake(run)
+                self.wake(now_run)
             repairs.append(
                 Repair(run.run_id, "woken", "Queued, and no full limit holds it back: offered")
             )

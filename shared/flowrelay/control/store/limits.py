@@ -7,7 +7,8 @@ compared) and the runs waiting for one (``waiting``: run id -> when it was reque
 oldest is woken first).
 
 Taking a slot is one conditional update per limit: add the run to ``holders`` if it is there
-already (a repeat) or there is room (fewer holders than ``max_runs``). ``slot_updates`` gives
+already (a repeat) or there is room (fewer holders than ``max_runs``) and no other run waits
+for one (a slot freed while runs wait is handed to the oldest, ``give``). ``slot_updates`` gives
 those updates as transaction items, so that a caller can take every slot a run needs in the same
 transaction as the decision they guard (all or none). Giving a slot back removes the run from
 ``holders``: a repeat, or a run that holds none, changes nothing.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flowrelay.control.store.table import Table
+from flowrelay.control.store.table import Table, condition_failed
 from flowrelay.core.concurrency import ConcurrencyLimit
 
 PK = "LIMIT"
@@ -48,6 +49,7 @@ class Refused:
     limit: str
     holders: frozenset[str]
     max_runs: int | None  # None: the limit no longer exists
+    waiting: int = 0  # runs waiting for a slot of it
 
     def message(self, limit: ConcurrencyLimit | None = None) -> str:
         """One line naming the limit and its holders, e.g. "waiting for a slot: label
@@ -58,7 +60,11 @@ class Refused:
         if self.max_runs == 0:
             return f"waiting for a slot: {what} is paused (max 0)"
         holders = ", ".join(sorted(self.holders)) or "none"
-        return f"waiting for a slot: {what} {len(self.holders)}/{self.max_runs}: runs {holders}"
+        line = f"waiting for a slot: {what} {len(self.holders)}/{self.max_runs}: runs {holders}"
+        if len(self.holders) < self.max_runs and self.waiting:
+            # A slot is free, and is being handed to a run that waits longer.
+            line += f"; {self.waiting} waiting before it"
+        return line
 
 
 class LimitStore:
@@ -147,7 +153,12 @@ class LimitStore:
                 now = self.get(name)
                 if now is None:
                     return Refused(limit=name, holders=frozenset(), max_runs=None)
-                return Refused(limit=name, holders=now.holders, max_runs=now.limit.max_runs)
+                return Refused(
+                    limit=name,
+                    holders=now.holders,
+                    max_runs=now.limit.max_runs,
+                    waiting=len(now.waiting),
+                )
         return None
 
     def release(self, run_id: str, name: str) -> LimitState | None:
@@ -210,8 +221,10 @@ class LimitStore:
                     },
                 ]
             )
-        except client.exceptions.TransactionCanceledException:
-            return False
+        except client.exceptions.TransactionCanceledException as exc:
+            if condition_failed(exc):
+                return False
+            raise  # a conflict with another transaction: the caller's delivery is retried
         return True
 
     def _update_run_of(self, name: str, run_id: str, expression: str) -> LimitState | None:
@@ -240,15 +253,18 @@ class LimitStore:
         return {
             "TableName": self.table.table_name,
             "Key": self._key(name),
-            # A repeat keeps its slot (and when it took it); else there must be room.
+            # A repeat keeps its slot (and when it took it); else there must be room, and no
+            # run waiting for one unless this is one of them: a newcomer never takes a slot
+            # freed for a run that waits (between a release and its hand-over).
             "UpdateExpression": "SET holders.#run = if_not_exists(holders.#run, :at) "
             "REMOVE waiting.#run",
             "ConditionExpression": (
-                "attribute_exists(pk) AND "
-                "(attribute_exists(holders.#run) OR size(holders) < max_runs)"
+                "attribute_exists(pk) AND (attribute_exists(holders.#run) OR "
+                "(size(holders) < max_runs AND "
+                "(size(waiting) = :nobody OR attribute_exists(waiting.#run))))"
             ),
             "ExpressionAttributeNames": {"#run": run_id},
-            "ExpressionAttributeValues": {":at": {"S": at}},
+            "ExpressionAttributeValues": {":at": {"S": at}, ":nobody": {"N": "0"}},
         }
 
 

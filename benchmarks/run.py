@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, dask_clusters, workloads
+from benchmarks import cold_start, dask_clusters, limits, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -451,7 +451,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["executors", "cold-start", "dask-clusters"],
+        choices=["executors", "cold-start", "dask-clusters", "limits"],
         help="run one section (default: all); the other sections of the file are kept",
     )
     return parser.parse_args(argv)
@@ -508,6 +508,17 @@ def main(argv: list[str] | None = None) -> int:
         print(clusters_text)
         if not args.no_write:
             update_benchmarks_file(args.output, clusters_text, name="dask-clusters")
+    if args.only in (None, "limits"):
+        print(
+            "Counting the DynamoDB work a concurrency limit adds to a run (under a minute)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        limits_text = limits.report()
+        print()
+        print(limits_text)
+        if not args.no_write:
+            update_benchmarks_file(args.output, limits_text, name="limits")
     if not args.no_write:
         print(f"\nWrote {', '.join([str(args.output), *written])}", file=sys.stderr)
     return 0

@@ -39,6 +39,7 @@ from flowrelay.core.runs import FlowRun
 from flowrelay.launchers.ecs import EcsLauncher
 from tests.support.aws import Clock
 from tests.support.cli import routed_queue
+from tests.support.strategies import envelope as support_envelope
 
 LABEL = "warehouse"
 
@@ -113,16 +114,8 @@ class Plane:
 
 
 def envelope(detail: dict[str, Any], detail_type: str = "Flow Run Requested") -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": "flowrelay",
-        "time": "2026-11-30T12:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": detail,
-    }
+    """An EventBridge event of its own (a new event id) as the functions receive it."""
+    return support_envelope(detail_type, detail, event_id=str(uuid.uuid4()))
 
 
 def event(detail: Any) -> Any:

@@ -248,7 +248,14 @@ def test_the_demo_shows_success_failure_a_run_that_waited_a_cancel_and_a_crash()
         entry["message"] for entry in failed["history"]
     ]
 
-    on_kubernetes, unpullable = outcome["runs"][11:]
+    serial = outcome["runs"][11:14]
+    assert [run["state"] for run in serial] == ["Success"] * 3
+    # One ran at once, two waited in Queued; each was launched after the one before it ended.
+    assert sum(1 for run in serial if "Queued" in [e["state"] for e in run["history"]]) == 2
+    assert [run["after_previous"] is None for run in serial].count(True) == 1
+    assert all(run["after_previous"]["ok"] for run in serial if run["after_previous"] is not None)
+
+    on_kubernetes, unpullable = outcome["runs"][14:]
     assert (on_kubernetes["state"], on_kubernetes["target"]) == ("Success", "k8s")
     assert on_kubernetes["task"]["process_running"] is False
     assert unpullable["state"] == "Crashed"

@@ -40,7 +40,9 @@ delivered; then what was launched meanwhile is ended too. What every case must s
   end, every run has ended.
 - the runs that waited were given their slots in the order they were requested (oldest first).
   When they launched is reported (``launched_out_of_order``), not held: a run handed its slot
-  whose wake was lost launches at the monitor's pass, after a younger run handed one later.
+  whose wake was lost for good (its event never delivered again) launches at the monitor's
+  pass, possibly after a younger run handed one later. A redelivery wakes it again at once
+  (``Slots.release`` wakes the holders still marked handed).
 
 The figures (by family, shape and phase) are printed when the module ends, written to
 ``fault-injection-limits.json`` in pytest's base temporary directory, and held by
@@ -67,6 +69,7 @@ from flowrelay.control.monitor import Monitor, request_for
 from flowrelay.control.recorder import RecordOutcome, StateRecorder
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
+from flowrelay.control.store.limits import HANDED
 from flowrelay.core.concurrency import ConcurrencyLimit
 from flowrelay.core.events import FlowRunStateChanged, ParsedEvent, parse_event
 from flowrelay.core.lifecycle import RunState, Source
@@ -114,21 +117,36 @@ _LAUNCH = (
 _REFUSED = (
     "dynamodb:GetItem",  # 5 the claim was cancelled: the limit, for its holders (refused_by)
     "dynamodb:TransactWriteItems",  # 6 join the limit's waiting list, and name it on the run
-    "dynamodb:TransactWriteItems",  # 7 try once more (Dispatcher._wait_for_slot)
+    "dynamodb:GetItem",  # 7 the limit again: a slot freed meanwhile, with nobody to hand it to?
 )
 #: A new run's clean dispatch by a new dispatcher, a slot of its limit free: 0-4, then 5-9.
 TAKES_A_FREE_SLOT = (*_PREFIX, *_LAUNCH)
-#: The limit is full (call 4 is cancelled), and still full at the second try (call 7).
+#: The limit is full (call 4 is cancelled), and still full once the run is in line (call 7).
 REFUSED_AND_QUEUED = (
     *_PREFIX,
     *_REFUSED,
-    "dynamodb:GetItem",  # 8 cancelled again: the limit, for its holders
-    "dynamodb:GetItem",  # 9 the run, to decide Queued
-    "dynamodb:TransactWriteItems",  # 10 record Queued, with the limit and its holders
+    "dynamodb:GetItem",  # 8 the run, to decide Queued
+    "dynamodb:TransactWriteItems",  # 9 record Queued, with the limit and its holders
 )
-#: The limit is full at call 4; its holder ends before the second try, which takes the slot
-#: (freed, or handed to the run in the waiting list): 0-7, then the launch, 8-12.
-REFUSED_THEN_A_SLOT_FREES = (*_PREFIX, *_REFUSED, *_LAUNCH)
+#: The limit is full at call 4; its holder ends before the run joins the line (call 6), with
+#: nobody to hand its slot to: the run hands it to the oldest in line, itself, and takes it.
+REFUSED_THEN_A_SLOT_FREES = (
+    *_PREFIX,
+    *_REFUSED,
+    "dynamodb:GetItem",  # 8 the oldest waiting run (itself), still waiting? (Slots.hand_over)
+    "dynamodb:UpdateItem",  # 9 hand it the slot (LimitStore.give); no wake: it is dispatching
+    "dynamodb:GetItem",  # 10 the limit after the hand-over: the run holds the slot
+    "dynamodb:TransactWriteItems",  # 11 claim again, the slot a repeat
+    *_LAUNCH,
+)
+#: The limit is full at call 4; its holder ends once the run is in line (before call 7), and
+#: its record_state hands the slot to the run: call 7 finds it a holder, and it claims again.
+REFUSED_THEN_HANDED = (
+    *_PREFIX,
+    *_REFUSED,
+    "dynamodb:TransactWriteItems",  # 8 claim again, the slot handed to it a repeat
+    *_LAUNCH,
+)
 #: record_state handling the holder's Success (from its runner), a run waiting for its slot.
 RECORD_AND_RELEASE = (
     "dynamodb:GetItem",  # 0 the run (RunStore.transition)
@@ -184,7 +202,7 @@ FREES_IN_LINE = Shape(
     1,
     1,
     0,
-    REFUSED_THEN_A_SLOT_FREES,
+    REFUSED_THEN_HANDED,
     frees_at=7,
     kills_from=(6, "after"),
 )
@@ -706,7 +724,8 @@ class Case:
         not counted, ``tasks`` False, after a step that cannot start one)."""
         self.last = self.snapshot()
         for run_id, since in self.last.holders.items():
-            self.slot_since.setdefault(run_id, since)
+            # A slot handed to a waiting run is marked so until the run's dispatch takes it.
+            self.slot_since.setdefault(run_id, since.removeprefix(HANDED))
         counts = {
             "launched runs": len(self.last.launched()),
             "holders": len(self.last.holders),

@@ -87,10 +87,15 @@ def test_waiting_runs_oldest_first_and_a_taken_slot_ends_the_wait(store: Store) 
     fetched = store.runs.get(early.run_id)
     assert fetched is not None
     assert fetched.limits == ["warehouse"]  # the run names what it waits for
-    assert store.limits.take(early.run_id, ["warehouse"]) is None
+    assert store.limits.take(early.run_id, ["warehouse"]) is not None  # waiting: not for it
+    given = store.limits.give("warehouse", early.run_id)  # handed to it: the wait ends
+    assert given is not None
+    assert [run for run, _ in given.waiting] == [late.run_id]
+    assert given.handed == {early.run_id}
+    assert store.limits.take(early.run_id, ["warehouse"]) is None  # its dispatch takes it
     state = store.limits.get("warehouse")
     assert state is not None
-    assert [run for run, _ in state.waiting] == [late.run_id]
+    assert state.handed == frozenset()
     assert store.limits.wait(early.run_id, "no-such-limit", now) is False
     assert store.limits.wait("no-such-run", "warehouse", now) is False
 
@@ -193,7 +198,7 @@ def test_holders_never_exceed_the_limit_whatever_the_order(
 
 
 def test_a_newcomer_never_takes_a_slot_freed_for_a_run_that_waits(store: Store) -> None:
-    """Between a release and its hand-over a slot is free: only a waiting run may take it."""
+    """Between a release and its hand-over a slot is free: it is the oldest waiter's, given."""
     store.limits.put(limit("warehouse", 1))
     waiter, _ = store.runs.create(f"waiter-{uuid.uuid4().hex[:8]}", "etl")
     assert store.limits.take("a", ["warehouse"]) is None
@@ -204,4 +209,5 @@ def test_a_newcomer_never_takes_a_slot_freed_for_a_run_that_waits(store: Store) 
     assert refused.message(limit("warehouse", 1)) == (
         "waiting for a slot: label 'warehouse' 0/1: runs none; 1 waiting before it"
     )
-    assert store.limits.take(waiter.run_id, ["warehouse"]) is None
+    assert store.limits.take(waiter.run_id, ["warehouse"]) is not None  # given, not taken
+    assert store.limits.give("warehouse", waiter.run_id) is not None

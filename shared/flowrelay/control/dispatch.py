@@ -253,29 +253,50 @@ class Dispatcher:
     def _wait_for_slot(
         self, run: FlowRun, refused: Refused, limits: list[ConcurrencyLimit], created: bool
     ) -> LaunchClaim | DispatchOutcome | None:
-        """A limit had no free slot for the run: it joins that limit's waiting list, gives
-        back any slot it holds meanwhile (so two runs never hold one slot each while waiting
-        for the other's), and, as a slot may have been freed before it joined the list (with
-        nobody to hand it to), tries once more. Refused again, it waits in Queued, saying
-        which limit holds it back and who holds its slots; the claim when the second try took
-        them."""
+        """A limit had no slot for the run: it joins that limit's waiting list and gives back
+        any slot it holds of its other limits (so two runs never hold one slot each while
+        waiting for the other's). A slot freed before it joined the list had nobody to hand
+        it to: it is handed now, to the oldest in the list. Handed one, the run claims again
+        (a repeat of the slot it holds; another limit may refuse it in turn); else it waits in
+        Queued, saying which limit holds it back and who holds its slots. Returns the claim
+        when a second try took every slot."""
         names = [limit.name for limit in limits]
-        self.store.limits.wait(run.run_id, refused.limit, run.created_at)
         held = [name for name in run.limits if name != refused.limit]
         if held:
             self.slots.release(run.run_id, held)
-        again = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
-        if not isinstance(again, Refused):
-            return again
-        limit = next((limit for limit in limits if limit.name == again.limit), None)
-        message = again.message(limit)
+        for _ in limits:
+            self.store.limits.wait(run.run_id, refused.limit, run.created_at)
+            state = self.store.limits.get(refused.limit)
+            if state is not None and state.free > 0 and state.waiting:
+                self.slots.hand_over(state, quiet=run.run_id)
+                state = self.store.limits.get(refused.limit)
+            if state is not None and run.run_id not in state.holders:
+                refused = Refused(
+                    limit=refused.limit,
+                    holders=state.holders,
+                    max_runs=state.limit.max_runs,
+                )
+                break
+            again = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
+            if not isinstance(again, Refused):
+                return again
+            if again.limit != refused.limit:
+                self.slots.release(run.run_id, [refused.limit])  # no slot held while it waits
+            refused = again
+        return self._queued(run, refused, limits, created)
+
+    def _queued(
+        self, run: FlowRun, refused: Refused, limits: list[ConcurrencyLimit], created: bool
+    ) -> DispatchOutcome:
+        """The run waits in Queued for a slot of ``refused.limit`` (its message and history
+        say which, and who holds its slots)."""
+        limit = next((limit for limit in limits if limit.name == refused.limit), None)
+        message = refused.message(limit)
         details = {
-            "limit": again.limit,
-            "holders": sorted(again.holders),
-            "max_runs": again.max_runs,
+            "limit": refused.limit,
+            "holders": sorted(refused.holders),
+            "max_runs": refused.max_runs,
         }
-        if again.limit != refused.limit:
-            self.store.limits.wait(run.run_id, again.limit, run.created_at)
         if run.state is RunState.QUEUED:
             if run.message != message:
                 self.store.runs.note_waiting(run.run_id, message)

@@ -72,13 +72,29 @@ class Slots:
         woken: list[str] = []
         for name in sorted(names):
             after = self.store.limits.release(run_id, name)
-            if after is not None:
-                woken.extend(self.hand_over(after))
+            if after is None:
+                continue
+            handed_now = self.hand_over(after)
+            woken.extend(handed_now)
+            # Handed a slot by an earlier delivery that died before waking it: woken now, so a
+            # redelivery finishes what the first delivery began (a second wake is harmless).
+            for holder in sorted(after.handed - set(handed_now) - {run_id}):
+                if self._wake_if_waiting(holder):
+                    woken.append(holder)
         return woken
 
-    def hand_over(self, state: LimitState) -> list[str]:
+    def _wake_if_waiting(self, run_id: str) -> bool:
+        run = self.store.runs.get(run_id)
+        if run is None or run.state not in WAITING_STATES:
+            return False
+        if self.wake is not None:
+            self.wake(run)
+        return True
+
+    def hand_over(self, state: LimitState, quiet: str | None = None) -> list[str]:
         """Give the free slots of a limit to its oldest waiting runs (a waiter that ended or
-        was launched meanwhile is dropped from the list) and wake them; their ids."""
+        was launched meanwhile is dropped from the list) and wake them (all but ``quiet``, the
+        run whose dispatch asks); their ids."""
         name = state.limit.name
         woken: list[FlowRun] = []
         # Each turn gives a slot or drops a waiter, or re-reads after losing a race.
@@ -99,7 +115,7 @@ class Slots:
             woken.append(waiter)
         for run in woken:
             log.info("slot of limit %s handed to run %s", name, run.run_id)
-            if self.wake is not None:
+            if self.wake is not None and run.run_id != quiet:
                 self.wake(run)
         return [run.run_id for run in woken]
 

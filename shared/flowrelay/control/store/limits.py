@@ -7,8 +7,9 @@ compared) and the runs waiting for one (``waiting``: run id -> when it was reque
 oldest is woken first).
 
 Taking a slot is one conditional update per limit: add the run to ``holders`` if it is there
-already (a repeat) or there is room (fewer holders than ``max_runs``) and no other run waits
-for one (a slot freed while runs wait is handed to the oldest, ``give``). ``slot_updates`` gives
+already (a repeat) or there is room (fewer holders than ``max_runs``) and no run waits for one
+(a slot freed while runs wait is handed to the oldest, ``give``, marked ``HANDED`` until that
+run's dispatch takes it). ``slot_updates`` gives
 those updates as transaction items, so that a caller can take every slot a run needs in the same
 transaction as the decision they guard (all or none). Giving a slot back removes the run from
 ``holders``: a repeat, or a run that holds none, changes nothing.
@@ -26,6 +27,9 @@ from flowrelay.control.store.table import Table, condition_failed
 from flowrelay.core.concurrency import ConcurrencyLimit
 
 PK = "LIMIT"
+#: How a slot handed to a waiting run is marked in ``holders`` until the run takes it (its
+#: dispatch claims it): a hand-over whose wake was lost can be told, and woken again.
+HANDED = "handed "
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class LimitState:
     limit: ConcurrencyLimit
     holders: frozenset[str]
     waiting: tuple[tuple[str, str], ...]  # (run id, requested at), oldest first
+    handed: frozenset[str] = frozenset()  # holders handed their slot, not launched with it yet
 
     @property
     def free(self) -> int:
@@ -181,10 +186,12 @@ class LimitStore:
             response = client.update_item(
                 TableName=self.table.table_name,
                 Key=self._key(name),
-                UpdateExpression="SET holders.#run = :at REMOVE waiting.#run",
-                ConditionExpression=("attribute_exists(waiting.#run) AND size(holders) < max_runs"),
+                UpdateExpression="SET holders.#run = :handed REMOVE waiting.#run",
+                ConditionExpression="attribute_exists(waiting.#run) AND size(holders) < max_runs",
                 ExpressionAttributeNames={"#run": run_id},
-                ExpressionAttributeValues={":at": {"S": self.table.clock().isoformat()}},
+                ExpressionAttributeValues={
+                    ":handed": {"S": f"{HANDED}{self.table.clock().isoformat()}"}
+                },
                 ReturnValues="ALL_NEW",
             )
         except client.exceptions.ConditionalCheckFailedException:
@@ -253,15 +260,13 @@ class LimitStore:
         return {
             "TableName": self.table.table_name,
             "Key": self._key(name),
-            # A repeat keeps its slot (and when it took it); else there must be room, and no
-            # run waiting for one unless this is one of them: a newcomer never takes a slot
-            # freed for a run that waits (between a release and its hand-over).
-            "UpdateExpression": "SET holders.#run = if_not_exists(holders.#run, :at) "
-            "REMOVE waiting.#run",
+            # A repeat keeps its slot (a slot handed to the run becomes taken); else there
+            # must be room and no run waiting: a slot freed while runs wait is theirs, handed
+            # to the oldest (``give``), and no other run, newcomer or waiter, takes it.
+            "UpdateExpression": "SET holders.#run = :at REMOVE waiting.#run",
             "ConditionExpression": (
                 "attribute_exists(pk) AND (attribute_exists(holders.#run) OR "
-                "(size(holders) < max_runs AND "
-                "(size(waiting) = :nobody OR attribute_exists(waiting.#run))))"
+                "(size(holders) < max_runs AND size(waiting) = :nobody))"
             ),
             "ExpressionAttributeNames": {"#run": run_id},
             "ExpressionAttributeValues": {":at": {"S": at}, ":nobody": {"N": "0"}},
@@ -273,8 +278,12 @@ def _state(item: dict[str, Any]) -> LimitState:
         ((run_id, value["S"]) for run_id, value in item.get("waiting", {}).get("M", {}).items()),
         key=lambda pair: (pair[1], pair[0]),
     )
+    holders = item.get("holders", {}).get("M", {})
     return LimitState(
         limit=ConcurrencyLimit.model_validate_json(item["limit"]["S"]),
-        holders=frozenset(item.get("holders", {}).get("M", {})),
+        holders=frozenset(holders),
         waiting=tuple(waiting),
+        handed=frozenset(
+            run_id for run_id, value in holders.items() if value.get("S", "").startswith(HANDED)
+        ),
     )

@@ -235,7 +235,10 @@ def test_a_run_handed_a_slot_and_cancelled_before_it_launches_passes_the_slot_on
     assert plane.holders() == {"h-2"}
     plane.canceller.cancel(FlowRunCancelRequested(flow_run_id="h-2"))
     assert plane.holders() == {"h-3"}
-    assert plane.woken() == ["h-2", "h-3"]  # h-2's wake finds it Cancelled: nothing happens
+    # h-2's wake finds it Cancelled: giving back again what it held, it wakes h-3 again (a
+    # run handed a slot is woken again by a give-back until it launches: what finishes a
+    # hand-over whose wake was lost); the second wake of h-3 finds it launched.
+    assert plane.woken() == ["h-2", "h-3", "h-3"]
     assert plane.state("h-2").state is RunState.CANCELLED
     assert plane.state("h-3").state is RunState.SUBMITTED
     assert plane.tasks() == 2
@@ -376,3 +379,145 @@ def test_one_monitor_pass_repairs_leaked_slots_lost_waits_and_lost_wakes(plane: 
     assert plane.state("m-4").state is RunState.QUEUED  # refused again: 2/2 held by m-2, m-3
     assert plane.waiting() == ["m-4"]
     assert plane.monitor.run_once().actions == []  # nothing left to repair
+
+
+# --- found by review: interleavings and changes under the runs' feet -------------------------
+
+
+def test_a_duplicate_delivery_never_takes_the_slots_of_a_launch_the_other_made(
+    plane: Plane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """r needs a and b. Handed a, it is woken; a duplicate of its request, refused by b, would
+    give a back while it waits for b, just as the wake's delivery launches r with both: the
+    give-back is conditional on r still waiting and unclaimed, so it does not happen."""
+    plane.slots.put(limit(1, name="a-lim", value=LABEL))
+    plane.slots.put(limit(1, name="b-lim", value="gpu"))
+    plane.request("x", labels=[LABEL])
+    plane.request("y", labels=["gpu"])
+    plane.request("r", labels=[LABEL, "gpu"])
+    plane.request("z", labels=[LABEL])
+    plane.end("x")  # a is handed to r
+    real = plane.store.runs.claim_launch
+    interleaved: list[Any] = []
+
+    def claim_then_the_wake_launches_r(run: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(run, *args, **kwargs)
+        if run.run_id == "r" and not interleaved:
+            interleaved.append(result)  # the duplicate was refused by b-lim; meanwhile:
+            plane.end("y")  # b is handed to r too,
+            plane.woken()  # and the wake's delivery launches r with both
+        return result
+
+    monkeypatch.setattr(plane.store.runs, "claim_launch", claim_then_the_wake_launches_r)
+    plane.request("r", labels=[LABEL, "gpu"])  # the duplicate delivery
+    plane.woken()
+    assert plane.state("r").state is RunState.SUBMITTED
+    assert plane.state("z").state is RunState.QUEUED  # never two runs under a-lim (max 1)
+    assert plane.holders("a-lim") == {"r"}
+    assert plane.waiting("a-lim") == ["z"]
+
+
+def test_a_limit_that_comes_to_cover_something_else_lets_its_waiting_runs_go(
+    plane: Plane,
+) -> None:
+    plane.slots.put(limit(0, name="L", value=LABEL))
+    plane.request("r")
+    assert plane.state("r").state is RunState.QUEUED
+    assert plane.slots.put(limit(0, name="L", kind="flow", value="other")) == ["r"]
+    assert plane.woken() == ["r"]
+    assert plane.state("r").state is RunState.SUBMITTED
+    assert plane.waiting("L") == []  # its place in the line it no longer needs is given up
+
+
+def test_a_run_queued_for_a_deleted_targets_limit_goes_to_another_target(
+    plane: Plane, network: dict[str, Any]
+) -> None:
+    plane.store.targets.put(
+        Target(
+            name="other",
+            kind="ecs",
+            labels=[LABEL],
+            settings={"cluster": plane.cluster, "image": "example/flows:1", **network},
+        )
+    )
+    plane.slots.put(limit(1, name="T", kind="target", value="fargate"))
+    plane.request("x")
+    plane.request("r")
+    assert plane.state("r").state is RunState.QUEUED
+    plane.store.targets.delete("fargate")
+    report = plane.monitor.run_once()
+    assert [a.run_id for a in report.actions if a.action == "woken"] == ["r"]
+    plane.woken()
+    assert (plane.state("r").state, plane.state("r").target) == (RunState.SUBMITTED, "other")
+    assert plane.waiting("T") == []
+
+
+def test_a_redelivered_cancel_finishes_giving_back_what_its_first_delivery_did_not(
+    plane: Plane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plane.slots.put(limit(1))
+    plane.request("a")
+    plane.request("b")
+    plane.end("a")  # b is handed the slot
+    assert plane.woken() == ["b"]
+
+    def killed(run: Any) -> list[str]:
+        raise KeyboardInterrupt("the canceller died before giving back")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plane.canceller.slots, "give_back", killed)
+        plane.canceller.cancel(FlowRunCancelRequested(flow_run_id="b"))  # Cancelling: launched
+        plane.ecs.stop_task(cluster=plane.cluster, task=plane.state("b").infrastructure["task_arn"])
+        plane.clock.advance(120)
+        with pytest.raises(KeyboardInterrupt):
+            plane.monitor.run_once()  # confirms the stop: Cancelled, then dies giving back
+    assert plane.state("b").state is RunState.CANCELLED
+    assert plane.holders() == {"b"}
+    outcome = plane.canceller.cancel(FlowRunCancelRequested(flow_run_id="b"))  # redelivered
+    assert outcome.message == "run b is already Cancelled; nothing to cancel"
+    assert plane.holders() == set()
+    assert plane.request("c").state is RunState.SUBMITTED
+
+
+def test_a_run_under_two_limits_always_ends_its_dispatch_in_a_line(
+    plane: Plane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """r needs a and b; while it dispatches, slots free and are taken around it so that each
+    try is refused by the other limit. However it ends, it waits in the line of the limit that
+    refused it last, so a younger run cannot overtake it there."""
+    plane.slots.put(limit(1, name="a-lim", value=LABEL))
+    plane.slots.put(limit(1, name="b-lim", value="gpu"))
+    plane.request("x", labels=[LABEL])
+    real = plane.store.runs.claim_launch
+    claims: list[Any] = []
+
+    def with_others_around(run: Any, *args: Any, **kwargs: Any) -> Any:
+        if run.run_id != "r":
+            return real(run, *args, **kwargs)
+        claims.append(run.run_id)
+        if len(claims) == 3:
+            plane.request("q", labels=[LABEL])  # takes a-lim if it is free and nobody waits
+        result = real(run, *args, **kwargs)
+        if len(claims) == 1:
+            plane.end("x")
+            plane.request("p", labels=["gpu"])
+        elif len(claims) == 2:
+            plane.end("p")
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plane.store.runs, "claim_launch", with_others_around)
+        outcome = plane.request("r", labels=[LABEL, "gpu"])
+    if outcome.state is RunState.QUEUED:
+        lines = {name: plane.waiting(name) for name in ("a-lim", "b-lim")}
+        assert any("r" in line for line in lines.values()), lines
+    plane.request("s", labels=[LABEL])
+    for holder in sorted(plane.holders("a-lim") | plane.holders("b-lim")):
+        if holder != "r" and plane.state(holder).state is RunState.SUBMITTED:
+            plane.end(holder)
+    plane.woken()
+    for holder in sorted(plane.holders("a-lim") | plane.holders("b-lim")):
+        if holder not in ("r", "s") and plane.state(holder).state is RunState.SUBMITTED:
+            plane.end(holder)
+    plane.woken()
+    assert plane.state("r").state is RunState.SUBMITTED  # r first: it asked before s

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowrelay.control.store import Store
+from flowrelay.control.store.table import CONFLICT_TRIES
 from flowrelay.core.concurrency import ConcurrencyLimit, applicable
 
 
@@ -211,3 +212,38 @@ def test_a_newcomer_never_takes_a_slot_freed_for_a_run_that_waits(store: Store) 
     )
     assert store.limits.take(waiter.run_id, ["warehouse"]) is not None  # given, not taken
     assert store.limits.give("warehouse", waiter.run_id) is not None
+
+
+def test_a_take_that_collides_with_a_concurrent_transaction_is_tried_again(store: Store) -> None:
+    """On AWS a transaction on a busy limit item may be cancelled by another one writing it at
+    the same moment (``TransactionConflict``; moto never answers it, so it is raised here from
+    botocore's ``before-call``, as DynamoDB's answer would be): tried again, a few times."""
+    store.limits.put(limit("warehouse", 2))
+    collisions: list[str] = []
+
+    def collide(model: Any, **_: Any) -> None:
+        if len(collisions) < budget:
+            collisions.append(model.name)
+            raise store.client.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": [{"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+
+    event = "before-call.dynamodb.TransactWriteItems"
+    store.client.meta.events.register(event, collide)
+    try:
+        budget = CONFLICT_TRIES - 1
+        assert store.limits.take("a", ["warehouse"]) is None  # the last try went through
+        assert len(collisions) == CONFLICT_TRIES - 1
+        collisions.clear()
+        budget = CONFLICT_TRIES
+        with pytest.raises(store.client.exceptions.TransactionCanceledException):
+            store.limits.take("b", ["warehouse"])  # it never went through: said, not hidden
+    finally:
+        store.client.meta.events.unregister(event, collide)
+    state = store.limits.get("warehouse")
+    assert state is not None
+    assert state.holders == {"a"}

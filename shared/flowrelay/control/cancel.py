@@ -71,6 +71,8 @@ class Canceller:
         if run is None:
             raise CancelError(f"no flow run {request.flow_run_id!r} to cancel")
         if run.state.is_final:
+            # A first delivery may have ended it and died before giving back its slots.
+            self.slots.give_back(run)
             return CancelOutcome(
                 run_id=run.run_id,
                 state=run.state,

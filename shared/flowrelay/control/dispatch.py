@@ -157,6 +157,8 @@ class Dispatcher:
                     f"other values: {'; '.join(differences)}; use a new key to run with these"
                 )
         if run.state not in WAITING_STATES:
+            # An ending decided by another delivery that died before giving back its slots.
+            self.slots.give_back(run)
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
         if request.restart_of is not None:
             problem = _restart_problem(request, request.restart_of, original, run_id)
@@ -213,6 +215,11 @@ class Dispatcher:
             if isinstance(queued, DispatchOutcome):
                 return queued
             claim = queued
+        stale = set(run.limits) - set(names)
+        if claim is not None and stale:
+            # Limits it waited for or was handed a slot of that no longer apply (changed,
+            # removed, another target): their slots and places go to the runs they apply to.
+            self.slots.release(run.run_id, stale)
         if claim is None:
             current = self.store.runs.get(run.run_id)
             state = current.state if current else run.state
@@ -237,7 +244,7 @@ class Dispatcher:
         """No target fits: the run waits in Pending, saying what is missing. A slot it holds
         (handed to it while it was Queued) goes to the next waiting run meanwhile."""
         if run.limits:
-            self.slots.release(run.run_id, run.limits)
+            self.slots.release(run.run_id, run.limits, only_if_waiting=True)
         if run.state is RunState.QUEUED:
             result = self.store.runs.transition(
                 run.run_id, RunState.PENDING, Source.DISPATCHER, message=message
@@ -259,29 +266,36 @@ class Dispatcher:
         it to: it is handed now, to the oldest in the list. Handed one, the run claims again
         (a repeat of the slot it holds; another limit may refuse it in turn); else it waits in
         Queued, saying which limit holds it back and who holds its slots. Returns the claim
-        when a second try took every slot."""
+        when a second try took every slot; None when it must be tried again shortly (the
+        limit was removed, or another delivery launched or ended the run meanwhile).
+
+        Slots are given back only while the run waits and no delivery is launching it
+        (``only_if_waiting``): a duplicate delivery must not take the slots of a launch that
+        another delivery of the same run has just made."""
         names = [limit.name for limit in limits]
         held = [name for name in run.limits if name != refused.limit]
         if held:
-            self.slots.release(run.run_id, held)
-        for _ in limits:
-            self.store.limits.wait(run.run_id, refused.limit, run.created_at)
+            self.slots.release(run.run_id, held, only_if_waiting=True)
+        for attempt in range(len(limits) + 1):
+            if not self.store.limits.wait(run.run_id, refused.limit, run.created_at):
+                return None
             state = self.store.limits.get(refused.limit)
             if state is not None and state.free > 0 and state.waiting:
                 self.slots.hand_over(state, quiet=run.run_id)
                 state = self.store.limits.get(refused.limit)
-            if state is not None and run.run_id not in state.holders:
+            if state is None:
+                return None
+            if run.run_id not in state.holders or attempt == len(limits):
                 refused = Refused(
-                    limit=refused.limit,
-                    holders=state.holders,
-                    max_runs=state.limit.max_runs,
+                    limit=refused.limit, holders=state.holders, max_runs=state.limit.max_runs
                 )
                 break
             again = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
             if not isinstance(again, Refused):
                 return again
             if again.limit != refused.limit:
-                self.slots.release(run.run_id, [refused.limit])  # no slot held while it waits
+                # Waiting for another limit now: the slot it was handed goes on meanwhile.
+                self.slots.release(run.run_id, [refused.limit], only_if_waiting=True)
             refused = again
         return self._queued(run, refused, limits, created)
 
@@ -529,6 +543,7 @@ def reject_request(store: Store, body: str, reason: str, slots: Slots | None = N
         return None
     run, created = store.runs.create(run_id, flow)
     if not created and run.state not in WAITING_STATES:
+        (slots or Slots(store)).give_back(run)  # a first delivery may have died before it
         return None
     applied = store.runs.transition(
         run.run_id, RunState.FAILED, Source.DISPATCHER, message=f"rejected request: {reason}"

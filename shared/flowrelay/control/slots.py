@@ -29,6 +29,7 @@ from datetime import datetime
 from flowrelay.control.store import LimitState, Store
 from flowrelay.core.concurrency import ConcurrencyLimit, applicable
 from flowrelay.core.lifecycle import WAITING_STATES, RunState
+from flowrelay.core.routing import choose_target
 from flowrelay.core.runs import FlowRun
 
 log = logging.getLogger("flowrelay.control.slots")
@@ -55,7 +56,7 @@ class Slots:
 
     def needed(self, run: FlowRun, target: str | None) -> list[ConcurrencyLimit]:
         """The limits ``run`` is subject to on ``target``, by name (one ``Query``)."""
-        limits = [state.limit for state in self.store.limits.list()]
+        limits = [state.limit for state in self.store.limits.list(slots=False)]
         return applicable(limits, run.labels, run.flow_name, target)
 
     def give_back(self, run: FlowRun | None) -> list[str]:
@@ -66,12 +67,20 @@ class Slots:
             return []
         return self.release(run.run_id, run.limits)
 
-    def release(self, run_id: str, names: Collection[str]) -> list[str]:
+    def release(
+        self, run_id: str, names: Collection[str], only_if_waiting: bool = False
+    ) -> list[str]:
         """Give back ``run_id``'s slots of the limits ``names`` (and its places in their
-        waiting lists), handing each freed slot on; the ids of the runs woken."""
+        waiting lists), handing each freed slot on; the ids of the runs woken.
+        ``only_if_waiting``: only while the run waits to be launched and no launch of it is
+        under way (``LimitStore.release_if_waiting``)."""
         woken: list[str] = []
         for name in sorted(names):
-            after = self.store.limits.release(run_id, name)
+            after = (
+                self.store.limits.release_if_waiting(run_id, name)
+                if only_if_waiting
+                else self.store.limits.release(run_id, name)
+            )
             if after is None:
                 continue
             handed_now = self.hand_over(after)
@@ -122,9 +131,22 @@ class Slots:
     def put(self, limit: ConcurrencyLimit) -> list[str]:
         """Create or change a limit; slots it frees (a higher ``max_runs``) are handed to the
         oldest waiting runs at once; their ids."""
+        before = self.store.limits.get(limit.name)
         self.store.limits.put(limit)
         state = self.store.limits.get(limit.name)
-        return self.hand_over(state) if state is not None else []
+        if state is None:
+            return []
+        woken = self.hand_over(state)
+        if before is not None and (before.limit.kind, before.limit.value) != (
+            limit.kind,
+            limit.value,
+        ):
+            # It covers something else now: every run in its line is looked at again (those
+            # it no longer covers are launched; the others wait again, in their place).
+            for run_id, _ in state.waiting:
+                if run_id not in woken and self._wake_if_waiting(run_id):
+                    woken.append(run_id)
+        return woken
 
     def remove(self, name: str) -> LimitState | None:
         """Remove a limit (None when there was none); the runs that waited for it are woken,
@@ -158,15 +180,28 @@ class Slots:
             else:
                 states[name] = fresh
         handed = {repair.run_id for repair in repairs if repair.action == "woken"} | set(woken)
-        for run in active.values():
-            if run.state is not RunState.QUEUED or run.run_id in handed:
+        queued = [run for run in active.values() if run.state is RunState.QUEUED]
+        targets = self.store.targets.list() if queued else []
+        limits = [state.limit for state in states.values()]
+        for run in queued:
+            if run.run_id in handed:
                 continue
             if run.launch_claimed(now) or (run.retry_at is not None and run.retry_at > now):
                 continue
+            # Only a limit that applies to the run now holds it back (a limit may have come
+            # to cover something else, its target may be gone).
+            target = choose_target(targets, run.labels, run.run_config).target
+            applies = {
+                limit.name
+                for limit in applicable(
+                    limits, run.labels, run.flow_name, target.name if target else None
+                )
+            }
             blocked = [
                 name
                 for name, state in states.items()
-                if run.run_id not in state.holders
+                if name in applies
+                and run.run_id not in state.holders
                 and state.free == 0
                 and any(waiter == run.run_id for waiter, _ in state.waiting)
             ]

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flowrelay.control.store.table import Table, condition_failed
+from flowrelay.control.store.table import Table, condition_failed, retrying_conflicts
 from flowrelay.core.concurrency import ConcurrencyLimit
+from flowrelay.core.lifecycle import WAITING_STATES
 
 PK = "LIMIT"
 #: How a slot handed to a waiting run is marked in ``holders`` until the run takes it (its
@@ -104,12 +105,22 @@ class LimitStore:
         ).get("Item")
         return _state(item) if item else None
 
-    def list(self) -> list[LimitState]:
-        """Every limit, by name."""
+    def list(self, slots: bool = True) -> list[LimitState]:
+        """Every limit, by name; without ``slots``, the limits alone (their holders and
+        waiting lists are not read, and show empty): what dispatch needs to know which apply."""
+        projection: dict[str, Any] = (
+            {}
+            if slots
+            else {
+                "ProjectionExpression": "sk, #limit, max_runs",
+                "ExpressionAttributeNames": {"#limit": "limit"},
+            }
+        )
         items = self.table.query(
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": PK}},
             ConsistentRead=True,
+            **projection,
         )
         return [_state(item) for item in items]
 
@@ -135,8 +146,9 @@ class LimitStore:
         taken, else the first limit that refused (with its holders)."""
         if not names:
             return None
+        items = self.slot_updates(run_id, names)
         try:
-            self.table.client.transact_write_items(TransactItems=self.slot_updates(run_id, names))
+            retrying_conflicts(lambda: self.table.client.transact_write_items(TransactItems=items))
         except self.table.client.exceptions.TransactionCanceledException as exc:
             refused = self.refused_by(exc, names, offset=0)
             if refused is None:
@@ -182,17 +194,20 @@ class LimitStore:
         then, or None when the run no longer waits, no slot is free or the limit is gone (read
         it again to see which)."""
         client = self.table.client
+        handed = {":handed": {"S": f"{HANDED}{self.table.clock().isoformat()}"}}
         try:
-            response = client.update_item(
-                TableName=self.table.table_name,
-                Key=self._key(name),
-                UpdateExpression="SET holders.#run = :handed REMOVE waiting.#run",
-                ConditionExpression="attribute_exists(waiting.#run) AND size(holders) < max_runs",
-                ExpressionAttributeNames={"#run": run_id},
-                ExpressionAttributeValues={
-                    ":handed": {"S": f"{HANDED}{self.table.clock().isoformat()}"}
-                },
-                ReturnValues="ALL_NEW",
+            response = retrying_conflicts(
+                lambda: client.update_item(
+                    TableName=self.table.table_name,
+                    Key=self._key(name),
+                    UpdateExpression="SET holders.#run = :handed REMOVE waiting.#run",
+                    ConditionExpression=(
+                        "attribute_exists(waiting.#run) AND size(holders) < max_runs"
+                    ),
+                    ExpressionAttributeNames={"#run": run_id},
+                    ExpressionAttributeValues=handed,
+                    ReturnValues="ALL_NEW",
+                )
             )
         except client.exceptions.ConditionalCheckFailedException:
             return None
@@ -201,51 +216,104 @@ class LimitStore:
     def wait(self, run_id: str, name: str, requested_at: datetime) -> bool:
         """Note that ``run_id`` (requested at ``requested_at``: the oldest is served first)
         waits for a slot of ``name``, and name the limit on the run, so that it stops waiting
-        when it ends; False when the limit no longer exists."""
+        when it ends; False when the limit no longer exists or the run no longer waits to be
+        launched (it ended, or was launched, meanwhile)."""
         client = self.table.client
         try:
-            client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table.table_name,
-                            "Key": self._key(name),
-                            "UpdateExpression": "SET waiting.#run = :at",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeNames": {"#run": run_id},
-                            "ExpressionAttributeValues": {":at": {"S": requested_at.isoformat()}},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table.table_name,
-                            "Key": {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
-                            "UpdateExpression": "ADD #limits :name",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeNames": {"#limits": "limits"},
-                            "ExpressionAttributeValues": {":name": {"SS": [name]}},
-                        }
-                    },
-                ]
+            retrying_conflicts(
+                lambda: client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self.table.table_name,
+                                "Key": self._key(name),
+                                "UpdateExpression": "SET waiting.#run = :at",
+                                "ConditionExpression": "attribute_exists(pk)",
+                                "ExpressionAttributeNames": {"#run": run_id},
+                                "ExpressionAttributeValues": {
+                                    ":at": {"S": requested_at.isoformat()}
+                                },
+                            }
+                        },
+                        {
+                            "Update": {
+                                "TableName": self.table.table_name,
+                                "Key": _run_key(run_id),
+                                "UpdateExpression": "ADD #limits :name",
+                                "ConditionExpression": _IS_WAITING,
+                                "ExpressionAttributeNames": {
+                                    "#limits": "limits",
+                                    "#state": "state",
+                                },
+                                "ExpressionAttributeValues": {":name": {"SS": [name]}, **_WAITING},
+                            }
+                        },
+                    ]
+                )
             )
         except client.exceptions.TransactionCanceledException as exc:
             if condition_failed(exc):
                 return False
-            raise  # a conflict with another transaction: the caller's delivery is retried
+            raise
         return True
+
+    def release_if_waiting(self, run_id: str, name: str) -> LimitState | None:
+        """Give back ``run_id``'s slot of ``name`` (and its place in the line) only while the
+        run waits to be launched and no launch of it is under way or may have started
+        (no launch claim, no attempt that may have started a task): a delivery giving back a
+        waiting run's slots must not take them from a launch another delivery just made. The
+        limit as it is then; None when it was not given back (or the limit is gone)."""
+        client = self.table.client
+        now = {":now": {"S": self.table.clock().isoformat()}}
+        try:
+            retrying_conflicts(
+                lambda: client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "ConditionCheck": {
+                                "TableName": self.table.table_name,
+                                "Key": _run_key(run_id),
+                                "ConditionExpression": (
+                                    f"{_IS_WAITING} AND "
+                                    "(attribute_not_exists(claim_until) OR claim_until < :now) "
+                                    "AND attribute_not_exists(claim_attempt)"
+                                ),
+                                "ExpressionAttributeNames": {"#state": "state"},
+                                "ExpressionAttributeValues": {**_WAITING, **now},
+                            }
+                        },
+                        {
+                            "Update": {
+                                "TableName": self.table.table_name,
+                                "Key": self._key(name),
+                                "UpdateExpression": "REMOVE holders.#run, waiting.#run",
+                                "ConditionExpression": "attribute_exists(pk)",
+                                "ExpressionAttributeNames": {"#run": run_id},
+                            }
+                        },
+                    ]
+                )
+            )
+        except client.exceptions.TransactionCanceledException as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return self.get(name)
 
     def _update_run_of(self, name: str, run_id: str, expression: str) -> LimitState | None:
         """Apply ``expression`` (``#run``: the run id) to limit ``name`` if it still exists
         (an update would otherwise make the item again); the limit after it, or None."""
         client = self.table.client
         try:
-            response = client.update_item(
-                TableName=self.table.table_name,
-                Key=self._key(name),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#run": run_id},
-                ReturnValues="ALL_NEW",
+            response = retrying_conflicts(
+                lambda: client.update_item(
+                    TableName=self.table.table_name,
+                    Key=self._key(name),
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#run": run_id},
+                    ReturnValues="ALL_NEW",
+                )
             )
         except client.exceptions.ConditionalCheckFailedException:
             return None
@@ -271,6 +339,15 @@ class LimitStore:
             "ExpressionAttributeNames": {"#run": run_id},
             "ExpressionAttributeValues": {":at": {"S": at}, ":nobody": {"N": "0"}},
         }
+
+
+#: The states of a run waiting to be launched, as condition values, and the condition.
+_WAITING = {f":{state.name.lower()}": {"S": str(state)} for state in WAITING_STATES}
+_IS_WAITING = f"#state IN ({', '.join(sorted(_WAITING))})"
+
+
+def _run_key(run_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
 
 
 def _state(item: dict[str, Any]) -> LimitState:

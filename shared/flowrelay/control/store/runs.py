@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowrelay.control.store.limits import LimitStore, Refused
-from flowrelay.control.store.table import MAX_RACES, Table, condition_failed
+from flowrelay.control.store.table import (
+    MAX_RACES,
+    Table,
+    condition_failed,
+    retrying_conflicts,
+)
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source, decide
 from flowrelay.core.limits import clip
 from flowrelay.core.modeling import Model
@@ -397,16 +402,19 @@ class RunStore:
         }
         if not slots:
             try:
-                response = self.table.client.update_item(
-                    TableName=self.table.table_name,
-                    Key=key,
-                    UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues=values,
-                    # ALL_OLD, not UPDATED_OLD: an attribute set to the value it already had is
-                    # not "updated" for some implementations (moto), which would hide a takeover.
-                    ReturnValues="ALL_OLD",
+                response = retrying_conflicts(
+                    lambda: self.table.client.update_item(
+                        TableName=self.table.table_name,
+                        Key=key,
+                        UpdateExpression="SET claim_until = :until, claim_attempt = :attempt",
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames={"#state": "state"},
+                        ExpressionAttributeValues=values,
+                        # ALL_OLD, not UPDATED_OLD: an attribute set to the value it already
+                        # had is not "updated" for some implementations (moto), which would
+                        # hide a takeover.
+                        ReturnValues="ALL_OLD",
+                    )
                 )
             except self.table.client.exceptions.ConditionalCheckFailedException:
                 return None
@@ -433,10 +441,11 @@ class RunStore:
             }
         }
         limits = LimitStore(self.table)
+        items = [claim, *limits.slot_updates(run.run_id, slots)]
         try:
-            self.table.client.transact_write_items(
-                TransactItems=[claim, *limits.slot_updates(run.run_id, slots)]
-            )
+            # A busy limit's item is written by many dispatches at once: on AWS a transaction
+            # may collide with another and is then tried again (moto never collides).
+            retrying_conflicts(lambda: self.table.client.transact_write_items(TransactItems=items))
         except self.table.client.exceptions.TransactionCanceledException as exc:
             reasons = exc.response.get("CancellationReasons", [])
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":

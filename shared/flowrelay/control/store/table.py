@@ -17,9 +17,13 @@ Keys follow the access patterns (the table is defined in template.yaml):
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: How often a write that lost a race with another writer is decided again before giving up.
 MAX_RACES = 5
@@ -50,3 +54,38 @@ def condition_failed(exc: Any) -> bool:
     """Whether a cancelled transaction failed on a condition (lost a race, or already exists)."""
     reasons = exc.response.get("CancellationReasons", [])
     return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+
+
+#: How often a write that collided with a concurrent transaction on the same item is tried again.
+CONFLICT_TRIES = 5
+
+
+def conflicted(exc: Exception) -> bool:
+    """Whether DynamoDB refused a write because a concurrent transaction touched the same item
+    (a cancelled transaction with a ``TransactionConflict`` reason, or a plain write's
+    ``TransactionConflictException``): nothing was written, and trying again shortly may
+    succeed. moto never answers this (docs/devstack.md); DynamoDB does, on a busy item."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    if response.get("Error", {}).get("Code") == "TransactionConflictException":
+        return True
+    reasons = response.get("CancellationReasons", [])
+    return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+
+
+def retrying_conflicts(write: Callable[[], T], tries: int = CONFLICT_TRIES) -> T:
+    """``write()``, tried again after a short jittered pause while it collides with a
+    concurrent transaction (``conflicted``); the last collision is raised.
+
+    >>> retrying_conflicts(lambda: "written")
+    'written'
+    """
+    for attempt in range(tries):
+        try:
+            return write()
+        except Exception as exc:
+            if not conflicted(exc) or attempt == tries - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

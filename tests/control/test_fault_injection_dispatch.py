@@ -51,6 +51,7 @@ from flowrelay.launchers.ecs import EcsLauncher
 from flowrelay.launchers.ecs.names import ATTEMPT_TAG, STARTED_BY
 from tests.support.aws import (
     Clock,
+    aligned,
     create_run_table,
     default_network,
     ecs_tasks_kept_running,
@@ -607,11 +608,7 @@ class Figures:
         rows = [("", *self.COLUMNS)]
         for key, counts in [*summary["by_kind_and_phase"].items(), ("total", summary["total"])]:
             rows.append((key, *(str(counts[column]) for column in self.COLUMNS)))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        )
+        return aligned(rows)
 
 
 @pytest.fixture(scope="module")

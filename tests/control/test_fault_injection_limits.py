@@ -80,6 +80,7 @@ from flowrelay.launchers.ecs.names import ATTEMPT_TAG, GROUP_PREFIX
 from tests.control.test_fault_injection_dispatch import PHASES, CallTrace, Fault, Killed, Phase
 from tests.support.aws import (
     Clock,
+    aligned,
     create_run_table,
     default_network,
     ecs_tasks_kept_running,
@@ -993,11 +994,7 @@ class Figures:
             ("total", summary["total"]),
         ]:
             rows.append((key, *(str(counts[column]) for column in self.COLUMNS)))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        )
+        return aligned(rows)
 
 
 @pytest.fixture(scope="module")

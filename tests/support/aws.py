@@ -8,7 +8,7 @@ import ipaddress
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,3 +170,12 @@ FIGURES = pytest.StashKey[list[tuple[str, list[str]]]]()
 def report_figures(config: pytest.Config, title: str, lines: list[str]) -> None:
     """Show ``lines`` under ``title`` in the summary at the end of the test run."""
     config.stash.setdefault(FIGURES, []).append((title, lines))
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as text columns, each as wide as its widest cell (a figures table)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

@@ -34,12 +34,14 @@ from tests.support.aws import (
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 with an ephemeral port; yields its endpoint URL."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from moto.server import ThreadedMotoServer
 
     from flowrelay.devstack import moto_fixes
 
     # moto answering as AWS does where flowrelay's outcome depends on it (docs/devstack.md).
     moto_fixes.apply()
+    MotoRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

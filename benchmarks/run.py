@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, dask_clusters, limits, workloads
+from benchmarks import cold_start, control_plane, dask_clusters, limits, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -451,7 +451,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["executors", "cold-start", "dask-clusters", "limits"],
+        choices=["executors", "cold-start", "dask-clusters", "limits", "control-plane"],
         help="run one section (default: all); the other sections of the file are kept",
     )
     return parser.parse_args(argv)
@@ -508,17 +508,25 @@ def main(argv: list[str] | None = None) -> int:
         print(clusters_text)
         if not args.no_write:
             update_benchmarks_file(args.output, clusters_text, name="dask-clusters")
-    if args.only in (None, "limits"):
-        print(
+    counted = {
+        "limits": (
             "Counting the DynamoDB work a concurrency limit adds to a run (under a minute)...",
-            file=sys.stderr,
-            flush=True,
-        )
-        limits_text = limits.report()
-        print()
-        print(limits_text)
-        if not args.no_write:
-            update_benchmarks_file(args.output, limits_text, name="limits")
+            limits.report,
+        ),
+        "control-plane": (
+            "Counting the control plane's AWS calls and write units per run, and timing runs "
+            "on the dev stack (about two minutes)...",
+            control_plane.report,
+        ),
+    }
+    for name, (announcement, report) in counted.items():
+        if args.only in (None, name):
+            print(announcement, file=sys.stderr, flush=True)
+            text = report()
+            print()
+            print(text)
+            if not args.no_write:
+                update_benchmarks_file(args.output, text, name=name)
     if not args.no_write:
         print(f"\nWrote {', '.join([str(args.output), *written])}", file=sys.stderr)
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workloads import BenchmarkError
+from flowrelay.core.network import is_loopback_host
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -394,24 +395,13 @@ def moto_environment(endpoint: str) -> Iterator[None]:
                     os.environ[name] = value
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 @contextmanager
 def loopback_only() -> Iterator[None]:
     """Any connection to anywhere but loopback made in the block fails."""
     real_connect = socket.socket.connect
 
     def connect(self: socket.socket, address: Any) -> None:
-        if isinstance(address, tuple) and not _is_loopback(str(address[0])):
+        if isinstance(address, tuple) and not is_loopback_host(str(address[0])):
             raise ConnectionRefusedError(f"the benchmark refused a connection to {address!r}")
         real_connect(self, address)
 
@@ -438,7 +428,7 @@ def moto_server() -> Iterator[str]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        if not _is_loopback(str(host)):
+        if not is_loopback_host(str(host)):
             raise BenchmarkError(f"the moto server is not on loopback: {host}")
         yield f"http://{host}:{port}"
     finally:

@@ -19,13 +19,13 @@ import pytest
 from botocore.config import Config
 
 from flowrelay.control.store import Store
+from flowrelay.core.network import is_loopback_host
 from tests.support.aws import (
     FIGURES,
     Clock,
     create_run_table,
     default_network,
     ecs_tasks_kept_running,
-    is_loopback,
     point_boto3_at,
     register_etl,
 )
@@ -80,7 +80,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     real_connect_ex = socket.socket.connect_ex
 
     def check(address: Any) -> None:
-        if isinstance(address, tuple) and not is_loopback(str(address[0])):
+        if isinstance(address, tuple) and not is_loopback_host(str(address[0])):
             outside.append(address)
             raise ConnectionRefusedError(f"test refused a connection to {address!r}")
 

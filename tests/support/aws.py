@@ -4,7 +4,6 @@ The fixtures that use them are in tests/conftest.py."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 import urllib.request
@@ -63,15 +62,6 @@ def create_run_table(client: Any, name: str) -> None:
         TableName=name,
         TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 # --- ECS in moto ----------------------------------------------------------------------------
@@ -170,6 +160,16 @@ FIGURES = pytest.StashKey[list[tuple[str, list[str]]]]()
 def report_figures(config: pytest.Config, title: str, lines: list[str]) -> None:
     """Show ``lines`` under ``title`` in the summary at the end of the test run."""
     config.stash.setdefault(FIGURES, []).append((title, lines))
+
+
+def violation_lines(violations: list[dict[str, Any]]) -> list[str]:
+    """A fault-injection case that went wrong, and each of its deliveries, as summary lines."""
+    lines = []
+    for violation in violations:
+        lines.append(f"  {violation['case']}: {'; '.join(violation['problems'])}")
+        for number, delivery in enumerate(violation["deliveries"], 1):
+            lines.append(f"      delivery {number}: {delivery}")
+    return lines
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> str:

@@ -31,12 +31,13 @@ stack connects outside it) and a server without a loopback address of its own to
 from __future__ import annotations
 
 import functools
-import ipaddress
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+
+from flowrelay.core.network import is_loopback_host
 
 #: The console scripts distributed no longer has, and the ``dask`` subcommand of each.
 SUBCOMMANDS = {"dask-scheduler": "scheduler", "dask-worker": "worker"}
@@ -88,7 +89,7 @@ def local_dask_command(command: list[str], host: str | None) -> list[str]:
             f"{program} needs a GPU and dask-cuda, which the dev stack does not have: "
             f"run the cluster without worker_gpu"
         )
-    if host is None or not _is_loopback(host):
+    if host is None or not is_loopback_host(host):
         raise ValueError(
             f"{program} needs the task's own loopback address to bind, and the task has "
             f"{host or 'no address'} (the dev stack gives one to awsvpc tasks and pods only)"
@@ -96,7 +97,7 @@ def local_dask_command(command: list[str], host: str | None) -> list[str]:
     options = _Options.parse(role, arguments)
     if role == "worker" and options.positional:
         scheduler = options.positional[0]
-        if not _is_loopback(_host_of(scheduler)):
+        if not is_loopback_host(_host_of(scheduler)):
             raise ValueError(
                 f"{program} would connect to the scheduler at {scheduler}: nothing in the dev "
                 f"stack connects outside loopback"
@@ -229,12 +230,3 @@ def _host_of(address: str) -> str:
     if rest.startswith("["):
         return rest[1:].split("]", 1)[0]
     return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -46,7 +46,6 @@ on the handler kmock provides, in an event loop of its own thread.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import re
 import secrets
@@ -60,6 +59,7 @@ from urllib.parse import parse_qs
 import aiohttp.web
 from kmock import KubernetesEmulator, KubernetesScaffold, Request, ResourceInfo
 
+from flowrelay.core.network import is_loopback_host
 from flowrelay.devstack.kubernetes.eks import token_problem
 from flowrelay.devstack.kubernetes.objects import KINDS, ApiError, Kind, bad_request
 from flowrelay.devstack.kubernetes.store import Store, timestamp
@@ -503,7 +503,7 @@ class KubernetesApi:
         except ValueError:
             raise bad_request(f"invalid port: {query.get('ports')!r}") from None
         address = str((pod.get("status") or {}).get("podIP") or "")
-        if not _loopback(address):  # never anywhere but this machine
+        if not is_loopback_host(address):  # never anywhere but this machine
             raise ApiError(500, "InternalError", f"pod {name} has no loopback address: {address}")
         socket = aiohttp.web.WebSocketResponse(protocols=PORTFORWARD_PROTOCOLS)
         await socket.prepare(request)
@@ -590,13 +590,6 @@ class KubernetesApi:
         if limit is not None and limit.isdigit():
             output = output[: int(limit)]
         return aiohttp.web.Response(body=output, content_type="text/plain", charset="utf-8")
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _parse_body(body: bytes) -> Any:

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from flowrelay.core.network import is_loopback_host
 from flowrelay.devstack.dask_tasks import local_dask_command
 from flowrelay.devstack.kubernetes.client import ApiClient, KubernetesCallError
 from flowrelay.devstack.kubernetes.dask_operator import DaskOperator
@@ -928,7 +929,7 @@ class JobExecutor(threading.Thread):
         port = check.get("port")
         number = run.ports.get(port) if isinstance(port, str) and not port.isdigit() else port
         host = str(check.get("host") or run.pod_ip)
-        if number is None or not _loopback(host):
+        if number is None or not is_loopback_host(host):
             return False  # a probe of a port it does not have, or of another machine: fails
         try:
             if probe.get("httpGet"):
@@ -1252,13 +1253,6 @@ def _pull_error(reference: ImageReference) -> str:
         f'rpc error: code = NotFound desc = failed to pull and unpack image "{full}": failed to '
         f'resolve reference "{full}": {full}: not found'
     )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _field_of(pod: Mapping[str, Any], path: str, pod_ip: str = "") -> str | None:

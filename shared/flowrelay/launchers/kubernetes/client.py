@@ -27,10 +27,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from flowrelay.core.network import is_loopback_host
 from flowrelay.launchers.base import LaunchError
 from flowrelay.launchers.kubernetes.eks import EksAccess
 from flowrelay.launchers.kubernetes.errors import api_error, connection_error
-from flowrelay.launchers.kubernetes.settings import Connection, is_loopback_host
+from flowrelay.launchers.kubernetes.settings import Connection
 
 #: (connect, read) seconds for every call.
 TIMEOUT = (5.0, 30.0)

@@ -18,7 +18,6 @@ Three ways to reach the API server, exactly one per target:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,11 +25,11 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from flowrelay.core.modeling import Model
+from flowrelay.core.network import is_loopback_host
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def dns_label(value: str, what: str) -> str:
@@ -52,16 +51,6 @@ def dns_subdomain(value: str, what: str) -> str:
             "'.', starting and ending with a letter or digit, at most 253 characters)"
         )
     return value
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (a URL's host) is this machine: 127.0.0.0/8, ::1 or localhost."""
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Connection(Model):

@@ -13,7 +13,7 @@ import pytest
 
 from flowrelay.aws.bus import Publisher
 from flowrelay.control.dispatch import Dispatcher, DispatchOutcome
-from flowrelay.control.monitor import request_for
+from flowrelay.control.monitor import waking_by
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
 from flowrelay.core.events import parse_event
@@ -156,7 +156,7 @@ def dispatcher(
 ) -> Dispatcher:
     """The dispatcher as the Dispatch function wires it, with an ECS target for ``LABEL``."""
     publisher = Publisher(boto3.client("events"), names["bus"])
-    slots = Slots(store, wake=lambda run: publisher.publish(request_for(run, "a freed slot")))
+    slots = Slots(store, wake=waking_by(publisher))
     store.targets.put(
         Target(
             name="fargate",

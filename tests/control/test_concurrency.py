@@ -22,7 +22,7 @@ import pytest
 from flowrelay.aws.bus import Publisher
 from flowrelay.control.cancel import Canceller
 from flowrelay.control.dispatch import Dispatcher
-from flowrelay.control.monitor import Monitor, request_for
+from flowrelay.control.monitor import Monitor, waking_by
 from flowrelay.control.recorder import StateRecorder
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
@@ -136,7 +136,7 @@ def plane(
 ) -> Plane:
     store.clock = clock
     publisher = Publisher(boto3.client("events"), bus)
-    slots = Slots(store, wake=lambda run: publisher.publish(request_for(run, "a freed slot")))
+    slots = Slots(store, wake=waking_by(publisher))
     launcher = EcsLauncher(ecs, table_name=store.table_name, bus_name=bus)
     store.targets.put(
         Target(

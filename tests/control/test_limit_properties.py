@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from flowrelay.control.cancel import Canceller
 from flowrelay.control.dispatch import Dispatcher, RetryLater
-from flowrelay.control.monitor import Monitor, request_for
+from flowrelay.control.monitor import Monitor, waking_by
 from flowrelay.control.recorder import StateRecorder
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
@@ -113,7 +113,7 @@ class World:
             ConcurrencyLimit(name=f"t-{tag}", kind="target", value=self.target, max_runs=2),
         ]
         self.bus = Bus()
-        self.slots = Slots(store, wake=lambda run: self.bus.publish(request_for(run, "woken")))
+        self.slots = Slots(store, wake=waking_by(self.bus, "woken"))
         for limit in self.limits:
             self.slots.put(limit)
         launcher = EcsLauncher(ecs, table_name=store.table_name, bus_name="bus")

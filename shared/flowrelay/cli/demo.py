@@ -151,7 +151,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
     import boto3
 
     from flowrelay.aws.bus import Publisher
-    from flowrelay.control.monitor import request_for
+    from flowrelay.control.monitor import waking_by
     from flowrelay.control.slots import Slots
     from flowrelay.control.store import Store
     from flowrelay.core.concurrency import ConcurrencyLimit
@@ -304,9 +304,7 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
         )
         serial = ConcurrencyLimit(name="serial", kind="label", value="serial", max_runs=1)
-        Slots(store, wake=lambda run: publisher.publish(request_for(run, "a freed slot"))).put(
-            serial
-        )
+        Slots(store, wake=waking_by(publisher)).put(serial)
         say(f"target 'serial-fargate' (ecs, labels: serial); limit 'serial': {serial.describe()}")
         scheduler = session.client("scheduler", endpoint_url=endpoint)
         _sync_demo_schedule(store, scheduler, stack.outputs, say)

@@ -44,17 +44,17 @@ def limits() -> None:
 
 def _slots(store: Store, names: StackNames, woken: list[str]) -> Slots:
     """``Slots`` over the stack's table whose ``wake`` publishes a request for the run on the
-    stack's bus, as the functions' wiring does (``handlers.wiring.wake``); each woken run's id
+    stack's bus, as the functions' wiring does (``handlers.wiring.slots``); each woken run's id
     is appended to ``woken``."""
     from flowrelay.aws.bus import Publisher
-    from flowrelay.control.monitor import request_for
+    from flowrelay.control.monitor import waking_by
     from flowrelay.control.slots import Slots
     from flowrelay.core.runs import FlowRun
 
-    publisher = Publisher(aws_client("events"), names.bus_name)
+    publish = waking_by(Publisher(aws_client("events"), names.bus_name))
 
     def wake(run: FlowRun) -> None:
-        publisher.publish(request_for(run, "a freed slot"))
+        publish(run)
         woken.append(run.run_id)
 
     return Slots(store, wake=wake)

@@ -126,6 +126,21 @@ def request_for(run: FlowRun, requested_by: str) -> FlowRunRequested:
     )
 
 
+def waking_by(
+    publisher: Publisher, requested_by: str = "a freed slot"
+) -> Callable[[FlowRun], None]:
+    """A ``Slots`` wake: a request for the run on the bus (``request_for``), which dispatch
+    takes like any request.
+
+    >>> slots = Slots(store, wake=waking_by(publisher))  # doctest: +SKIP
+    """
+
+    def wake(run: FlowRun) -> None:
+        publisher.publish(request_for(run, requested_by))
+
+    return wake
+
+
 def is_due(run: FlowRun, now: datetime) -> bool:
     """Whether a waiting run may be launched now: no backoff pending, no launch under way."""
     return (run.retry_at is None or run.retry_at <= now) and not run.launch_claimed(now)
@@ -174,9 +189,7 @@ class Monitor:
         self.store = store
         self.launchers = launchers
         self.publisher = publisher
-        self.slots = slots or Slots(
-            store, wake=lambda run: publisher.publish(request_for(run, "monitor (a free slot)"))
-        )
+        self.slots = slots or Slots(store, wake=waking_by(publisher, "monitor (a free slot)"))
         self.defaults = defaults or Timeouts()
         self.retry = retry or RetryPolicy()
         self.log_tail = log_tail

@@ -13,8 +13,7 @@ first served and a newcomer cannot overtake a run that waits. Everything here is
 a process killed half-way is finished by the redelivery of what it was doing, or by the
 monitor's ``repair``.
 
->>> slots = Slots(store, wake=lambda run: publisher.publish(request_for(run, "a free slot")))
-... # doctest: +SKIP
+>>> slots = Slots(store, wake=waking_by(publisher))  # doctest: +SKIP
 >>> slots.give_back(run)  # the runs woken with the slots it held            # doctest: +SKIP
 ['0d5c...']
 """

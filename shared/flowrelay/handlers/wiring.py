@@ -133,9 +133,10 @@ def recorder() -> StateRecorder:
 
 def slots() -> Slots:
     """Concurrency-limit slots; a run handed a freed slot is woken by a request on the bus."""
+    from flowrelay.control.monitor import waking_by
     from flowrelay.control.slots import Slots
 
-    return Slots(store(), wake=wake)
+    return Slots(store(), wake=waking_by(publisher()))
 
 
 def monitor() -> Monitor:
@@ -164,13 +165,6 @@ def relaunch(run: FlowRun) -> None:
     from flowrelay.control.monitor import request_for
 
     publisher().publish(request_for(run, "record_state"))
-
-
-def wake(run: FlowRun) -> None:
-    """Ask dispatch to launch a run that was handed a slot of a concurrency limit."""
-    from flowrelay.control.monitor import request_for
-
-    publisher().publish(request_for(run, "a freed slot"))
 
 
 @cache

@@ -208,24 +208,24 @@ class CountingPlane:
             envelope(entry["DetailType"], json.loads(entry["Detail"]), str(uuid.uuid4()))
         )
 
-    def _task_event(self, arn: str, status: str, version: int, **extra: Any) -> Any:
+    def _task_event(
+        self,
+        arn: str,
+        status: str,
+        version: int,
+        containers: list[dict[str, Any]],
+        stop_code: str | None = None,
+        reason: str | None = None,
+    ) -> Any:
         """The ECS task's state change as the dev stack's ECS puts it on the bus."""
         from flowrelay.core.events import parse_event
+        from flowrelay.devstack.ecs import task_state_change
         from flowrelay.launchers.kinds import event_readers
 
         (task,) = self.ecs.describe_tasks(cluster=self.cluster, tasks=[arn])["tasks"]
-        detail = {
-            "taskArn": arn,
-            "clusterArn": task.get("clusterArn"),
-            "taskDefinitionArn": task.get("taskDefinitionArn"),
-            "lastStatus": status,
-            "desiredStatus": "STOPPED" if status == "STOPPED" else "RUNNING",
-            "group": task.get("group"),
-            "startedBy": task.get("startedBy"),
-            "launchType": task.get("launchType"),
-            "version": version,
-            **extra,
-        }
+        detail = task_state_change(
+            task, status, version, stop_code=stop_code, reason=reason, containers=containers
+        )
         return parse_event(
             envelope(
                 "ECS Task State Change",
@@ -300,8 +300,8 @@ class CountingPlane:
             "STOPPED",
             2,
             containers=[container],
-            stopCode="EssentialContainerExited",
-            stoppedReason="Essential container in task exited",
+            stop_code="EssentialContainerExited",
+            reason="Essential container in task exited",
         )
         with phase(ECS_STOPPED):
             recorded = self.recorder.handle(stopped)

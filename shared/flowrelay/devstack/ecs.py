@@ -438,21 +438,9 @@ class EcsExecutor(threading.Thread):
         reason: str | None = None,
         containers: list[dict[str, Any]] | None = None,
     ) -> None:
-        detail: dict[str, Any] = {
-            "taskArn": task["taskArn"],
-            "clusterArn": task["clusterArn"],
-            "taskDefinitionArn": task.get("taskDefinitionArn"),
-            "lastStatus": status,
-            "desiredStatus": "STOPPED" if status == "STOPPED" else "RUNNING",
-            "group": task.get("group"),
-            "startedBy": task.get("startedBy"),
-            "launchType": task.get("launchType"),
-            "containers": containers or [],
-            "version": version,
-        }
-        if status == "STOPPED":
-            detail["stopCode"] = stop_code
-            detail["stoppedReason"] = reason
+        detail = task_state_change(
+            task, status, version, stop_code=stop_code, reason=reason, containers=containers
+        )
         run_id = run_id_of_group(task.get("group"))
         with self._lock:
             if run_id in self._lose:
@@ -523,3 +511,33 @@ def _container(handle: TaskProcess, status: str) -> dict[str, Any]:
 
 def _label(task: Mapping[str, Any], run_id: str | None) -> str:
     return f"run {run_id}" if run_id else f"task {str(task['taskArn']).rsplit('/', 1)[-1]}"
+
+
+def task_state_change(
+    task: dict[str, Any],
+    status: str,
+    version: int,
+    *,
+    stop_code: str | None = None,
+    reason: str | None = None,
+    containers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``detail`` of the "ECS Task State Change" event ECS puts on the bus for ``task``
+    (as DescribeTasks gives it) reaching ``status``; the stop code and reason only when it
+    stopped."""
+    detail: dict[str, Any] = {
+        "taskArn": task["taskArn"],
+        "clusterArn": task["clusterArn"],
+        "taskDefinitionArn": task.get("taskDefinitionArn"),
+        "lastStatus": status,
+        "desiredStatus": "STOPPED" if status == "STOPPED" else "RUNNING",
+        "group": task.get("group"),
+        "startedBy": task.get("startedBy"),
+        "launchType": task.get("launchType"),
+        "containers": containers or [],
+        "version": version,
+    }
+    if status == "STOPPED":
+        detail["stopCode"] = stop_code
+        detail["stoppedReason"] = reason
+    return detail

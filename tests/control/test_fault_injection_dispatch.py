@@ -59,6 +59,7 @@ from tests.support.aws import (
     register_etl,
     report_figures,
     tasks_of_run,
+    violation_lines,
 )
 from tests.support.strategies import envelope
 
@@ -619,12 +620,10 @@ def figures(
     yield figures
     if figures.results:
         path = tmp_path_factory.getbasetemp() / "fault-injection-dispatch.json"
-        path.write_text(json.dumps(figures.summary(), indent=2))
+        summary = figures.summary()
+        path.write_text(json.dumps(summary, indent=2))
         lines = [*figures.table().splitlines(), f"(as JSON: {path})"]
-        for violation in figures.summary()["violations"]:
-            lines.append(f"  {violation['case']}: {'; '.join(violation['problems'])}")
-            for number, delivery in enumerate(violation["deliveries"], 1):
-                lines.append(f"      delivery {number}: {delivery}")
+        lines.extend(violation_lines(summary["violations"]))
         report_figures(
             pytestconfig, "fault injection: the dispatcher killed at its AWS calls", lines
         )

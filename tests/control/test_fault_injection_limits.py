@@ -89,6 +89,7 @@ from tests.support.aws import (
     point_boto3_at,
     register_etl,
     report_figures,
+    violation_lines,
 )
 from tests.support.cli import routed_queue
 from tests.support.strategies import envelope
@@ -1011,7 +1012,8 @@ def figures(
     yield figures
     if figures.results:
         path = tmp_path_factory.getbasetemp() / "fault-injection-limits.json"
-        path.write_text(json.dumps(figures.summary(), indent=2))
+        summary = figures.summary()
+        path.write_text(json.dumps(summary, indent=2))
         lines = [
             *figures.table().splitlines(),
             "(over_limit_launches: runs launched beyond max_runs at once, by the steps' counts "
@@ -1022,10 +1024,7 @@ def figures(
             "woke a run, or crashed a run whose report was lost)",
             f"(as JSON: {path})",
         ]
-        for violation in figures.summary()["violations"]:
-            lines.append(f"  {violation['case']}: {'; '.join(violation['problems'])}")
-            for number, delivery in enumerate(violation["deliveries"], 1):
-                lines.append(f"      delivery {number}: {delivery}")
+        lines.extend(violation_lines(summary["violations"]))
         report_figures(
             pytestconfig,
             "fault injection: concurrency limits (dispatch taking slots, record_state giving "

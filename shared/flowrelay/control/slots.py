@@ -154,9 +154,7 @@ class Slots:
         if removed is None:
             return None
         for run_id, _ in removed.waiting:
-            run = self.store.runs.get(run_id)
-            if run is not None and run.state in WAITING_STATES and self.wake is not None:
-                self.wake(run)
+            self._wake_if_waiting(run_id)
         return removed
 
     def repair(

@@ -135,6 +135,17 @@ def table_definition() -> dict[str, Any]:
     return resource_properties(load_template(ROOT / "template.yaml"), "Table")
 
 
+def create_table(client: Any, name: str, properties: dict[str, Any]) -> None:
+    """Create table ``name`` as template.yaml defines the flowrelay table (``properties``)."""
+    client.create_table(
+        TableName=name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+    )
+
+
 def indexes_of(properties: dict[str, Any]) -> list[Index]:
     indexes = []
     for index in properties.get("GlobalSecondaryIndexes", []):
@@ -190,8 +201,9 @@ class Meter:
     - a refused write (a failed condition; every item of a cancelled transaction) costs the
       existing item's size (at least 1 unit), once: the estimate used here, not documented for
       cancelled transactions;
-    - reads: ceil(size / 4 KB) read units per ``GetItem`` item, per ``Query`` page (the items'
-      sizes summed), at least one, half for eventually consistent reads (index queries).
+    - reads: ceil(size / 4 KB) read units per ``GetItem`` item, per ``BatchGetItem`` item found,
+      per ``Query`` page (the items' sizes summed), at least one, half for eventually consistent
+      reads (index queries).
 
     Sizes are read with ``reader``, a second client with no hooks (``BatchGetItem``, consistent):
     before a write (unless the last write of the item said what it is) and after it.
@@ -355,6 +367,12 @@ class Meter:
             consistent = bool(request.get("ConsistentRead")) and "IndexName" not in request
             size = sum(item_size(item) for item in parsed.get("Items", []))
             tally.rru += read_units(size, consistent)
+        elif operation == "BatchGetItem":
+            # Billed per item found, each rounded up on its own.
+            for table, items in parsed.get("Responses", {}).items():
+                consistent = bool(request["RequestItems"][table].get("ConsistentRead"))
+                for item in items:
+                    tally.rru += read_units(item_size(item), consistent)
         else:
             self.unpriced[operation] += 1
 

@@ -47,6 +47,7 @@ from typing import Any
 from benchmarks.aws_counting import (
     Meter,
     Tally,
+    create_table,
     default_network,
     ecs_tasks_kept_running,
     envelope,
@@ -87,6 +88,8 @@ RUNNING = "record_state: Running"
 SUCCESS = "record_state: Success"
 ECS_STOPPED = "record_state: ECS STOPPED"
 LIFE = (DISPATCH, ECS_RUNNING, RUNNER, RUNNING, SUCCESS, ECS_STOPPED)
+#: The run's request delivered again once the run has ended (not part of its life).
+REQUEST_AGAIN = "dispatch: the request again"
 
 SERVICE_NAMES = {
     "dynamodb": "DynamoDB",
@@ -126,7 +129,7 @@ class CountingPlane:
         import boto3
         from botocore.config import Config
 
-        from flowrelay.aws.clients import RETRIES
+        from flowrelay.aws.clients import retry_settings
         from flowrelay.control.dispatch import Dispatcher
         from flowrelay.control.recorder import StateRecorder
         from flowrelay.control.slots import Slots
@@ -144,14 +147,8 @@ class CountingPlane:
         self.cluster = f"flows-cp-{suffix}"
         properties = table_definition()
         make: Any = boto3.client
-        dynamodb = make("dynamodb", config=Config(retries=RETRIES))
-        dynamodb.create_table(
-            TableName=self.table,
-            BillingMode=properties["BillingMode"],
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
-        )
+        dynamodb = make("dynamodb", config=Config(retries=retry_settings()))
+        create_table(dynamodb, self.table, properties)
         self.meter = Meter(dynamodb, make("dynamodb"), properties)
         self.clients: dict[str, Any] = {"dynamodb": dynamodb}
         # The benchmark's own calls (setting up, stopping the task) go through these: uncounted.
@@ -195,10 +192,12 @@ class CountingPlane:
             import boto3
             from botocore.config import Config
 
-            from flowrelay.aws.clients import RETRIES
+            from flowrelay.aws.clients import retry_settings
 
             make: Any = boto3.client
-            self.clients[service] = self.meter.watch(make(service, config=Config(retries=RETRIES)))
+            self.clients[service] = self.meter.watch(
+                make(service, config=Config(retries=retry_settings()))
+            )
         return self.clients[service]
 
     def _event(self, entry: dict[str, Any]) -> Any:
@@ -307,6 +306,10 @@ class CountingPlane:
             recorded = self.recorder.handle(stopped)
         if recorded.applied or recorded.state is not RunState.SUCCESS:
             raise BenchmarkError(f"run {run_id}: the STOPPED event changed it: {recorded}")
+        with phase(REQUEST_AGAIN):
+            again = self.dispatcher.handle_request(self._event(request.entry(self.bus)))
+        if again.launched or again.state is not RunState.SUCCESS:
+            raise BenchmarkError(f"run {run_id}: its request again changed it: {again}")
         return run_id
 
 
@@ -566,6 +569,12 @@ def call_rows(counted: Counted) -> list[Row]:
         ECS_RUNNING,
         UNCHANGED_BUDGET,
     )
+    row(
+        "AWS calls/run: dispatch, the run's request delivered again after it ended "
+        "(changes nothing)",
+        REQUEST_AGAIN,
+        UNCHANGED_BUDGET,
+    )
     row("AWS calls/run: the runner (`Runner.execute`)", RUNNER, None)
     life = counted.life()
     calls, text = _calls(life, runs)
@@ -592,12 +601,16 @@ def call_rows(counted: Counted) -> list[Row]:
         if counted.tally(phase).wru
     )
     wru = life.wru / runs
+    transactions = life.by_service["dynamodb", "TransactWriteItems"] / runs
     rows.append(
         Row(
             benchmark="WRU/run, index writes included (all of the above)",
             ours=_number(wru),
             baseline="-",
-            measure=_wru(life, runs) + f"; by function: {by_phase}",
+            measure=_wru(life, runs)
+            + f"; by function: {by_phase}; {_number(transactions)} `TransactWriteItems` a run "
+            "(a transition: the run item and its history item, billed twice), kept so that a "
+            "run's state and history never disagree (the miss is explained above)",
             target=f"<= {WRU_BUDGET}",
             status=_status(round(wru, 2) <= WRU_BUDGET),
         )

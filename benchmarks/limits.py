@@ -34,6 +34,7 @@ from typing import Any
 from benchmarks.aws_counting import (
     Meter,
     Tally,
+    create_table,
     default_network,
     ecs_tasks_kept_running,
     envelope,
@@ -128,13 +129,7 @@ class Plane:
         properties = table_definition()
         client = boto3.client("dynamodb")
         self.table = f"flowrelay-bench-{uuid.uuid4().hex[:8]}"
-        client.create_table(
-            TableName=self.table,
-            BillingMode=properties["BillingMode"],
-            AttributeDefinitions=properties["AttributeDefinitions"],
-            KeySchema=properties["KeySchema"],
-            GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
-        )
+        create_table(client, self.table, properties)
         self.meter = Meter(client, boto3.client("dynamodb"), properties)
         self.clock = Clock()
         self.store = Store(client, self.table, clock=self.clock)

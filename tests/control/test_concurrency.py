@@ -21,7 +21,7 @@ import pytest
 
 from flowrelay.aws.bus import Publisher
 from flowrelay.control.cancel import Canceller
-from flowrelay.control.dispatch import Dispatcher
+from flowrelay.control.dispatch import TARGETS_TTL_SECONDS, Dispatcher
 from flowrelay.control.monitor import Monitor, waking_by
 from flowrelay.control.recorder import StateRecorder
 from flowrelay.control.slots import Slots
@@ -445,6 +445,7 @@ def test_a_run_queued_for_a_deleted_targets_limit_goes_to_another_target(
     plane.request("r")
     assert plane.state("r").state is RunState.QUEUED
     plane.store.targets.delete("fargate")
+    plane.clock.advance(TARGETS_TTL_SECONDS)  # a dispatcher sees a removed target this late
     report = plane.monitor.run_once()
     assert [a.run_id for a in report.actions if a.action == "woken"] == ["r"]
     plane.woken()

@@ -85,6 +85,33 @@ def test_the_same_request_delivered_five_times_launches_one_task(
     assert run.target == "fargate"
 
 
+def test_a_new_run_is_launched_in_five_calls_and_its_request_again_costs_one_read(
+    dispatcher: Dispatcher, store: Store, target: Target, ecs: Any
+) -> None:
+    """The budget of issue 16: a new run's dispatch makes five AWS calls (targets cached, the
+    task definition registered already), and a request that changes nothing one read."""
+    store.targets.put(target)
+    dispatcher.handle_request(request())  # a warm container: targets and task definition known
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    for client in (store.client, ecs):
+        client.meta.events.register("before-call", count)
+    try:
+        event = request(flow_run_id=f"five-{uuid.uuid4().hex[:8]}")
+        assert dispatcher.handle_request(event).launched
+        first, calls[:] = list(calls), []
+        assert not dispatcher.handle_request(event).launched
+        again = list(calls)
+    finally:
+        for client in (store.client, ecs):
+            client.meta.events.unregister("before-call", count)
+    assert first == ["BatchGetItem", "Query", "PutItem", "RunTask", "TransactWriteItems"]
+    assert again == ["BatchGetItem"]
+
+
 def test_the_same_event_redelivered_without_keys_is_one_run(
     dispatcher: Dispatcher, store: Store, target: Target, ecs: Any, cluster: str
 ) -> None:

@@ -73,38 +73,33 @@ MAX_REDELIVERIES = 4
 #: for its own image, so its task definition is new: the launcher describes the family (ECS
 #: answers "unable to describe", a ClientException) and registers it.
 CLEAN_DISPATCH = (
-    "dynamodb:GetItem",  # 0 the registered flow (Dispatcher.handle_request)
-    "dynamodb:TransactWriteItems",  # 1 create the run and its first history item
-    "dynamodb:Query",  # 2 the launch targets
-    "dynamodb:Query",  # 3 the concurrency limits (none apply)
-    "dynamodb:UpdateItem",  # 4 claim the launch of attempt 1 for LAUNCH_LEASE
-    "ecs:DescribeTaskDefinition",  # 5 is the content-addressed family registered?
-    "ecs:RegisterTaskDefinition",  # 6 no: register it
-    "ecs:RunTask",  # 7 start the task (clientToken <run id>-1)
-    "dynamodb:GetItem",  # 8 the run, to decide Submitted (Store.transition)
-    "dynamodb:TransactWriteItems",  # 9 record Submitted and the task
+    "dynamodb:BatchGetItem",  # 0 the run (not there yet) and its registered flow
+    "dynamodb:Query",  # 1 the launch targets (a new dispatcher: its cache is empty)
+    "dynamodb:Query",  # 2 the concurrency limits (none apply)
+    "dynamodb:PutItem",  # 3 create the run with attempt 1 claimed for LAUNCH_LEASE
+    "ecs:DescribeTaskDefinition",  # 4 is the content-addressed family registered?
+    "ecs:RegisterTaskDefinition",  # 5 no: register it
+    "ecs:RunTask",  # 6 start the task (clientToken <run id>-1)
+    "dynamodb:TransactWriteItems",  # 7 record Submitted and the task (decided from the run held)
 )
 #: The AWS calls of the delivery that takes over the launch claim of a dispatcher killed just
-#: after claiming (call 4, after), once the claim's lease ran out. The claim is resumed (the
-#: attempt was claimed before), so the launcher looks for the attempt's task before RunTask:
-#: flowrelay's running tasks, then its stopped ones (the cluster always has both: see
+#: after creating the run claimed (call 3, after), once the claim's lease ran out. The claim is
+#: resumed (the attempt was claimed before), so the launcher looks for the attempt's task before
+#: RunTask: flowrelay's running tasks, then its stopped ones (the cluster always has both: see
 #: ``_start_other_runs_tasks``).
 TAKEOVER = (
-    "dynamodb:GetItem",  # 0 the registered flow
-    "dynamodb:TransactWriteItems",  # 1 create the run: it exists (condition fails)
-    "dynamodb:GetItem",  # 2 so read it
-    "dynamodb:Query",  # 3 the launch targets
-    "dynamodb:Query",  # 4 the concurrency limits
-    "dynamodb:UpdateItem",  # 5 claim attempt 1: the dead dispatcher's lease ran out
-    "ecs:DescribeTaskDefinition",  # 6
-    "ecs:RegisterTaskDefinition",  # 7 the dead dispatcher never got this far
-    "ecs:ListTasks",  # 8 the attempt's task, among flowrelay's running tasks
-    "ecs:DescribeTasks",  # 9 (their group and attempt tag)
-    "ecs:ListTasks",  # 10 and among its stopped ones
-    "ecs:DescribeTasks",  # 11
-    "ecs:RunTask",  # 12 not found: start it
-    "dynamodb:GetItem",  # 13
-    "dynamodb:TransactWriteItems",  # 14 record Submitted
+    "dynamodb:BatchGetItem",  # 0 the run (Pending, claimed by the dead dispatcher) and its flow
+    "dynamodb:Query",  # 1 the launch targets
+    "dynamodb:Query",  # 2 the concurrency limits
+    "dynamodb:UpdateItem",  # 3 claim attempt 1: the dead dispatcher's lease ran out
+    "ecs:DescribeTaskDefinition",  # 4
+    "ecs:RegisterTaskDefinition",  # 5 the dead dispatcher never got this far
+    "ecs:ListTasks",  # 6 the attempt's task, among flowrelay's running tasks
+    "ecs:DescribeTasks",  # 7 (their group and attempt tag)
+    "ecs:ListTasks",  # 8 and among its stopped ones
+    "ecs:DescribeTasks",  # 9
+    "ecs:RunTask",  # 10 not found: start it
+    "dynamodb:TransactWriteItems",  # 11 record Submitted
 )
 
 
@@ -433,7 +428,7 @@ UNANSWERED_EVERY_TRY = [
     for error in (_http_500, _connection_lost)
 ]
 
-_CLAIMED = Fault(CLEAN_DISPATCH.index("dynamodb:UpdateItem"), "after", "dynamodb:UpdateItem")
+_CLAIMED = Fault(CLEAN_DISPATCH.index("dynamodb:PutItem"), "after", "dynamodb:PutItem")
 SECOND_KILLS = [
     Scenario(
         name=f"killed at {_CLAIMED.label}, then at takeover {fault.label}",

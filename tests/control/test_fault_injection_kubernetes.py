@@ -201,8 +201,8 @@ def settle(world: World, event: ParsedEvent, monkeypatch: Any) -> Any:
 SCENARIOS: list[list[Fault]] = [
     [Fault("k8s:POST jobs", "before")],
     [Fault("k8s:POST jobs", "after")],
-    [Fault("dynamodb:TransactWriteItems", "after")],  # the run created, nothing launched
-    [Fault("dynamodb:UpdateItem", "after")],  # the launch claimed, nothing created
+    [Fault("dynamodb:PutItem", "after")],  # the run created, its launch claimed, nothing created
+    [Fault("dynamodb:TransactWriteItems", "before")],  # the Job created, Submitted not recorded
 ]
 Figures = dict[str, int]
 

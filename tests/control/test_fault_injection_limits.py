@@ -72,6 +72,7 @@ from flowrelay.control.recorder import RecordOutcome, StateRecorder
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import Store
 from flowrelay.control.store.limits import HANDED
+from flowrelay.control.store.runs import run_from_item
 from flowrelay.core.concurrency import ConcurrencyLimit
 from flowrelay.core.events import FlowRunStateChanged, ParsedEvent, parse_event
 from flowrelay.core.lifecycle import RunState, Source
@@ -105,32 +106,30 @@ BEFORE_THE_MONITOR = timedelta(hours=1)
 LAUNCHED = frozenset({RunState.SUBMITTED, RunState.RUNNING})
 
 _PREFIX = (
-    "dynamodb:GetItem",  # 0 the registered flow (Dispatcher.handle_request)
-    "dynamodb:TransactWriteItems",  # 1 create the run and its first history item
-    "dynamodb:Query",  # 2 the launch targets
-    "dynamodb:Query",  # 3 the concurrency limits (Slots.needed)
+    "dynamodb:BatchGetItem",  # 0 the run (not there yet) and its registered flow
+    "dynamodb:Query",  # 1 the launch targets (a new dispatcher: its cache is empty)
+    "dynamodb:Query",  # 2 the concurrency limits (Slots.needed_for)
+    "dynamodb:PutItem",  # 3 create the run (unclaimed: a limit applies)
     "dynamodb:TransactWriteItems",  # 4 claim the launch and take the slot, in one write
 )
 _LAUNCH = (
     "ecs:DescribeTaskDefinition",  # the run's own image: its family is not registered yet
     "ecs:RegisterTaskDefinition",
     "ecs:RunTask",
-    "dynamodb:GetItem",  # the run, to decide Submitted (RunStore.transition)
-    "dynamodb:TransactWriteItems",  # record Submitted and the task
+    "dynamodb:TransactWriteItems",  # record Submitted and the task (from the run held)
 )
 _REFUSED = (
     "dynamodb:GetItem",  # 5 the claim was cancelled: the limit, for its holders (refused_by)
     "dynamodb:TransactWriteItems",  # 6 join the limit's waiting list, and name it on the run
     "dynamodb:GetItem",  # 7 the limit again: a slot freed meanwhile, with nobody to hand it to?
 )
-#: A new run's clean dispatch by a new dispatcher, a slot of its limit free: 0-4, then 5-9.
+#: A new run's clean dispatch by a new dispatcher, a slot of its limit free: 0-4, then 5-8.
 TAKES_A_FREE_SLOT = (*_PREFIX, *_LAUNCH)
 #: The limit is full (call 4 is cancelled), and still full once the run is in line (call 7).
 REFUSED_AND_QUEUED = (
     *_PREFIX,
     *_REFUSED,
-    "dynamodb:GetItem",  # 8 the run, to decide Queued
-    "dynamodb:TransactWriteItems",  # 9 record Queued, with the limit and its holders
+    "dynamodb:TransactWriteItems",  # 8 record Queued, with the limit and its holders
 )
 #: The limit is full at call 4; its holder ends before the run joins the line (call 6), with
 #: nobody to hand its slot to: the run hands it to the oldest in line, itself, and takes it.
@@ -708,9 +707,7 @@ class Case:
             if item["pk"]["S"] == "LIMIT":
                 limit = item
                 continue
-            run = FlowRun.model_validate_json(item["run"]["S"])
-            if "claim_until" in item:
-                run.claimed_until = datetime.fromisoformat(item["claim_until"]["S"])
+            run = run_from_item(item)
             runs[run.run_id] = run
         holders = {
             run_id: at["S"] for run_id, at in (limit or {}).get("holders", {}).get("M", {}).items()

@@ -180,7 +180,7 @@ def test_a_run_that_exhausts_its_attempts_fails_with_every_reason_in_its_history
     cluster: str,
     aws_answers: Callable[..., None],
 ) -> None:
-    aws_answers("RunTask", error=("ThrottlingException", "Rate exceeded"), times=10)
+    aws_answers("RunTask", error=("ServiceUnavailableException", "Service unavailable"), times=10)
     event = request()
     run_id = event.detail.flow_run_id
     for _ in range(2):
@@ -190,13 +190,56 @@ def test_a_run_that_exhausts_its_attempts_fails_with_every_reason_in_its_history
     outcome = dispatcher.handle_request(event)
     assert outcome.state is RunState.FAILED
     run = run_of(store, run_id)
-    assert run.message == "launch on 'fargate' failed (after 3 attempts): Rate exceeded"
+    assert run.message == "launch on 'fargate' failed (after 3 attempts): Service unavailable"
     attempts = [
         (entry.details.get("attempt"), entry.details.get("reason"))
         for entry in store.runs.history(run_id)
         if "reason" in entry.details
     ]
-    assert attempts == [(1, "Rate exceeded"), (2, "Rate exceeded"), (3, "Rate exceeded")]
+    assert attempts == [(n, "Service unavailable") for n in (1, 2, 3)]
+    assert tasks_of_run(ecs, cluster, run_id) == []
+
+
+def test_throttling_does_not_spend_attempts_until_the_start_limit(
+    dispatcher: Dispatcher,
+    store: Store,
+    target: Target,
+    clock: Clock,
+    ecs: Any,
+    cluster: str,
+    aws_answers: Callable[..., None],
+) -> None:
+    """ECS refusing RunTask for its rate started nothing: the run waits, longer each time, as
+    the same attempt, for as long as its start limit allows; then refusals count again."""
+    aws_answers("RunTask", error=("ThrottlingException", "Rate exceeded"), times=1000)
+    event = request()
+    run_id = event.detail.flow_run_id
+    started = clock.now
+    waits = 0
+    while clock.now < started + timedelta(seconds=LIMITS.start_limit_seconds):
+        with pytest.raises(RetryLater) as later:
+            dispatcher.handle_request(event)
+        waits += 1
+        run = run_of(store, run_id)
+        assert run.state is RunState.PENDING
+        assert run.attempt == 1, "a throttled launch is not a failed attempt"
+        assert run.throttled == waits
+        assert "launch attempt 1 on 'fargate' was throttled: Rate exceeded" in str(run.message)
+        assert POLICY.floor_seconds <= later.value.delay <= POLICY.ceiling(waits)
+        clock.advance(later.value.delay)
+    assert waits > POLICY.max_attempts
+    # Past its start limit, a refusal spends an attempt, and the attempts run out.
+    for _ in range(POLICY.max_attempts - 1):
+        with pytest.raises(RetryLater) as later:
+            dispatcher.handle_request(event)
+        clock.advance(later.value.delay)
+    outcome = dispatcher.handle_request(event)
+    assert outcome.state is RunState.FAILED
+    assert run_of(store, run_id).message == (
+        f"launch on 'fargate' failed (after {POLICY.max_attempts} attempts): Rate exceeded"
+    )
+    throttled = [e for e in store.runs.history(run_id) if e.details.get("throttled")]
+    assert len(throttled) == waits
     assert tasks_of_run(ecs, cluster, run_id) == []
 
 

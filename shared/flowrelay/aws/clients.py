@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 from flowrelay.core.modeling import Model
 from flowrelay.core.settings import SettingsError, from_environment
 
+#: botocore's retry settings for every client: 5 retries (6 tries in all) with its backoff.
 RETRIES: Any = {"mode": "standard", "max_attempts": 5}
+
+
+def retry_settings() -> Any:
+    """A copy of ``RETRIES`` for one client's ``Config``: botocore rewrites the dict it is
+    given (``max_attempts`` becomes ``total_max_attempts``)."""
+    return dict(RETRIES)
+
 
 #: Settings that would send boto3 to real AWS or to real credentials: a process pointed at a
 #: local endpoint (the dev stack's task processes, the tests) must not inherit them.
@@ -58,7 +66,7 @@ def client(service: str) -> Any:
     from botocore.config import Config
 
     make: Any = boto3.client  # boto3-stubs type each service separately; any is fine here
-    return make(service, config=Config(retries=RETRIES))
+    return make(service, config=Config(retries=retry_settings()))
 
 
 def answer_text(message: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowrelay.aws.clients import RETRIES, answer_text
+from flowrelay.aws.clients import answer_text, retry_settings
 from flowrelay.cli import render
 from flowrelay.control.store import Store
 
@@ -64,7 +64,7 @@ def aws_client(service: str) -> Any:
     from botocore.config import Config
 
     make: Any = boto3.client
-    return make(service, config=Config(retries=RETRIES))
+    return make(service, config=Config(retries=retry_settings()))
 
 
 def stack_outputs(stack: str, cloudformation: Any = None) -> dict[str, str]:

@@ -42,19 +42,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import Field
 
 from flowrelay.control.slots import Slots
 from flowrelay.control.store import LaunchClaim, Refused, Store
+from flowrelay.control.store.flows import flow_key, registration_from_item
+from flowrelay.control.store.runs import run_from_item, run_key
 from flowrelay.core.concurrency import ConcurrencyLimit
 from flowrelay.core.events import FlowRunRequested, ParsedEvent
 from flowrelay.core.lifecycle import WAITING_STATES, RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import RetryPolicy, Timeouts, resolve_timeouts
 from flowrelay.core.registration import FlowRegistration, ParameterError, not_registered
-from flowrelay.core.routing import Target, choose_target, unlaunchable
+from flowrelay.core.routing import Target, TargetChoice, choose_target, unlaunchable
 from flowrelay.core.runs import (
     RUN_ID_PATTERN,
     FlowRun,
@@ -78,6 +82,63 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+#: How long a dispatcher's container trusts the targets it read (``TargetCache``).
+TARGETS_TTL_SECONDS = 10.0
+
+
+class TargetCache:
+    """The launch targets, read at most once every ``ttl`` seconds per container (Lambda keeps
+    a container for many requests): targets change rarely and every dispatch needs them. A
+    run that no cached target fits is looked at against a fresh read before it is told to
+    wait, so a target just added is used at once; a target changed or removed is seen within
+    ``ttl`` (docs/decisions.md). Time is the store's clock."""
+
+    def __init__(
+        self,
+        read: Callable[[], list[Target]],
+        launchable: Collection[str],
+        clock: Callable[[], datetime],
+        ttl: float = TARGETS_TTL_SECONDS,
+    ) -> None:
+        self.read = read
+        self.launchable = launchable
+        self.clock = clock
+        self.ttl = timedelta(seconds=ttl)
+        self._targets: list[Target] | None = None
+        self._read_at: datetime | None = None
+
+    def choose(self, labels: list[str], run_config: Mapping[str, Any] | None) -> TargetChoice:
+        """The target a run with these labels and config goes to (``choose_target``)."""
+        now = self.clock()
+        fresh = self._read_at is None or not self._read_at <= now < self._read_at + self.ttl
+        choice = choose_target(self._current(fresh, now), labels, run_config, self.launchable)
+        if choice.target is None and not fresh:
+            choice = choose_target(self._current(True, now), labels, run_config, self.launchable)
+        return choice
+
+    def _current(self, refresh: bool, now: datetime) -> list[Target]:
+        if refresh or self._targets is None:
+            self._targets = self.read()
+            self._read_at = now
+        return self._targets
+
+
+class LaunchPlan(Model):
+    """Where a run goes (``target``) and the limits it is subject to there; or why it waits
+    for a target (``waiting``), or why it can never be launched (``problem``)."""
+
+    target: Target | None = None
+    limits: list[ConcurrencyLimit] = Field(default_factory=list)
+    waiting: str | None = None
+    problem: str | None = None
+
+    @property
+    def claims_at_creation(self) -> bool:
+        """Whether a new run can be created with its launch claimed: it has a target and no
+        limit, whose slots would have to be taken in the same write."""
+        return self.target is not None and not self.limits
 
 
 class RequestConflict(ValueError):
@@ -112,24 +173,66 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.slots = slots or Slots(store)
+        # The store's clock is read at each call: tests replace it.
+        clock = lambda: self.store.clock()  # noqa: E731, PLW0108
+        self.targets = TargetCache(store.targets.list, launchable=self.launchers, clock=clock)
 
     def handle_request(self, event: ParsedEvent) -> DispatchOutcome:
-        """Dispatch one request (any number of deliveries of it end in one run, one launch)."""
+        """Dispatch one request (any number of deliveries of it end in one run, one launch).
+
+        A new run's launch costs five calls: one ``BatchGetItem`` (the run, not there yet, and
+        its flow), the limits' ``Query``, the ``PutItem`` that creates the run with its launch
+        claimed, the launch (``RunTask``), and the ``TransactWriteItems`` that records
+        Submitted. Targets come from a short-lived cache (``TargetCache``). A request for a
+        run that is past waiting costs the one ``BatchGetItem``."""
         request: FlowRunRequested = event.detail
         # A restart is keyed by the run it restarts, whoever sends it: a run is restarted once.
         key = request.idempotency_key
         if key is None and request.flow_run_id is None and request.restart_of is not None:
             key = restart_key(request.restart_of)
         run_id = requested_run_id(request.flow_run_id, key, event.envelope.id)
-        original = (
-            self.store.runs.get(request.restart_of) if request.restart_of is not None else None
-        )
+        found, registration, original = self._read(run_id, request)
         version = request.version
         if version is None and original is not None and original.flow_name == request.flow:
             # A restart runs the code its original ran, not whatever was registered since.
             version = original.flow_version
-        registration = self.store.flows.get(request.flow, version)
-        run, created = self.store.runs.create(
+            registration = self.store.flows.get(request.flow, version)
+        if found is not None and found.state not in WAITING_STATES:
+            self._refuse_conflict(request, found)
+            # An ending decided by another delivery that died before giving back its slots.
+            self.slots.give_back(found)
+            return DispatchOutcome(run_id=run_id, state=found.state, message=found.message)
+        problem = self._problem(request, run_id, registration, version, original)
+        plan = None
+        if found is not None:
+            run, created = found, False
+        else:
+            if problem is None:
+                plan = self._plan(
+                    _labels(request, registration), _run_config(request, registration), request.flow
+                )
+            run, created = self._create(request, run_id, registration, version, plan)
+        if not created:
+            self._refuse_conflict(request, run)
+            plan = None
+        if run.state not in WAITING_STATES:
+            self.slots.give_back(run)
+            return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
+        if problem:
+            return self._fail(run, problem, created)
+        if original is not None:
+            self._note_restarted(original, run)
+        return self.launch(run, created=created, plan=plan)
+
+    def _create(
+        self,
+        request: FlowRunRequested,
+        run_id: str,
+        registration: FlowRegistration | None,
+        version: int | None,
+        plan: LaunchPlan | None,
+    ) -> tuple[FlowRun, bool]:
+        return self.store.runs.create(
             run_id,
             request.flow,
             flow_version=registration.version if registration else version,
@@ -143,35 +246,60 @@ class Dispatcher:
             # The link in the new run's history, written with the run: no extra call.
             message=f"restart of run {request.restart_of}" if request.restart_of else None,
             details={"restart_of": request.restart_of} if request.restart_of else None,
+            # Nothing stands between a new run and its launch: it is created claimed.
+            claim=(1, LAUNCH_LEASE) if plan is not None and plan.claims_at_creation else None,
         )
-        if not created:
-            differences = request.differences(run)
-            if differences:
-                key = (
-                    f"idempotency key {request.idempotency_key!r}"
-                    if request.flow_run_id is None and request.idempotency_key is not None
-                    else "flow_run_id"
-                )
-                raise RequestConflict(
-                    f"run {run_id} ({run.state.value}) was requested with this {key} and "
-                    f"other values: {'; '.join(differences)}; use a new key to run with these"
-                )
-        if run.state not in WAITING_STATES:
-            # An ending decided by another delivery that died before giving back its slots.
-            self.slots.give_back(run)
-            return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
+
+    def _read(
+        self, run_id: str, request: FlowRunRequested
+    ) -> tuple[FlowRun | None, FlowRegistration | None, FlowRun | None]:
+        """The run (if a delivery created it already), its flow as requested, and the run it
+        restarts: one ``BatchGetItem``."""
+        keys = [run_key(run_id), flow_key(request.flow, request.version)]
+        if request.restart_of is not None and request.restart_of != run_id:
+            keys.append(run_key(request.restart_of))  # (DynamoDB refuses a key asked twice)
+        items = self.store.table.get_many(keys)
+        found = items.get(f"RUN#{run_id}")
+        flow = items.get(f"FLOW#{request.flow}")
+        original = items.get(f"RUN#{request.restart_of}") if request.restart_of else None
+        return (
+            run_from_item(found) if found else None,
+            registration_from_item(flow) if flow else None,
+            run_from_item(original) if original else None,
+        )
+
+    def _refuse_conflict(self, request: FlowRunRequested, run: FlowRun) -> None:
+        """``RequestConflict`` when the request names an existing run but asks for something
+        else."""
+        differences = request.differences(run)
+        if not differences:
+            return
+        key = (
+            f"idempotency key {request.idempotency_key!r}"
+            if request.flow_run_id is None and request.idempotency_key is not None
+            else "flow_run_id"
+        )
+        raise RequestConflict(
+            f"run {run.run_id} ({run.state.value}) was requested with this {key} and "
+            f"other values: {'; '.join(differences)}; use a new key to run with these"
+        )
+
+    def _problem(
+        self,
+        request: FlowRunRequested,
+        run_id: str,
+        registration: FlowRegistration | None,
+        version: int | None,
+        original: FlowRun | None,
+    ) -> str | None:
+        """Why the request cannot be run (its run is Failed with it), or None."""
         if request.restart_of is not None:
             problem = _restart_problem(request, request.restart_of, original, run_id)
             if problem:
-                return self._fail(run, problem, created)
+                return problem
         if registration is None:
-            return self._fail(run, not_registered(request.flow, version), created)
-        problem = _parameter_problem(request.parameters, registration)
-        if problem:
-            return self._fail(run, problem, created)
-        if original is not None:
-            self._note_restarted(original, run)
-        return self.launch(run, created=created)
+            return not_registered(request.flow, version)
+        return _parameter_problem(request.parameters, registration)
 
     def _note_restarted(self, original: FlowRun, restart: FlowRun) -> None:
         """The link in the original's history: one conditional ``PutItem`` keyed by the
@@ -185,31 +313,50 @@ class Dispatcher:
             details={"restarted_as": restart.run_id},
         )
 
-    def launch(self, run: FlowRun, created: bool = False) -> DispatchOutcome:
+    def _plan(
+        self, labels: list[str], run_config: Mapping[str, Any] | None, flow: str
+    ) -> LaunchPlan:
+        """Where a run with these labels and config would be launched, and the limits it
+        would be subject to there."""
+        never = unlaunchable(run_config, self.launchers)
+        if never is not None:
+            return LaunchPlan(problem=f"this run cannot be launched: {never}")
+        choice = self.targets.choose(labels, run_config)
+        if choice.target is None:
+            reason = choice.reason.removeprefix("no target fits: ")
+            return LaunchPlan(waiting=f"waiting for a launch target: {reason}")
+        target = choice.target
+        if target.kind not in self.launchers:
+            return LaunchPlan(problem=f"no launcher for {target.kind} targets here")
+        return LaunchPlan(target=target, limits=self.slots.needed_for(labels, flow, target.name))
+
+    def launch(
+        self, run: FlowRun, created: bool = False, plan: LaunchPlan | None = None
+    ) -> DispatchOutcome:
         """Pick a target for a waiting run and launch its current attempt (at most one task per
-        attempt). Raises ``RetryLater`` when the request must come back later."""
+        attempt). ``plan``: decided for this run already, which was created claimed when the
+        plan allowed it. Raises ``RetryLater`` when the request must come back later."""
         now = self.store.clock()
         if run.retry_at is not None and run.retry_at > now:
             delay = (run.retry_at - now).total_seconds()
             raise RetryLater(f"attempt {run.attempt} of run {run.run_id} is due later", delay)
-        never = unlaunchable(run.run_config, self.launchers)
-        if never is not None:
-            return self._fail(run, f"this run cannot be launched: {never}", created)
-        choice = choose_target(
-            self.store.targets.list(), run.labels, run.run_config, launchable=self.launchers
-        )
-        if choice.target is None:
-            message = (
-                f"waiting for a launch target: {choice.reason.removeprefix('no target fits: ')}"
+        if plan is None:
+            plan = self._plan(run.labels, run.run_config, run.flow_name)
+        if plan.problem is not None:
+            return self._fail(run, plan.problem, created)
+        if plan.target is None:
+            return self._wait_for_target(
+                run, plan.waiting or "waiting for a launch target", created
             )
-            return self._wait_for_target(run, message, created)
-        target = choice.target
-        launcher = self.launchers.get(target.kind)
-        if launcher is None:
-            return self._fail(run, f"no launcher for {target.kind} targets here", created)
-        limits = self.slots.needed(run, target.name)
+        target = plan.target
+        launcher = self.launchers[target.kind]
+        limits = plan.limits
         names = [limit.name for limit in limits]
-        claim = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
+        claim: LaunchClaim | Refused | None
+        if run.claimed_attempt == run.attempt and created and run.launch_claimed(now):
+            claim = LaunchClaim(attempt=run.attempt)  # claimed as it was created
+        else:
+            claim = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
         if isinstance(claim, Refused):
             queued = self._wait_for_slot(run, claim, limits, created)
             if isinstance(queued, DispatchOutcome):
@@ -247,7 +394,7 @@ class Dispatcher:
             self.slots.release(run.run_id, run.limits, only_if_waiting=True)
         if run.state is RunState.QUEUED:
             result = self.store.runs.transition(
-                run.run_id, RunState.PENDING, Source.DISPATCHER, message=message
+                run.run_id, RunState.PENDING, Source.DISPATCHER, message=message, held=run
             )
             state = result.run.state if result.run else RunState.PENDING
             return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
@@ -261,19 +408,27 @@ class Dispatcher:
         self, run: FlowRun, refused: Refused, limits: list[ConcurrencyLimit], created: bool
     ) -> LaunchClaim | DispatchOutcome | None:
         """A limit had no slot for the run: it joins that limit's waiting list and gives back
-        any slot it holds of its other limits (so two runs never hold one slot each while
-        waiting for the other's). A slot freed before it joined the list had nobody to hand
-        it to: it is handed now, to the oldest in the list. Handed one, the run claims again
-        (a repeat of the slot it holds; another limit may refuse it in turn); else it waits in
-        Queued, saying which limit holds it back and who holds its slots. Returns the claim
-        when a second try took every slot; None when it must be tried again shortly (the
-        limit was removed, or another delivery launched or ended the run meanwhile).
+        any slot it holds of the limits ordered after it (``applicable``'s order, by name),
+        keeping those ordered before it. A run so waits only for a limit ordered after every
+        one it holds: two runs never hold one slot each while waiting for the other's (no
+        deadlock), and a slot is not passed round and round among runs that each need
+        another (no livelock: giving back every other slot made three runs under two limits
+        hand two slots to each other for ever). A slot freed before it joined the list had
+        nobody to hand it to: it is handed now, to the oldest in the list. Handed one, the run
+        claims again (a repeat of the slot it holds; another limit may refuse it in turn); else
+        it waits in Queued, saying which limit holds it back and who holds its slots. Returns
+        the claim when a second try took every slot; None when it must be tried again shortly
+        (the limit was removed, or another delivery launched or ended the run meanwhile).
 
         Slots are given back only while the run waits and no delivery is launching it
         (``only_if_waiting``): a duplicate delivery must not take the slots of a launch that
         another delivery of the same run has just made."""
         names = [limit.name for limit in limits]
-        held = [name for name in run.limits if name != refused.limit]
+        held = [
+            name
+            for name in run.limits
+            if name != refused.limit and not _ordered_before(name, refused.limit, names)
+        ]
         if held:
             self.slots.release(run.run_id, held, only_if_waiting=True)
         for attempt in range(len(limits) + 1):
@@ -293,8 +448,11 @@ class Dispatcher:
             again = self.store.runs.claim_launch(run, run.attempt, LAUNCH_LEASE, slots=names)
             if not isinstance(again, Refused):
                 return again
-            if again.limit != refused.limit:
-                # Waiting for another limit now: the slot it was handed goes on meanwhile.
+            if again.limit != refused.limit and not _ordered_before(
+                refused.limit, again.limit, names
+            ):
+                # Waiting for a limit ordered before it now: the slot it was handed goes on
+                # meanwhile.
                 self.slots.release(run.run_id, [refused.limit], only_if_waiting=True)
             refused = again
         return self._queued(run, refused, limits, created)
@@ -317,7 +475,12 @@ class Dispatcher:
             state = RunState.QUEUED
         else:
             result = self.store.runs.transition(
-                run.run_id, RunState.QUEUED, Source.DISPATCHER, message=message, details=details
+                run.run_id,
+                RunState.QUEUED,
+                Source.DISPATCHER,
+                message=message,
+                details=details,
+                held=run,
             )
             state = result.run.state if result.run else RunState.QUEUED
         return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
@@ -327,6 +490,10 @@ class Dispatcher:
     ) -> DispatchOutcome:
         if failure.outcome_unknown:
             raise self._unanswered(run, target, str(failure), failure.reason) from failure
+        if failure.throttled:
+            deadline = self._start_deadline(run, target)
+            if self.store.clock() < deadline:
+                raise self._throttled(run, target, failure, deadline) from failure
         attempts = f"attempt {run.attempt} of {self.retry.max_attempts}"
         if failure.retryable and run.attempt < self.retry.max_attempts:
             delay = self.retry.delay(run.attempt)
@@ -346,6 +513,30 @@ class Dispatcher:
             created,
             details={"attempt": run.attempt, "reason": failure.reason},
         )
+
+    def _start_deadline(self, run: FlowRun, target: Target) -> datetime:
+        """Until when a run may be kept from its launch by the platform's request rate: its
+        start limit, from its request."""
+        timeouts = resolve_timeouts(self.timeouts, target.timeouts, run.timeout_seconds)
+        return run.created_at + timedelta(seconds=timeouts.start_limit_seconds)
+
+    def _throttled(
+        self, run: FlowRun, target: Target, failure: LaunchError, deadline: datetime
+    ) -> RetryLater:
+        """The platform refused the launch for its request rate: nothing started, so the
+        attempt is not spent; the run waits longer each time (until ``deadline``, after which a
+        refusal counts as a failed attempt), and says so."""
+        delay = self.retry.delay(run.throttled + 1)
+        message = (
+            f"launch attempt {run.attempt} on {target.name!r} was throttled: {failure.reason}; "
+            f"trying again in {delay:.0f} s (throttling does not spend attempts until "
+            f"{deadline:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        retry_at = self.store.clock() + timedelta(seconds=delay)
+        self.store.runs.note_throttled(
+            run, failure.reason, retry_at, message=message, details={"target": target.name}
+        )
+        return RetryLater(message, delay)
 
     def _unanswered(self, run: FlowRun, target: Target, what: str, reason: str) -> RetryLater:
         """Count a try of the run's attempt that went unanswered, say so on the run, and say
@@ -419,6 +610,7 @@ class Dispatcher:
             target=target.name,
             details={"attempt": run.attempt},
             updates={"retry_at": None, "timeouts": timeouts, "launched_at": self.store.clock()},
+            held=run,
         )
         current = result.run
         if not result.applied and current is not None and _cancelled(current.state):
@@ -455,12 +647,22 @@ class Dispatcher:
         created: bool,
         details: Mapping[str, Any] | None = None,
     ) -> DispatchOutcome:
+        # Read again, not decided from ``run``: the slots to give back are those the run holds
+        # now (taking and waiting for slots does not change its version).
         result = self.store.runs.transition(
             run.run_id, RunState.FAILED, Source.DISPATCHER, message=message, details=details
         )
         self.slots.give_back(result.run)
         state = result.run.state if result.run else RunState.FAILED
         return DispatchOutcome(run_id=run.run_id, state=state, message=message, created=created)
+
+
+def _ordered_before(name: str, other: str, order: list[str]) -> bool:
+    """Whether limit ``name`` comes before limit ``other`` in the order slots are taken in
+    (a limit no longer in ``order`` comes after every one: it is given back)."""
+    if name not in order:
+        return False
+    return other not in order or order.index(name) < order.index(other)
 
 
 def _cancelled(state: RunState) -> bool:

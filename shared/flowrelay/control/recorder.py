@@ -211,6 +211,7 @@ class StateRecorder:
         details: dict[str, Any] = dict(status.details)
         updates: dict[str, Any] | None = None
         relaunch = False
+        run: FlowRun | None = None
         if status.phase == "stopped":
             run = self.store.runs.get(run_id)
             verdict = stopped_verdict(status, run, self.retry, self.store.clock())
@@ -241,6 +242,7 @@ class StateRecorder:
             infra_sequence=status.sequence,
             infra_ref=status.ref,
             updates=updates,
+            held=run,
         )
         if result.applied and relaunch and result.run is not None and self.relaunch is not None:
             self.relaunch(result.run)

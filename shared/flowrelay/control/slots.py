@@ -55,8 +55,15 @@ class Slots:
 
     def needed(self, run: FlowRun, target: str | None) -> list[ConcurrencyLimit]:
         """The limits ``run`` is subject to on ``target``, by name (one ``Query``)."""
+        return self.needed_for(run.labels, run.flow_name, target)
+
+    def needed_for(
+        self, labels: list[str], flow: str, target: str | None
+    ) -> list[ConcurrencyLimit]:
+        """The limits a run of ``flow`` with ``labels`` is subject to on ``target`` (one
+        ``Query``)."""
         limits = [state.limit for state in self.store.limits.list(slots=False)]
-        return applicable(limits, run.labels, run.flow_name, target)
+        return applicable(limits, labels, flow, target)
 
     def give_back(self, run: FlowRun | None) -> list[str]:
         """If ``run`` has ended, give back every slot it holds and stop it waiting, and hand

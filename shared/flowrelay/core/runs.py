@@ -131,6 +131,12 @@ class FlowRun(Model):
         description="Tries of the current attempt whose launch went unanswered (its outcome is "
         "unknown: it may have started something, which each next try looks for first).",
     )
+    throttled: int = Field(
+        default=0,
+        ge=0,
+        description="Launches refused for the platform's request rate (not counted as "
+        "attempts; each waits longer than the one before).",
+    )
     timeout_seconds: float | None = Field(default=None, description="The run's own time limit.")
     launched_at: datetime | None = Field(default=None, description="When its task was started.")
     timeouts: Timeouts | None = Field(

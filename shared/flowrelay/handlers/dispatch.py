@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -16,6 +17,16 @@ from flowrelay.handlers.batches import batch_handler, dead_letter_with_reason, p
 QUEUE = "dispatch"
 #: SQS's longest DelaySeconds.
 MAX_SQS_DELAY = 900
+
+
+def sqs_delay(seconds: float) -> int:
+    """The ``DelaySeconds`` of a request sent back for ``seconds``: rounded up (back before its
+    run's ``retry_at``, it would only be sent back again), within what SQS takes.
+
+    >>> sqs_delay(0.2), sqs_delay(10.01), sqs_delay(5000)
+    (1, 11, 900)
+    """
+    return max(1, min(MAX_SQS_DELAY, math.ceil(seconds)))
 
 
 def dispatch_record(record: SQSRecord) -> dict[str, Any]:
@@ -43,7 +54,7 @@ def dispatch_record(record: SQSRecord) -> dict[str, Any]:
         wiring.logger.warning("Refused message %s: %s", record.message_id, conflict)
         return {"refused": str(conflict)}
     except RetryLater as later:
-        delay = max(1, min(MAX_SQS_DELAY, round(later.delay)))
+        delay = sqs_delay(later.delay)
         client("sqs").send_message(
             QueueUrl=wiring.queue_url(record.event_source_arn),
             MessageBody=record.body,

@@ -33,6 +33,17 @@ _RETRYABLE_CODES = frozenset(
         "SlowDown",
     }
 )
+# The codes of a refusal for the caller's request rate.
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+    }
+)
 _CAPACITY_MESSAGE = re.compile(r"capacity is unavailable", re.IGNORECASE)
 
 
@@ -63,6 +74,7 @@ def client_error(operation: str, exc: ClientError) -> LaunchError:
         retryable=retryable,
         reason=message,
         code=code or None,
+        throttled=code in THROTTLING_CODES,
     )
 
 

@@ -44,7 +44,9 @@ class LaunchError(Exception):
     otherwise flowrelay's explanation. ``code``: the platform's error code, when there is one.
     ``outcome_unknown``: the launch got no answer (connection lost, timeout, a server error),
     so it may have happened; the same attempt must be tried again, looking for what it started
-    first (``launch(resume=True)``), rather than counted as failed.
+    first (``launch(resume=True)``), rather than counted as failed. ``throttled``: the platform
+    refused the call for its rate (ECS ``ThrottlingException``, Kubernetes 429), so it started
+    nothing and says nothing about the run: not a failed attempt (docs/scaling.md).
     """
 
     def __init__(
@@ -55,12 +57,14 @@ class LaunchError(Exception):
         reason: str | None = None,
         code: str | None = None,
         outcome_unknown: bool = False,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.reason = reason if reason is not None else message
         self.code = code
         self.outcome_unknown = outcome_unknown
+        self.throttled = throttled
 
 
 def run_config_of(run: FlowRun) -> RunConfig | None:

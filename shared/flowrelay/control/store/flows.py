@@ -68,10 +68,17 @@ class FlowStore:
 
     def get(self, name: str, version: int | None = None) -> FlowRegistration | None:
         """A registered flow: the given version, or the latest."""
-        sk = "LATEST" if version is None else f"VERSION#{version:08d}"
         item = self.table.client.get_item(
-            TableName=self.table.table_name,
-            Key={"pk": {"S": f"FLOW#{name}"}, "sk": {"S": sk}},
-            ConsistentRead=True,
+            TableName=self.table.table_name, Key=flow_key(name, version), ConsistentRead=True
         ).get("Item")
-        return FlowRegistration.model_validate_json(item["registration"]["S"]) if item else None
+        return registration_from_item(item) if item else None
+
+
+def flow_key(name: str, version: int | None = None) -> dict[str, Any]:
+    """The key of a flow's registration: the given version, or the pointer to the latest."""
+    sk = "LATEST" if version is None else f"VERSION#{version:08d}"
+    return {"pk": {"S": f"FLOW#{name}"}, "sk": {"S": sk}}
+
+
+def registration_from_item(item: dict[str, Any]) -> FlowRegistration:
+    return FlowRegistration.model_validate_json(item["registration"]["S"])

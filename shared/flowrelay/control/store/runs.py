@@ -8,12 +8,14 @@ decided again against the newer state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowrelay.control.store.limits import LimitStore, Refused
 from flowrelay.control.store.table import (
+    BATCH_GET_KEYS,
     MAX_RACES,
     Table,
     condition_failed,
@@ -74,10 +76,17 @@ class RunStore:
         message: str | None = None,
         source: Source = Source.DISPATCHER,
         details: Mapping[str, Any] | None = None,
+        claim: tuple[int, timedelta] | None = None,
     ) -> tuple[FlowRun, bool]:
         """Create the run unless it exists; returns it and whether this call created it.
         ``message`` and ``details`` go with its first history item (a restart names the run it
-        restarts there).
+        restarts there). ``claim`` (an attempt and a lease): the run is created with its
+        launch claimed, as ``claim_launch`` would claim it, in the same write.
+
+        A run created as dispatch creates it (Pending, by the dispatcher, saying only what it
+        restarts) is one conditional ``PutItem``: its first history item is read from the run
+        item (``first_entry``), not written beside it. When the run exists, the refusal brings
+        the existing item back: no second call.
 
         Safe to call any number of times with the same ``run_id``: exactly one call creates.
         """
@@ -99,7 +108,7 @@ class RunStore:
             updated_at=now,
             state_entered_at=now,
         )
-        history = HistoryEntry(
+        entry = HistoryEntry(
             version=1,
             state=state,
             previous=None,
@@ -108,41 +117,56 @@ class RunStore:
             at=now,
             details=dict(details or {}),
         )
+        item = _run_item(run)
+        if claim is not None:
+            attempt, lease = claim
+            run.claimed_until = now + lease
+            run.claimed_attempt = attempt
+            item["claim_until"] = {"S": run.claimed_until.isoformat()}
+            item["claim_attempt"] = {"N": str(attempt)}
+        put = {
+            "TableName": self.table.table_name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         try:
-            self.table.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table.table_name,
-                            "Item": _run_item(run),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table.table_name,
-                            "Item": self._history_item(run_id, history),
-                        }
-                    },
-                ]
-            )
+            if entry == first_entry(run):
+                self.table.client.put_item(**put, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            else:
+                history = {
+                    "TableName": self.table.table_name,
+                    "Item": self._history_item(run_id, entry),
+                }
+                self.table.client.transact_write_items(
+                    TransactItems=[
+                        {"Put": {**put, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+                        {"Put": history},
+                    ]
+                )
+        except self.table.client.exceptions.ConditionalCheckFailedException as exc:
+            return self._existing(run_id, exc.response.get("Item")), False
         except self.table.client.exceptions.TransactionCanceledException as exc:
             if not condition_failed(exc):
                 raise
-            existing = self.get(run_id)
-            if existing is None:  # pragma: no cover - a run is never deleted
-                raise
-            return existing, False
+            reasons = exc.response.get("CancellationReasons", [])
+            return self._existing(run_id, reasons[0].get("Item") if reasons else None), False
         return run, True
+
+    def _existing(self, run_id: str, item: Mapping[str, Any] | None) -> FlowRun:
+        """The run a refused create found, from the refusal (read again if it had none)."""
+        if item:
+            return run_from_item(item)
+        found = self.get(run_id)
+        if found is None:  # pragma: no cover - a run is never deleted
+            raise RunNotFoundError(f"no flow run {run_id!r}, yet it exists")
+        return found
 
     def get(self, run_id: str) -> FlowRun | None:
         response = self.table.client.get_item(
-            TableName=self.table.table_name,
-            Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}},
-            ConsistentRead=True,
+            TableName=self.table.table_name, Key=run_key(run_id), ConsistentRead=True
         )
         item = response.get("Item")
-        return _run_from_item(item) if item else None
+        return run_from_item(item) if item else None
 
     def transition(
         self,
@@ -159,6 +183,7 @@ class RunStore:
         infra_sequence: int | None = None,
         updates: Mapping[str, Any] | None = None,
         unless_claimed: bool = False,
+        held: FlowRun | None = None,
     ) -> TransitionResult:
         """Propose a new state for a run; it applies if the transition table allows it.
 
@@ -170,10 +195,16 @@ class RunStore:
         ``detail.version``): an event older than one already applied is ignored. ``updates``
         sets other fields of the run with the change (attempt, retry_at, timeouts).
         ``unless_claimed``: not while a dispatcher holds the launch claim (a cancel must not
-        end a run whose task may be starting at this moment).
+        end a run whose task may be starting at this moment). ``held``: the run as the caller
+        has just read or written it, decided from without reading it again (the write is
+        conditional on its version, so a stale one only costs a second decision). What does
+        not change the version (its slots, ``limits``; its claim; its heartbeat) is as
+        ``held`` has it: a caller that gives back slots after a final state passes a run it
+        has just read, or none.
         """
         for _ in range(MAX_RACES):
-            run = self.get(run_id)
+            run = held if held is not None and held.run_id == run_id else self.get(run_id)
+            held = None
             if run is None:
                 raise RunNotFoundError(f"no flow run {run_id!r}")
             current = run.infrastructure.get("ref")
@@ -247,18 +278,25 @@ class RunStore:
         again (as attempt + 1) no sooner than ``retry_at``; the reason goes in the history.
         Releases the launch claim. None when the run changed meanwhile (the newer state wins).
         """
-        changes = {
-            "message": message,
-            "attempt": run.attempt + 1,
-            "retry_at": retry_at,
-            "unanswered": 0,
-        }
-        history = {
-            "source": Source.DISPATCHER,
-            "message": message,
-            "details": {"attempt": run.attempt, "reason": reason, **(details or {})},
-        }
-        return self._write(run, changes, history, now=self.table.clock(), release_claim=True)
+        return self._back_off(
+            run, reason, retry_at, message, details, {"attempt": run.attempt + 1, "unanswered": 0}
+        )
+
+    def note_throttled(
+        self,
+        run: FlowRun,
+        reason: str,
+        retry_at: datetime,
+        *,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> FlowRun | None:
+        """Record that the launch of attempt ``run.attempt`` was refused for the platform's
+        request rate (it started nothing): counted in ``throttled``, not as an attempt, the
+        reason in the history, tried again no sooner than ``retry_at``. Releases the launch
+        claim. None when the run changed meanwhile (the newer state wins)."""
+        counted = {"throttled": run.throttled + 1}
+        return self._back_off(run, reason, retry_at, message, details, counted, counted)
 
     def note_unanswered(
         self,
@@ -274,19 +312,42 @@ class RunStore:
         and the attempt is tried again, as the same attempt, no sooner than ``retry_at``. The
         claim is released but the claimed attempt kept, so the next try looks for what this one
         may have started before starting anything. None when the run changed meanwhile."""
-        changes = {"message": message, "retry_at": retry_at, "unanswered": run.unanswered + 1}
+        counted = {"unanswered": run.unanswered + 1}
+        return self._back_off(
+            run, reason, retry_at, message, details, counted, counted, keep_attempt=True
+        )
+
+    def _back_off(
+        self,
+        run: FlowRun,
+        reason: str,
+        retry_at: datetime,
+        message: str,
+        details: Mapping[str, Any] | None,
+        changes: Mapping[str, Any],
+        counted: Mapping[str, Any] | None = None,
+        keep_attempt: bool = False,
+    ) -> FlowRun | None:
+        """A launch that did not happen: ``changes`` and the message on the run, which waits
+        until ``retry_at``; a history item with the attempt, ``counted``, the reason and
+        ``details``; the launch claim released (``keep_attempt``: its attempt remembered)."""
         history = {
             "source": Source.DISPATCHER,
             "message": message,
             "details": {
                 "attempt": run.attempt,
-                "unanswered": run.unanswered + 1,
+                **(counted or {}),
                 "reason": reason,
                 **(details or {}),
             },
         }
         return self._write(
-            run, changes, history, now=self.table.clock(), release_claim=True, keep_attempt=True
+            run,
+            {"message": message, "retry_at": retry_at, **changes},
+            history,
+            now=self.table.clock(),
+            release_claim=True,
+            keep_attempt=keep_attempt,
         )
 
     def amend(
@@ -347,19 +408,18 @@ class RunStore:
                 " AND (attribute_not_exists(claim_until) OR claim_until < :unclaimed_at)"
             )
             update["ExpressionAttributeValues"][":unclaimed_at"] = {"S": unclaimed_at.isoformat()}
+        items = [
+            {"Update": update},
+            {
+                "Put": {
+                    "TableName": self.table.table_name,
+                    "Item": self._history_item(run.run_id, entry),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
         try:
-            self.table.client.transact_write_items(
-                TransactItems=[
-                    {"Update": update},
-                    {
-                        "Put": {
-                            "TableName": self.table.table_name,
-                            "Item": self._history_item(run.run_id, entry),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
+            retrying_conflicts(lambda: self.table.client.transact_write_items(TransactItems=items))
         except self.table.client.exceptions.TransactionCanceledException as exc:
             if condition_failed(exc):
                 return None
@@ -471,7 +531,7 @@ class RunStore:
                 ConditionExpression="#version = :version",
                 ExpressionAttributeNames={"#run": "run", "#version": "version"},
                 ExpressionAttributeValues={
-                    ":run": {"S": noted.model_dump_json()},
+                    ":run": _run_item(noted)["run"],
                     ":version": {"N": str(run.version)},
                 },
             )
@@ -507,12 +567,20 @@ class RunStore:
     def history(self, run_id: str) -> list[HistoryEntry]:
         """Every applied transition and every note of a run, oldest first."""
         items = self.table.query(
-            # HIST#<version> and NOTE#<event id> sort before the run's own item, RUN.
-            KeyConditionExpression="pk = :pk AND sk < :run",
+            # HIST#<version> and NOTE#<event id> sort before the run's own item, RUN, which
+            # comes with them: it is the first transition's record (``first_entry``).
+            KeyConditionExpression="pk = :pk AND sk <= :run",
             ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":run": {"S": "RUN"}},
             ConsistentRead=True,
         )
-        entries = [HistoryEntry.model_validate_json(item["entry"]["S"]) for item in items]
+        entries = [
+            HistoryEntry.model_validate_json(item["entry"]["S"])
+            for item in items
+            if item["sk"]["S"] != "RUN"
+        ]
+        run = next((run_from_item(item) for item in items if item["sk"]["S"] == "RUN"), None)
+        if run is not None and not any(entry.version == 1 and not entry.note for entry in entries):
+            entries.append(first_entry(run))
         # Transitions in version order, each note after the transitions recorded before it.
         return sorted(entries, key=lambda entry: (entry.version, entry.note, entry.at))
 
@@ -527,6 +595,8 @@ class RunStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
+        if item is None and run.version == 1:
+            return first_entry(run)
         return HistoryEntry.model_validate_json(item["entry"]["S"]) if item else None
 
     def note(
@@ -567,14 +637,14 @@ class RunStore:
 
     def of_flow(self, flow_name: str, limit: int = 50) -> list[FlowRun]:
         """The flow's runs, newest first."""
-        items = self.table.query(
+        keys = self.table.query(
             IndexName="by-flow",
             KeyConditionExpression="flow_pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"FLOW#{flow_name}"}},
             ScanIndexForward=False,
             limit=limit,
         )
-        return [_run_from_item(item) for item in items]
+        return self._runs_of(keys)
 
     def recent(
         self,
@@ -584,7 +654,7 @@ class RunStore:
     ) -> list[FlowRun]:
         """Runs of every flow, newest first: at most ``limit`` of those created in the last
         ``days`` days (UTC) that ``keep`` accepts. Reads one index partition per day, newest
-        day first, and stops once it has enough."""
+        day first, a page at a time, and stops once it has enough."""
         found: list[FlowRun] = []
         today = self.table.clock().astimezone(UTC)
         for back in range(days):
@@ -597,28 +667,49 @@ class RunStore:
             }
             paginator = self.table.client.get_paginator("query")
             for page in paginator.paginate(TableName=self.table.table_name, **query):
-                for item in page.get("Items", []):
-                    run = _run_from_item(item)
-                    if keep is None or keep(run):
-                        found.append(run)
-                        if len(found) >= limit:
-                            return found
+                keys = page.get("Items", [])
+                for start in range(0, len(keys), BATCH_GET_KEYS):
+                    for run in self._runs_of(keys[start : start + BATCH_GET_KEYS]):
+                        if keep is None or keep(run):
+                            found.append(run)
+                            if len(found) >= limit:
+                                return found
         return found
 
     def active(self, state: RunState, entered_before: datetime | None = None) -> list[FlowRun]:
         """Runs in ``state`` (not final), longest in it first; optionally only those that entered
-        it before ``entered_before``. Reads the sparse index, never the table."""
+        it before ``entered_before``. Reads the sparse index (each of its shards), then the runs
+        it names (``BatchGetItem``), never the whole table; a run the index has not yet seen
+        leave ``state`` is left out."""
         if state.is_final:
             raise ValueError(f"{state} is final: final runs are not in the active index")
-        condition = "active_pk = :pk"
-        values: dict[str, Any] = {":pk": {"S": f"ACTIVE#{state}"}}
-        if entered_before is not None:
-            condition += " AND active_sk < :before"
-            values[":before"] = {"S": entered_before.isoformat()}
-        items = self.table.query(
-            IndexName="active", KeyConditionExpression=condition, ExpressionAttributeValues=values
-        )
-        return [_run_from_item(item) for item in items]
+        keys: list[dict[str, Any]] = []
+        for shard in range(ACTIVE_SHARDS):
+            condition = "active_pk = :pk"
+            values: dict[str, Any] = {":pk": {"S": _active_partition(state, shard)}}
+            if entered_before is not None:
+                condition += " AND active_sk < :before"
+                values[":before"] = {"S": entered_before.isoformat()}
+            keys.extend(
+                self.table.query(
+                    IndexName="active",
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            )
+        keys.sort(key=lambda item: item["active_sk"]["S"])
+        return [
+            run
+            for run in self._runs_of(keys)
+            if run.state is state
+            and (entered_before is None or run.state_entered_at < entered_before)
+        ]
+
+    def _runs_of(self, keys: Iterable[Mapping[str, Any]]) -> list[FlowRun]:
+        """The runs an index query named (the indexes keep only keys), in its order."""
+        wanted = [{"pk": key["pk"], "sk": key["sk"]} for key in keys]
+        items = self.table.get_many(wanted)
+        return [run_from_item(items[key["pk"]["S"]]) for key in wanted if key["pk"]["S"] in items]
 
     def _history_item(self, run_id: str, entry: HistoryEntry) -> dict[str, Any]:
         expires = int((entry.at + HISTORY_RETENTION).timestamp())
@@ -630,20 +721,73 @@ class RunStore:
         }
 
 
+def run_key(run_id: str) -> dict[str, Any]:
+    """The key of a run's item."""
+    return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+
+
 def _recent_bucket(at: datetime) -> str:
     """The ``recent`` index partition of a run created at ``at``: its UTC day. One partition a
     day keeps each query small; a day's runs share one partition's write rate (1,000 items a
-    second), far above what a run needs."""
+    second; the index keeps keys only, written once per run: docs/scaling.md)."""
     return f"RECENT#{at.astimezone(UTC):%Y-%m-%d}"
 
 
+#: Partitions of each state in the ``active`` index. Every run passes through Pending,
+#: Submitted and Running: with one partition a state, each would take a put and a delete per run
+#: (docs/scaling.md), one partition's worth of writes at the rates flowrelay is built for.
+ACTIVE_SHARDS = 8
+
+
+def _active_partition(state: RunState, shard: int) -> str:
+    return f"ACTIVE#{state}#{shard}"
+
+
+def _active_shard(run_id: str) -> int:
+    """The run's shard of the ``active`` index: the same for its whole life."""
+    return zlib.crc32(run_id.encode()) % ACTIVE_SHARDS
+
+
+def encode_run(run: FlowRun) -> bytes:
+    """The run as stored: its JSON without the fields at their defaults, compressed. A run item
+    stays under 1 KB (one write unit) with an ECS task's ARNs in it (docs/decisions.md)."""
+    return zlib.compress(run.model_dump_json(exclude_defaults=True).encode())
+
+
+def decode_run(value: Mapping[str, Any]) -> FlowRun:
+    """A run from its stored attribute: compressed JSON (``B``), or plain JSON (``S``) as
+    runs written before compression are."""
+    if "B" in value:
+        return FlowRun.model_validate_json(zlib.decompress(value["B"]))
+    return FlowRun.model_validate_json(value["S"])
+
+
+def first_entry_message(restart_of: str | None) -> str | None:
+    return f"restart of run {restart_of}" if restart_of else None
+
+
+def first_entry(run: FlowRun) -> HistoryEntry:
+    """The first history item of a run: its creation, Pending, by a dispatcher (a restart
+    names the run it restarts), read from the run item rather than written beside it."""
+    return HistoryEntry(
+        version=1,
+        state=RunState.PENDING,
+        previous=None,
+        source=Source.DISPATCHER,
+        message=first_entry_message(run.restart_of),
+        at=run.created_at,
+        details={"restart_of": run.restart_of} if run.restart_of else {},
+    )
+
+
 def _run_item(run: FlowRun) -> dict[str, Any]:
-    """The run as a DynamoDB item: key and index attributes, plus the whole run as JSON (numbers
-    in parameters stay exact; DynamoDB would need Decimals for them)."""
+    """The run as a DynamoDB item: key and index attributes, plus the whole run as compressed
+    JSON (``encode_run``; numbers in parameters stay exact, where DynamoDB would need
+    Decimals)."""
     item: dict[str, Any] = {
         "pk": {"S": f"RUN#{run.run_id}"},
         "sk": {"S": "RUN"},
-        "run": {"S": run.model_dump_json()},
+        "run": {"B": encode_run(run)},
         "version": {"N": str(run.version)},
         "state": {"S": str(run.state)},
         "flow_pk": {"S": f"FLOW#{run.flow_name}"},
@@ -652,7 +796,7 @@ def _run_item(run: FlowRun) -> dict[str, Any]:
         "recent_sk": {"S": f"{run.created_at.isoformat()}#{run.run_id}"},
     }
     if run.state.is_active:
-        item["active_pk"] = {"S": f"ACTIVE#{run.state}"}
+        item["active_pk"] = {"S": _active_partition(run.state, _active_shard(run.run_id))}
         item["active_sk"] = {"S": f"{run.state_entered_at.isoformat()}#{run.run_id}"}
     if run.heartbeat_at is not None:
         item["heartbeat_at"] = {"S": run.heartbeat_at.isoformat()}
@@ -693,8 +837,9 @@ def _transition_update(
     }
 
 
-def _run_from_item(item: Mapping[str, Any]) -> FlowRun:
-    run = FlowRun.model_validate_json(item["run"]["S"])
+def run_from_item(item: Mapping[str, Any]) -> FlowRun:
+    """A run from its item, with what is kept beside its JSON (heartbeat, claim, limits)."""
+    run = decode_run(item["run"])
     heartbeat = item.get("heartbeat_at")
     if heartbeat is not None:
         run.heartbeat_at = datetime.fromisoformat(heartbeat["S"])

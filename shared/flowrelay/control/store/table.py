@@ -3,8 +3,11 @@
 Keys follow the access patterns (the table is defined in template.yaml):
 
 - run: ``pk = RUN#<id>``, ``sk = RUN``; index ``by-flow``: ``FLOW#<name>`` / ``<created>#<id>``
-  (a flow's runs, newest first); sparse index ``active``, present only while the run is not
-  final: ``ACTIVE#<state>`` / ``<entered state at>#<id>`` (what the monitor reads).
+  (a flow's runs, newest first); index ``recent``: ``RECENT#<UTC day>`` / ``<created>#<id>``
+  (every flow's runs, newest first); sparse index ``active``, present only while the run is not
+  final: ``ACTIVE#<state>#<shard>`` / ``<entered state at>#<id>`` (what the monitor reads).
+  The indexes keep keys only: their readers get the runs they name with ``BatchGetItem``, so a
+  change of a run writes an index only when its key changes (docs/decisions.md).
 - history: ``pk = RUN#<id>``, ``sk = HIST#<version>``: one per applied transition, and
   ``sk = NOTE#<event id>``: one per note (what happened without a change of state, such
   as its Dask cluster starting); both removed by TTL
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,6 +30,11 @@ T = TypeVar("T")
 
 #: How often a write that lost a race with another writer is decided again before giving up.
 MAX_RACES = 5
+
+#: Keys per ``BatchGetItem`` (DynamoDB's maximum), and how often unprocessed keys (throttled
+#: reads) are asked for again.
+BATCH_GET_KEYS = 100
+BATCH_GET_TRIES = 8
 
 
 class Table:
@@ -49,6 +57,32 @@ class Table:
                 return items[:limit]
         return items
 
+    def get_many(self, keys: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The items with these keys, by their ``pk`` (read consistently, 100 to a
+        ``BatchGetItem``, keys DynamoDB left unprocessed asked for again); a key with no item
+        is absent. What the indexes, which keep keys only, are read through."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending: Any = {
+                self.table_name: {
+                    "Keys": list(keys[start : start + BATCH_GET_KEYS]),
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(BATCH_GET_TRIES):
+                response = self.client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["pk"]["S"]] = item
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+            else:
+                raise RuntimeError(
+                    f"{self.table_name}: keys left unprocessed after {BATCH_GET_TRIES} tries"
+                )
+        return found
+
 
 def condition_failed(exc: Any) -> bool:
     """Whether a cancelled transaction failed on a condition (lost a race, or already exists)."""
@@ -60,18 +94,27 @@ def condition_failed(exc: Any) -> bool:
 CONFLICT_TRIES = 5
 
 
+#: Why DynamoDB cancels a transaction that may go through when tried again: another
+#: transaction on one of its items, or throttling (which botocore does not retry for a
+#: cancelled transaction, as it answers ``TransactionCanceledException``).
+_TRANSIENT_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+
+
 def conflicted(exc: Exception) -> bool:
-    """Whether DynamoDB refused a write because a concurrent transaction touched the same item
-    (a cancelled transaction with a ``TransactionConflict`` reason, or a plain write's
-    ``TransactionConflictException``): nothing was written, and trying again shortly may
-    succeed. moto never answers this (docs/devstack.md); DynamoDB does, on a busy item."""
+    """Whether DynamoDB refused a write for a moment: a concurrent transaction touched the same
+    item (a cancelled transaction with a ``TransactionConflict`` reason, or a plain write's
+    ``TransactionConflictException``), or a transaction was cancelled for throttling. Nothing
+    was written, and trying again shortly may succeed. moto never answers this
+    (docs/devstack.md); DynamoDB does, on a busy item or a throttled partition."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return False
     if response.get("Error", {}).get("Code") == "TransactionConflictException":
         return True
     reasons = response.get("CancellationReasons", [])
-    return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+    return any(reason.get("Code") in _TRANSIENT_CANCELLATIONS for reason in reasons)
 
 
 def retrying_conflicts(write: Callable[[], T], tries: int = CONFLICT_TRIES) -> T:

@@ -53,6 +53,7 @@ def api_error(operation: str, status: int, body: Any, *, creates: bool = False) 
         reason=message,
         code=reason or str(status),
         outcome_unknown=creates and status >= 500,
+        throttled=status == 429,
     )
 
 

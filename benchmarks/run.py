@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, control_plane, dask_clusters, limits, workloads
+from benchmarks import cold_start, control_plane, dask_clusters, limits, throttling, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -451,7 +451,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["executors", "cold-start", "dask-clusters", "limits", "control-plane"],
+        choices=[
+            "executors",
+            "cold-start",
+            "dask-clusters",
+            "limits",
+            "control-plane",
+            "throttling",
+        ],
         help="run one section (default: all); the other sections of the file are kept",
     )
     return parser.parse_args(argv)
@@ -517,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
             "Counting the control plane's AWS calls and write units per run, and timing runs "
             "on the dev stack (about two minutes)...",
             control_plane.report,
+        ),
+        "throttling": (
+            "Measuring the dispatcher's backoff under injected throttling (under a minute)...",
+            throttling.report,
         ),
     }
     for name, (announcement, report) in counted.items():

@@ -779,8 +779,11 @@ def section(rows: list[Row], seconds: float) -> str:
             "functions when they applied Submitted, Running, the final state) against the "
             "moment before the request's `PutEvents`; medians over the single runs, after one "
             "run that warms the stack up. The burst's requests go out as 10 `PutEvents` of 10; "
-            "its figures count from the moment before the last of them. The dev stack does not "
-            "emulate the template's batching window (up to 1 s a hop on AWS).",
+            "its figures count from the moment before the last of them. The dev stack honours "
+            "the template's batch sizes, batching windows (0 on these queues) and maximum "
+            "concurrency per function (docs/devstack.md). Concurrent record_state batches may "
+            "apply a run's Success before its Running, as on AWS: such a run has no Running "
+            "time.",
         ]
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import threading
 from typing import Any
 
@@ -110,29 +111,31 @@ def test_an_item_is_limited_by_its_size_after_the_update(run_table: str) -> None
 def test_a_failed_transaction_does_not_undo_other_writers(
     run_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """AWS: a transaction whose condition fails changes nothing, and takes nothing else with it.
-    moto 5.2.5 rolls back by restoring a copy of the whole table taken when the transaction
-    began, which undoes any write another request made meanwhile (a run's history item was
-    lost that way during a retry storm). Here the other write is made exactly in that window."""
-    from moto.dynamodb.models.table import Table
+    """AWS: a transaction whose condition fails changes nothing, and takes nothing else with it;
+    writes of other items go on meanwhile. moto 5.2.5 rolls back by restoring a copy of the
+    whole table taken when the transaction began, which undoes any write another request made
+    meanwhile (a run's history item was lost that way during a retry storm). Here the
+    transaction keeps a copy of its own item only, and the other write is made while it holds
+    it."""
+    from moto.dynamodb.models.dynamo_type import Item
 
     dynamodb = boto3.client("dynamodb")
     key = {"pk": {"S": "TXN"}, "sk": {"S": "1"}}
-    dynamodb.put_item(TableName=run_table, Item=key)
-    backup_taken, written = threading.Event(), threading.Event()
+    dynamodb.put_item(TableName=run_table, Item={**key, "state": {"S": "before"}})
+    copied, written = threading.Event(), threading.Event()
     real_deepcopy = copy.deepcopy
 
     def deepcopy_then_pause(value: Any, *args: Any) -> Any:
-        copied = real_deepcopy(value, *args)
-        if isinstance(value, Table) and not backup_taken.is_set():
-            backup_taken.set()
-            written.wait(timeout=2)  # the other write lands now, unless writes are serialised
-        return copied
+        copied_value = real_deepcopy(value, *args)
+        if isinstance(value, Item) and not copied.is_set():
+            copied.set()
+            written.wait(timeout=2)  # the other write lands now, unless it waits for this one
+        return copied_value
 
     monkeypatch.setattr(copy, "deepcopy", deepcopy_then_pause)
 
     def other_writer() -> None:
-        backup_taken.wait(timeout=5)
+        copied.wait(timeout=5)
         boto3.client("dynamodb").put_item(
             TableName=run_table, Item={"pk": {"S": "OTHER"}, "sk": {"S": "1"}}
         )
@@ -144,14 +147,138 @@ def test_a_failed_transaction_does_not_undo_other_writers(
         dynamodb.transact_write_items(
             TransactItems=[
                 {
+                    "Update": {
+                        "TableName": run_table,
+                        "Key": key,
+                        "UpdateExpression": "SET #s = :after",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": {":after": {"S": "after"}},
+                    }
+                },
+                {
                     "Put": {
                         "TableName": run_table,
-                        "Item": key,
-                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "Item": {"pk": {"S": "TXN"}, "sk": {"S": "2"}},
+                        "ConditionExpression": "attribute_exists(pk)",
                     }
-                }
+                },
             ]
         )
     thread.join(timeout=10)
+    assert written.is_set()  # it did not wait for the transaction
     other = dynamodb.get_item(TableName=run_table, Key={"pk": {"S": "OTHER"}, "sk": {"S": "1"}})
     assert "Item" in other
+    item = dynamodb.get_item(TableName=run_table, Key=key)["Item"]
+    assert item["state"] == {"S": "before"}  # the transaction's first write was undone
+
+
+def test_two_writes_of_one_item_wait_for_each_other(
+    run_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS: a conditional write checks and writes as one step. Two launch claims of one item
+    at once: the second waits for the first and fails its condition."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    dynamodb = boto3.client("dynamodb")
+    key = {"pk": {"S": "CLAIM"}, "sk": {"S": "1"}}
+    dynamodb.put_item(TableName=run_table, Item={**key, "owner": {"S": "nobody"}})
+    copied, second_done = threading.Event(), threading.Event()
+    real_deepcopy = copy.deepcopy
+
+    def deepcopy_then_pause(value: Any, *args: Any) -> Any:
+        copied_value = real_deepcopy(value, *args)
+        if isinstance(value, Item) and not copied.is_set():
+            copied.set()
+            second_done.wait(timeout=0.5)  # the second claim must not get through meanwhile
+        return copied_value
+
+    monkeypatch.setattr(copy, "deepcopy", deepcopy_then_pause)
+
+    def claim(owner: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": run_table,
+                "Key": key,
+                "UpdateExpression": "SET #o = :me",
+                "ConditionExpression": "#o = :nobody",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":me": {"S": owner}, ":nobody": {"S": "nobody"}},
+            }
+        }
+
+    outcomes: dict[str, str] = {}
+
+    def second() -> None:
+        copied.wait(timeout=5)
+        try:
+            boto3.client("dynamodb").transact_write_items(TransactItems=[claim("second")])
+            outcomes["second"] = "won"
+        except ClientError:
+            outcomes["second"] = "lost"
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    dynamodb.transact_write_items(TransactItems=[claim("first")])
+    outcomes["first"] = "won"
+    thread.join(timeout=10)
+    assert outcomes == {"first": "won", "second": "lost"}
+    assert dynamodb.get_item(TableName=run_table, Key=key)["Item"]["owner"] == {"S": "first"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        (
+            "GetItem",
+            {
+                "Item": {
+                    "id": {"S": "r1"},
+                    "n": {"N": "1.5"},
+                    "run": {"B": b"\x00\x01compressed"},
+                    "B": {"S": "an attribute named B"},
+                    "blobs": {"BS": [b"a", b"\xff"]},
+                    "list": {"L": [{"S": "a"}, {"NULL": True}, {"BOOL": False}]},
+                    "map": {"M": {"BS": {"NS": ["1", "2"]}, "set": {"SS": ["x", "y"]}}},
+                }
+            },
+        ),
+        (
+            "Query",
+            {
+                "Count": 1,
+                "ScannedCount": 3,
+                "Items": [{"pk": {"S": "y"}, "blob": {"B": "text blob"}}],
+                "LastEvaluatedKey": {"pk": {"S": "y"}},
+                "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5},
+            },
+        ),
+        ("BatchGetItem", {"Responses": {"t": [{"pk": {"S": "y"}}]}, "UnprocessedKeys": {}}),
+        ("TransactWriteItems", {}),
+        ("UpdateItem", {"Attributes": {"a": {"S": "1"}}}),
+    ],
+)
+def test_items_are_answered_as_moto_would_write_them(operation: str, result: Any) -> None:
+    """The answers written as JSON (``item_answer``) are what moto's serializer writes."""
+    from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+    from moto.core.utils import get_service_model
+
+    from flowrelay.devstack.moto_fixes import item_answer
+
+    model = get_service_model("dynamodb")
+    serializer = get_serializer_class("dynamodb", model.protocol)(
+        operation_model=model.operation_model(operation),
+        pretty_print=False,
+        value_picker=XFormedAttributePicker(),
+    )
+    expected = serializer.serialize(result)["body"]
+    fast = item_answer(operation, result)
+    assert fast is not None
+    assert json.loads(fast) == json.loads(expected)
+
+
+def test_other_answers_are_left_to_moto() -> None:
+    from flowrelay.devstack.moto_fixes import item_answer
+
+    assert item_answer("DescribeTable", {"Table": {"TableName": "t"}}) is None
+    assert item_answer("GetItem", {"Item": {"at": {"S": object()}}}) is None

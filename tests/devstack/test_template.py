@@ -685,6 +685,8 @@ def test_function_event_sources_are_the_architectures(template: dict[str, Any]) 
         assert source.report_batch_item_failures is True
         # Latency over batching on every hop a user waits on (docs/decisions.md, issue 16).
         assert source.maximum_batching_window_seconds == 0
+        assert source.maximum_concurrency is not None
+        assert 2 <= source.maximum_concurrency <= 1000
         assert source.enabled is True
         assert source.handler_path == f"functions/{folder}/app.py"
         assert source.handler_function == "handler"
@@ -937,6 +939,61 @@ def test_event_source_reads_function_settings_over_globals() -> None:
         "cron(0 3 * * ? *)",
         None,
     )
+
+
+def test_event_source_reads_batching_window_and_maximum_concurrency() -> None:
+    """What the dev stack's pollers honour: BatchSize, MaximumBatchingWindowInSeconds and
+    ScalingConfig.MaximumConcurrency (None when unset: Lambda's own scaling)."""
+    template = synthetic(
+        Jobs={
+            "Type": "SQS",
+            "Properties": {
+                "Queue": get_att("Jobs", "Arn"),
+                "BatchSize": 25,
+                "MaximumBatchingWindowInSeconds": "2",
+                "ScalingConfig": {"MaximumConcurrency": 50},
+            },
+        },
+        Plain={"Type": "SQS", "Properties": {"Queue": get_att("Jobs", "Arn")}},
+    )
+    jobs, plain = function_event_sources(template)["Worker"]
+    assert (jobs.batch_size, jobs.maximum_batching_window_seconds, jobs.maximum_concurrency) == (
+        25,
+        2,
+        50,
+    )
+    assert (plain.batch_size, plain.maximum_batching_window_seconds) == (10, 0)
+    assert plain.maximum_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"BatchSize": 0}, "BatchSize must be from 1 to 10000, got 0"),
+        ({"BatchSize": 20}, "a BatchSize over 10 needs MaximumBatchingWindowInSeconds"),
+        (
+            {"MaximumBatchingWindowInSeconds": 301},
+            "MaximumBatchingWindowInSeconds must be from 0 to 300, got 301",
+        ),
+        (
+            {"ScalingConfig": {"MaximumConcurrency": 1}},
+            "MaximumConcurrency must be from 2 to 1000, got 1",
+        ),
+        (
+            {"ScalingConfig": {"MaximumConcurrency": {"Ref": "P"}}},
+            "MaximumConcurrency must be a literal",
+        ),
+        ({"ScalingConfig": {"Maximum": 5}}, "ScalingConfig takes only MaximumConcurrency"),
+    ],
+)
+def test_event_source_settings_lambda_refuses_are_errors(
+    properties: dict[str, Any], message: str
+) -> None:
+    template = synthetic(
+        Jobs={"Type": "SQS", "Properties": {"Queue": get_att("Jobs", "Arn"), **properties}}
+    )
+    with pytest.raises(ValueError, match="function Worker, event Jobs: " + message):
+        function_event_sources(template)
 
 
 def test_function_without_events_has_no_sources() -> None:

@@ -36,6 +36,14 @@ to that log group and stream in moto as it is written (new whole lines about onc
 rest when the process ends), as awslogs ships them; with ``awslogs-create-group`` "true" the
 group is created first when it does not exist, as the awslogs driver does.
 
+Tasks start concurrently, as ECS starts the tasks of a burst of RunTasks side by side: each
+new task is started on a pool of ``start_workers`` threads (reading its task definition, which
+is read once per revision: revisions never change; starting its process group; putting its
+RUNNING event), while the executor's loop goes on watching the tasks already running. A task's
+RUNNING event is on the bus before the loop can see its process end, so its STOPPED event always
+comes after. Task processes run at a lower CPU priority than the stack (``processes.start_group``):
+on AWS a task has CPUs of its own, here it would take them from the functions and moto.
+
 For fault-injection tests, ``lose_events_of(run_id)`` makes the executor drop that run's task
 events, as if EventBridge never delivered them: the monitor must then find out by itself.
 """
@@ -49,6 +57,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -77,6 +86,10 @@ OUT_OF_MEMORY_REASON = "OutOfMemoryError: Container killed due to memory usage"
 #: How often a running task's new log lines are copied to CloudWatch Logs.
 LOG_SHIP_SECONDS = 1.0
 MIB = 1024 * 1024
+#: Tasks started at once (each: a task definition read, a process group started, an event put).
+START_WORKERS = 16
+#: The most tasks one DescribeTasks call takes.
+DESCRIBE_LIMIT = 100
 
 
 @dataclass
@@ -105,6 +118,8 @@ class TaskProcess:
     log_shipped: int = 0
     """Bytes of the log file already copied to CloudWatch Logs."""
     log_shipped_at: float = 0.0
+    announced: bool = False
+    """Its RUNNING event is out: until then its end is not reaped (STOPPED comes after)."""
 
     @property
     def arn(self) -> str:
@@ -157,6 +172,7 @@ class EcsExecutor(threading.Thread):
         poll_seconds: float = 0.2,
         grace_seconds: float = 5.0,
         memory_seconds: float = 0.2,
+        start_workers: int = START_WORKERS,
     ) -> None:
         super().__init__(name="devstack-ecs", daemon=True)
         self.ecs = ecs
@@ -178,6 +194,11 @@ class EcsExecutor(threading.Thread):
         self.lost_events: dict[str, list[str]] = {}  # run id -> statuses dropped
         self._lose: set[str] = set()
         self._lock = threading.Lock()
+        self._definitions: dict[str, dict[str, Any]] = {}  # task definition ARN -> definition
+        self._starting = 0  # tasks handed to the start pool and not started (or refused) yet
+        self._starts = ThreadPoolExecutor(
+            max_workers=start_workers, thread_name_prefix="devstack-ecs-start"
+        )
         # Only this process holds the write end: the kernel closes it when this process ends,
         # however it ends, and every task's guard then ends its task (launchers/local/guard.py).
         self._lifeline = Lifeline()
@@ -222,15 +243,19 @@ class EcsExecutor(threading.Thread):
 
     def step(self) -> None:
         for cluster in self.clusters:
-            arns = self.ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING").get("taskArns", [])
-            new = [arn for arn in arns if arn not in self.seen]
-            for start in range(0, len(new), 100):
+            pages = self.ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, desiredStatus="RUNNING"
+            )
+            new = [arn for page in pages for arn in page["taskArns"] if arn not in self.seen]
+            for start in range(0, len(new), DESCRIBE_LIMIT):
                 described = self.ecs.describe_tasks(
-                    cluster=cluster, tasks=new[start : start + 100], include=["TAGS"]
+                    cluster=cluster, tasks=new[start : start + DESCRIBE_LIMIT], include=["TAGS"]
                 )
                 for task in described.get("tasks", []):
                     self.seen.add(task["taskArn"])
-                    self._start(task)
+                    with self._lock:
+                        self._starting += 1
+                    self._starts.submit(self._start_counted, task)
         self._check_stopped_by_others()
         self._ship_logs()
         self._reap()
@@ -238,15 +263,37 @@ class EcsExecutor(threading.Thread):
     @property
     def busy(self) -> bool:
         with self._lock:
-            return bool(self.running)
+            return bool(self.running) or self._starting > 0
 
     # --- starting ----------------------------------------------------------------------------
 
+    def _start_counted(self, task: dict[str, Any]) -> None:
+        """``_start`` on a thread of the start pool: its errors said, not lost with the
+        thread, and the task no longer counted as starting afterwards."""
+        try:
+            if not self.stopping.is_set():
+                self._start(task)
+        except Exception as exc:  # one task that cannot start must not stop the others
+            self.say(
+                f"ecs: could not start {_label(task, run_id_of_group(task.get('group')))}: {exc!r}"
+            )
+        finally:
+            with self._lock:
+                self._starting -= 1
+
+    def _definition(self, arn: str) -> dict[str, Any]:
+        """The task definition (a revision never changes: each is read once)."""
+        with self._lock:
+            known = self._definitions.get(arn)
+        if known is None:
+            known = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            with self._lock:
+                self._definitions[arn] = known
+        return known
+
     def _start(self, task: dict[str, Any]) -> None:
         arn = task["taskArn"]
-        definition = self.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
-            "taskDefinition"
-        ]
+        definition = self._definition(task["taskDefinitionArn"])
         overrides = {
             item.get("name"): item
             for item in (task.get("overrides") or {}).get("containerOverrides", [])
@@ -264,16 +311,18 @@ class EcsExecutor(threading.Thread):
         run_id = run_id_of_group(task.get("group"))
         if run_id is not None:
             key = (run_id, env.get(ENV_ATTEMPT, ""))
-            if key in self.executed:
+            with self._lock:  # one check-and-claim: two tasks of a key may start side by side
+                first = self.executed.setdefault(key, arn)
+            if first != arn:
                 self.ecs.stop_task(
                     cluster=task["clusterArn"],
                     task=arn,
-                    reason=f"dev stack: same run and attempt as {self.executed[key]} (clientToken)",
+                    reason=f"dev stack: same run and attempt as {first} (clientToken)",
                 )
-                self.duplicates.append(arn)
+                with self._lock:
+                    self.duplicates.append(arn)
                 self.say(f"task ignored: run {run_id} attempt {key[1]} already has a task")
                 return
-            self.executed[key] = arn
         env[MARKER] = str(self.log_dir)
         task_id = arn.rsplit("/", 1)[-1]
         log_path = self.log_dir / f"{task_id}.log"
@@ -314,7 +363,11 @@ class EcsExecutor(threading.Thread):
             self.started_pids.append(process.pid)
         memory = f"{handle.memory_mib} MiB" if handle.memory_mib else "no memory limit"
         self.say(f"task started: {handle.label} group {process.pid}, {memory} (log {log_path})")
-        self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
+        try:
+            self._put(task, "RUNNING", handle.version, containers=[_container(handle, "RUNNING")])
+        finally:
+            # Only now may the loop reap the task: its STOPPED event comes after RUNNING.
+            handle.announced = True
 
     # --- stopping ----------------------------------------------------------------------------
 
@@ -325,8 +378,12 @@ class EcsExecutor(threading.Thread):
                 if handle.stop_reason is None:
                     by_cluster.setdefault(handle.task["clusterArn"], []).append(handle)
         for cluster, handles in by_cluster.items():
-            described = self.ecs.describe_tasks(cluster=cluster, tasks=[h.arn for h in handles])
-            status = {task["taskArn"]: task for task in described.get("tasks", [])}
+            status: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(handles), DESCRIBE_LIMIT):
+                described = self.ecs.describe_tasks(
+                    cluster=cluster, tasks=[h.arn for h in handles[start : start + DESCRIBE_LIMIT]]
+                )
+                status.update((task["taskArn"], task) for task in described.get("tasks", []))
             for handle in handles:
                 task = status.get(handle.arn, {})
                 if task.get("desiredStatus") == "STOPPED" or task.get("lastStatus") == "STOPPED":
@@ -344,6 +401,8 @@ class EcsExecutor(threading.Thread):
         with self._lock:
             handles = list(self.running.values())
         for handle in handles:
+            if not handle.announced:
+                continue
             code = handle.process.poll()
             if code is None:
                 waited = handle.term_sent_at and time.monotonic() - handle.term_sent_at
@@ -385,6 +444,9 @@ class EcsExecutor(threading.Thread):
     def shutdown(self) -> None:
         """Terminate every task process (SIGTERM, then SIGKILL after the grace period) and wait
         for them. No events: the stack they would go to is going away. Safe to call again."""
+        # Starts under way finish first (they see the stack stopping and start nothing new), so
+        # no task is started after its group was looked for here.
+        self._starts.shutdown(wait=True)
         with self._lock:
             handles = list(self.running.values())
         for handle in handles:

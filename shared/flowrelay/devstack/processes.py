@@ -12,7 +12,7 @@ by that variable, ends them and removes the folder (``end_leftovers``).
 ECS tasks (``ecs``) and Kubernetes pods (``kubernetes.jobs``) are started the same way
 (``start_group``): the container's command under the guard, in a session of its own, with the
 stack's environment and the container's (``child_environment``), watching a ``Lifeline`` that
-only the executor holds.
+only the executor holds, at a lower CPU priority than the stack (``yield_cpu``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ FOLDER_PREFIX = "flowrelay-dev-"
 RECORD = "stack.json"
 #: In the environment of every task process: the folder of the stack that started it.
 MARKER = "FLOWRELAY_DEVSTACK"
+#: The nice value of task and pod processes (``yield_cpu``): 0 is the stack's, 19 the lowest.
+TASK_NICENESS = 10
 
 
 def make_folder() -> Path:
@@ -104,8 +106,9 @@ def start_group(
     cwd: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """``command`` (already resolved) run by the guard, which ends its group with ``lifeline``
-    (``flowrelay.launchers.local.processes.start_guarded``)."""
-    return start_guarded(
+    (``flowrelay.launchers.local.processes.start_guarded``), at ``TASK_NICENESS``
+    (``yield_cpu``)."""
+    process = start_guarded(
         command,
         fd=lifeline.read,
         env=env,
@@ -113,6 +116,27 @@ def start_group(
         grace_seconds=grace_seconds,
         cwd=cwd,
     )
+    # Never above the stack's own (a stack started with ``nice`` keeps its tasks below it).
+    yield_cpu(process.pid, max(TASK_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)))
+    return process
+
+
+def yield_cpu(group: int, niceness: int) -> None:
+    """Run the process group ``group``, which leads a session of its own, at ``niceness``: what
+    is in it now and all it starts later (children inherit it), so the stack's control plane
+    (the functions, moto, the executors) keeps its speed while tasks start and run.
+
+    On AWS a task has CPUs of its own; here tasks share this machine's with the stack, and a
+    burst of task processes starting (a Python interpreter each) would take them away from it.
+    Linux's scheduler shares CPU time between sessions first (autogroups, when
+    ``kernel.sched_autogroup_enabled``), so a session of its own would weigh as much as the whole
+    stack whatever its nice value: the session's autogroup is niced too. Lowering a priority
+    needs no privilege; where the system cannot (no autogroups, not Linux), it is left as is.
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PGRP, group, niceness)
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{group}/autogroup").write_text(str(niceness))
 
 
 def command_pid(guard: int) -> int | None:

@@ -1,6 +1,7 @@
-"""The embedded dev stack: template.yaml created in moto server, its functions run in-process,
-its ECS tasks run as local processes, and a Kubernetes API on loopback whose Jobs run as local
-processes too (``devstack/kubernetes``; docs/devstack.md).
+"""The embedded dev stack: template.yaml created in moto server (a process of its own,
+``moto_process``), its functions run in-process, its ECS tasks run as local processes, and a
+Kubernetes API on loopback whose Jobs run as local processes too (``devstack/kubernetes``;
+docs/devstack.md).
 
 Process-wide effects while a stack runs, because the in-process functions read them as Lambda
 functions do: ``os.environ`` holds the stack's AWS settings (loopback endpoint, fake credentials,
@@ -21,7 +22,6 @@ import sys
 import threading
 import time
 import urllib.request
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,7 @@ from flowrelay.devstack.ecs import EcsExecutor
 from flowrelay.devstack.event_sources import Scheduler, SqsPoller
 from flowrelay.devstack.kubernetes import JobExecutor, KubernetesApi
 from flowrelay.devstack.lambda_emulator import Function, load_handler
+from flowrelay.devstack.moto_process import SERVER_START_SECONDS, MotoProcess, MotoProcessError
 from flowrelay.devstack.processes import MARKER, end_leftovers, make_folder
 from flowrelay.devstack.scheduler import SchedulerLoop, VirtualClock
 from flowrelay.devstack.template import function_event_sources, functions, load_template
@@ -44,8 +45,6 @@ FAKE_KEY = "testing"
 #: How soon a failed SQS message is retried in the dev stack (the template says 360 s).
 DEV_RETRY_DELAY = 2
 LOCAL_IMAGE = "flowrelay-local"
-#: The loggers of the moto server: its errors go to ``server.log`` in the stack's folder.
-SERVER_LOGGERS = ("werkzeug", "moto")
 
 
 #: The EKS cluster the dev stack's Kubernetes API plays, and the namespace its target uses.
@@ -64,10 +63,6 @@ def default_template() -> Path:
 
 class DevStackError(RuntimeError):
     """The dev stack cannot start as the template asks; the message says why."""
-
-
-#: How long moto may take to listen.
-SERVER_START_SECONDS = 30.0
 
 
 def _check_free(port: int) -> None:
@@ -159,14 +154,12 @@ class DevStack:
         self._kubernetes_launcher: Launcher | None = None
         self.queue_urls: list[str] = []
         self.log_dir: Path | None = None
-        self._server: Any = None
+        self._server: MotoProcess | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._saved_environ: dict[str, str | None] = {}
         self._started = False
         self._function_log: tuple[logging.StreamHandler[Any], Any] | None = None
-        self._server_log: logging.Handler | None = None
-        self._server_loggers: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -182,7 +175,6 @@ class DevStack:
             end_leftovers(self.say)
             self.log_dir = make_folder()
             self.say(f"stack folder: {self.log_dir}")
-            self._capture_server_logs()
             self._start_server()
             self._set_environ(self._aws_environment())
             self._reset_caches()
@@ -236,12 +228,6 @@ class DevStack:
                 self._server.stop()
             self._server = None
             self.say("moto stopped")
-        for logger, handlers, propagate in self._server_loggers:
-            logger.handlers, logger.propagate = handlers, propagate
-        self._server_loggers.clear()
-        if self._server_log is not None:
-            self._server_log.close()
-            self._server_log = None
         self._restore_environ()
         self._reset_caches()
         if self._function_log is not None:
@@ -424,41 +410,29 @@ class DevStack:
         )
 
     def _start_server(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        from flowrelay.devstack import moto_fixes
-
-        moto_fixes.apply()
-
-        # One access-log line per AWS call would drown the stack's own lines; and moto logs and
-        # warns about each resource its CloudFormation skips (QueuePolicy, Alarm), which the
-        # dev stack does not need.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        logging.getLogger("moto").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+        """moto's server in a process of its own (``moto_process``: why), its errors in
+        ``server.log`` in the stack's folder; its process carries the stack's marker, so a
+        later stack ends it if this one dies and it does not (it ends with this process)."""
+        assert self.log_dir is not None
         if not 0 <= self.port <= 65535:
             raise DevStackError(f"port {self.port} is not a TCP port (0 to 65535; 0: a free one)")
         if self.port:
             _check_free(self.port)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        # moto's start() waits for a server that never comes when it cannot listen (its thread
-        # dies): wait for it here, for a while.
-        starter = threading.Thread(target=self._server.start, daemon=True)
-        starter.start()
-        starter.join(SERVER_START_SECONDS)
-        if starter.is_alive():
-            raise DevStackError(
-                f"moto did not start listening on 127.0.0.1:{self.port} within "
-                f"{SERVER_START_SECONDS:g} s (see server.log in the stack folder)"
-            )
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        path = self.log_dir / "server.log"
+        self._server = MotoProcess(
+            port=self.port, log_path=path, env={**os.environ, MARKER: str(self.log_dir)}
+        )
+        try:
+            self.endpoint = self._server.start(SERVER_START_SECONDS)
+        except MotoProcessError as exc:
+            raise DevStackError(f"{exc} (see {path})") from None
+        self.say(f"server log: {path}")
         # Tasks stay RUNNING until StopTask (moto's default walks them to STOPPED by itself).
         self._moto_api(
             "/moto-api/state-manager/set-transition",
             {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
         )
-        self.say(f"moto listening on {self.endpoint}")
+        self.say(f"moto listening on {self.endpoint} (process {self._server.pid})")
 
     def _moto_api(self, path: str, body: dict[str, Any]) -> None:
         request = urllib.request.Request(
@@ -607,21 +581,6 @@ class DevStack:
         self.kubernetes.pod_logs = self.job_executor.read_log
         self._threads.append(self.job_executor)
         self.say(f"kubernetes API listening on {self.kubernetes_url}")
-
-    def _capture_server_logs(self) -> None:
-        """Send the moto server's log lines to ``<log dir>/server.log``: werkzeug prints the
-        traceback of every request moto fails on, which would bury the stack's own lines (and a
-        task that keeps calling can make hundreds)."""
-        assert self.log_dir is not None
-        path = self.log_dir / "server.log"
-        self._server_log = logging.FileHandler(path, encoding="utf-8")
-        self._server_log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        for name in SERVER_LOGGERS:
-            logger = logging.getLogger(name)
-            self._server_loggers.append((logger, list(logger.handlers), logger.propagate))
-            # werkzeug adds a console handler of its own only when it finds none.
-            logger.handlers, logger.propagate = [self._server_log], False
-        self.say(f"server log: {path}")
 
     def _capture_function_logs(self) -> None:
         """Send the functions' Powertools log lines (JSON, to stdout by default) to

@@ -60,6 +60,11 @@ def resource_properties(template: dict[str, Any], logical_id: str) -> dict[str, 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _SQS_DEFAULT_BATCH_SIZE = 10  # Lambda's default for SQS event sources
+# What Lambda accepts for an SQS event source mapping (CreateEventSourceMapping): a template
+# outside these bounds would fail to deploy, so the dev stack refuses it too.
+_SQS_BATCH_SIZE_RANGE = (1, 10_000)
+_SQS_BATCHING_WINDOW_RANGE = (0, 300)
+_SQS_MAXIMUM_CONCURRENCY_RANGE = (2, 1000)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,11 @@ class EventSource:
     batch_size: int | None = None
     """SQS: at most this many messages per invocation."""
     maximum_batching_window_seconds: int = 0
+    """SQS: how long Lambda waits to fill a batch before invoking with what it has (0: it
+    invokes with what one poll returned)."""
+    maximum_concurrency: int | None = None
+    """SQS: ``ScalingConfig.MaximumConcurrency``, the most batches of this source in flight at
+    once; None when the template sets none (Lambda then scales by its own rules)."""
     report_batch_item_failures: bool = False
     """SQS: the handler returns ``batchItemFailures`` and only those messages are retried."""
     schedule: str | None = None
@@ -191,19 +201,27 @@ def _event_source(
         queue = _get_att_target(properties.get("Queue"), "Arn")
         if queue is None or template["Resources"].get(queue, {}).get("Type") != "AWS::SQS::Queue":
             raise ValueError(f"{where}: Queue must be !GetAtt <queue in this template>.Arn")
+        batch_size = _literal_int(
+            properties.get("BatchSize", _SQS_DEFAULT_BATCH_SIZE), where, "BatchSize"
+        )
+        window = _literal_int(
+            properties.get("MaximumBatchingWindowInSeconds", 0),
+            where,
+            "MaximumBatchingWindowInSeconds",
+        )
+        _within(batch_size, _SQS_BATCH_SIZE_RANGE, where, "BatchSize")
+        _within(window, _SQS_BATCHING_WINDOW_RANGE, where, "MaximumBatchingWindowInSeconds")
+        if batch_size > 10 and window < 1:
+            # Lambda: "Maximum batch size over 10 requires a batching window of at least 1 s".
+            raise ValueError(f"{where}: a BatchSize over 10 needs MaximumBatchingWindowInSeconds")
         return EventSource(
             **common,
             kind="sqs",
             enabled=properties.get("Enabled", True) is not False,
             queue=queue,
-            batch_size=_literal_int(
-                properties.get("BatchSize", _SQS_DEFAULT_BATCH_SIZE), where, "BatchSize"
-            ),
-            maximum_batching_window_seconds=_literal_int(
-                properties.get("MaximumBatchingWindowInSeconds", 0),
-                where,
-                "MaximumBatchingWindowInSeconds",
-            ),
+            batch_size=batch_size,
+            maximum_batching_window_seconds=window,
+            maximum_concurrency=_maximum_concurrency(properties.get("ScalingConfig"), where),
             report_batch_item_failures="ReportBatchItemFailures"
             in properties.get("FunctionResponseTypes", []),
         )
@@ -216,6 +234,25 @@ def _event_source(
         ) in ("ENABLED", None)
         return EventSource(**common, kind="schedule", enabled=enabled, schedule=schedule)
     raise ValueError(f"{where}: event type {kind!r} is not supported (SQS and Schedule are)")
+
+
+def _maximum_concurrency(scaling: Any, where: str) -> int | None:
+    """``ScalingConfig.MaximumConcurrency`` of an SQS event, None when it sets none."""
+    if scaling is None:
+        return None
+    if not isinstance(scaling, dict) or not set(scaling) <= {"MaximumConcurrency"}:
+        raise ValueError(f"{where}: ScalingConfig takes only MaximumConcurrency, got {scaling!r}")
+    if "MaximumConcurrency" not in scaling:
+        return None
+    value = _literal_int(scaling["MaximumConcurrency"], where, "MaximumConcurrency")
+    _within(value, _SQS_MAXIMUM_CONCURRENCY_RANGE, where, "MaximumConcurrency")
+    return value
+
+
+def _within(value: int, bounds: tuple[int, int], where: str, name: str) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"{where}: {name} must be from {low} to {high}, got {value}")
 
 
 def _get_att_target(value: Any, attribute: str) -> str | None:

@@ -197,11 +197,6 @@ class Dispatcher:
             # A restart runs the code its original ran, not whatever was registered since.
             version = original.flow_version
             registration = self.store.flows.get(request.flow, version)
-        if found is not None and found.state not in WAITING_STATES:
-            self._refuse_conflict(request, found)
-            # An ending decided by another delivery that died before giving back its slots.
-            self.slots.give_back(found)
-            return DispatchOutcome(run_id=run_id, state=found.state, message=found.message)
         problem = self._problem(request, run_id, registration, version, original)
         plan = None
         if found is not None:
@@ -216,6 +211,7 @@ class Dispatcher:
             self._refuse_conflict(request, run)
             plan = None
         if run.state not in WAITING_STATES:
+            # An ending decided by another delivery that died before giving back its slots.
             self.slots.give_back(run)
             return DispatchOutcome(run_id=run_id, state=run.state, message=run.message)
         if problem:

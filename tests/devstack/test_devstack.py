@@ -176,7 +176,12 @@ def test_a_requested_run_runs_as_a_local_process_and_succeeds(stack: Stack) -> N
 
     assert str(run.state) == "Success", run.message
     history = [str(entry.state) for entry in stack.store.runs.history(run_id)]
-    assert history == ["Pending", "Submitted", "Running", "Success"]
+    # The runner's Running and Success reports may be recorded by two concurrent record_state
+    # batches, as on AWS: Success first leaves no Running (docs/devstack.md).
+    assert history in (
+        ["Pending", "Submitted", "Running", "Success"],
+        ["Pending", "Submitted", "Success"],
+    )
     (task_arn,) = stack.tasks_of(run_id)
     assert run.infrastructure["task_arn"] == task_arn
     assert stack.dev.executor is not None

@@ -376,6 +376,7 @@ class Timeline:
 
 def timeline(store: Any, run_id: str, requested: datetime) -> Timeline:
     from flowrelay.core.lifecycle import RunState
+    from flowrelay.core.runs import states_reached
 
     found = Timeline(run_id, requested)
     run = store.runs.get(run_id)
@@ -383,15 +384,13 @@ def timeline(store: Any, run_id: str, requested: datetime) -> Timeline:
         return found
     found.state = str(run.state)
     found.created = run.created_at
-    for entry in store.runs.history(run_id):
-        if entry.note:
-            continue
-        if entry.state is RunState.SUBMITTED and found.launched is None:
-            found.launched = entry.at
-        elif entry.state is RunState.RUNNING and found.running is None:
-            found.running = entry.at
-        elif entry.state.is_final and found.ended is None:
-            found.ended = entry.at
+    for state, at in states_reached(store.runs.history(run_id)):
+        if state is RunState.SUBMITTED and found.launched is None:
+            found.launched = at
+        elif state is RunState.RUNNING and found.running is None:
+            found.running = at
+        elif state.is_final and found.ended is None:
+            found.ended = at
     return found
 
 

@@ -12,6 +12,7 @@ from flowrelay.control.recorder import StateRecorder
 from flowrelay.control.store import Store
 from flowrelay.core.events import parse_event
 from flowrelay.core.lifecycle import RunState
+from flowrelay.core.runs import states_reached
 from flowrelay.launchers.kinds import event_readers
 
 S = RunState
@@ -151,6 +152,40 @@ def test_every_ordering_of_a_successful_runs_events_ends_success(store: Store) -
         assert run is not None
         assert run.state is S.SUCCESS, ordering
         assert run.message == "All reference tasks succeeded."
+
+
+def test_a_running_report_after_the_runs_end_is_kept_as_a_note(store: Store) -> None:
+    """Concurrent state batches can apply a short run's Success before its Running: the run
+    stays Success, and its history still shows when it ran."""
+    recorder = StateRecorder(store)
+    store.runs.create("late", "etl", state=S.SUBMITTED)
+    running = runner("late", "Running", timestamp="2026-11-23T12:00:01Z", event_id="r-1")
+    apply(recorder, runner("late", "Success", "done"))
+    outcome = recorder.handle(parse_event(running, event_readers()))
+    again = recorder.handle(parse_event(running, event_readers()))
+
+    assert outcome.applied
+    assert outcome.reason == "a late Running report, noted"
+    assert not again.applied
+    run = store.runs.get("late")
+    assert run is not None
+    assert run.state is S.SUCCESS
+    history = store.runs.history("late")
+    assert [str(entry.state) for entry in history if not entry.note] == ["Submitted", "Success"]
+    (note,) = [entry for entry in history if entry.note]
+    assert note.late_state is S.RUNNING
+    assert "arrived after Success" in (note.message or "")
+    reached = states_reached(history)
+    assert [str(state) for state, _ in reached] == ["Submitted", "Running", "Success"]
+    assert reached[1][1].isoformat() == "2026-11-23T12:00:01+00:00"
+
+
+def test_other_refused_reports_are_not_noted(store: Store) -> None:
+    recorder = StateRecorder(store)
+    store.runs.create("refused", "etl", state=S.FAILED)
+    outcome = recorder.handle(parse_event(runner("refused", "Success"), event_readers()))
+    assert not outcome.applied
+    assert [entry.note for entry in store.runs.history("refused")] == [False]
 
 
 def test_heartbeats_update_the_run_without_a_transition(store: Store) -> None:

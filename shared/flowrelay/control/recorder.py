@@ -40,7 +40,7 @@ from flowrelay.core.events import (
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.modeling import Model
 from flowrelay.core.policies import RetryPolicy
-from flowrelay.core.runs import FlowRun
+from flowrelay.core.runs import LATE_STATE, FlowRun
 from flowrelay.launchers.base import InfraEvent, InfraStatus
 
 log = logging.getLogger("flowrelay.control.recorder")
@@ -147,11 +147,34 @@ class StateRecorder:
             details=change.details,
         )
         self.slots.give_back(result.run)
+        if not result.applied and result.run is not None and _late_running(change, result.run):
+            return self._late_running(change, result.run)
         return RecordOutcome(
             run_id=change.flow_run_id,
             applied=result.applied,
             state=result.run.state if result.run else None,
             reason=result.reason,
+        )
+
+    def _late_running(self, change: FlowRunStateChanged, run: FlowRun) -> RecordOutcome:
+        """The runner's Running report came after the run's final state: concurrent batches
+        of the state queue (as on AWS) can apply a short run's end first. The run stays as it
+        is, and its history keeps when the runner started, as a note, so it still shows that
+        the run ran and for how long."""
+        noted = self.store.runs.note(
+            run,
+            change.source,
+            f"the flow runner reported Running at {change.timestamp.isoformat()}; the report "
+            f"arrived after {run.state}",
+            at=change.timestamp,
+            event_id=change.event_id,
+            details={**change.details, LATE_STATE: str(RunState.RUNNING)},
+        )
+        return RecordOutcome(
+            run_id=run.run_id,
+            applied=noted,
+            state=run.state,
+            reason="a late Running report, noted" if noted else "noted already",
         )
 
     def _cluster(self, change: FlowRunClusterChanged) -> RecordOutcome:
@@ -283,6 +306,13 @@ def note_starting(store: Store, run: FlowRun, status: InfraStatus) -> bool:
         at=store.clock(),
         event_id=f"starting-{status.ref}-{status.state}",
         details={key: value for key, value in status.details.items() if value is not None},
+    )
+
+
+def _late_running(change: FlowRunStateChanged, run: FlowRun) -> bool:
+    """Whether a refused report is the runner's Running, arriving after the run ended."""
+    return (
+        change.state is RunState.RUNNING and change.source is Source.RUNNER and run.state.is_final
     )
 
 

@@ -15,6 +15,7 @@ one run make the same one new run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -170,6 +171,10 @@ class FlowRun(Model):
         return self.claimed_until is not None and self.claimed_until > now
 
 
+#: Details key of a note that records a state reached late (``HistoryEntry.late_state``).
+LATE_STATE = "late_state"
+
+
 class HistoryEntry(Model):
     """One applied transition; or, with ``note``, something that happened to the run without
     changing its state (its Dask cluster started, scaled, closed, was swept), with the state
@@ -184,3 +189,42 @@ class HistoryEntry(Model):
     event_id: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     note: bool = False
+
+    @property
+    def late_state(self) -> RunState | None:
+        """The state a note records as reached late: one reported after the run had moved
+        past it (the runner's Running arriving after its Success), which the run's history
+        keeps with the time it was reached."""
+        if not self.note or LATE_STATE not in self.details:
+            return None
+        return RunState(self.details[LATE_STATE])
+
+
+def states_reached(history: Iterable[HistoryEntry]) -> list[tuple[RunState, datetime]]:
+    """The states a run reached and when, in the order it reached them: its transitions, and
+    each state it reached late (a note, ``HistoryEntry.late_state``) just before the
+    transition that overtook it.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2026, 11, 30, tzinfo=UTC)
+    >>> def entry(version, state, seconds, **extra):
+    ...     return HistoryEntry(version=version, state=state, previous=None,
+    ...                         source=Source.RUNNER, at=t + timedelta(seconds=seconds), **extra)
+    >>> late = entry(3, RunState.SUCCESS, 2, note=True, details={LATE_STATE: "Running"})
+    >>> history = [entry(1, RunState.PENDING, 0), entry(2, RunState.SUBMITTED, 1),
+    ...            entry(3, RunState.SUCCESS, 5), late]
+    >>> [(str(state), (at - t).seconds) for state, at in states_reached(history)]
+    [('Pending', 0), ('Submitted', 1), ('Running', 2), ('Success', 5)]
+    """
+    entries = list(history)
+    late: dict[int, list[HistoryEntry]] = {}
+    for entry in entries:
+        if entry.late_state is not None:
+            late.setdefault(entry.version, []).append(entry)
+    reached: list[tuple[RunState, datetime]] = []
+    for entry in sorted((e for e in entries if not e.note), key=lambda e: e.version):
+        for overtaken in sorted(late.get(entry.version, []), key=lambda e: e.at):
+            assert overtaken.late_state is not None
+            reached.append((overtaken.late_state, overtaken.at))
+        reached.append((entry.state, entry.at))
+    return reached

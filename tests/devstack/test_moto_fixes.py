@@ -282,3 +282,76 @@ def test_other_answers_are_left_to_moto() -> None:
 
     assert item_answer("DescribeTable", {"Table": {"TableName": "t"}}) is None
     assert item_answer("GetItem", {"Item": {"at": {"S": object()}}}) is None
+
+
+def test_queries_answer_as_dynamodb_whatever_the_table_holds(run_table: str) -> None:
+    """A query reads its partition (moto_fixes): the answers are DynamoDB's, in key order,
+    paged, both ways, on the table and on an index; a scan still sees every item once."""
+    client = boto3.client("dynamodb")
+    items = []
+    for number in range(90):
+        flow = ("a", "b", "c")[number % 3]
+        at = f"2026-11-30T08:{number // 60:02d}:{number % 60:02d}+00:00"
+        items.append(
+            {
+                "pk": {"S": f"RUN#{number:03d}"},
+                "sk": {"S": "RUN"},
+                "flow_pk": {"S": f"FLOW#{flow}"},
+                "flow_sk": {"S": f"{at}#{number:03d}"},
+            }
+        )
+        items += [
+            {"pk": {"S": f"RUN#{number:03d}"}, "sk": {"S": f"HIST#{version:08d}"}}
+            for version in (3, 1, 2)
+        ]
+    for item in items:
+        client.put_item(TableName=run_table, Item=item)
+
+    def pages(**query: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in client.get_paginator("query").paginate(
+            TableName=run_table, PaginationConfig={"PageSize": 7}, **query
+        ):
+            found += page["Items"]
+        return found
+
+    history = pages(
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "RUN#042"}}
+    )
+    assert [item["sk"]["S"] for item in history] == [
+        "HIST#00000001",
+        "HIST#00000002",
+        "HIST#00000003",
+        "RUN",
+    ]
+    of_b = [item for item in items if item.get("flow_pk") == {"S": "FLOW#b"}]
+    newest_first = sorted(of_b, key=lambda item: item["flow_sk"]["S"], reverse=True)
+    keys = [{"pk": item["pk"], "sk": item["sk"]} for item in newest_first]
+    answered = pages(
+        IndexName="by-flow",
+        KeyConditionExpression="flow_pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "FLOW#b"}},
+        ScanIndexForward=False,
+    )
+    assert [{"pk": item["pk"], "sk": item["sk"]} for item in answered] == keys
+    before = newest_first[10]["flow_sk"]["S"]
+    older = pages(
+        IndexName="by-flow",
+        KeyConditionExpression="flow_pk = :pk AND flow_sk < :before",
+        ExpressionAttributeValues={":pk": {"S": "FLOW#b"}, ":before": {"S": before}},
+    )
+    assert [{"pk": item["pk"], "sk": item["sk"]} for item in older] == keys[11:][::-1]
+    assert (
+        pages(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "RUN#999"}}
+        )
+        == []
+    )
+    scanned = [
+        (item["pk"]["S"], item["sk"]["S"])
+        for page in client.get_paginator("scan").paginate(
+            TableName=run_table, PaginationConfig={"PageSize": 13}
+        )
+        for item in page["Items"]
+    ]
+    assert sorted(scanned) == sorted((item["pk"]["S"], item["sk"]["S"]) for item in items)

@@ -8,15 +8,22 @@ import boto3
 import pytest
 
 from flowrelay.control.store import Store
+from flowrelay.control.store.flows import FlowEntry
+from flowrelay.core.registration import FlowRegistration
 from flowrelay.core.routing import Target
 from flowrelay.core.run_configs import ECSRun
 from flowrelay.core.storage import Module
 from flowrelay.sdk.flow import registration_for
+from tests.support.aws import Clock
 
 
 @pytest.fixture
 def store(run_table: str) -> Store:
     return Store(boto3.client("dynamodb"), run_table)
+
+
+def named(name: str, module: str) -> FlowRegistration:
+    return FlowRegistration(name=name, storage=Module(module))
 
 
 def etl_registration(rows: int = 10):
@@ -71,6 +78,70 @@ def test_concurrent_registrations_get_distinct_versions(store: Store) -> None:
         thread.join()
     assert sorted(versions) == [1, 2, 3, 4]
     assert store.flows.get("etl").version == 4  # type: ignore[union-attr]
+
+
+# --- the catalog and versions ---------------------------------------------------------------
+
+
+def test_the_catalog_lists_every_flow_by_name_with_its_latest_version(store: Store) -> None:
+    clock = Clock()
+    store.clock = clock
+    assert store.flows.list() == []
+    store.flows.register(etl_registration())
+    clock.advance(60)
+    store.flows.register(etl_registration(rows=20))
+    store.flows.register(named("another", "x:flow"))
+
+    assert store.flows.list() == [
+        FlowEntry(name="another", latest_version=1, registered_at=clock.now),
+        FlowEntry(name="etl", latest_version=2, registered_at=clock.now),
+    ]
+    assert store.flows.names() == ["another", "etl"]
+    # One item per flow in the catalog's partition, beside the flows' own items.
+    catalog = store.client.query(
+        TableName=store.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "FLOWS"}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in catalog] == ["another", "etl"]
+
+
+def test_versions_are_newest_first_and_unchanged_content_adds_none(store: Store) -> None:
+    store.flows.register(etl_registration())
+    store.flows.register(etl_registration(rows=20))
+    again, created = store.flows.register(etl_registration(rows=20))
+    assert (again.version, created) == (2, False)
+
+    versions = store.flows.versions("etl")
+    assert [version.version for version in versions] == [2, 1]
+    assert [p.default for p in versions[0].parameters if p.name == "rows"] == [20]
+    assert versions[0] == store.flows.get("etl")
+    assert [version.version for version in store.flows.versions("etl", limit=1)] == [2]
+    assert store.flows.list()[0].latest_version == 2
+    assert store.flows.versions("nope") == []
+    # A flow whose name starts with another's is not among its versions.
+    store.flows.register(named("etl-2", "x:flow"))
+    assert [version.name for version in store.flows.versions("etl")] == ["etl", "etl"]
+
+
+def test_a_flow_registered_before_the_catalog_joins_it_when_registered_again(
+    store: Store,
+) -> None:
+    store.flows.register(etl_registration())
+    store.flows.register(etl_registration(rows=20))
+    store.client.delete_item(
+        TableName=store.table_name, Key={"pk": {"S": "FLOWS"}, "sk": {"S": "etl"}}
+    )
+    assert store.flows.list() == []
+
+    again, created = store.flows.register(etl_registration(rows=20))  # unchanged
+    assert (again.version, created) == (2, False)
+    assert [(entry.name, entry.latest_version) for entry in store.flows.list()] == [("etl", 2)]
+    assert store.flows.list()[0].registered_at == again.registered_at
+    # Registering an older content again is a new version; the catalog follows the pointer.
+    newest, created = store.flows.register(etl_registration())
+    assert (newest.version, created) == (3, True)
+    assert store.flows.list()[0].latest_version == 3
 
 
 def test_targets_crud(store: Store) -> None:

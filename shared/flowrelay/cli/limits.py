@@ -19,6 +19,7 @@ from flowrelay.cli import render
 from flowrelay.cli.stack import StackNames, aws_client, current, open_store, reports_errors
 from flowrelay.control.store import LimitState, Store
 from flowrelay.core.concurrency import ConcurrencyLimit
+from flowrelay.operations.limits import limit_json
 
 if TYPE_CHECKING:
     from flowrelay.control.slots import Slots
@@ -58,22 +59,6 @@ def _slots(store: Store, names: StackNames, woken: list[str]) -> Slots:
         woken.append(run.run_id)
 
     return Slots(store, wake=wake)
-
-
-def limit_json(state: LimitState) -> dict[str, Any]:
-    """A limit as ``limits ls --json`` shows it."""
-    return {
-        "name": state.limit.name,
-        "kind": state.limit.kind,
-        "value": state.limit.value,
-        "max_runs": state.limit.max_runs,
-        "holders": sorted(state.holders),
-        "waiting": [
-            {"run_id": run_id, "requested_at": requested_at}
-            for run_id, requested_at in state.waiting
-        ],
-        "free": state.free,
-    }
 
 
 def runs_word(count: int) -> str:
@@ -282,44 +267,12 @@ def limits_rm(name: str, as_json: bool) -> None:
     )
 
 
-def waiting_position(state: LimitState, run_id: str) -> int | None:
-    """Where ``run_id`` is in the limit's waiting list (1: next to be handed a slot), or None
-    when it does not wait for it."""
-    return next(
-        (index for index, (waiter, _) in enumerate(state.waiting, start=1) if waiter == run_id),
-        None,
-    )
-
-
 def ordinal(number: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 21st."""
     if 10 <= number % 100 <= 20:
         return f"{number}th"
     suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
-
-
-def run_limits(store: Store, run_id: str, limit_names: list[str]) -> list[dict[str, Any]]:
-    """For ``runs show``: each limit of ``limit_names`` (a run's ``limits``) that still exists,
-    whether the run holds one of its slots, where it is in its waiting list, and who holds its
-    slots (one read per limit)."""
-    shown = []
-    for name in limit_names:
-        state = store.limits.get(name)
-        if state is None:
-            continue
-        shown.append(
-            {
-                "name": name,
-                "kind": state.limit.kind,
-                "value": state.limit.value,
-                "holding": run_id in state.holders,
-                "waiting_position": waiting_position(state, run_id),
-                "holders": sorted(state.holders),
-                "max_runs": state.limit.max_runs,
-            }
-        )
-    return shown
 
 
 def run_limit_lines(

@@ -35,6 +35,7 @@ STYLES = {
     "Cancelling": "magenta",
     "Cancelled": "magenta",
 }
+_RUN_STATES = frozenset(str(state) for state in RunState)
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -191,7 +192,8 @@ def print_table(
 ) -> None:
     """A table on a terminal; aligned plain columns otherwise, so piped output is whole (a rich
     table squeezed into 80 columns cuts ids) and easy to grep or ``awk``. Cells are plain text;
-    a ``state`` column is coloured on a terminal."""
+    a ``state`` column of run states is coloured on a terminal (a schedule's ENABLED is shown
+    as it is)."""
     console = stdout
     if not console.is_terminal:
         if title:
@@ -208,7 +210,7 @@ def print_table(
     state_at = columns.index("state") if "state" in columns else None
     for row in rows:
         cells = [escape(cell) for cell in row]
-        if state_at is not None:
+        if state_at is not None and row[state_at] in _RUN_STATES:
             cells[state_at] = styled(RunState(row[state_at]))
         table.add_row(*cells)
     console.print(table)

@@ -5,21 +5,20 @@ cancelling one, restarting one that failed; following a run's states as they com
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from flowrelay.aws.logs import LogEvent, LogLocation, log_location, read_all
+from flowrelay.aws.logs import log_location, read_all
 from flowrelay.cli import render
-from flowrelay.cli.limits import run_limit_lines, run_limits
+from flowrelay.cli.limits import run_limit_lines
 from flowrelay.cli.options import Seconds, requested_by
 from flowrelay.cli.stack import (
     aws_client,
@@ -29,13 +28,22 @@ from flowrelay.cli.stack import (
 )
 from flowrelay.control.store import Store
 from flowrelay.control.store.runs import RECENT_DAYS
-from flowrelay.core.lifecycle import ACTIVE_STATES, WAITING_STATES, RunState
-from flowrelay.core.runs import (
-    FlowRun,
-    HistoryEntry,
-    restart_key,
-    restart_refusal,
-    run_id_for,
+from flowrelay.core.lifecycle import WAITING_STATES, RunState
+from flowrelay.core.runs import FlowRun
+from flowrelay.operations.limits import run_limits
+from flowrelay.operations.logs import read_log, read_pod_log
+from flowrelay.operations.runs import (
+    CANCEL_FIELDS,
+    RunFilter,
+    console_url,
+    failed_trace,
+    find_runs,
+    get_run,
+    live_kubernetes,
+    origin,
+    request_cancel,
+    request_restart,
+    restarted_as,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +130,13 @@ def runs() -> None:
     type=click.Choice([str(state) for state in RunState], case_sensitive=False),
     help="Only runs in this state.",
 )
+@click.option("--label", help="Only runs that carry this label.")
+@click.option("--target", "target_name", help="Only runs sent to this target.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only runs created at this time (UTC) or later.",
+)
 @click.option(
     "--active",
     is_flag=True,
@@ -137,18 +152,28 @@ def runs() -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
 )
+@click.option(
+    "--before",
+    metavar="POSITION",
+    help="The next page: runs older than the position the previous page printed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @reports_errors
 def runs_ls(
     flow_name: str | None,
     state: str | None,
+    label: str | None,
+    target_name: str | None,
+    since: datetime | None,
     active: bool,
     days: int,
     limit: int,
+    before: str | None,
     as_json: bool,
 ) -> None:
     """List runs, newest first: every flow's, finished or not (the last --days days), or one
-    flow's (--flow); --active lists the unfinished ones, longest waiting first.
+    flow's (--flow); --active lists the unfinished ones, longest waiting first. When there are
+    more, the position of the next page is printed on stderr (--before).
 
     \b
     Examples:
@@ -156,32 +181,26 @@ def runs_ls(
       flowrelay runs ls --state Failed        # what failed lately
       flowrelay runs ls --state Queued        # held back by a concurrency limit
       flowrelay runs ls --flow etl --limit 5  # etl's last five runs
+      flowrelay runs ls --label gpu --since 2026-11-30
       flowrelay runs ls --active              # everything not finished
     """
-    wanted = _run_state(state) if state else None
+    wanted = RunFilter(
+        flow=flow_name,
+        state=_run_state(state) if state else None,
+        active=active,
+        label=label,
+        target=target_name,
+        since=since.replace(tzinfo=UTC) if since is not None else None,
+        days=days,
+        limit=limit,
+    )
+    # Named as the user gave them; find_runs refuses the same in its own words.
     if flow_name is not None and not flow_name.strip():
         render.fail("--flow: a flow's name cannot be empty", 2)
-    if active and wanted is not None and wanted.is_final:
-        render.fail(f"--active lists runs that have not finished, and {wanted} is final", 2)
-    store = open_store(current())
-    found: list[FlowRun]
-    if flow_name is not None:
-        found = [
-            run
-            for run in store.runs.of_flow(flow_name, limit=limit if wanted is None else 1000)
-            if (wanted is None or run.state is wanted) and (not active or run.state.is_active)
-        ][:limit]
-    elif active or (wanted is not None and wanted.is_active):
-        states = [wanted] if wanted is not None else [s for s in RunState if s in ACTIVE_STATES]
-        found = [run for one in states for run in store.runs.active(one)]
-        found.sort(key=lambda run: run.created_at)
-        found = found[:limit]
-    else:
-        found = store.runs.recent(
-            limit=limit,
-            days=days,
-            keep=None if wanted is None else (lambda run: run.state is wanted),
-        )
+    if active and wanted.state is not None and wanted.state.is_final:
+        render.fail(f"--active lists runs that have not finished, and {wanted.state} is final", 2)
+    page = find_runs(open_store(current()), wanted, before=before)
+    found = page.runs
     if as_json:
         render.echo_json([run.model_dump(mode="json") for run in found])
         return
@@ -193,48 +212,31 @@ def runs_ls(
             if active
             else f"runs in the last {days} days"
         )
-        render.stderr.print(f"[dim]no {escape(what)}{f' in state {wanted}' if wanted else ''}[/]")
-        return
-    from flowrelay.control.schedule_sync import flow_prefix, scheduled_by
-
-    def origin(found_run: FlowRun) -> str:
-        """``schedule <clock>`` for a run a schedule requested, ``restart of <run>`` for a
-        restart, else empty."""
-        if found_run.restart_of is not None:
-            return f"restart of {found_run.restart_of}"
-        scheduled = scheduled_by(found_run.idempotency_key)
-        if scheduled is None:
-            return ""
-        return f"schedule {scheduled[0].removeprefix(flow_prefix(found_run.flow_name))}"
-
-    render.print_table(
-        ("run id", "flow", "state", "from", "target", "created", "message"),
-        [
-            (
-                found_run.run_id,
-                found_run.flow_name
-                + (f" v{found_run.flow_version}" if found_run.flow_version else ""),
-                str(found_run.state),
-                origin(found_run),
-                found_run.target or "",
-                render.local_time(found_run.created_at),
-                render.truncate(found_run.message, 40),
-            )
-            for found_run in found
-        ],
-    )
+        wanted_state = f" in state {wanted.state}" if wanted.state else ""
+        render.stderr.print(f"[dim]no {escape(what)}{wanted_state} that pass the filters[/]")
+    else:
+        render.print_table(
+            ("run id", "flow", "state", "from", "target", "created", "message"),
+            [
+                (
+                    found_run.run_id,
+                    found_run.flow_name
+                    + (f" v{found_run.flow_version}" if found_run.flow_version else ""),
+                    str(found_run.state),
+                    origin(found_run),
+                    found_run.target or "",
+                    render.local_time(found_run.created_at),
+                    render.truncate(found_run.message, 40),
+                )
+                for found_run in found
+            ],
+        )
+    if page.next is not None:
+        render.stderr.print(f"[dim]more: --before {escape(page.next)}[/]", highlight=False)
 
 
 def _run_state(name: str) -> RunState:
     return next(state for state in RunState if str(state).lower() == name.lower())
-
-
-def _console_url(location: LogLocation) -> str | None:
-    """The CloudWatch console link of a run's logs; none against a local endpoint (the dev
-    stack), whose log groups the console has never heard of."""
-    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_LOGS"):
-        return None
-    return location.console_url()
 
 
 @runs.command("show")
@@ -249,12 +251,10 @@ def runs_show(run_id: str, as_json: bool) -> None:
     waited for that still exists: whether it holds a slot, its place in the waiting list (1:
     next; null when it does not wait), the runs holding slots and the limit's max_runs."""
     store = open_store(current())
-    found = store.runs.get(run_id)
-    if found is None:
-        render.fail(f"no flow run {run_id!r}", 1)
+    found = get_run(store, run_id)
     history = store.runs.history(run_id)
     location = log_location(found.infrastructure)
-    live = _live_kubernetes(found)
+    live = live_kubernetes(found, _kubernetes_launcher)
     restarts = restarted_as(history)
     # The concurrency limits it holds a slot of or waits for: one read per limit, none when it
     # was never subject to one.
@@ -266,7 +266,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
         if live is not None:
             shown["kubernetes"] = live
         shown["logs"] = (
-            {**location.model_dump(mode="json"), "console_url": _console_url(location)}
+            {**location.model_dump(mode="json"), "console_url": console_url(location)}
             if location is not None
             else None
         )
@@ -308,18 +308,17 @@ def runs_show(run_id: str, as_json: bool) -> None:
         fields += [
             ("log group", escape(location.group)),
             ("log stream", escape(location.stream)),
-            ("logs", escape(_console_url(location) or f"flowrelay runs logs {found.run_id}")),
+            ("logs", escape(console_url(location) or f"flowrelay runs logs {found.run_id}")),
         ]
     lines = [(label, value) for label, value in fields if value]
     width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:
         console.print(f"  {label + ':':<{width}}{value}")
-    trace = next((entry for entry in reversed(history) if entry.details.get("traceback")), None)
+    trace = failed_trace(history)
     if trace is not None:
-        tasks = trace.details.get("failed_tasks") or []
-        where = f" of task {tasks[0]!r}" if tasks else ""
+        where = f" of task {trace.failed_tasks[0]!r}" if trace.failed_tasks else ""
         console.print(f"  traceback{where}:")
-        console.print(str(trace.details["traceback"]), markup=False, highlight=False)
+        console.print(trace.traceback, markup=False, highlight=False)
     render.print_table(
         ("time", "state", "source", "message"),
         [
@@ -333,16 +332,6 @@ def runs_show(run_id: str, as_json: bool) -> None:
         ],
         title="history",
     )
-
-
-def restarted_as(history: list[HistoryEntry]) -> list[str]:
-    """The runs that restart the run of ``history`` (from the notes dispatch leaves on it),
-    oldest first."""
-    return [
-        str(entry.details["restarted_as"])
-        for entry in history
-        if entry.note and entry.details.get("restarted_as")
-    ]
 
 
 @runs.command("retry")
@@ -378,44 +367,18 @@ def runs_retry(run_id: str, watch: bool, timeout: float, as_json: bool) -> None:
       flowrelay runs retry 0b6e... --watch
     """
     from flowrelay.aws.bus import Publisher
-    from flowrelay.core.events import FlowRunRequested, describe
-    from flowrelay.core.registration import not_registered
 
     names = current()
     store = open_store(names)
-    original = store.runs.get(run_id)
-    if original is None:
-        render.fail(f"no flow run {run_id!r}", 1)
-    refusal = restart_refusal(original)
-    if refusal is not None:
-        render.fail(refusal, 2)
-    new_id = run_id_for(restart_key(run_id))
-    earlier = restarted_as(store.runs.history(run_id))
-    if earlier or store.runs.get(new_id) is not None:
-        # The note may lag the new run (dispatch writes it after creating the run).
-        again = earlier[-1] if earlier else new_id
-        render.fail(f"run {run_id} was already restarted as {again}; retry {again} instead", 2)
-    if store.flows.get(original.flow_name, original.flow_version) is None:
-        render.fail(
-            f"run {run_id} cannot be restarted: "
-            f"{not_registered(original.flow_name, original.flow_version)} any more (a restart "
-            f"runs the version its run ran)",
-            2,
-        )
-    try:
-        request = FlowRunRequested.restart(original, requested_by=requested_by())
-    except ValidationError as exc:
-        render.fail(f"run {run_id} cannot be restarted as it was made: {describe(exc)}", 2)
-    Publisher(aws_client("events"), names.bus_name).publish(request)
+    restart = request_restart(
+        store,
+        Publisher(aws_client("events"), names.bus_name),
+        run_id,
+        requested_by=requested_by(),
+    )
+    original, new_id = restart.original, restart.new_id
     if as_json and not watch:
-        render.echo_json(
-            {
-                "flow_run_id": new_id,
-                "sent": True,
-                "was": str(original.state),
-                **request.model_dump(mode="json", exclude_none=True),
-            }
-        )
+        render.echo_json(restart.as_json())
         return
     if not as_json:
         click.echo(new_id)
@@ -452,25 +415,6 @@ def _kubernetes_launcher() -> KubernetesLauncher:
 _KUBERNETES_LAUNCHER_KEY = "flowrelay.kubernetes_launcher"
 
 
-def _live_kubernetes(run: FlowRun) -> dict[str, object] | None:
-    """For a run launched on Kubernetes: its Job, its pod and what they say now (asked of the
-    API server: Kubernetes keeps no history flowrelay could read later)."""
-    if run.infrastructure.get("kind") != "kubernetes":
-        return None
-    from flowrelay.launchers.base import LaunchError
-
-    launcher = _kubernetes_launcher()
-    shown: dict[str, object] = {
-        "namespace": run.infrastructure.get("namespace"),
-        "job": run.infrastructure.get("job_name"),
-    }
-    try:
-        status = launcher.status(run.infrastructure)
-    except LaunchError as exc:
-        return {**shown, "pod": None, "now": f"cannot ask the API server: {exc}"}
-    return {**shown, "pod": status.details.get("pod"), "now": status.message, "phase": status.phase}
-
-
 @runs.command("logs")
 @click.argument("run_id")
 @click.option(
@@ -502,81 +446,32 @@ def runs_logs(run_id: str, last: int | None, follow_lines: bool, as_json: bool) 
       flowrelay runs logs 0b6e... --tail 50  # the last 50 lines
       flowrelay runs logs 0b6e... -f         # everything, then new lines until the run ends
     """
-    from botocore.exceptions import ClientError
-
     store = open_store(current())
-    found = store.runs.get(run_id)
-    if found is None:
-        render.fail(f"no flow run {run_id!r}", 1)
+    found = get_run(store, run_id)
     if follow_lines:
         if as_json:
             render.fail("--follow prints lines as they come; it does not take --json", 2)
         sys.exit(_follow_logs(store, found, last))
-    location = log_location(found.infrastructure)
-    log_file = found.infrastructure.get("log_file")
-    if found.infrastructure.get("kind") == "kubernetes":
-        _print_pod_log(found, last, as_json)
+    log = read_log(
+        found, last, logs_client=lambda: aws_client("logs"), kubernetes=_kubernetes_launcher
+    )
+    if not as_json:
+        for line in log.lines:
+            click.echo(line.message)
         return
-    if location is None and isinstance(log_file, str):
-        _print_local_log(run_id, log_file, last, as_json)
-        return
-    if location is None:
-        if not found.infrastructure:
-            render.fail(
-                f"run {run_id} has no log location yet: it has not been launched "
-                f"(state {found.state})",
-                1,
-            )
-        render.fail(
-            f"run {run_id} has no log location: its task does not log to CloudWatch Logs "
-            f"(no awslogs log configuration with a stream prefix)",
-            1,
-        )
-    client = aws_client("logs")
-    events: list[LogEvent] = []
-    try:
-        if last is not None:
-            # Read from the end and stop once there are enough: a long run's stream may hold
-            # far more than anyone asks to see.
-            for event in read_all(client, location, start_from_head=False, page_size=last):
-                events.append(event)
-                if len(events) == last:
-                    break
-            events.reverse()
-        else:
-            for event in read_all(client, location):
-                if as_json:
-                    events.append(event)
-                else:
-                    click.echo(event.message)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-        hint = (
-            "its task may not have written any yet"
-            if found.state.is_active
-            else "its task never wrote any, or they expired"
-        )
-        render.fail(
-            f"run {run_id} has no logs yet: log stream {location.stream!r} in group "
-            f"{location.group!r} does not exist ({hint})",
-            1,
-        )
-    if as_json:
-        render.echo_json(
-            {
-                "run_id": run_id,
-                "log_group": location.group,
-                "log_stream": location.stream,
-                "events": [
-                    {"timestamp": event.timestamp.isoformat(), "message": event.message}
-                    for event in events
-                ],
-            }
-        )
-    elif last is not None:
-        for event in events:
-            click.echo(event.message)
+    render.echo_json(
+        {
+            "run_id": run_id,
+            **log.where,
+            "events": [
+                {
+                    "timestamp": line.timestamp.isoformat() if line.timestamp else None,
+                    "message": line.message,
+                }
+                for line in log.lines
+            ],
+        }
+    )
 
 
 def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:
@@ -638,42 +533,6 @@ def _followed(run: FlowRun) -> int:
     return 0
 
 
-def _read_pod_log(run: FlowRun, last: int | None = None) -> str | None:
-    """The log of a Kubernetes run's pod, read from the API server (None when no pod is left)."""
-    from flowrelay.launchers.base import LaunchError
-
-    try:
-        text = _kubernetes_launcher().read_log(run.infrastructure, last)
-    except LaunchError as exc:
-        render.fail(f"run {run.run_id}: cannot read its pod's log: {exc}", 1)
-    return text
-
-
-def _print_pod_log(run: FlowRun, last: int | None, as_json: bool) -> None:
-    """A Kubernetes run's log: its pod's, while the pod exists (finished Jobs and their pods
-    are kept for the target's ttl_seconds_after_finished)."""
-    text = _read_pod_log(run, last)
-    job = f"{run.infrastructure.get('namespace')}/{run.infrastructure.get('job_name')}"
-    if text is None:
-        render.fail(
-            f"run {run.run_id} has no pod left to read a log from (Job {job}: deleted, or its "
-            "pod not created yet)",
-            1,
-        )
-    lines = text.splitlines()
-    if as_json:
-        render.echo_json(
-            {
-                "run_id": run.run_id,
-                "job": job,
-                "events": [{"timestamp": None, "message": line} for line in lines],
-            }
-        )
-        return
-    for line in lines:
-        click.echo(line)
-
-
 def _follow_pod(run: FlowRun, done: Callable[[], bool], last: int | None) -> Iterator[str]:
     """The lines of a Kubernetes run's pod log as they come, until ``done()`` (then once more,
     for what was written last)."""
@@ -681,7 +540,7 @@ def _follow_pod(run: FlowRun, done: Callable[[], bool], last: int | None) -> Ite
     finishing = False
     while True:
         finishing = finishing or done()
-        lines = (_read_pod_log(run) or "").splitlines()
+        lines = (read_pod_log(run, _kubernetes_launcher) or "").splitlines()
         if printed is None:
             printed = max(0, len(lines) - last) if last is not None else 0
         yield from lines[printed:]
@@ -689,29 +548,6 @@ def _follow_pod(run: FlowRun, done: Callable[[], bool], last: int | None) -> Ite
         if finishing:
             return
         pause()
-
-
-def _print_local_log(run_id: str, log_file: str, last: int | None, as_json: bool) -> None:
-    """A local run's log file (local targets write their runs' output to a file)."""
-    try:
-        lines = Path(log_file).read_text(errors="replace").splitlines()
-    except OSError as exc:
-        render.fail(
-            f"run {run_id} logs to {log_file}, which cannot be read here: {exc.strerror}", 1
-        )
-    if last is not None:
-        lines = lines[-last:]
-    if as_json:
-        render.echo_json(
-            {
-                "run_id": run_id,
-                "log_file": log_file,
-                "events": [{"timestamp": None, "message": line} for line in lines],
-            }
-        )
-        return
-    for line in lines:
-        click.echo(line)
 
 
 def _follow_file(path: Path, done: Callable[[], bool], last: int | None) -> Iterator[str]:
@@ -780,52 +616,28 @@ def runs_cancel(run_id: str, reason: str | None, wait: bool, timeout: float, as_
       flowrelay runs cancel 0b6e... --reason "wrong parameters" --wait
     """
     from flowrelay.aws.bus import Publisher
-    from flowrelay.core.events import FlowRunCancelRequested
 
     names = current()
     store = open_store(names)
-    found = store.runs.get(run_id)
-    if found is None:
-        render.fail(f"no flow run {run_id!r}", 1)
-    if found.state.is_final:
+    outcome = request_cancel(
+        store,
+        Publisher(aws_client("events"), names.bus_name),
+        run_id,
+        reason=reason,
+        requested_by=requested_by(),
+        field_names=CANCEL_FIELDS,
+    )
+    if outcome.request is None:
         # A clear no-op, not an error: the user's goal (the run is not running) holds.
-        message = f"run {run_id} is already {found.state}; nothing to cancel"
         if as_json:
-            render.echo_json(
-                {
-                    "flow_run_id": run_id,
-                    "cancel_requested": False,
-                    "state": str(found.state),
-                    "message": message,
-                }
-            )
+            render.echo_json(outcome.as_json())
         else:
-            render.stdout.print(escape(message))
+            render.stdout.print(escape(outcome.message))
         return
-    try:
-        request = FlowRunCancelRequested(
-            flow_run_id=run_id, reason=reason, requested_by=requested_by()
-        )
-    except ValidationError as exc:
-        # Named as the user gave them: RUN_ID, --reason.
-        shown = {"flow_run_id": "RUN_ID", "reason": "--reason"}
-        problems = []
-        for item in exc.errors(include_url=False):
-            field = str(item["loc"][0]) if item["loc"] else "request"
-            problems.append(f"{shown.get(field, field)}: {item['msg']}")
-        render.fail("; ".join(problems), 2)
-    Publisher(aws_client("events"), names.bus_name).publish(request)
-    requested = f"cancel requested for run {run_id} (was {found.state})"
     if as_json and not wait:
-        render.echo_json(
-            {
-                "cancel_requested": True,
-                "was": str(found.state),
-                **request.model_dump(mode="json", exclude_none=True),
-            }
-        )
+        render.echo_json(outcome.as_json())
         return
-    (render.stderr if as_json else render.stdout).print(escape(requested))
+    (render.stderr if as_json else render.stdout).print(escape(outcome.message))
     if wait:
         sys.exit(wait_cancelled(store, run_id, timeout, as_json))
 

@@ -3,7 +3,6 @@ times, and pausing and resuming them. ``flowrelay register`` creates and updates
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +11,6 @@ from rich.markup import escape
 
 from flowrelay.cli import render
 from flowrelay.cli.stack import ConfigError, aws_client, current_outputs, reports_errors
-
-#: Next fire times shown per schedule.
-NEXT_FIRES = 3
 
 
 def _target() -> Any:
@@ -48,54 +44,13 @@ def schedules() -> None:
 @reports_errors
 def schedules_ls(flow_name: str | None, as_json: bool) -> None:
     """Each schedule: its flow and clock, expression, time zone, state and next fire times."""
-    from flowrelay.control.fire_times import fire_times
-    from flowrelay.control.schedule_sync import flow_prefix, schedules_of
+    from flowrelay.operations.flows import schedule_rows
 
     target = _target()
-    found = schedules_of(aws_client("scheduler"), target, flow_name)
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for schedule in found:
-        request = json.loads((schedule.get("Target") or {}).get("Input") or "{}")
-        flow = str(request.get("flow", ""))
-        enabled = schedule.get("State") == "ENABLED"
-        timezone = schedule.get("ScheduleExpressionTimezone") or "UTC"
-        try:
-            upcoming = (
-                fire_times(
-                    schedule["ScheduleExpression"],
-                    timezone,
-                    after=now,
-                    count=NEXT_FIRES,
-                    # A rate schedule without a start counts from its creation, as AWS's does.
-                    start_date=schedule.get("StartDate")
-                    or (
-                        schedule.get("CreationDate")
-                        if schedule["ScheduleExpression"].startswith("rate(")
-                        else None
-                    ),
-                    end_date=schedule.get("EndDate"),
-                )
-                if enabled
-                else []
-            )
-        except ValueError as exc:
-            upcoming = []
-            render.stderr.print(f"[yellow]{escape(schedule['Name'])}: {escape(str(exc))}[/]")
-        rows.append(
-            {
-                "name": schedule["Name"],
-                "flow": flow,
-                "version": request.get("version"),
-                "clock": schedule["Name"].removeprefix(flow_prefix(flow)) if flow else "",
-                "expression": schedule["ScheduleExpression"],
-                "timezone": timezone,
-                "state": schedule.get("State"),
-                "parameters": request.get("parameters") or {},
-                "labels": request.get("labels"),
-                "next": [moment.isoformat() for moment in upcoming],
-            }
-        )
+    listing = schedule_rows(aws_client("scheduler"), target, flow_name, datetime.now(UTC))
+    for warning in listing.warnings:
+        render.stderr.print(f"[yellow]{escape(warning)}[/]")
+    rows = [row.model_dump(mode="json") for row in listing.rows]
     if as_json:
         render.echo_json(rows)
         return

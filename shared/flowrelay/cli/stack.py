@@ -189,11 +189,14 @@ def reports_errors(command: F) -> F:
         )
 
         from flowrelay.aws.bus import PublishError
+        from flowrelay.operations import OperationError
 
         try:
             return command(*args, **kwargs)
         except ConfigError as exc:
             render.fail(str(exc), 2)
+        except OperationError as exc:
+            render.fail(str(exc), exc.code)
         except (NoCredentialsError, NoRegionError) as exc:
             render.fail(f"AWS is not configured: {exc}", 2)
         except EndpointConnectionError as exc:

@@ -21,6 +21,7 @@ from flowrelay.control.store.runs import (
     HISTORY_RETENTION,
     LaunchClaim,
     RunNotFoundError,
+    RunPage,
     RunStore,
     TransitionResult,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "PendingSweep",
     "Refused",
     "RunNotFoundError",
+    "RunPage",
     "RunStore",
     "Store",
     "Table",

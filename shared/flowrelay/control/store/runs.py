@@ -9,7 +9,7 @@ decided again against the newer state.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,8 @@ HISTORY_RETENTION = timedelta(days=90)
 
 #: How far back ``Runs.recent`` looks by default.
 RECENT_DAYS = 30
+#: Runs a filtered page examines at most before it stops and says where to go on from.
+PAGE_EXAMINES = 2000
 
 
 class LaunchClaim(Model):
@@ -44,6 +46,14 @@ class TransitionResult(Model):
     applied: bool
     run: FlowRun | None
     reason: str
+
+
+class RunPage(Model):
+    """One page of runs, newest first (``RunStore.page``); ``next``: the position to ask for
+    the next page from (its ``before``), None when there is nothing older."""
+
+    runs: list[FlowRun]
+    next: str | None = None
 
 
 class RunNotFoundError(LookupError):
@@ -117,7 +127,7 @@ class RunStore:
             at=now,
             details=dict(details or {}),
         )
-        item = _run_item(run)
+        item = run_item(run)
         if claim is not None:
             attempt, lease = claim
             run.claimed_until = now + lease
@@ -531,7 +541,7 @@ class RunStore:
                 ConditionExpression="#version = :version",
                 ExpressionAttributeNames={"#run": "run", "#version": "version"},
                 ExpressionAttributeValues={
-                    ":run": _run_item(noted)["run"],
+                    ":run": run_item(noted)["run"],
                     ":version": {"N": str(run.version)},
                 },
             )
@@ -637,14 +647,7 @@ class RunStore:
 
     def of_flow(self, flow_name: str, limit: int = 50) -> list[FlowRun]:
         """The flow's runs, newest first."""
-        keys = self.table.query(
-            IndexName="by-flow",
-            KeyConditionExpression="flow_pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"FLOW#{flow_name}"}},
-            ScanIndexForward=False,
-            limit=limit,
-        )
-        return self._runs_of(keys)
+        return self.page(limit=limit, flow_name=flow_name).runs
 
     def recent(
         self,
@@ -653,28 +656,98 @@ class RunStore:
         keep: Callable[[FlowRun], bool] | None = None,
     ) -> list[FlowRun]:
         """Runs of every flow, newest first: at most ``limit`` of those created in the last
-        ``days`` days (UTC) that ``keep`` accepts. Reads one index partition per day, newest
-        day first, a page at a time, and stops once it has enough."""
+        ``days`` days (UTC) that ``keep`` accepts."""
+        return self.page(limit=limit, days=days, keep=keep, examine=None).runs
+
+    def page(
+        self,
+        *,
+        limit: int = 50,
+        flow_name: str | None = None,
+        before: str | None = None,
+        since: datetime | None = None,
+        days: int = RECENT_DAYS,
+        keep: Callable[[FlowRun], bool] | None = None,
+        examine: int | None = PAGE_EXAMINES,
+    ) -> RunPage:
+        """One page of runs, newest first: one flow's (the ``by-flow`` index) or every flow's
+        created in the last ``days`` days (the ``recent`` index, one partition a day), at most
+        ``limit`` that ``keep`` accepts, created at ``since`` or later, and older than the
+        position ``before`` (a page's ``next``: where the page before it stopped).
+
+        Reads index keys a page at a time, and the runs they name by ``BatchGetItem``, and
+        stops once it has enough, or, with ``keep``, once it has examined ``examine`` runs (a
+        filter few runs pass must not read a whole history for one page): ``next`` then says
+        where to go on from, whether or not the page is full. ``next`` is None when there is
+        nothing older.
+        """
         found: list[FlowRun] = []
-        today = self.table.clock().astimezone(UTC)
-        for back in range(days):
-            day = today - timedelta(days=back)
-            query: dict[str, Any] = {
-                "IndexName": "recent",
-                "KeyConditionExpression": "recent_pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": _recent_bucket(day)}},
-                "ScanIndexForward": False,
-            }
+        examined = 0
+        position: str | None = None
+        since_key = since.astimezone(UTC).isoformat() if since is not None else None
+        if since_key is not None and before is not None and since_key > before:
+            return RunPage(runs=[])
+        for index, partition_key, partition, sort_key in self._page_partitions(
+            flow_name, before, since, days
+        ):
+            condition = f"{partition_key} = :pk"
+            values: dict[str, Any] = {":pk": {"S": partition}}
+            if before is not None and since_key is not None:
+                condition += f" AND {sort_key} BETWEEN :since AND :before"
+                values[":since"] = {"S": since_key}
+                values[":before"] = {"S": before}
+            elif before is not None:
+                condition += f" AND {sort_key} < :before"
+                values[":before"] = {"S": before}
+            elif since_key is not None:
+                condition += f" AND {sort_key} >= :since"
+                values[":since"] = {"S": since_key}
             paginator = self.table.client.get_paginator("query")
-            for page in paginator.paginate(TableName=self.table.table_name, **query):
-                keys = page.get("Items", [])
-                for start in range(0, len(keys), BATCH_GET_KEYS):
-                    for run in self._runs_of(keys[start : start + BATCH_GET_KEYS]):
-                        if keep is None or keep(run):
-                            found.append(run)
-                            if len(found) >= limit:
-                                return found
-        return found
+            pages = paginator.paginate(
+                TableName=self.table.table_name,
+                IndexName=index,
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                PaginationConfig={"PageSize": min(BATCH_GET_KEYS, max(limit, 10))},
+            )
+            for keys_page in pages:
+                keys = [key for key in keys_page.get("Items", []) if key[sort_key]["S"] != before]
+                items = self.table.get_many([{"pk": key["pk"], "sk": key["sk"]} for key in keys])
+                for key in keys:
+                    position = key[sort_key]["S"]
+                    item = items.get(key["pk"]["S"])
+                    if item is None:
+                        continue
+                    run = run_from_item(item)
+                    examined += 1
+                    if keep is None or keep(run):
+                        found.append(run)
+                        if len(found) >= limit:
+                            return RunPage(runs=found, next=position)
+                    if keep is not None and examine is not None and examined >= examine:
+                        return RunPage(runs=found, next=position)
+        return RunPage(runs=found, next=None)
+
+    def _page_partitions(
+        self, flow_name: str | None, before: str | None, since: datetime | None, days: int
+    ) -> Iterator[tuple[str, str, str, str]]:
+        """The index partitions a page reads, newest first: (index, its partition key, the
+        partition, its sort key)."""
+        if flow_name is not None:
+            yield "by-flow", "flow_pk", f"FLOW#{flow_name}", "flow_sk"
+            return
+        today = self.table.clock().astimezone(UTC)
+        first = today
+        if before is not None:
+            first = min(today, datetime.fromisoformat(before.partition("#")[0]).astimezone(UTC))
+        oldest = today - timedelta(days=days - 1)
+        if since is not None:
+            oldest = max(oldest, since.astimezone(UTC))
+        day = first
+        while day.date() >= oldest.date():
+            yield "recent", "recent_pk", _recent_bucket(day), "recent_sk"
+            day -= timedelta(days=1)
 
     def active(self, state: RunState, entered_before: datetime | None = None) -> list[FlowRun]:
         """Runs in ``state`` (not final), longest in it first; optionally only those that entered
@@ -780,7 +853,7 @@ def first_entry(run: FlowRun) -> HistoryEntry:
     )
 
 
-def _run_item(run: FlowRun) -> dict[str, Any]:
+def run_item(run: FlowRun) -> dict[str, Any]:
     """The run as a DynamoDB item: key and index attributes, plus the whole run as compressed
     JSON (``encode_run``; numbers in parameters stay exact, where DynamoDB would need
     Decimals)."""
@@ -809,7 +882,7 @@ def _transition_update(
     """An update of the run's attributes (not a whole-item put: ``heartbeat_at`` is written on
     its own and must survive), conditional on the version the change was decided from; the
     attributes in ``remove`` go."""
-    item = _run_item(run)
+    item = run_item(run)
     names = {"#run": "run", "#version": "version", "#state": "state"}
     values = {
         ":run": item["run"],

@@ -13,6 +13,8 @@ Keys follow the access patterns (the table is defined in template.yaml):
   as its Dask cluster starting); both removed by TTL
   (``expires_at``) after ``HISTORY_RETENTION``.
 - flow: ``pk = FLOW#<name>``, ``sk = LATEST`` (the latest version) and ``VERSION#<n>``.
+- the flows' catalog: ``pk = FLOWS``, ``sk = <name>`` (its latest version and when that was
+  registered; every flow in one Query).
 - target: ``pk = TARGET``, ``sk = <name>``.
 - a Dask cluster to sweep once its run ends: ``pk = CLUSTERS``, ``sk = <run id>#<cluster name>``.
 - a concurrency limit, its slots' holders and its waiting runs: ``pk = LIMIT``, ``sk = <name>``.

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck quick bench schemas clean
+.PHONY: setup demo test lint typecheck quick bench schemas screenshots clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ demo: $(INSTALLED)
 	$(BIN)/flowrelay demo
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check shared functions tests benchmarks
-	$(BIN)/ruff format --check shared functions tests benchmarks
+	$(BIN)/ruff check shared functions tests benchmarks scripts
+	$(BIN)/ruff format --check shared functions tests benchmarks scripts
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED)
@@ -33,6 +33,10 @@ test: lint typecheck
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
+
+# The web UI's pictures in docs/ui/ (headless Chromium over `flowrelay demo --keep`).
+screenshots: $(INSTALLED)
+	$(BIN)/python scripts/ui_screenshots.py
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m flowrelay.schemas

@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, control_plane, dask_clusters, limits, throttling, workloads
+from benchmarks import cold_start, control_plane, dask_clusters, limits, throttling, ui, workloads
 from benchmarks.report import (
     Row,
     format_seconds,
@@ -458,6 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "limits",
             "control-plane",
             "throttling",
+            "ui",
         ],
         help="run one section (default: all); the other sections of the file are kept",
     )
@@ -528,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
         "throttling": (
             "Measuring the dispatcher's backoff under injected throttling (under a minute)...",
             throttling.report,
+        ),
+        "ui": (
+            "Timing the web UI's pages over a flow of 10,000 runs on the dev stack (about a "
+            "minute)...",
+            ui.report,
         ),
     }
     for name, (announcement, report) in counted.items():

@@ -30,3 +30,9 @@ def test_doc_example_runs(where: str, code: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         exec(compile(code, where, "exec"), {"__name__": f"doc_example_{where}"})
+
+
+def test_every_picture_the_docs_show_is_there() -> None:
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for path in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", document.read_text()):
+            assert (document.parent / path).is_file(), f"{document.name} shows {path}: missing"

@@ -155,3 +155,9 @@ def test_a_position_before_since_finds_nothing(store: Store) -> None:
     page = find_runs(store, RunFilter(flow="etl", since=NOW - timedelta(days=1)), before=before)
     assert page.runs == []
     assert page.next is None
+
+
+@pytest.mark.parametrize("before", ["yesterday", "2026-11-30#", "#abc", "2026-11-30T08:00#r"])
+def test_a_position_no_page_gave_is_refused(store: Store, before: str) -> None:
+    with pytest.raises(RefusedError, match="is not the position a page of runs ended at"):
+        find_runs(store, RunFilter(), before=before)

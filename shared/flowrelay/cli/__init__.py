@@ -21,6 +21,7 @@ from flowrelay.cli import (
     demo,
     dev,
     dlq,
+    flows,
     invoke,
     limits,
     local,
@@ -31,6 +32,7 @@ from flowrelay.cli import (
     runs,
     schedules,
     targets,
+    ui,
 )
 from flowrelay.cli.stack import STACK_META_KEY
 
@@ -103,6 +105,7 @@ for _command in (
     run.run,
     runs.runs,
     schedules.schedules,
+    flows.flows,
     targets.targets,
     limits.limits,
     dlq.dlq,
@@ -112,6 +115,7 @@ for _command in (
     local.schema,
     demo.demo,
     dev.dev,
+    ui.ui,
 ):
     cli.add_command(_command)
 

@@ -9,8 +9,11 @@ cancel`` does), and prints each run's state timeline from DynamoDB. ``run_demo``
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,8 +146,14 @@ class ControlPlaneRun:
     run_id: str = ""
 
 
-def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int:
-    """Run the demo on a fresh dev stack; 0 when every run ended as designed."""
+def run_control_plane_demo(
+    as_json: bool = False,
+    timeout: float = 120.0,
+    keep: bool = False,
+    ui_socket: socket.socket | None = None,
+) -> int:
+    """Run the demo on a fresh dev stack; 0 when every run ended as designed. ``keep``: then
+    keep the stack up until Ctrl-C, with the web UI served on ``ui_socket`` when given."""
     import tempfile
     import uuid
 
@@ -414,16 +423,50 @@ def run_control_plane_demo(as_json: bool = False, timeout: float = 120.0) -> int
             )
             for run in runs
         ]
-    _check_one_at_a_time([o for o, run in zip(outcomes, runs, strict=True) if run.limited])
-    ok = all(outcome["as_designed"] for outcome in outcomes)
-    if as_json:
-        print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str))
-    else:
-        for outcome in outcomes:
-            _print_timeline(outcome)
-        verdict = sum(1 for outcome in outcomes if outcome["as_designed"])
-        render.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
+        _check_one_at_a_time([o for o, run in zip(outcomes, runs, strict=True) if run.limited])
+        ok = all(outcome["as_designed"] for outcome in outcomes)
+        if as_json:
+            print(json.dumps({"ok": ok, "runs": outcomes}, indent=2, default=str), flush=True)
+        else:
+            for outcome in outcomes:
+                _print_timeline(outcome)
+            verdict = sum(1 for outcome in outcomes if outcome["as_designed"])
+            render.stdout.print(f"[bold]{verdict} of {len(outcomes)} runs ended as designed.[/]")
+        if keep:
+            _keep_serving(stack, ui_socket)
     return 0 if ok else 1
+
+
+def _keep_serving(stack: Any, ui_socket: socket.socket | None) -> None:
+    """``demo --keep``: the dev stack stays up with the web UI served over it, until Ctrl-C;
+    the export line lets other shells' commands use it too."""
+    from flowrelay.cli.stack import StackNames
+    from flowrelay.cli.ui import INSTALL_UI, announce, stack_access
+
+    render.stderr.print(
+        f"the dev stack stays up (Ctrl-C stops it); in another shell: {stack.export_line()}",
+        markup=False,
+        highlight=False,
+    )
+    if ui_socket is None:
+        render.stderr.print(f"no web UI: {INSTALL_UI}", markup=False, highlight=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+        return
+    from flowrelay.ui.app import create_app
+    from flowrelay.ui.server import address_of, serve
+
+    outputs = dict(stack.outputs)
+    names = StackNames(
+        table_name=outputs["TableName"],
+        bus_name=outputs["BusName"],
+        stack=stack.stack_name,
+        outputs=outputs,
+    )
+    app = create_app(stack_access(names, lambda: outputs))
+    announce(address_of(ui_socket), "127.0.0.1")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(app, ui_socket)
 
 
 _FINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Crashed"}
@@ -672,11 +715,53 @@ def _print_timeline(outcome: dict[str, Any]) -> None:
     is_flag=True,
     help="Run the example flows in this process on every executor instead (no dev stack).",
 )
-def demo(as_json: bool, local: bool) -> None:
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the dev stack running after the demo, with the web UI served over it.",
+)
+@click.option(
+    "--ui-port",
+    type=click.IntRange(min=0, max=65535),
+    default=8765,
+    show_default=True,
+    help="With --keep: the web UI's port (0: any free port).",
+)
+def demo(as_json: bool, local: bool, keep: bool, ui_port: int) -> None:
     """See the whole system work on this machine: start the dev stack, register the example
     flows and a target, request runs through the bus, print each run's state timeline, stop.
+    With --keep, the stack stays up afterwards with the web UI served over it, to explore the
+    demo's runs (Ctrl-C stops both).
 
     Exit 0 when every run ended as designed (one of them fails on purpose).
+
+    \b
+    Examples:
+      flowrelay demo
+      flowrelay demo --keep              # then open the address it prints
     """
+    if keep and local:
+        render.fail("--keep keeps the dev stack, and --local runs without one", 2)
+    ui_socket = _ui_socket(ui_port) if keep else None
     with raise_on_sigterm():
-        sys.exit(run_demo(as_json=as_json) if local else run_control_plane_demo(as_json=as_json))
+        sys.exit(
+            run_demo(as_json=as_json)
+            if local
+            else run_control_plane_demo(as_json=as_json, keep=keep, ui_socket=ui_socket)
+        )
+
+
+def _ui_socket(port: int) -> socket.socket | None:
+    """The web UI's socket for ``--keep``, bound before the demo (a port in use is said at
+    once, not after it); None without the UI's libraries (the stack is kept all the same)."""
+    from flowrelay.cli.ui import ui_available
+
+    if ui_available() is not None:
+        return None
+    from flowrelay.operations import OperationError
+    from flowrelay.ui.server import bind
+
+    try:
+        return bind("127.0.0.1", port)
+    except OperationError as exc:
+        render.fail(f"--ui-port: {exc}", 2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import signal
 import sys
 import threading
@@ -115,11 +114,9 @@ def up(
                 "flows) and 'dev-local' (kind local, for LocalRun flows) created, no labels: runs "
                 "without labels go to 'dev'"
             )
-        exports = " ".join(
-            f"{name}={shlex.quote(value)}" for name, value in stack.environment().items()
-        )
         click.echo("# In another shell, use the dev stack with:")
-        click.echo(f"export {exports}")
+        click.echo(stack.export_line())
+        click.echo("# and see it in a browser (after the export line): flowrelay ui --open")
         sys.stdout.flush()
         say(
             "run a function in Lambda's own container (needs Docker and the SAM CLI): "

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -262,6 +263,12 @@ class DevStack:
             "FLOWRELAY_TABLE_NAME": self.outputs.get("TableName", ""),
             "FLOWRELAY_BUS_NAME": self.outputs.get("BusName", ""),
         }
+
+    def export_line(self) -> str:
+        """``export NAME=value ...``: the shell line that points another shell at this stack."""
+        return "export " + " ".join(
+            f"{name}={shlex.quote(value)}" for name, value in self.environment().items()
+        )
 
     @property
     def scheduler_loop(self) -> SchedulerLoop:

@@ -81,6 +81,11 @@ def find_runs(store: Store, wanted: RunFilter, before: str | None = None) -> Run
     problem = wanted.problem()
     if problem is not None:
         raise RefusedError(problem)
+    if before is not None and not is_position(before):
+        raise RefusedError(
+            f"before: {before!r} is not the position a page of runs ended at "
+            f"(<created at>#<run id>, as the last page printed)"
+        )
     filtered = any(value is not None for value in (wanted.state, wanted.label, wanted.target))
     if wanted.active or (wanted.state is not None and wanted.state.is_active):
         states = [wanted.state] if wanted.state is not None else sorted(ACTIVE_STATES)
@@ -95,6 +100,22 @@ def find_runs(store: Store, wanted: RunFilter, before: str | None = None) -> Run
         days=wanted.days,
         keep=wanted.keeps if filtered else None,
     )
+
+
+def is_position(text: str) -> bool:
+    """Whether ``text`` is a position a page of runs ends at (``RunPage.next``):
+    ``<created at, ISO 8601>#<run id>``.
+
+    >>> is_position("2026-11-30T08:00:00.123456+00:00#0b6e"), is_position("yesterday")
+    (True, False)
+    """
+    moment, mark, run_id = text.partition("#")
+    if not mark or not run_id:
+        return False
+    try:
+        return datetime.fromisoformat(moment).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def origin(run: FlowRun) -> str:

@@ -1,0 +1,158 @@
+"""``flowrelay ui``: the web UI (``flowrelay.ui``) over the stack the CLI talks to, served on
+this machine. Its pages and its JSON API call the same ``flowrelay.operations`` the commands
+do, with the user's own AWS credentials: nothing runs in AWS for it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import webbrowser
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+
+from flowrelay.cli import render
+from flowrelay.cli.options import requested_by
+from flowrelay.cli.stack import (
+    ConfigError,
+    StackNames,
+    aws_client,
+    current,
+    current_outputs,
+    reports_errors,
+)
+
+if TYPE_CHECKING:
+    from flowrelay.ui.app import StackAccess
+
+#: What to install when the UI's libraries are missing.
+INSTALL_UI = "the web UI needs its extra: pip install 'flowrelay[ui]'"
+
+
+def ui_available() -> str | None:
+    """None when the UI's libraries are installed, else what to install."""
+    import importlib.util
+
+    for module in ("starlette", "uvicorn", "jinja2", "multipart"):
+        if importlib.util.find_spec(module) is None:
+            return INSTALL_UI
+    return None
+
+
+def stack_access(names: StackNames, outputs: Callable[[], Mapping[str, str]]) -> StackAccess:
+    """What the UI reads and acts on: the stack ``names`` name, as this command resolved it.
+    ``outputs`` gives the stack's outputs (read once the first time a page needs them)."""
+    from flowrelay.ui.app import StackAccess, UnavailableError
+
+    lock = threading.Lock()
+    made: dict[str, Any] = {}
+
+    def kubernetes() -> Any:
+        with lock:
+            if "launcher" not in made:
+                from flowrelay.launchers.kinds import build_launchers
+
+                made["launcher"] = build_launchers(
+                    aws_client,
+                    table_name=names.table_name,
+                    bus_name=names.bus_name,
+                    kinds=("kubernetes",),
+                )["kubernetes"]
+            return made["launcher"]
+
+    def stack_outputs() -> Mapping[str, str]:
+        with lock:
+            if "outputs" not in made:
+                try:
+                    made["outputs"] = dict(outputs())
+                except ConfigError as exc:
+                    made["outputs"] = exc
+            found = made["outputs"]
+        if isinstance(found, ConfigError):
+            raise UnavailableError(str(found))
+        return dict(found)
+
+    return StackAccess(
+        table_name=names.table_name,
+        bus_name=names.bus_name,
+        client=aws_client,
+        outputs=stack_outputs,
+        kubernetes=kubernetes,
+        requested_by=requested_by().replace("flowrelay-cli", "flowrelay-ui", 1),
+    )
+
+
+def announce(url: str, host: str) -> None:
+    """Say where the UI is (and, served beyond loopback, that it has no authentication)."""
+    from flowrelay.ui.server import NO_AUTHENTICATION, listens_beyond_loopback
+
+    render.stderr.print(f"[bold]flowrelay UI[/]: {escape(url)}  (Ctrl-C stops it)", highlight=False)
+    if listens_beyond_loopback(host):
+        port = url.rsplit(":", 1)[-1]
+        render.stderr.print(
+            f"[bold red]{escape(NO_AUTHENTICATION.format(host=host, port=port))}[/]",
+            highlight=False,
+        )
+
+
+@click.command("ui")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8765,
+    show_default=True,
+    help="The port to serve on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to serve on. Anything but loopback exposes the UI, which has no "
+    "authentication, to your network: it says so loudly.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the UI in a web browser.")
+@reports_errors
+def ui(port: int, host: str, open_browser: bool) -> None:
+    """Serve the web UI on this machine: runs and their timelines, logs, flows and their
+    schedules, targets, concurrency limits and dead letters, live; cancel, retry and redrive
+    with a confirmation. It reads the stack the other commands read (the dev stack's export
+    line, --stack or FLOWRELAY_STACK) with your AWS credentials, and needs no server in AWS.
+
+    \b
+    Examples:
+      flowrelay ui --open
+      flowrelay --stack prod ui --port 9000
+    """
+    missing = ui_available()
+    if missing is not None:
+        render.fail(missing, 2)
+    from flowrelay.ui.app import create_app
+    from flowrelay.ui.server import address_of, bind, listens_beyond_loopback, serve
+
+    names = current()
+    context = click.get_current_context()
+    try:
+        outputs: Mapping[str, str] | ConfigError = current_outputs(context)
+    except ConfigError as exc:
+        outputs = exc
+
+    def stack_outputs() -> Mapping[str, str]:
+        if isinstance(outputs, ConfigError):
+            raise outputs
+        return outputs
+
+    sock = bind(host, port)
+    # Served beyond loopback (said loudly), it is reached by whatever name the machine has.
+    extra_hosts = ("*",) if listens_beyond_loopback(host) else ()
+    app = create_app(stack_access(names, stack_outputs), allowed_hosts=extra_hosts)
+    url = address_of(sock)
+    # uvicorn ends on Ctrl-C (SIGINT) or SIGTERM itself, after the requests in flight, then
+    # raises the signal again for whoever else handles it; one before it serves ends here too.
+    with contextlib.suppress(KeyboardInterrupt):
+        announce(url, host)
+        if open_browser:
+            webbrowser.open(url)
+        serve(app, sock)
+    render.stderr.print("[dim]flowrelay UI stopped[/]")

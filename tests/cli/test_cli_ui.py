@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +42,10 @@ def ui_command(*args: str) -> Iterator[tuple[str, list[str]]]:
             found = re.search(r"flowrelay UI: (http://\S+)", line)
             if found:
                 if listens_beyond_loopback(args):
-                    said.append(process.stderr.readline())
+                    said += [process.stderr.readline(), process.stderr.readline()]
+                answering(found.group(1))
+                # Keep reading what it says, so a full pipe never holds it up.
+                threading.Thread(target=said.extend, args=(process.stderr,), daemon=True).start()
                 yield found.group(1), said
                 break
         else:
@@ -48,6 +53,20 @@ def ui_command(*args: str) -> Iterator[tuple[str, list[str]]]:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0, "".join(said)
+
+
+def answering(url: str) -> None:
+    """Wait until the server answers (it says its address just before it serves)."""
+    port = url.rsplit(":", 1)[1]
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/static/ui.css", timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def listens_beyond_loopback(args: tuple[str, ...]) -> bool:
@@ -70,10 +89,18 @@ def test_flowrelay_ui_serves_the_stack_on_loopback(names: dict[str, str], store:
 
 
 def test_serving_beyond_loopback_says_it_has_no_authentication(names: dict[str, str]) -> None:
-    with ui_command("--host", "0.0.0.0") as (url, said):
+    import socket
+
+    with ui_command("--host", "0.0.0.0", "--allow-host", "flows.example") as (url, said):
         warning = "".join(said)
         assert "WARNING: the flowrelay UI has no authentication" in warning
         assert url.startswith("http://0.0.0.0:")
+        port = url.rsplit(":", 1)[1]
+        # Still only the names this machine is reached by: not a rebinding page's own name.
+        here = f"http://127.0.0.1:{port}/runs"
+        assert httpx.get(here, headers={"host": "evil.example"}).status_code == 400
+        assert httpx.get(here, headers={"host": socket.gethostname()}).status_code == 200
+        assert httpx.get(here, headers={"host": "flows.example"}).status_code == 200
 
 
 def test_a_port_in_use_is_one_clear_line(names: dict[str, str]) -> None:

@@ -161,3 +161,44 @@ def test_a_position_before_since_finds_nothing(store: Store) -> None:
 def test_a_position_no_page_gave_is_refused(store: Store, before: str) -> None:
     with pytest.raises(RefusedError, match="is not the position a page of runs ended at"):
         find_runs(store, RunFilter(), before=before)
+
+
+def test_collect_runs_goes_on_past_short_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script asks for N runs and gets them, however few a page of a filter finds."""
+    from flowrelay.control.store import runs as run_store
+    from flowrelay.operations.runs import collect_runs
+
+    monkeypatch.setattr(run_store, "PAGE_EXAMINES", 10)
+    runs = [
+        made("etl", NOW - timedelta(seconds=n), labels=["rare"] if n % 15 == 0 else [])
+        for n in range(90)
+    ]
+    seed(store, runs)
+    wanted = RunFilter(flow="etl", label="rare", limit=4)
+    short = find_runs(store, wanted)
+    assert len(short.runs) < 4
+    assert short.next is not None
+    collected = collect_runs(store, wanted)
+    rare = [run.run_id for run in runs if "rare" in run.labels]
+    assert [run.run_id for run in collected.runs] == rare[:4]
+    assert collected.next is not None
+    rest = collect_runs(store, wanted, before=collected.next)
+    assert [run.run_id for run in rest.runs] == rare[4:]
+
+
+def test_the_active_runs_of_every_flow_are_one_list(store: Store) -> None:
+    seed(store, [made("etl", NOW - timedelta(seconds=n), state=RunState.RUNNING) for n in range(5)])
+    page = find_runs(store, RunFilter(state=RunState.RUNNING, limit=3))
+    assert len(page.runs) == 3
+    assert page.more == 2
+    assert page.next is None
+    with pytest.raises(RefusedError, match="no page before"):
+        find_runs(store, RunFilter(active=True), before=f"{NOW.isoformat()}#x")
+    # One flow's, newest first, in pages.
+    of_flow = find_runs(store, RunFilter(flow="etl", active=True, limit=3))
+    assert [run.created_at for run in of_flow.runs] == sorted(
+        (run.created_at for run in of_flow.runs), reverse=True
+    )
+    assert of_flow.next is not None

@@ -22,10 +22,12 @@ import pytest
 
 from flowrelay.aws.bus import Publisher
 from flowrelay.control.store import Store
+from flowrelay.control.store.runs import run_item
 from flowrelay.core.concurrency import ConcurrencyLimit
 from flowrelay.core.events import FlowRunRequested
 from flowrelay.core.lifecycle import RunState, Source
 from flowrelay.core.routing import Target
+from flowrelay.core.runs import FlowRun
 from flowrelay.core.storage import Module
 from flowrelay.devstack import DevStack
 from flowrelay.sdk.flow import registration_for
@@ -133,6 +135,7 @@ def test_the_runs_page_lists_runs_with_their_timelines_and_counts(
     page = ui.http.get("/runs")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-frame-options"] == "DENY"  # no Cancel button under a decoy
     for run_id in finished.values():
         assert f'href="/runs/{run_id}"' in page.text
     # Each row has a sparkline of its states, and the page counts them.
@@ -170,6 +173,8 @@ def test_filters_narrow_the_runs(ui: UI, finished: dict[str, str]) -> None:
         ({"state": "Sleeping"}, "state: 'Sleeping' is not a run state"),
         ({"since": "yesterday"}, "since: 'yesterday' is not a time"),
         ({"limit": "many"}, "limit: 'many' is not a number"),
+        ({"limit": "0"}, "limit: 0 is not from 1 to 500"),
+        ({"limit": "100000"}, "limit: 100000 is not from 1 to 500"),
         ({"active": "1", "state": "Success"}, "Success is final"),
         ({"before": "page-2"}, "before: 'page-2' is not the position a page of runs ended at"),
     ],
@@ -228,8 +233,17 @@ def test_a_failed_runs_page_shows_its_traceback_and_retries_it(
     retried = ui.http.post(f"/runs/{run_id}/retry", data={"token": token})
     assert retried.status_code == 303
     new_id = retried.headers["location"].split("/runs/")[1].split("?")[0]
+    # Where the browser goes next: the new run's page, which waits for dispatch to create it.
+    landing = ui.http.get(retried.headers["location"])
+    assert landing.status_code == 200
+    assert new_id in landing.text
     restart = ui.wait(new_id, RunState.FAILED, RunState.SUCCESS)
     assert restart.restart_of == run_id
+    shown = ui.http.get(retried.headers["location"])
+    assert 'class="gantt"' in shown.text
+    assert "restarted as this run" in shown.text
+    # The original no longer offers a retry: its restart is the run to retry.
+    assert "Retry</button>" not in ui.http.get(f"/runs/{run_id}").text
     # Again is refused, naming the restart (the CLI's words), and nothing new is asked for.
     again = ui.http.post(f"/runs/{run_id}/retry", data={"token": token})
     assert again.status_code == 409
@@ -356,6 +370,9 @@ def test_dead_letters_are_listed_and_redriven(ui: UI) -> None:
     assert [letter["message_id"] for letter in letters] == [sent["MessageId"]]
     token = ui.token("/dlq")
     assert ui.http.post("/dlq/redrive", data={"token": token}).status_code == 409  # none chosen
+    both = ui.http.post("/api/dlq/redrive", json={"message_ids": ["x"], "all": True})
+    assert both.status_code == 409
+    assert "not both" in both.json()["error"]
     moved = ui.http.post("/dlq/redrive", data={"token": token, "message_id": sent["MessageId"]})
     assert moved.status_code == 303
     assert "1+moved" in moved.headers["location"]
@@ -413,3 +430,63 @@ def test_a_real_browser_runs_the_pages_scripts(ui: UI, finished: dict[str, str])
     first_line = re.search(r'<pre class="log">([^\n]+)', log)
     assert first_line is not None
     assert html.unescape(first_line.group(1)) in html.unescape(dom)
+
+
+def test_a_flow_with_10000_runs_comes_in_pages(ui: UI) -> None:
+    """Last in this module: the table holds 10,000 more runs afterwards."""
+    hello = Module("flowrelay.sdk.examples.hello:flow")
+    registration = registration_for(load_flow(hello), storage=hello)
+    ui.store.flows.register(registration.model_copy(update={"name": "big"}))
+    start = datetime.now(UTC) - timedelta(hours=5)
+    runs = [
+        FlowRun(
+            run_id=f"big-{number:05d}",
+            flow_name="big",
+            flow_version=1,
+            state=RunState.SUCCESS if number % 7 else RunState.FAILED,
+            created_at=start + timedelta(seconds=number),
+            updated_at=start + timedelta(seconds=number + 3),
+            state_entered_at=start + timedelta(seconds=number + 3),
+        )
+        for number in range(10_000)
+    ]
+    items = [run_item(run) for run in runs]
+    client = ui.store.table.client
+
+    def write(first: int) -> None:
+        pending: Any = {
+            ui.store.table.table_name: [
+                {"PutRequest": {"Item": item}} for item in items[first : first + 25]
+            ]
+        }
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(0, len(items), 25)))
+
+    page = ui.http.get("/flows/big")
+    assert page.status_code == 200
+    assert page.text.count('data-run="') == 50
+    assert re.findall(r'data-run="([^"]+)"', page.text) == [run.run_id for run in runs[::-1][:50]]
+    older = re.search(r'href="\?([^"]*)" rel="next"', page.text)
+    assert older is not None
+    second = ui.http.get(f"/flows/big?{html.unescape(older.group(1))}")
+    assert re.findall(r'data-run="([^"]+)"', second.text) == [
+        run.run_id for run in runs[::-1][50:100]
+    ]
+    # Every run, once each, newest first, through the API's pages.
+    seen: list[str] = []
+    before = None
+    while True:
+        params = {"flow": "big", "limit": "500", **({"before": before} if before else {})}
+        answer = ui.http.get("/api/runs", params=params).json()
+        seen += [run["run_id"] for run in answer["runs"]]
+        before = answer["next"]
+        if before is None:
+            break
+    assert seen == [run.run_id for run in runs[::-1]]
+    failed = ui.http.get("/api/runs", params={"flow": "big", "state": "Failed", "limit": "5"})
+    assert [run["run_id"] for run in failed.json()["runs"]] == [
+        run.run_id for run in runs[::-1] if run.state is RunState.FAILED
+    ][:5]

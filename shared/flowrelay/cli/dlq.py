@@ -23,9 +23,9 @@ from flowrelay.control.dead_letters import (
     DeadLetterQueues,
     RedriveResult,
     list_dead_letters,
-    redrive,
 )
 from flowrelay.launchers.kinds import event_readers
+from flowrelay.operations.dead_letters import redrive_letters
 
 _QUEUE_OPTION = click.option(
     "--queue",
@@ -124,14 +124,11 @@ def dlq_redrive(
       flowrelay dlq redrive 6a0c9f1e-...  7d2b...
       flowrelay dlq redrive --queue dispatch --all
     """
-    if not message_ids and not redrive_all:
-        render.fail("name the MESSAGE_IDs to redrive (see `flowrelay dlq ls`), or give --all", 2)
-    if message_ids and redrive_all:
-        render.fail("give MESSAGE_IDs or --all, not both", 2)
-    results = redrive(
+    results = redrive_letters(
         aws_client("sqs"),
         _queues(),
-        message_ids=None if redrive_all else message_ids,
+        message_ids=message_ids,
+        everything=redrive_all,
         only=queue,
     )
     problems = [result for result in results if result.status != "moved"]

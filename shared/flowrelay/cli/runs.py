@@ -35,15 +35,17 @@ from flowrelay.operations.logs import read_log, read_pod_log
 from flowrelay.operations.runs import (
     CANCEL_FIELDS,
     RunFilter,
+    collect_runs,
     console_url,
+    detail_json,
     failed_trace,
-    find_runs,
     get_run,
     live_kubernetes,
     origin,
     request_cancel,
     request_restart,
     restarted_as,
+    run_state,
 )
 
 if TYPE_CHECKING:
@@ -171,9 +173,10 @@ def runs_ls(
     before: str | None,
     as_json: bool,
 ) -> None:
-    """List runs, newest first: every flow's, finished or not (the last --days days), or one
-    flow's (--flow); --active lists the unfinished ones, longest waiting first. When there are
-    more, the position of the next page is printed on stderr (--before).
+    """List runs, newest first: every flow's, finished or not (the last --days days, or
+    --since), or one flow's (--flow). --active lists the unfinished ones: of every flow,
+    longest waiting first (what the monitor watches); of one flow, newest first. When there
+    are more, the position of the next page is printed on stderr (--before POSITION).
 
     \b
     Examples:
@@ -186,7 +189,7 @@ def runs_ls(
     """
     wanted = RunFilter(
         flow=flow_name,
-        state=_run_state(state) if state else None,
+        state=run_state(state) if state else None,
         active=active,
         label=label,
         target=target_name,
@@ -199,12 +202,11 @@ def runs_ls(
         render.fail("--flow: a flow's name cannot be empty", 2)
     if active and wanted.state is not None and wanted.state.is_final:
         render.fail(f"--active lists runs that have not finished, and {wanted.state} is final", 2)
-    page = find_runs(open_store(current()), wanted, before=before)
+    page = collect_runs(open_store(current()), wanted, before=before)
     found = page.runs
     if as_json:
         render.echo_json([run.model_dump(mode="json") for run in found])
-        return
-    if not found:
+    elif not found:
         what = (
             f"runs of flow {flow_name!r}"
             if flow_name
@@ -213,7 +215,8 @@ def runs_ls(
             else f"runs in the last {days} days"
         )
         wanted_state = f" in state {wanted.state}" if wanted.state else ""
-        render.stderr.print(f"[dim]no {escape(what)}{wanted_state} that pass the filters[/]")
+        filtered = " that pass the filters" if label or target_name or since else ""
+        render.stderr.print(f"[dim]no {escape(what)}{wanted_state}{filtered}[/]")
     else:
         render.print_table(
             ("run id", "flow", "state", "from", "target", "created", "message"),
@@ -233,10 +236,8 @@ def runs_ls(
         )
     if page.next is not None:
         render.stderr.print(f"[dim]more: --before {escape(page.next)}[/]", highlight=False)
-
-
-def _run_state(name: str) -> RunState:
-    return next(state for state in RunState if str(state).lower() == name.lower())
+    elif page.more:
+        render.stderr.print(f"[dim]and {page.more} more: raise --limit[/]", highlight=False)
 
 
 @runs.command("show")
@@ -260,17 +261,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     # was never subject to one.
     limits_of_run = run_limits(store, found.run_id, found.limits) if found.limits else []
     if as_json:
-        shown = render.run_json(found, history)
-        shown["restarted_as"] = restarts[-1] if restarts else None
-        shown["limits"] = limits_of_run
-        if live is not None:
-            shown["kubernetes"] = live
-        shown["logs"] = (
-            {**location.model_dump(mode="json"), "console_url": console_url(location)}
-            if location is not None
-            else None
-        )
-        render.echo_json(shown)
+        render.echo_json(detail_json(found, history, limits=limits_of_run, kubernetes=live))
         return
     console = render.stdout
     version = f" version {found.flow_version}" if found.flow_version else ""
@@ -459,19 +450,7 @@ def runs_logs(run_id: str, last: int | None, follow_lines: bool, as_json: bool) 
         for line in log.lines:
             click.echo(line.message)
         return
-    render.echo_json(
-        {
-            "run_id": run_id,
-            **log.where,
-            "events": [
-                {
-                    "timestamp": line.timestamp.isoformat() if line.timestamp else None,
-                    "message": line.message,
-                }
-                for line in log.lines
-            ],
-        }
-    )
+    render.echo_json(log.as_json())
 
 
 def _follow_logs(store: Store, found: FlowRun, last: int | None) -> int:

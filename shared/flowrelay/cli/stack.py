@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowrelay.aws.clients import answer_text, retry_settings
+from flowrelay.aws.clients import retry_settings
 from flowrelay.cli import render
 from flowrelay.control.store import Store
 
@@ -181,14 +181,10 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import (
-            ClientError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            NoRegionError,
-        )
+        from botocore.exceptions import BotoCoreError, ClientError
 
         from flowrelay.aws.bus import PublishError
+        from flowrelay.aws.failures import aws_failure
         from flowrelay.operations import OperationError
 
         try:
@@ -197,28 +193,11 @@ def reports_errors(command: F) -> F:
             render.fail(str(exc), 2)
         except OperationError as exc:
             render.fail(str(exc), exc.code)
-        except (NoCredentialsError, NoRegionError) as exc:
-            render.fail(f"AWS is not configured: {exc}", 2)
-        except EndpointConnectionError as exc:
-            render.fail(f"cannot reach AWS: {exc}", 1)
-        except PublishError as exc:
-            render.fail(str(exc), 1)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", "Error"), error.get("Message", str(exc))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if answer_text(message) != message:
-                render.fail(
-                    f"{exc.operation_name}: AWS answered HTTP {status} with an error page, not "
-                    f"an AWS error (is the region or AWS_ENDPOINT_URL right?)",
-                    1,
-                )
-            if code == "ResourceNotFoundException":
-                render.fail(
-                    f"{message} (is FLOWRELAY_TABLE_NAME / FLOWRELAY_BUS_NAME or the stack right?)",
-                    2,
-                )
-            render.fail(f"{exc.operation_name}: {code}: {message}", 1)
+        except (BotoCoreError, ClientError, PublishError) as exc:
+            failure = aws_failure(exc)
+            if failure is None:
+                raise
+            render.fail(failure.message, failure.code)
 
     return wrapper  # type: ignore[return-value]
 

@@ -84,15 +84,34 @@ def stack_access(names: StackNames, outputs: Callable[[], Mapping[str, str]]) ->
     )
 
 
-def announce(url: str, host: str) -> None:
-    """Say where the UI is (and, served beyond loopback, that it has no authentication)."""
+def host_names(host: str, allowed: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names a request may give as its Host besides loopback's: the address served on,
+    and beyond loopback this machine's name and the ``--allow-host`` names. Never any name:
+    a page of another site that points its own name at this machine (DNS rebinding) must not
+    reach the UI."""
+    import socket
+
+    from flowrelay.ui.server import listens_beyond_loopback
+
+    names = [host.strip("[]")]
+    if listens_beyond_loopback(host):
+        names += [socket.gethostname(), *allowed]
+    return tuple(dict.fromkeys(name for name in names if name and name not in ("0.0.0.0", "::")))
+
+
+def announce(url: str, host: str, hosts: tuple[str, ...] = ()) -> None:
+    """Say where the UI is (and, served beyond loopback, that it has no authentication and
+    which names it answers to)."""
     from flowrelay.ui.server import NO_AUTHENTICATION, listens_beyond_loopback
 
     render.stderr.print(f"[bold]flowrelay UI[/]: {escape(url)}  (Ctrl-C stops it)", highlight=False)
     if listens_beyond_loopback(host):
         port = url.rsplit(":", 1)[-1]
+        warning = NO_AUTHENTICATION.format(host=host, port=port)
+        render.stderr.print(f"[bold red]{escape(warning)}[/]", highlight=False)
         render.stderr.print(
-            f"[bold red]{escape(NO_AUTHENTICATION.format(host=host, port=port))}[/]",
+            f"it answers requests to {escape(', '.join(hosts))} and loopback only; "
+            "--allow-host NAME for another name this machine is reached by",
             highlight=False,
         )
 
@@ -112,9 +131,17 @@ def announce(url: str, host: str) -> None:
     help="The address to serve on. Anything but loopback exposes the UI, which has no "
     "authentication, to your network: it says so loudly.",
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="With --host beyond loopback: another name or address the UI may be reached by (its "
+    "Host header), besides the address served on and this machine's name. Repeatable.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the UI in a web browser.")
 @reports_errors
-def ui(port: int, host: str, open_browser: bool) -> None:
+def ui(port: int, host: str, allow_hosts: tuple[str, ...], open_browser: bool) -> None:
     """Serve the web UI on this machine: runs and their timelines, logs, flows and their
     schedules, targets, concurrency limits and dead letters, live; cancel, retry and redrive
     with a confirmation. It reads the stack the other commands read (the dev stack's export
@@ -129,7 +156,7 @@ def ui(port: int, host: str, open_browser: bool) -> None:
     if missing is not None:
         render.fail(missing, 2)
     from flowrelay.ui.app import create_app
-    from flowrelay.ui.server import address_of, bind, listens_beyond_loopback, serve
+    from flowrelay.ui.server import address_of, bind, serve
 
     names = current()
     context = click.get_current_context()
@@ -144,14 +171,13 @@ def ui(port: int, host: str, open_browser: bool) -> None:
         return outputs
 
     sock = bind(host, port)
-    # Served beyond loopback (said loudly), it is reached by whatever name the machine has.
-    extra_hosts = ("*",) if listens_beyond_loopback(host) else ()
-    app = create_app(stack_access(names, stack_outputs), allowed_hosts=extra_hosts)
+    hosts = host_names(host, allow_hosts)
+    app = create_app(stack_access(names, stack_outputs), allowed_hosts=hosts)
     url = address_of(sock)
     # uvicorn ends on Ctrl-C (SIGINT) or SIGTERM itself, after the requests in flight, then
     # raises the signal again for whoever else handles it; one before it serves ends here too.
     with contextlib.suppress(KeyboardInterrupt):
-        announce(url, host)
+        announce(url, host, hosts)
         if open_browser:
             webbrowser.open(url)
         serve(app, sock)

@@ -34,6 +34,20 @@ class RunLog:
     where: dict[str, str]
     lines: Iterator[LogLine] = field(repr=False)
 
+    def as_json(self) -> dict[str, Any]:
+        """The log as ``runs logs --json`` prints it (reads every line)."""
+        return {
+            "run_id": self.run_id,
+            **self.where,
+            "events": [
+                {
+                    "timestamp": line.timestamp.isoformat() if line.timestamp else None,
+                    "message": line.message,
+                }
+                for line in self.lines
+            ],
+        }
+
 
 def read_log(
     run: FlowRun,

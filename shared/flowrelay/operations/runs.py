@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from flowrelay.aws.bus import Publisher
 from flowrelay.aws.logs import LogLocation
 from flowrelay.control.store import RunPage, Store
+from flowrelay.control.store import runs as run_store
 from flowrelay.control.store.runs import RECENT_DAYS
 from flowrelay.core.events import FlowRunCancelRequested, FlowRunRequested, describe
 from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
@@ -33,10 +34,11 @@ from flowrelay.operations import NotFoundError, RefusedError
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs to list. ``active``: only runs that have not finished, longest waiting first
-    (what the monitor watches); otherwise newest first, one flow's (``flow``) or every flow's
-    created in the last ``days`` days. ``label``: runs that carry it; ``target``: runs sent to
-    it; ``since``: runs created then or later."""
+    """Which runs to list. ``active``: only runs that have not finished. Runs of one flow
+    (``flow``) come newest first, a page at a time; so do every flow's created in the last
+    ``days`` days (or ``since``); the active runs of every flow come in one list, longest
+    waiting first (what the monitor watches). ``label``: runs that carry it; ``target``: runs
+    sent to it; ``since``: runs created then or later."""
 
     flow: str | None = None
     state: RunState | None = None
@@ -57,6 +59,15 @@ class RunFilter:
             return f"a page holds at least 1 run, not {self.limit}"
         return None
 
+    @property
+    def is_one_page(self) -> bool:
+        """Active runs of every flow: read from the index of runs by state, all at once, and
+        listed longest waiting first (what the monitor watches); other lists come in pages,
+        newest first."""
+        return self.flow is None and (
+            self.active or (self.state is not None and self.state.is_active)
+        )
+
     def keeps(self, run: FlowRun) -> bool:
         """Whether ``run`` passes every condition an index did not already apply."""
         return (
@@ -72,8 +83,11 @@ class RunFilter:
 def find_runs(store: Store, wanted: RunFilter, before: str | None = None) -> RunPage:
     """One page of the runs ``wanted`` names; ``before``: the ``next`` of the page before.
 
-    Active runs are read from the index of runs by state (all of them, longest waiting first,
-    one page); the others from the runs by flow or by day, newest first, a page at a time.
+    The active runs of every flow are read from the index of runs by state (all of them,
+    longest waiting first, one list: ``more`` says how many the limit left out); the others
+    from the runs by flow or by day, newest first, a page at a time. A filtered page may hold
+    fewer runs than the limit, none even, and still have a ``next``: it stops after examining
+    ``PAGE_EXAMINES`` runs (``collect_runs`` goes on to the limit).
 
     >>> find_runs(store, RunFilter(flow="etl", state=RunState.FAILED, limit=5))  # doctest: +SKIP
     RunPage(runs=[...], next='2026-11-30T08:00:00+00:00#0b6e...')
@@ -86,13 +100,21 @@ def find_runs(store: Store, wanted: RunFilter, before: str | None = None) -> Run
             f"before: {before!r} is not the position a page of runs ended at "
             f"(<created at>#<run id>, as the last page printed)"
         )
-    filtered = any(value is not None for value in (wanted.state, wanted.label, wanted.target))
-    if wanted.active or (wanted.state is not None and wanted.state.is_active):
+    filtered = wanted.active or any(
+        value is not None for value in (wanted.state, wanted.label, wanted.target)
+    )
+    if wanted.is_one_page:
+        if before is not None:
+            raise RefusedError(
+                "active runs of every flow come in one list, longest waiting first: there is "
+                "no page before (raise the limit, or name a flow)"
+            )
         states = [wanted.state] if wanted.state is not None else sorted(ACTIVE_STATES)
         found = [run for one in states for run in store.runs.active(one) if wanted.keeps(run)]
         found.sort(key=lambda run: run.created_at)
-        return RunPage(runs=found[: wanted.limit])
+        return RunPage(runs=found[: wanted.limit], more=max(0, len(found) - wanted.limit))
     return store.runs.page(
+        examine=run_store.PAGE_EXAMINES,
         limit=wanted.limit,
         flow_name=wanted.flow,
         before=before,
@@ -116,6 +138,32 @@ def is_position(text: str) -> bool:
         return datetime.fromisoformat(moment).tzinfo is not None
     except ValueError:
         return False
+
+
+def collect_runs(store: Store, wanted: RunFilter, before: str | None = None) -> RunPage:
+    """Like ``find_runs``, but going on from page to page until ``wanted.limit`` runs are
+    found or there are none older: for a script, which waits rather than get a short page.
+    ``next``: where to go on from when there are more."""
+    page = find_runs(store, wanted, before=before)
+    runs = list(page.runs)
+    while page.next is not None and len(runs) < wanted.limit:
+        page = find_runs(store, replace(wanted, limit=wanted.limit - len(runs)), before=page.next)
+        runs += page.runs
+    return RunPage(runs=runs, next=page.next, more=page.more)
+
+
+def run_state(name: str) -> RunState:
+    """The run state ``name`` names, whatever its case; RefusedError naming the states.
+
+    >>> run_state("timedout")
+    <RunState.TIMED_OUT: 'TimedOut'>
+    """
+    found = next((state for state in RunState if str(state).lower() == name.lower()), None)
+    if found is None:
+        raise RefusedError(
+            f"state: {name!r} is not a run state ({', '.join(str(s) for s in RunState)})"
+        )
+    return found
 
 
 def origin(run: FlowRun) -> str:
@@ -166,6 +214,36 @@ def console_url(location: LogLocation) -> str | None:
     if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_LOGS"):
         return None
     return location.console_url()
+
+
+def detail_json(
+    run: FlowRun,
+    history: list[HistoryEntry],
+    *,
+    limits: list[dict[str, Any]],
+    kubernetes: dict[str, object] | None = None,
+) -> dict[str, Any]:
+    """A run as ``runs show --json`` prints it: the run and its history, the run that
+    restarts it, the limits it holds or waits for (``run_limits``), where its logs are (with
+    the console's link) and, on Kubernetes, what its Job and pod say now."""
+    from flowrelay.aws.logs import log_location
+
+    restarts = restarted_as(history)
+    location = log_location(run.infrastructure)
+    shown: dict[str, Any] = {
+        "run": run.model_dump(mode="json"),
+        "history": [entry.model_dump(mode="json") for entry in history],
+        "restarted_as": restarts[-1] if restarts else None,
+        "limits": limits,
+    }
+    if kubernetes is not None:
+        shown["kubernetes"] = kubernetes
+    shown["logs"] = (
+        {**location.model_dump(mode="json"), "console_url": console_url(location)}
+        if location is not None
+        else None
+    )
+    return shown
 
 
 def get_run(store: Store, run_id: str) -> FlowRun:

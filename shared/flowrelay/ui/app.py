@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,14 +36,15 @@ from starlette.staticfiles import StaticFiles
 from flowrelay.aws.bus import Publisher
 from flowrelay.aws.logs import log_location
 from flowrelay.control.store import Store
-from flowrelay.core.lifecycle import ACTIVE_STATES, RunState
-from flowrelay.core.runs import FlowRun, HistoryEntry
+from flowrelay.core.lifecycle import RunState
+from flowrelay.core.runs import FlowRun, HistoryEntry, restart_refusal
 from flowrelay.operations import NotFoundError, OperationError, RefusedError
 from flowrelay.operations.limits import limit_json, run_limits
 from flowrelay.operations.logs import read_log
 from flowrelay.operations.runs import (
     RunFilter,
     console_url,
+    detail_json,
     failed_trace,
     find_runs,
     get_run,
@@ -50,6 +53,7 @@ from flowrelay.operations.runs import (
     request_cancel,
     request_restart,
     restarted_as,
+    run_state,
 )
 from flowrelay.ui import views
 
@@ -57,8 +61,11 @@ logger = logging.getLogger("flowrelay.ui")
 
 #: Runs on one page of a list.
 PAGE_RUNS = 50
-#: Log lines the run page shows (and follows).
+#: Log lines the run page shows (and follows), and the most the API gives at once.
 LOG_LINES = 200
+LOG_MOST = 10_000
+#: The most runs one page lists.
+MOST_RUNS = 500
 #: Seconds between a live page's polls.
 POLL_SECONDS = 2
 #: htmx stops polling an element whose poll is answered with this status.
@@ -88,14 +95,34 @@ class StackAccess:
     kubernetes: Callable[[], Any]
     requested_by: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _made: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    @cached_property
+    def aws(self, service: str) -> Any:
+        """The client of ``service``, made once and shared by every request: boto3's clients
+        are safe to share between threads, but not to make side by side."""
+        with self._lock:
+            if service not in self._made:
+                self._made[service] = self.client(service)
+            return self._made[service]
+
+    @property
     def store(self) -> Store:
-        return Store(self.client("dynamodb"), self.table_name)
+        client = self.aws("dynamodb")
+        with self._lock:
+            if "store" not in self._made:
+                self._made["store"] = Store(client, self.table_name)
+            store: Store = self._made["store"]
+        return store
 
-    @cached_property
+    @property
     def publisher(self) -> Publisher:
-        return Publisher(self.client("events"), self.bus_name)
+        client = self.aws("events")
+        with self._lock:
+            if "publisher" not in self._made:
+                self._made["publisher"] = Publisher(client, self.bus_name)
+            publisher: Publisher = self._made["publisher"]
+        return publisher
 
     def schedule_target(self) -> Any:
         from flowrelay.control.schedule_sync import ScheduleTarget
@@ -111,7 +138,8 @@ class StackAccess:
 
 def create_app(access: StackAccess, *, allowed_hosts: tuple[str, ...] = ()) -> Starlette:
     """The UI's ASGI application over ``access``'s stack. ``allowed_hosts``: host names a
-    request may name besides loopback's (the address it is served on, when not loopback).
+    request may name besides loopback's (the address it is served on, when not loopback);
+    never ``*``: the Host check is what keeps a DNS-rebinding page out.
 
     >>> app = create_app(access)                                # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8765)           # doctest: +SKIP
@@ -128,7 +156,7 @@ def create_app(access: StackAccess, *, allowed_hosts: tuple[str, ...] = ()) -> S
         Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
         Route("/runs/{run_id}/retry", pages.retry, methods=["POST"]),
         Route("/flows", pages.flows),
-        Route("/flows/{name}", pages.flow),
+        Route("/flows/{name:path}", pages.flow),
         Route("/targets", pages.targets),
         Route("/limits", pages.limits),
         Route("/dlq", pages.dead_letters),
@@ -139,19 +167,44 @@ def create_app(access: StackAccess, *, allowed_hosts: tuple[str, ...] = ()) -> S
         Route("/api/runs/{run_id}/cancel", pages.api_cancel, methods=["POST"]),
         Route("/api/runs/{run_id}/retry", pages.api_retry, methods=["POST"]),
         Route("/api/flows", pages.api_flows),
-        Route("/api/flows/{name}", pages.api_flow),
+        Route("/api/flows/{name:path}", pages.api_flow),
         Route("/api/targets", pages.api_targets),
         Route("/api/limits", pages.api_limits),
         Route("/api/dlq", pages.api_dead_letters),
         Route("/api/dlq/redrive", pages.api_redrive, methods=["POST"]),
         Mount("/static", static, name="static"),
     ]
+    if "*" in allowed_hosts:
+        raise ValueError("the UI answers only to names given one by one, never to '*'")
     hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
-        exception_handlers={OperationError: pages.operation_error, Exception: pages.failure},
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+            Middleware(Guarded, pages=pages),
+        ],
+        exception_handlers={OperationError: pages.operation_error},
     )
+
+
+class Guarded(BaseHTTPMiddleware):
+    """Every answer: what went wrong unexpectedly as one line (``Pages.failure``; Starlette's
+    own handler would also log its traceback twice), and no page of the UI in another site's
+    frame (a Cancel button under a decoy: clickjacking)."""
+
+    def __init__(self, app: Any, pages: Pages) -> None:
+        super().__init__(app)
+        self.pages = pages
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # everything a user must see in one line
+            response = self.pages.failure(request, exc)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def templates() -> Environment:
@@ -202,32 +255,32 @@ class Pages:
             status = 503
         elif isinstance(exc, RefusedError):
             status = 409 if request.method == "POST" else 400
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": str(exc)}, status_code=status)
-        return self.html("error.html", request, status=status, message=str(exc))
+        return self.error(request, str(exc), status)
 
     def failure(self, request: Request, exc: Exception) -> Response:
-        """Anything else that went wrong, in one line (the traceback goes to the server's
-        log): AWS's answer, or what failed."""
+        """Anything else that went wrong, in one line: AWS's answer, or what failed (one line
+        in the server's log too; the traceback at debug level)."""
         message = failure_line(exc)
-        logger.error("%s %s: %s", request.method, request.url.path, message, exc_info=exc)
+        logger.warning("%s %s: %s", request.method, request.url.path, message)
+        logger.debug("the traceback", exc_info=exc)
+        return self.error(request, message, 502)
+
+    def error(self, request: Request, message: str, status: int) -> Response:
+        """An error as the asker reads it: JSON for the API, a line in place of a fragment
+        of a live page (htmx asked), else a page."""
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": message}, status_code=502)
-        return self.html("error.html", request, status=502, message=message)
+            return JSONResponse({"error": message}, status_code=status)
+        if request.headers.get("hx-request"):
+            line = escape(f"error: {message}")
+            return HTMLResponse(f'<div class="error">{line}</div>', status_code=status)
+        return self.html("error.html", request, status=status, message=message)
 
     # -- runs ---------------------------------------------------------------------------------
 
     def _filter(self, request: Request, flow: str | None = None) -> RunFilter:
         query = request.query_params
         state_name = query.get("state") or None
-        state = None
-        if state_name is not None:
-            state = next((s for s in RunState if str(s).lower() == state_name.lower()), None)
-            if state is None:
-                raise RefusedError(
-                    f"state: {state_name!r} is not a run state "
-                    f"({', '.join(str(s) for s in RunState)})"
-                )
+        state = run_state(state_name) if state_name is not None else None
         since = None
         if query.get("since"):
             try:
@@ -237,10 +290,7 @@ class Pages:
                     f"since: {query['since']!r} is not a time (2026-11-30 or 2026-11-30T08:00)"
                 ) from None
             since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        try:
-            limit = int(query.get("limit") or PAGE_RUNS)
-        except ValueError:
-            raise RefusedError(f"limit: {query['limit']!r} is not a number") from None
+        limit = _positive(query.get("limit"), PAGE_RUNS, "limit", most=MOST_RUNS)
         return RunFilter(
             flow=flow if flow is not None else (query.get("flow") or None),
             state=state,
@@ -248,7 +298,7 @@ class Pages:
             label=query.get("label") or None,
             target=query.get("target") or None,
             since=since,
-            limit=min(max(limit, 1), 500),
+            limit=limit,
         )
 
     def _page(self, request: Request, flow: str | None = None) -> dict[str, Any]:
@@ -280,6 +330,8 @@ class Pages:
             "wanted": wanted,
             "before": before,
             "counts": views.counts_by_state(page.runs),
+            "more": page.more,
+            "one_list": wanted.is_one_page,
             "states": list(RunState),
             "live": before is None,
         }
@@ -318,12 +370,26 @@ class Pages:
             "cluster": views.cluster_of(cluster_notes),
             "log_where": location.model_dump() if location is not None else None,
             "console_url": console_url(location) if location is not None else None,
-            "can_retry": run.state.is_final and run.state is not RunState.SUCCESS,
-            "can_cancel": run.state in ACTIVE_STATES,
+            # As request_restart and request_cancel decide: a button that can only be refused
+            # is not offered.
+            "can_retry": restart_refusal(run) is None and not restarted_as(history),
+            "can_cancel": not run.state.is_final,
         }
 
     def run(self, request: Request) -> Response:
-        view = self._run_view(request.path_params["run_id"])
+        run_id = request.path_params["run_id"]
+        try:
+            view = self._run_view(run_id)
+        except NotFoundError:
+            if request.query_params.get("requested") != "1":
+                raise
+            # Just asked for (a retry): dispatch creates it in a moment; the page waits.
+            return self.html(
+                "requested.html",
+                request,
+                run_id=run_id,
+                flash=request.query_params.get("flash"),
+            )
         view["kubernetes"] = live_kubernetes(view["run"], self.access.kubernetes)
         view["flash"] = request.query_params.get("flash")
         return self.html("run.html", request, **view)
@@ -338,7 +404,7 @@ class Pages:
             log = read_log(
                 run,
                 last,
-                logs_client=lambda: self.access.client("logs"),
+                logs_client=lambda: self.access.aws("logs"),
                 kubernetes=self.access.kubernetes,
             )
             lines = list(log.lines)
@@ -386,14 +452,15 @@ class Pages:
             requested_by=self.access.requested_by,
         )
         flash = f"run {run_id} ({restart.original.state}) restarted as this run"
-        return RedirectResponse(f"/runs/{restart.new_id}?{urlencode({'flash': flash})}", 303)
+        query = urlencode({"requested": "1", "flash": flash})
+        return RedirectResponse(f"/runs/{restart.new_id}?{query}", 303)
 
     # -- flows, targets, limits, dead letters ---------------------------------------------------
 
     def _schedules(self) -> tuple[Any, Any, str | None]:
         """The scheduler client and the stack's schedule target, or why they cannot be had."""
         try:
-            return self.access.client("scheduler"), self.access.schedule_target(), None
+            return self.access.aws("scheduler"), self.access.schedule_target(), None
         except UnavailableError as exc:
             return None, None, str(exc)
 
@@ -429,7 +496,7 @@ class Pages:
     def _dead_letters(self) -> list[Any]:
         from flowrelay.control.dead_letters import list_dead_letters
 
-        return list_dead_letters(self.access.client("sqs"), self._queues(), store=self.access.store)
+        return list_dead_letters(self.access.aws("sqs"), self._queues(), store=self.access.store)
 
     def _queues(self) -> Any:
         from flowrelay.control.dead_letters import DeadLetterQueues
@@ -451,8 +518,9 @@ class Pages:
     async def redrive(self, request: Request) -> Response:
         form = await request.form()
         self._checked_form(form)
-        message_ids = [str(value) for value in form.getlist("message_id") if value]
-        results = await _threaded(self._redrive, message_ids, form.get("all") == "1")
+        everything = form.get("all") == "1"  # the "Redrive all" button: the boxes are moot
+        message_ids = [] if everything else [str(v) for v in form.getlist("message_id") if v]
+        results = await _threaded(self._redrive, message_ids, everything)
         moved = sum(result.status == "moved" for result in results)
         problems = [
             f"{r.message_id}: {r.reason or r.status}" for r in results if r.status != "moved"
@@ -461,14 +529,13 @@ class Pages:
         return RedirectResponse(f"/dlq?{urlencode({'flash': flash})}", 303)
 
     def _redrive(self, message_ids: list[str], everything: bool) -> list[Any]:
-        from flowrelay.control.dead_letters import redrive
+        from flowrelay.operations.dead_letters import redrive_letters
 
-        if not message_ids and not everything:
-            raise RefusedError("name the messages to redrive, or redrive them all")
-        return redrive(
-            self.access.client("sqs"),
+        return redrive_letters(
+            self.access.aws("sqs"),
             self._queues(),
-            message_ids=None if everything else message_ids,
+            message_ids=message_ids,
+            everything=everything,
         )
 
     # -- the JSON API ---------------------------------------------------------------------------
@@ -485,24 +552,16 @@ class Pages:
     def api_run(self, request: Request) -> Response:
         view = self._run_view(request.path_params["run_id"])
         run: FlowRun = view["run"]
-        shown: dict[str, Any] = {
-            "run": run.model_dump(mode="json"),
-            "history": [entry.model_dump(mode="json") for entry in view["history"]],
-            "restarted_as": view["restarted_as"][-1] if view["restarted_as"] else None,
-            "limits": view["limits"],
-            "timeline": [
-                {"state": str(s.state), "start": s.start.isoformat(), "seconds": s.seconds}
-                for s in view["segments"]
-            ],
-            "logs": (
-                {**view["log_where"], "console_url": view["console_url"]}
-                if view["log_where"]
-                else None
-            ),
-        }
-        live = live_kubernetes(run, self.access.kubernetes)
-        if live is not None:
-            shown["kubernetes"] = live
+        shown = detail_json(
+            run,
+            view["history"],
+            limits=view["limits"],
+            kubernetes=live_kubernetes(run, self.access.kubernetes),
+        )
+        shown["timeline"] = [
+            {"state": str(s.state), "start": s.start.isoformat(), "seconds": s.seconds}
+            for s in view["segments"]
+        ]
         return _json(shown)
 
     def api_log(self, request: Request) -> Response:
@@ -511,17 +570,10 @@ class Pages:
         log = read_log(
             run,
             last,
-            logs_client=lambda: self.access.client("logs"),
+            logs_client=lambda: self.access.aws("logs"),
             kubernetes=self.access.kubernetes,
         )
-        events = [
-            {
-                "timestamp": line.timestamp.isoformat() if line.timestamp else None,
-                "message": line.message,
-            }
-            for line in log.lines
-        ]
-        return _json({"run_id": run.run_id, **log.where, "events": events})
+        return _json(log.as_json())
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -600,16 +652,13 @@ class Pages:
 
 
 def failure_line(exc: BaseException) -> str:
-    """One line for an unexpected failure: AWS's error as the CLI words it, else its type and
+    """One line for an unexpected failure: AWS's, as the CLI says it, else its type and
     text."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from flowrelay.aws.failures import aws_failure
 
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", "Error"), error.get("Message", str(exc))
-        return f"{exc.operation_name}: {code}: {message}"
-    if isinstance(exc, BotoCoreError):
-        return f"cannot reach AWS: {exc}"
+    failure = aws_failure(exc)
+    if failure is not None:
+        return failure.message
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
@@ -623,13 +672,15 @@ def _json(value: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(value, status_code=status)
 
 
-def _positive(text: str | None, default: int, name: str) -> int:
+def _positive(text: str | None, default: int, name: str, most: int = LOG_MOST) -> int:
+    """A whole number from 1 to ``most`` given as ``name``, else ``default``; RefusedError
+    saying which numbers it may be (never a number quietly changed)."""
     if not text:
         return default
     try:
         number = int(text)
     except ValueError:
         raise RefusedError(f"{name}: {text!r} is not a number") from None
-    if number < 1:
-        raise RefusedError(f"{name}: must be at least 1, not {number}")
-    return min(number, 10_000)
+    if not 1 <= number <= most:
+        raise RefusedError(f"{name}: {number} is not from 1 to {most}")
+    return number

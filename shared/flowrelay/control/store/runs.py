@@ -50,10 +50,12 @@ class TransitionResult(Model):
 
 class RunPage(Model):
     """One page of runs, newest first (``RunStore.page``); ``next``: the position to ask for
-    the next page from (its ``before``), None when there is nothing older."""
+    the next page from (its ``before``), None when there is nothing older. ``more``: for a
+    list that is one page (active runs, longest waiting first), how many it left out."""
 
     runs: list[FlowRun]
     next: str | None = None
+    more: int = 0
 
 
 class RunNotFoundError(LookupError):
@@ -671,8 +673,9 @@ class RunStore:
         examine: int | None = PAGE_EXAMINES,
     ) -> RunPage:
         """One page of runs, newest first: one flow's (the ``by-flow`` index) or every flow's
-        created in the last ``days`` days (the ``recent`` index, one partition a day), at most
-        ``limit`` that ``keep`` accepts, created at ``since`` or later, and older than the
+        created in the last ``days`` days or since ``since`` (the ``recent`` index, one
+        partition a day), at most ``limit`` that ``keep`` accepts, created at ``since`` or
+        later, and older than the
         position ``before`` (a page's ``next``: where the page before it stopped).
 
         Reads index keys a page at a time, and the runs they name by ``BatchGetItem``, and
@@ -709,7 +712,10 @@ class RunStore:
                 KeyConditionExpression=condition,
                 ExpressionAttributeValues=values,
                 ScanIndexForward=False,
-                PaginationConfig={"PageSize": min(BATCH_GET_KEYS, max(limit, 10))},
+                # Filtered, a page reads many keys for each run it keeps: full pages then.
+                PaginationConfig={
+                    "PageSize": BATCH_GET_KEYS if keep else min(BATCH_GET_KEYS, max(limit, 10))
+                },
             )
             for keys_page in pages:
                 keys = [key for key in keys_page.get("Items", []) if key[sort_key]["S"] != before]
@@ -741,9 +747,8 @@ class RunStore:
         first = today
         if before is not None:
             first = min(today, datetime.fromisoformat(before.partition("#")[0]).astimezone(UTC))
-        oldest = today - timedelta(days=days - 1)
-        if since is not None:
-            oldest = max(oldest, since.astimezone(UTC))
+        # ``since`` says how far back to look; ``days`` only when it does not.
+        oldest = since.astimezone(UTC) if since is not None else today - timedelta(days=days - 1)
         day = first
         while day.date() >= oldest.date():
             yield "recent", "recent_pk", _recent_bucket(day), "recent_sk"

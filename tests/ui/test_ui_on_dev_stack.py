@@ -387,6 +387,14 @@ def test_dead_letters_are_listed_and_redriven(ui: UI) -> None:
     assert again["message_id"] != sent["MessageId"]
     assert "not JSON" in again["why"]
     assert "not JSON" in html.unescape(ui.http.get("/dlq").text)
+    # The API's redrive, as `dlq redrive --json` answers.
+    answer = ui.http.post("/api/dlq/redrive", json={"message_ids": [again["message_id"]]})
+    assert answer.status_code == 200
+    (result,) = answer.json()
+    assert result["message_id"] == again["message_id"]
+    assert result["status"] == "moved"
+    missing = ui.http.post("/api/dlq/redrive", json={"message_ids": ["no-such-message"]})
+    assert [result["status"] for result in missing.json()] == ["not_found"]
 
 
 def test_a_run_with_1000_history_items_is_shown_whole(ui: UI, finished: dict[str, str]) -> None:

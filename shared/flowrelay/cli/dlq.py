@@ -130,6 +130,7 @@ def dlq_redrive(
         message_ids=message_ids,
         everything=redrive_all,
         only=queue,
+        field_names={"message_ids": "MESSAGE_IDs", "all": "--all"},
     )
     problems = [result for result in results if result.status != "moved"]
     if as_json:

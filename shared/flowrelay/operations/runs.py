@@ -126,13 +126,14 @@ def find_runs(store: Store, wanted: RunFilter, before: str | None = None) -> Run
 
 def is_position(text: str) -> bool:
     """Whether ``text`` is a position a page of runs ends at (``RunPage.next``):
-    ``<created at, ISO 8601>#<run id>``.
+    ``<created at, ISO 8601>#<run id>``, or with no run id, the start of a day a page did not
+    read.
 
     >>> is_position("2026-11-30T08:00:00.123456+00:00#0b6e"), is_position("yesterday")
     (True, False)
     """
-    moment, mark, run_id = text.partition("#")
-    if not mark or not run_id:
+    moment, mark, _ = text.partition("#")
+    if not mark:
         return False
     try:
         return datetime.fromisoformat(moment).tzinfo is not None

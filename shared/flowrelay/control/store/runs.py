@@ -33,6 +33,8 @@ HISTORY_RETENTION = timedelta(days=90)
 RECENT_DAYS = 30
 #: Runs a filtered page examines at most before it stops and says where to go on from.
 PAGE_EXAMINES = 2000
+#: Days (``recent`` index partitions) a page of every flow's runs reads at most.
+PAGE_DAYS = 31
 
 
 class LaunchClaim(Model):
@@ -690,9 +692,14 @@ class RunStore:
         since_key = since.astimezone(UTC).isoformat() if since is not None else None
         if since_key is not None and before is not None and since_key > before:
             return RunPage(runs=[])
-        for index, partition_key, partition, sort_key in self._page_partitions(
-            flow_name, before, since, days
+        partitions = list(self._page_partitions(flow_name, before, since, days))
+        for number, (index, partition_key, partition, sort_key, day) in enumerate(
+            partitions, start=1
         ):
+            if examine is not None and number > PAGE_DAYS and day is not None:
+                # Days of few runs (a ``since`` years back): a page stops after a month of
+                # them and says where to go on from (before the day it did not read).
+                return RunPage(runs=found, next=f"{(day + timedelta(days=1)).isoformat()}#")
             condition = f"{partition_key} = :pk"
             values: dict[str, Any] = {":pk": {"S": partition}}
             if before is not None and since_key is not None:
@@ -737,21 +744,25 @@ class RunStore:
 
     def _page_partitions(
         self, flow_name: str | None, before: str | None, since: datetime | None, days: int
-    ) -> Iterator[tuple[str, str, str, str]]:
+    ) -> Iterator[tuple[str, str, str, str, datetime | None]]:
         """The index partitions a page reads, newest first: (index, its partition key, the
-        partition, its sort key)."""
+        partition, its sort key, the start of its day (UTC) when it holds one day's runs)."""
         if flow_name is not None:
-            yield "by-flow", "flow_pk", f"FLOW#{flow_name}", "flow_sk"
+            yield "by-flow", "flow_pk", f"FLOW#{flow_name}", "flow_sk", None
             return
         today = self.table.clock().astimezone(UTC)
         first = today
         if before is not None:
-            first = min(today, datetime.fromisoformat(before.partition("#")[0]).astimezone(UTC))
+            moment, _, run_id = before.partition("#")
+            until = datetime.fromisoformat(moment).astimezone(UTC)
+            # A day's start with no run (where a page stopped between days): the day before.
+            first = min(today, until - timedelta(microseconds=0 if run_id else 1))
         # ``since`` says how far back to look; ``days`` only when it does not.
         oldest = since.astimezone(UTC) if since is not None else today - timedelta(days=days - 1)
         day = first
         while day.date() >= oldest.date():
-            yield "recent", "recent_pk", _recent_bucket(day), "recent_sk"
+            start = datetime.combine(day.date(), datetime.min.time(), tzinfo=UTC)
+            yield "recent", "recent_pk", _recent_bucket(day), "recent_sk", start
             day -= timedelta(days=1)
 
     def active(self, state: RunState, entered_before: datetime | None = None) -> list[FlowRun]:

@@ -426,7 +426,6 @@ def _wait(done: Callable[[], bool], timeout: float, every: float) -> bool:
 
 def measure_latency() -> Latency:
     """Single runs one at a time, then the burst, on one dev stack."""
-    import boto3
 
     from flowrelay.aws.bus import Publisher
     from flowrelay.control.store import Store
@@ -439,16 +438,9 @@ def measure_latency() -> Latency:
 
     name = f"flowrelay-bench-cp-{uuid.uuid4().hex[:8]}"
     with DevStack(stack_name=name, log=lambda line: None) as stack:
-        env = stack.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
-        make: Any = session.client
-        endpoint = env["AWS_ENDPOINT_URL"]
-        store = Store(make("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"])
-        publisher = Publisher(make("events", endpoint_url=endpoint), stack.outputs["BusName"])
+        client = stack.clients()
+        store = Store(client("dynamodb"), stack.outputs["TableName"])
+        publisher = Publisher(client("events"), stack.outputs["BusName"])
         module = Module(FLOW_MODULE)
         store.flows.register(registration_for(load_flow(module), storage=module))
         store.targets.put(
@@ -781,8 +773,8 @@ def section(rows: list[Row], seconds: float) -> str:
             "its figures count from the moment before the last of them. The dev stack honours "
             "the template's batch sizes, batching windows (0 on these queues) and maximum "
             "concurrency per function (docs/devstack.md). Concurrent record_state batches may "
-            "apply a run's Success before its Running, as on AWS: such a run has no Running "
-            "time.",
+            "apply a run's Success before its Running, as on AWS: the late Running is kept as "
+            "a note with the runner's time, which these figures use.",
         ]
     )
 

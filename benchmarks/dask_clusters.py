@@ -55,7 +55,6 @@ def _flow(name: str, cluster_class: str | None) -> Any:
 
 def measure(repeats: int = 3) -> list[Row]:
     """Run both flows ``repeats`` times each, alternately, on one dev stack."""
-    import boto3
 
     from flowrelay.aws.bus import Publisher
     from flowrelay.control.store import Store
@@ -70,19 +69,9 @@ def measure(repeats: int = 3) -> list[Row]:
     fargate: list[float] = []
     starts: list[float] = []
     with DevStack(schedule_seconds=2.0, log=lambda line: None) as stack:
-        env = stack.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
-        make: Any = session.client
-        store = Store(
-            make("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL"]), stack.outputs["TableName"]
-        )
-        publisher = Publisher(
-            make("events", endpoint_url=env["AWS_ENDPOINT_URL"]), stack.outputs["BusName"]
-        )
+        client = stack.clients()
+        store = Store(client("dynamodb"), stack.outputs["TableName"])
+        publisher = Publisher(client("events"), stack.outputs["BusName"])
         for name, cluster_class in (("bench-local", None), ("bench-fargate", FARGATE_CLUSTER)):
             registration = registration_for(_flow(name, cluster_class), storage=Module(FLOW_PATH))
             store.flows.register(registration)

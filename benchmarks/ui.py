@@ -116,20 +116,7 @@ def measure() -> dict[str, float]:
     from flowrelay.ui.server import served
 
     with DevStack(log=lambda line: None) as stack:
-        environment = stack.environment()
-        import boto3
-
-        session = boto3.session.Session(
-            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-            region_name=environment["AWS_DEFAULT_REGION"],
-        )
-
-        make: Any = session.client  # boto3-stubs type each service separately
-
-        def client(service: str) -> Any:
-            return make(service, endpoint_url=environment["AWS_ENDPOINT_URL"])
-
+        client = stack.clients()
         table = stack.outputs["TableName"]
         dynamodb = client("dynamodb")
         start = datetime.now(UTC) - timedelta(hours=4)

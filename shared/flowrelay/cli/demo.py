@@ -157,8 +157,6 @@ def run_control_plane_demo(
     import tempfile
     import uuid
 
-    import boto3
-
     from flowrelay.aws.bus import Publisher
     from flowrelay.control.monitor import waking_by
     from flowrelay.control.slots import Slots
@@ -276,17 +274,9 @@ def run_control_plane_demo(
         ),
     ]
     with DevStack(schedule_seconds=2.0, log=lambda line: say(f"  [stack] {line}")) as stack:
-        environment = stack.environment()
-        session = boto3.session.Session(
-            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-            region_name=environment["AWS_DEFAULT_REGION"],
-        )
-        endpoint = environment["AWS_ENDPOINT_URL"]
-        store = Store(session.client("dynamodb", endpoint_url=endpoint), stack.outputs["TableName"])
-        publisher = Publisher(
-            session.client("events", endpoint_url=endpoint), stack.outputs["BusName"]
-        )
+        client = stack.clients()
+        store = Store(client("dynamodb"), stack.outputs["TableName"])
+        publisher = Publisher(client("events"), stack.outputs["BusName"])
         for name in sorted({run.flow for run in runs}):
             module = Module(f"flowrelay.sdk.examples.{name.replace('-', '_')}:flow")
             flow = load_flow(module)
@@ -315,7 +305,7 @@ def run_control_plane_demo(
         serial = ConcurrencyLimit(name="serial", kind="label", value="serial", max_runs=1)
         Slots(store, wake=waking_by(publisher)).put(serial)
         say(f"target 'serial-fargate' (ecs, labels: serial); limit 'serial': {serial.describe()}")
-        scheduler = session.client("scheduler", endpoint_url=endpoint)
+        scheduler = client("scheduler")
         _sync_demo_schedule(store, scheduler, stack.outputs, say)
         for run in runs:
             if run.clock is not None or run.restart_of is not None:
@@ -399,7 +389,7 @@ def run_control_plane_demo(
             ),
             timeout,
         )
-        ecs = session.client("ecs", endpoint_url=endpoint)
+        ecs = client("ecs")
         # Let the last task processes exit and their STOPPED events be recorded, so the
         # timelines are whole and "the infrastructure stopped" is a fact, not a hope.
         stack.wait_idle(timeout=15)
@@ -463,7 +453,7 @@ def _keep_serving(stack: Any, ui_socket: socket.socket | None) -> None:
         stack=stack.stack_name,
         outputs=outputs,
     )
-    app = create_app(stack_access(names, lambda: outputs))
+    app = create_app(stack_access(names, outputs))
     announce(address_of(ui_socket), "127.0.0.1")
     with contextlib.suppress(KeyboardInterrupt):
         serve(app, ui_socket)

@@ -264,6 +264,16 @@ class DevStack:
             "FLOWRELAY_BUS_NAME": self.outputs.get("BusName", ""),
         }
 
+    def clients(self) -> Callable[[str], Any]:
+        """``client(service)`` for this running stack, made as another process would make
+        them: the stack's credentials, region and loopback endpoint, one boto3 session.
+
+        >>> client = stack.clients()                     # doctest: +SKIP
+        >>> client("dynamodb").list_tables()             # doctest: +SKIP
+        """
+        make: Any = self._session().client  # boto3-stubs type each service separately
+        return lambda service: make(service, endpoint_url=self.endpoint)
+
     def export_line(self) -> str:
         """``export NAME=value ...``: the shell line that points another shell at this stack."""
         return "export " + " ".join(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -41,9 +41,10 @@ def ui_available() -> str | None:
     return None
 
 
-def stack_access(names: StackNames, outputs: Callable[[], Mapping[str, str]]) -> StackAccess:
-    """What the UI reads and acts on: the stack ``names`` name, as this command resolved it.
-    ``outputs`` gives the stack's outputs (read once the first time a page needs them)."""
+def stack_access(names: StackNames, outputs: Mapping[str, str] | ConfigError) -> StackAccess:
+    """What the UI reads and acts on: the stack ``names`` name, as this command resolved it,
+    with its outputs (or why this command could not read them, which the pages that need them
+    say)."""
     from flowrelay.ui.app import StackAccess, UnavailableError
 
     lock = threading.Lock()
@@ -63,16 +64,9 @@ def stack_access(names: StackNames, outputs: Callable[[], Mapping[str, str]]) ->
             return made["launcher"]
 
     def stack_outputs() -> Mapping[str, str]:
-        with lock:
-            if "outputs" not in made:
-                try:
-                    made["outputs"] = dict(outputs())
-                except ConfigError as exc:
-                    made["outputs"] = exc
-            found = made["outputs"]
-        if isinstance(found, ConfigError):
-            raise UnavailableError(str(found))
-        return dict(found)
+        if isinstance(outputs, ConfigError):
+            raise UnavailableError(str(outputs))
+        return outputs
 
     return StackAccess(
         table_name=names.table_name,
@@ -165,14 +159,9 @@ def ui(port: int, host: str, allow_hosts: tuple[str, ...], open_browser: bool) -
     except ConfigError as exc:
         outputs = exc
 
-    def stack_outputs() -> Mapping[str, str]:
-        if isinstance(outputs, ConfigError):
-            raise outputs
-        return outputs
-
     sock = bind(host, port)
     hosts = host_names(host, allow_hosts)
-    app = create_app(stack_access(names, stack_outputs), allowed_hosts=hosts)
+    app = create_app(stack_access(names, outputs), allowed_hosts=hosts)
     url = address_of(sock)
     # uvicorn ends on Ctrl-C (SIGINT) or SIGTERM itself, after the requests in flight, then
     # raises the signal again for whoever else handles it; one before it serves ends here too.

@@ -37,10 +37,12 @@ from flowrelay.aws.bus import Publisher
 from flowrelay.aws.logs import log_location
 from flowrelay.control.store import Store
 from flowrelay.core.lifecycle import RunState
+from flowrelay.core.routing import Target
 from flowrelay.core.runs import FlowRun, HistoryEntry, restart_refusal
 from flowrelay.operations import NotFoundError, OperationError, RefusedError
+from flowrelay.operations.flows import FlowDetail, FlowSummaries, flow_detail, flow_summaries
 from flowrelay.operations.limits import limit_json, run_limits
-from flowrelay.operations.logs import read_log
+from flowrelay.operations.logs import RunLog, read_log
 from flowrelay.operations.runs import (
     RunFilter,
     console_url,
@@ -399,14 +401,17 @@ class Pages:
         final = view["run"].state.is_final
         return self.html("_run_live.html", request, status=STOP_POLLING if final else 200, **view)
 
+    def _read_log(self, run: FlowRun, last: int) -> RunLog:
+        return read_log(
+            run,
+            last,
+            logs_client=lambda: self.access.aws("logs"),
+            kubernetes=self.access.kubernetes,
+        )
+
     def _log(self, run: FlowRun, last: int) -> dict[str, Any]:
         try:
-            log = read_log(
-                run,
-                last,
-                logs_client=lambda: self.access.aws("logs"),
-                kubernetes=self.access.kubernetes,
-            )
+            log = self._read_log(run, last)
             lines = list(log.lines)
         except NotFoundError as exc:
             return {"where": None, "lines": [], "problem": str(exc)}
@@ -464,19 +469,27 @@ class Pages:
         except UnavailableError as exc:
             return None, None, str(exc)
 
-    def flows(self, request: Request) -> Response:
-        from flowrelay.operations.flows import flow_summaries
-
+    def _flows(self) -> tuple[FlowSummaries, str | None]:
+        """Every flow (``flow_summaries``), and why their schedules are not shown, if not."""
         scheduler, target, why = self._schedules()
-        summaries = flow_summaries(self.access.store, scheduler, target, now=self.access.clock())
+        return flow_summaries(self.access.store, scheduler, target, now=self.access.clock()), why
+
+    def _flow(self, name: str) -> tuple[FlowDetail, str | None]:
+        """One flow (``flow_detail``), and why its schedules are not shown, if not."""
+        scheduler, target, why = self._schedules()
+        detail = flow_detail(self.access.store, name, scheduler, target, now=self.access.clock())
+        return detail, why
+
+    def _targets(self) -> list[Target]:
+        return sorted(self.access.store.targets.list(), key=lambda target: target.name)
+
+    def flows(self, request: Request) -> Response:
+        summaries, why = self._flows()
         return self.html("flows.html", request, summaries=summaries, schedules_why=why)
 
     def flow(self, request: Request) -> Response:
-        from flowrelay.operations.flows import flow_detail
-
         name = request.path_params["name"]
-        scheduler, target, why = self._schedules()
-        detail = flow_detail(self.access.store, name, scheduler, target, now=self.access.clock())
+        detail, why = self._flow(name)
         return self.html(
             "flow.html",
             request,
@@ -486,8 +499,7 @@ class Pages:
         )
 
     def targets(self, request: Request) -> Response:
-        found = sorted(self.access.store.targets.list(), key=lambda target: target.name)
-        return self.html("targets.html", request, targets=found)
+        return self.html("targets.html", request, targets=self._targets())
 
     def limits(self, request: Request) -> Response:
         found = self.access.store.limits.list()
@@ -567,13 +579,7 @@ class Pages:
     def api_log(self, request: Request) -> Response:
         run = get_run(self.access.store, request.path_params["run_id"])
         last = _positive(request.query_params.get("last"), LOG_LINES, "last")
-        log = read_log(
-            run,
-            last,
-            logs_client=lambda: self.access.aws("logs"),
-            kubernetes=self.access.kubernetes,
-        )
-        return _json(log.as_json())
+        return _json(self._read_log(run, last).as_json())
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -613,28 +619,13 @@ class Pages:
         return _json(restart.as_json(), 202)
 
     def api_flows(self, request: Request) -> Response:
-        from flowrelay.operations.flows import flow_summaries
-
-        scheduler, target, _ = self._schedules()
-        summaries = flow_summaries(self.access.store, scheduler, target, now=self.access.clock())
-        return _json(summaries.model_dump(mode="json"))
+        return _json(self._flows()[0].model_dump(mode="json"))
 
     def api_flow(self, request: Request) -> Response:
-        from flowrelay.operations.flows import flow_detail
-
-        scheduler, target, _ = self._schedules()
-        detail = flow_detail(
-            self.access.store,
-            request.path_params["name"],
-            scheduler,
-            target,
-            now=self.access.clock(),
-        )
-        return _json(detail.model_dump(mode="json"))
+        return _json(self._flow(request.path_params["name"])[0].model_dump(mode="json"))
 
     def api_targets(self, request: Request) -> Response:
-        found = sorted(self.access.store.targets.list(), key=lambda target: target.name)
-        return _json([target.model_dump(mode="json") for target in found])
+        return _json([target.model_dump(mode="json") for target in self._targets()])
 
     def api_limits(self, request: Request) -> Response:
         return _json([limit_json(state) for state in self.access.store.limits.list()])
